@@ -1,0 +1,1 @@
+"""One subpackage per benchmark; each is imported only when its env is made."""
