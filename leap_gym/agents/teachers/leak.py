@@ -1,0 +1,59 @@
+"""The leak meter: does a corrected reason reveal a privileged fact the student has not observed?
+
+Each env's teacher module defines ``privileged_only_facts(trajectory, t) -> list[str]``: short strings (an object
+location the student has not seen, a target ASIN or product title not yet on screen, distinctive tokens of the
+gold command) that a reason at step ``t`` must not contain. The meter matches them case-insensitively on word
+boundaries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from leap_gym.agents.teachers import load_symbol
+from leap_gym.core import Correction, Trajectory
+
+FACT_FUNCTIONS: dict[str, str] = {
+    "leap/ALFWorld-v0": "leap_gym.agents.teachers.alfworld:privileged_only_facts",
+    "leap/WebShop-v0": "leap_gym.agents.teachers.webshop:privileged_only_facts",
+    "leap/InterCodeBash-v0": "leap_gym.agents.teachers.intercode_bash:privileged_only_facts",
+}
+
+
+def _mentions(text: str, fact: str) -> bool:
+    pattern = r"(?<![\w])" + re.escape(fact.lower()) + r"(?![\w])"
+    return re.search(pattern, text.lower()) is not None
+
+
+def find_leaks(reason: str, trajectory: Trajectory, t: int) -> list[str]:
+    """The privileged-only facts at step ``t`` that ``reason`` mentions."""
+    facts = load_symbol(FACT_FUNCTIONS[trajectory.env_id])(trajectory, t)
+    return [f for f in facts if f and _mentions(reason, f)]
+
+
+@dataclass
+class LeakReport:
+    steps: int = 0
+    leaks: int = 0
+    examples: list[dict] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.leaks / self.steps if self.steps else 0.0
+
+
+def leak_report(pairs: Iterable[tuple[Trajectory, list[Correction]]], max_examples: int = 10) -> LeakReport:
+    """Count corrected reasons that leak, over (trajectory, corrections) pairs."""
+    report = LeakReport()
+    for traj, corrections in pairs:
+        for c in corrections:
+            report.steps += 1
+            found = find_leaks(c.reason, traj, c.step_index)
+            if found:
+                report.leaks += 1
+                if len(report.examples) < max_examples:
+                    report.examples.append({"task_id": traj.task_id, "step": c.step_index,
+                                            "reason": c.reason, "facts": found})
+    return report
