@@ -34,3 +34,24 @@ class StudentView(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return obs, reward, terminated, truncated, strip_privileged(info, self._keys)
+
+
+class StudentViewVector(gym.vector.VectorWrapper):
+    """``StudentView`` for vector envs: strips privileged keys (and their ``_key`` masks) from batched infos."""
+
+    def __init__(self, env: gym.vector.VectorEnv):
+        super().__init__(env)
+        try:
+            per_env = env.get_attr("privileged_info_keys")
+        except AttributeError:
+            per_env = ()
+        self._keys = PRIVILEGED_INFO_KEYS | frozenset(k for keys in per_env for k in keys)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return obs, strip_privileged(info, self._keys)
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        return obs, reward, terminated, truncated, strip_privileged(info, self._keys)
+
