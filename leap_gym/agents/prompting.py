@@ -1,0 +1,194 @@
+"""The student prompt and its output format, shared by HF students, prompting baselines and training data.
+
+A student step is one chat: a system message (role, the env's rules, the output format) and one user message
+(task, the student's own last ``k`` observation-action pairs, the task again, the current observation and the
+candidate actions when the env has them). The answer is ``REASON: <why>`` then ``ACTION: <one action>``
+(``format_target``); ``parse_output`` reads it back tolerantly and never raises.
+
+Only student-view information goes in: the task text, observations, the student's own actions and the
+admissible actions. Nothing here reads ``info``; callers pass those pieces explicitly, which keeps the privileged
+state out by construction (``HFStudent`` additionally strips privileged keys from any ``info`` it gets).
+
+The fixed strings are kept short on purpose: a 1M-parameter student is trained on prompts cut to a few hundred
+tokens, so every rule line costs context that the history could use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from leap_gym.agents.base import INVALID_ACTION, AgentOutput
+
+DEFAULT_HISTORY = 5
+
+ROLE = "You are an agent solving a task in a text environment, one action per turn."
+
+FORMAT_RULE = "Answer in exactly this format:\nREASON: <one short sentence>\nACTION: <one action>"
+
+ENV_RULES: dict[str, str] = {
+    "alfworld": ("You are in a household. Pick the action verbatim from the candidate actions. "
+                 "Do not repeat your last action if it did not help. "
+                 "\"Nothing happens.\" means the action was invalid."),
+    "webshop": ("You are shopping on a website. Actions are search[query] or click[button], "
+                "with the button taken verbatim from the candidate actions. "
+                "Buy quickly: an unfinished task scores 0."),
+    "bash": ("You are in a Linux shell. The action is one bash command on a single line (under 100 characters), "
+             "or submit when the task is done."),
+    "generic": "Pick the action verbatim from the candidate actions when they are given.",
+}
+
+# Words in an env id or task type that select the rules above.
+_FAMILY_MARKERS = (("alfworld", "alfworld"), ("webshop", "webshop"), ("intercode", "bash"), ("bash", "bash"))
+
+
+def env_family(env: str | None) -> str:
+    """Map an env id (``leap/ALFWorld-v0``), a family name or ``None`` to a key of ``ENV_RULES``."""
+    name = (env or "").lower()
+    for marker, family in _FAMILY_MARKERS:
+        if marker in name:
+            return family
+    return "generic"
+
+
+def system_prompt(env: str | None = None) -> str:
+    return f"{ROLE}\n{ENV_RULES[env_family(env)]}\n{FORMAT_RULE}"
+
+
+def _clip(text: str, max_chars: int | None) -> str:
+    text = text.strip()
+    if max_chars is not None and len(text) > max_chars:
+        return text[:max_chars].rstrip() + " ..."
+    return text
+
+
+def build_user_prompt(task: str, history: Sequence[tuple[str, str]], observation: str,
+                      admissible_actions: Sequence[str] | None, k: int = DEFAULT_HISTORY,
+                      max_obs_chars: int | None = 600) -> str:
+    """The user message; ``history`` holds the student's own earlier ``(observation, action)`` pairs."""
+    k = max(int(k), 0)
+    kept = list(history)[-k:] if k else []
+    first = len(history) - len(kept)
+    lines = [f"TASK: {task.strip()}"]
+    if kept:
+        lines.append(f"HISTORY (last {len(kept)} of {len(history)} steps):")
+        for i, (obs, act) in enumerate(kept, start=first + 1):
+            lines.append(f"[{i}] OBSERVATION: {_clip(obs, max_obs_chars)}")
+            lines.append(f"[{i}] ACTION: {act.strip()}")
+        lines.append(f"TASK: {task.strip()}")
+    lines.append(f"OBSERVATION: {observation.strip()}")
+    if admissible_actions is not None:
+        lines.append("CANDIDATE ACTIONS:")
+        lines.extend(f"- {a}" for a in admissible_actions)
+    lines.append("Your answer (REASON, then ACTION):")
+    return "\n".join(lines)
+
+
+def build_messages(task: str, history: Sequence[tuple[str, str]], observation: str,
+                   admissible_actions: Sequence[str] | None, k: int = DEFAULT_HISTORY,
+                   env: str | None = None, max_obs_chars: int | None = 600) -> list[dict[str, str]]:
+    """Chat messages for one student decision (system + user); append ``format_target`` for a training row.
+
+    ``env`` (an env id such as ``leap/WebShop-v0`` or a family name) picks the rule text; ``k`` bounds the
+    history so prompts stay short as episodes grow (older steps are dropped, never the current observation);
+    ``max_obs_chars`` clips long *history* observations (WebShop pages), never the current one.
+    """
+    return [{"role": "system", "content": system_prompt(env)},
+            {"role": "user", "content": build_user_prompt(task, history, observation, admissible_actions, k,
+                                                          max_obs_chars)}]
+
+
+def format_target(reason: str, action: str) -> str:
+    """The assistant text a student is trained to produce."""
+    reason = " ".join(reason.split())
+    return f"REASON: {reason}\nACTION: {action.strip()}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parsing
+
+# A marker is the word, optionally wrapped in markdown (**ACTION**:, ### Action -), then ':' or '-'.
+_MARK = r"[*_#>`\s]*{word}[*_`]*\s*[:：\-][*_`]*[ \t]*"
+_ACTION_LINE = re.compile(r"(?im)^" + _MARK.format(word="action"))
+_ACTION_ANY = re.compile(r"(?i)\baction[*_`]*\s*[:：][*_`]*[ \t]*")
+_REASON = re.compile(r"(?i)(?:^|\b)" + _MARK.format(word=r"(?:reason|reasoning|thought|think)"))
+_FENCE = re.compile(r"```[^\n`]*\n?(.*?)(?:```|\Z)", re.S)
+_NEXT_MARK = re.compile(r"(?i)\s*\b(?:reason|reasoning|thought)\s*:.*$")
+
+
+def _first_line_of(text: str) -> str:
+    """First non-empty line; a fenced block right at the start contributes its first line instead."""
+    text = text.lstrip()
+    if text.startswith("```"):
+        m = _FENCE.match(text)
+        text = m.group(1) if m else text.strip("`")
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("```"):
+            return line
+    return ""
+
+
+def _clean_action(line: str) -> str:
+    line = _NEXT_MARK.sub("", line).strip()
+    line = line.strip("*_").strip()
+    if len(line) >= 2 and line[0] == line[-1] and line[0] in "`'\"":
+        line = line[1:-1].strip()
+    return line
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().strip(" .!\t").split())
+
+
+def match_candidate(action: str, candidates: Sequence[str] | None) -> str | None:
+    """The candidate equal to ``action`` up to case, spacing and a trailing period, else ``None``."""
+    if not candidates:
+        return None
+    if action in candidates:
+        return action
+    target = _norm(action)
+    for c in candidates:
+        if _norm(c) == target:
+            return c
+    return None
+
+
+def parse_output(text: str | None, admissible_actions: Sequence[str] | None = None) -> AgentOutput:
+    """Read ``REASON: ... ACTION: ...`` from model text; never raises.
+
+    Tolerates any case, markdown emphasis around the markers, extra spacing, a missing reason, text after the
+    action (only the first line after ``ACTION:`` counts) and fenced code blocks (after ``ACTION:``, or as the
+    whole answer, as bash models like to write). With ``admissible_actions`` an action equal to a candidate up
+    to case/spacing is returned in the candidate's exact spelling, and a bare answer equal to a candidate is
+    accepted. Anything else unparseable gives ``AgentOutput(reason, INVALID_ACTION, text, format_ok=False)``.
+    """
+    raw = text if isinstance(text, str) else ""
+    body = raw.replace("\r\n", "\n")
+    m = _ACTION_LINE.search(body) or _ACTION_ANY.search(body)
+    reason = ""
+    action = ""
+    if m:
+        head, tail = body[:m.start()], body[m.end():]
+        rm = _REASON.search(head)
+        reason = head[rm.end():] if rm else head
+        action = _clean_action(_first_line_of(tail))
+    else:
+        rm = _REASON.search(body)
+        fence = _FENCE.search(body)
+        if fence:  # a bare fenced block: the command is its first line
+            action = _clean_action(_first_line_of(fence.group(1)))
+            reason = body[rm.end():fence.start()] if rm else body[:fence.start()]
+        elif admissible_actions and match_candidate(body.strip(), admissible_actions):
+            action = body.strip()
+    reason = " ".join(reason.replace("```", " ").split())
+    snapped = match_candidate(action, admissible_actions) if action else None
+    if snapped is not None:
+        action = snapped
+    if not action:
+        return AgentOutput(reason=reason, action=INVALID_ACTION, raw_text=raw, format_ok=False)
+    return AgentOutput(reason=reason, action=action, raw_text=raw, format_ok=True)
+
+
+__all__ = ["DEFAULT_HISTORY", "ENV_RULES", "FORMAT_RULE", "ROLE", "build_messages", "build_user_prompt",
+           "env_family", "format_target", "match_candidate", "parse_output", "system_prompt"]

@@ -1,0 +1,85 @@
+"""The student prompt builder and the tolerant REASON/ACTION parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from leap_gym.agents.base import INVALID_ACTION
+from leap_gym.agents.prompting import build_messages, env_family, format_target, parse_output, system_prompt
+
+
+@pytest.mark.parametrize("text, reason, action", [
+    ("REASON: the mug is here\nACTION: take mug 1 from shelf 1", "the mug is here", "take mug 1 from shelf 1"),
+    ("reason: lower case\naction: go to shelf 1", "lower case", "go to shelf 1"),
+    ("  Reason :   spaced   out  \n\n  Action :   go to shelf 1   \n", "spaced out", "go to shelf 1"),
+    ("**REASON:** bold\n**ACTION:** open fridge 1", "bold", "open fridge 1"),
+    ("### Reason: heading\n### Action: look", "heading", "look"),
+    ("ACTION: inventory", "", "inventory"),  # missing reason
+    ("REASON: one\nACTION: go to desk 1\nREASON: more rambling\nACTION: go to bed 1", "one", "go to desk 1"),
+    ("REASON: extra text after\nACTION: look\nThis is why I looked around.", "extra text after", "look"),
+    ("REASON: fix it\nACTION:\n```bash\nfind . -name '*.txt' | wc -l\n```", "fix it",
+     "find . -name '*.txt' | wc -l"),
+    ("REASON: inline\nACTION: `ls -la`", "inline", "ls -la"),
+    ("```\nREASON: fenced whole\nACTION: go to sofa 1\n```", "fenced whole", "go to sofa 1"),
+    ("I think we should count.\n```sh\nwc -l notes.txt\n```", "I think we should count.", "wc -l notes.txt"),
+    ("REASON: same line ACTION: go to cart 1", "same line", "go to cart 1"),
+    ("REASON: multi\nline reason\nACTION: look", "multi line reason", "look"),
+    ("Thought: react style\nAction: search[blue shoes]", "react style", "search[blue shoes]"),
+    ("REASON: windows\r\nACTION: look\r\n", "windows", "look"),
+])
+def test_parse_tolerant(text, reason, action):
+    out = parse_output(text)
+    assert out.format_ok and (out.reason, out.action) == (reason, action)
+    assert out.raw_text == text
+
+
+@pytest.mark.parametrize("text", ["", "   ", "I do not know what to do.", "REASON: thinking only",
+                                  "REASON: empty action\nACTION:   \n", None, 42, "ACTION:\n```\n```"])
+def test_parse_unparseable_is_invalid_never_raises(text):
+    out = parse_output(text)
+    assert out.action == INVALID_ACTION and not out.format_ok
+
+
+def test_parse_snaps_to_candidates():
+    cands = ["go to shelf 1", "take mug 1 from shelf 1"]
+    assert parse_output("REASON: r\nACTION: Go To  Shelf 1.", cands).action == "go to shelf 1"
+    assert parse_output("take mug 1 from shelf 1", cands).action == "take mug 1 from shelf 1"
+    assert not parse_output("take mug 1 from shelf 1").format_ok  # bare text needs candidates to be accepted
+    # not a candidate: kept verbatim (the env decides validity)
+    assert parse_output("REASON: r\nACTION: go to shelf 9", cands).action == "go to shelf 9"
+
+
+def test_format_target_round_trips():
+    text = format_target("  the mug is\n usually here ", "take mug 1 from shelf 1")
+    assert text == "REASON: the mug is usually here\nACTION: take mug 1 from shelf 1"
+    out = parse_output(text)
+    assert (out.reason, out.action, out.format_ok) == ("the mug is usually here", "take mug 1 from shelf 1", True)
+
+
+def test_build_messages_content_and_history_window():
+    history = [(f"obs {i}", f"act {i}") for i in range(8)]
+    msgs = build_messages("find the key", history, "You are in the hall.", ["go to kitchen", "go to garden"],
+                          k=3, env="leap/ALFWorld-v0")
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    assert msgs[0]["content"] == system_prompt("alfworld") and "Nothing happens." in msgs[0]["content"]
+    user = msgs[1]["content"]
+    assert "obs 4" not in user and "act 4" not in user
+    assert all(f"act {i}" in user for i in (5, 6, 7)) and "[6] OBSERVATION: obs 5" in user
+    assert user.count("TASK: find the key") == 2  # repeated after the history, as in the paper's prompt
+    assert user.index("You are in the hall.") < user.index("- go to kitchen")
+    no_hist = build_messages("t", history, "o", None, k=0)[1]["content"]
+    assert "HISTORY" not in no_hist and "CANDIDATE" not in no_hist
+
+
+def test_build_messages_clips_long_history_observations_only():
+    long = "x" * 5000
+    user = build_messages("t", [(long, "a")], long, None, max_obs_chars=100)[1]["content"]
+    assert "OBSERVATION: " + "x" * 100 + " ...\n" in user  # history clipped
+    assert "OBSERVATION: " + long + "\n" in user  # the current observation is never clipped
+
+
+def test_env_family():
+    assert env_family("leap/WebShop-v0") == "webshop"
+    assert env_family("leap/InterCodeBash-v0") == "bash"
+    assert env_family("ALFWorld") == "alfworld"
+    assert env_family(None) == "generic" and env_family("leap-test/Toy-v0") == "generic"
