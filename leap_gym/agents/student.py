@@ -20,6 +20,7 @@ import copy
 import inspect
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from leap_gym.agents.base import Agent, AgentOutput
@@ -32,6 +33,13 @@ if TYPE_CHECKING:
 
 # End-of-turn tokens of common chat families; whichever exist in a tokenizer's vocab stop generation.
 END_OF_TURN_TOKENS = ("<|end|>", "<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
+
+
+@dataclass
+class Completion:
+    text: str
+    tokens: int  # generated tokens, end-of-turn included
+    finish_reason: str  # "stop" (end of turn) or "length" (max_new_tokens reached)
 
 
 def split_vector_info(infos: Mapping[str, Any] | Sequence[Mapping[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -168,7 +176,7 @@ class HFStudent(Agent):
             cands.append(acts)
             prompts.append(self._prompt_ids(self.tasks[i], self.histories[i], str(obs), acts))
         self.last_prompts = [self.tokenizer.decode(p) for p in prompts]
-        texts = self._generate(prompts)
+        texts = [c.text for c in self.complete(prompts)]
         outputs = []
         for i, text in enumerate(texts):
             out = parse_output(text, cands[i])
@@ -205,10 +213,23 @@ class HFStudent(Agent):
                 return ids[-self.max_prompt_tokens:]
             k = min(k, len(history)) - 1
 
-    def _generate(self, prompts: list[list[int]]) -> list[str]:
+    def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None,
+                 do_sample: bool | None = None, temperature: float | None = None, top_p: float | None = None,
+                 seed: int | None = None) -> list[Completion]:
+        """Generate after each prompt (token ids), batched and left-padded; ``None`` keeps the student's setting.
+
+        Used by ``act_batch`` and by ``leap-gym serve``. Each answer stops at the first end-of-turn token. An
+        explicit ``seed`` makes this call's sampling exactly reproducible; without one, sampling follows the
+        student's seeded sequence of calls (or the global RNG when the student has no seed).
+        """
         torch = self._torch
+        settings = {"max_new_tokens": max_new_tokens or self.max_new_tokens,
+                    "do_sample": self.do_sample if do_sample is None else do_sample,
+                    "temperature": self.temperature if temperature is None else temperature,
+                    "top_p": self.top_p if top_p is None else top_p,
+                    "seed": seed}
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
-        texts = [""] * len(prompts)
+        results: list[Completion | None] = [None] * len(prompts)
         pad = self.tokenizer.pad_token_id
         was_training = self.model.training
         self.model.eval()
@@ -220,33 +241,37 @@ class HFStudent(Agent):
                 mask = torch.zeros((len(chunk), width), dtype=torch.long)
                 for row, i in enumerate(chunk):  # left padding: every prompt ends where generation starts
                     p = prompts[i]
-                    ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
+                    ids[row, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
                     mask[row, width - len(p):] = 1
                 self.stats["prompt_tokens"] += int(mask.sum())
-                new = self._generate_chunk(ids.to(self.device), mask.to(self.device))
+                new = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings)
                 for row, i in enumerate(chunk):
                     toks = new[row].tolist()
-                    n = next((j + 1 for j, t in enumerate(toks) if t in self.stop_ids), len(toks))
+                    stop = next((j for j, t in enumerate(toks) if t in self.stop_ids), None)
+                    n = len(toks) if stop is None else stop + 1
+                    finish = "stop" if stop is not None else "length"
                     self.stats["generated_tokens"] += n
-                    texts[i] = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+                    results[i] = Completion(self.tokenizer.decode(toks[:n], skip_special_tokens=True), n, finish)
         finally:
             self.model.train(was_training)
-        return texts
+        return results  # type: ignore[return-value]
 
-    def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
         torch = self._torch
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+        kwargs: dict[str, Any] = {"max_new_tokens": settings["max_new_tokens"], "do_sample": settings["do_sample"],
                                   "eos_token_id": self.stop_ids, "pad_token_id": self.tokenizer.pad_token_id,
                                   "use_cache": True}
-        if self.do_sample:
-            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
+        if settings["do_sample"]:
+            kwargs.update(temperature=settings["temperature"], top_p=settings["top_p"], top_k=0)
         else:  # explicit, so a checkpoint's generation_config (e.g. do_sample=True, top_p=0.9) cannot override
             kwargs.update(temperature=None, top_p=None, top_k=None)
         self._calls += 1
         devices = [ids.device] if ids.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            if self.seed is not None:
-                torch.manual_seed(self.seed * 1_000_003 + self._calls)
+        seed = settings["seed"] if settings["seed"] is not None else \
+            (None if self.seed is None else self.seed * 1_000_003 + self._calls)
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None), torch.inference_mode():
+            if seed is not None:
+                torch.manual_seed(seed)
             out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         return out[:, ids.shape[1]:].cpu()
 
