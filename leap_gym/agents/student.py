@@ -293,7 +293,8 @@ class HFStudent(Agent):
         """The KV cache of one token sequence (batch 1)."""
         torch = self._torch
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self.device), use_cache=True)
+            out = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self.device), use_cache=True,
+                             **self._last_logits_only())
         return getattr(out, "cache", None) or out.past_key_values
 
     def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any],
@@ -318,10 +319,17 @@ class HFStudent(Agent):
             out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         return out[:, ids.shape[1]:].cpu()
 
+    def _forward_params(self) -> Mapping[str, Any]:
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return inspect.signature(base.forward).parameters
+
     def _cache_kwarg(self) -> str:
         """transformers >= 5.24 renamed the argument ``past_key_values`` (forward and generate) to ``cache``."""
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        return "cache" if "cache" in self._forward_params() else "past_key_values"
+
+    def _last_logits_only(self) -> dict[str, int]:
+        """Skip the full-vocabulary logits of every prompt position (GBs for a long prompt and a big vocab)."""
+        return {"logits_to_keep": 1} if "logits_to_keep" in self._forward_params() else {}
 
     def score_candidates(self, prompt_ids: list[int], reason: str, candidates: Sequence[str]) -> list[float]:
         """Log-likelihood of each ``candidate`` + end-of-turn after the prompt and ``REASON: <reason>\\nACTION:``.
@@ -341,7 +349,7 @@ class HFStudent(Agent):
         try:
             with torch.inference_mode():
                 pre = torch.tensor([prefix], dtype=torch.long, device=self.device)
-                out = self.model(input_ids=pre, use_cache=True)
+                out = self.model(input_ids=pre, use_cache=True, **self._last_logits_only())
                 first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
                 cache = getattr(out, "cache", None) or out.past_key_values
                 for start in range(0, len(cand_ids), self.score_batch_size):
