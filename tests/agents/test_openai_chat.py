@@ -98,8 +98,10 @@ def test_ok_and_accounting(fresh, monkeypatch):
         assert (r.prompt_tokens, r.completion_tokens) == (10, 5)
         assert r.cost == pytest.approx((10 * 2.0 + 5 * 4.0) / 1e6)
         assert c.usage.requests == 1 and c.usage.cost == pytest.approx(r.cost) and c.usage.retries == 0
+        c.chat(MSGS, max_tokens=None)  # None means "server default": the key is left out
     body = fresh.requests[0]
     assert body["model"] == "test-model" and body["max_tokens"] == 7 and body["temperature"] == 0.0
+    assert "max_tokens" not in fresh.requests[1]
     assert fresh.headers[0]["authorization"] == "Bearer sk-SENTINEL"
 
 
