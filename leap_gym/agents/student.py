@@ -1,8 +1,10 @@
 """``HFStudent``: any Hugging Face causal LM (plus an optional LoRA adapter) acting in one env or a vector env.
 
-All envs of a vector env are answered with one left-padded ``generate`` call (KV cache on), which is what makes
-rollouts fast: per-step cost is dominated by the prompt prefill, and batching shares the weights' memory
-traffic across envs. Each env slot keeps its own history of ``(observation, action)`` pairs.
+All envs of a vector env are answered with one left-padded ``generate`` call (KV cache on): the per-token
+decode overhead is paid once per batch instead of once per env. The system message, identical for every env,
+is prefilled once per call and its KV cache shared by all rows. Each env slot keeps its own history of
+``(observation, action)`` pairs; ``reset_batch(tasks, indices)`` clears slots whose env reset (a slot whose
+``info["task"]`` changes is cleared automatically).
 
 The student reads only ``task`` and ``admissible_actions`` from ``info``, after dropping every privileged key,
 so even a caller that forgets ``StudentView`` cannot leak the teacher's state into a prompt.
@@ -90,9 +92,11 @@ class HFStudent(Agent):
     """A Hugging Face causal LM as a LEAP student.
 
     ``model`` is a local path, a hub id the user's machine can reach, or a loaded ``PreTrainedModel``/PEFT model
-    (then ``tokenizer`` is required). ``adapter`` is a PEFT adapter directory loaded on top (merged into the
-    weights for speed when ``merge_adapter``). ``do_sample=False`` is greedy; with sampling, ``seed`` makes the
-    sequence of calls reproducible without touching the global RNG.
+    (then ``tokenizer`` is required; its device and dtype are kept, ``device``/``dtype`` apply to loading).
+    ``adapter`` is a PEFT adapter directory loaded on top (merged into the weights for speed when
+    ``merge_adapter``). ``do_sample=False`` is greedy; with sampling, ``seed`` makes the sequence of calls
+    reproducible without touching the global RNG. ``k`` is the history window of the prompt, and prompts longer
+    than ``max_prompt_tokens`` drop their oldest history first.
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, adapter: str | None = None, *, env: str | None = None,
