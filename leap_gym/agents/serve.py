@@ -53,7 +53,12 @@ class MicroBatcher:
         held: list[_Job] = []
         while True:
             job = held.pop(0) if held else self._queue.get()
-            if job is None:
+            if job is None:  # shutting down: fail what is still waiting instead of leaving it hanging
+                while not self._queue.empty():
+                    held.append(self._queue.get_nowait())
+                for j in held:
+                    if j is not None:
+                        j.future.set_exception(RuntimeError("server is shutting down"))
                 return
             batch = [job]
             # a seeded sampled request runs alone, so its answer does not depend on what else was waiting

@@ -1,8 +1,10 @@
 """``HFStudent``: any Hugging Face causal LM (plus an optional LoRA adapter) acting in one env or a vector env.
 
-All envs of a vector env are answered with one left-padded ``generate`` call (KV cache on), which is what makes
-rollouts fast: per-step cost is dominated by the prompt prefill, and batching shares the weights' memory
-traffic across envs. Each env slot keeps its own history of ``(observation, action)`` pairs.
+All envs of a vector env are answered with one left-padded ``generate`` call (KV cache on): the per-token
+decode overhead is paid once per batch instead of once per env. The system message, identical for every env,
+is prefilled once per call and its KV cache shared by all rows. Each env slot keeps its own history of
+``(observation, action)`` pairs; ``reset_batch(tasks, indices)`` clears slots whose env reset (a slot whose
+``info["task"]`` changes is cleared automatically).
 
 The student reads only ``task`` and ``admissible_actions`` from ``info``, after dropping every privileged key,
 so even a caller that forgets ``StudentView`` cannot leak the teacher's state into a prompt.
@@ -90,9 +92,11 @@ class HFStudent(Agent):
     """A Hugging Face causal LM as a LEAP student.
 
     ``model`` is a local path, a hub id the user's machine can reach, or a loaded ``PreTrainedModel``/PEFT model
-    (then ``tokenizer`` is required). ``adapter`` is a PEFT adapter directory loaded on top (merged into the
-    weights for speed when ``merge_adapter``). ``do_sample=False`` is greedy; with sampling, ``seed`` makes the
-    sequence of calls reproducible without touching the global RNG.
+    (then ``tokenizer`` is required; its device and dtype are kept, ``device``/``dtype`` apply to loading).
+    ``adapter`` is a PEFT adapter directory loaded on top (merged into the weights for speed when
+    ``merge_adapter``). ``do_sample=False`` is greedy; with sampling, ``seed`` makes the sequence of calls
+    reproducible without touching the global RNG. ``k`` is the history window of the prompt, and prompts longer
+    than ``max_prompt_tokens`` drop their oldest history first.
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, adapter: str | None = None, *, env: str | None = None,
@@ -100,7 +104,7 @@ class HFStudent(Agent):
                  temperature: float = 0.7, top_p: float = 1.0, seed: int | None = 0, device: str | None = None,
                  dtype: Any = None, constrained: bool = False, max_prompt_tokens: int = 1024,
                  batch_size: int = 32, score_batch_size: int = 64, max_obs_chars: int | None = 600,
-                 merge_adapter: bool = True, privileged_keys: Sequence[str] = ()):
+                 merge_adapter: bool = True, privileged_keys: Sequence[str] = (), share_prefix: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -130,6 +134,8 @@ class HFStudent(Agent):
         self.batch_size, self.score_batch_size = max(1, batch_size), max(1, score_batch_size)
         self.privileged_keys = PRIVILEGED_INFO_KEYS | frozenset(privileged_keys)
         self._calls = 0
+        self.share_prefix = share_prefix
+        self._system_cache: list[int] | None = None
         self.tasks: list[str] = [""]
         self.histories: list[list[tuple[str, str]]] = [[]]
         self.last_prompts: list[str] = []
@@ -170,13 +176,15 @@ class HFStudent(Agent):
         for i, (obs, info) in enumerate(zip(observations, views, strict=True)):
             task = info.get("task")
             if isinstance(task, str) and task:
+                if self.tasks[i] and task != self.tasks[i]:  # a new episode the caller did not announce
+                    self.histories[i] = []
                 self.tasks[i] = task
             acts = info.get("admissible_actions")
             acts = [str(a) for a in acts] if acts is not None else None
             cands.append(acts)
             prompts.append(self._prompt_ids(self.tasks[i], self.histories[i], str(obs), acts))
         self.last_prompts = [self.tokenizer.decode(p) for p in prompts]
-        texts = [c.text for c in self.complete(prompts)]
+        texts = [c.text for c in self.complete(prompts, prefix=self._system_ids())]
         outputs = []
         for i, text in enumerate(texts):
             out = parse_output(text, cands[i])
@@ -203,6 +211,19 @@ class HFStudent(Agent):
         ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
         return sorted(ids)
 
+    def _system_ids(self) -> list[int] | None:
+        """Token ids of the rendered system message when it is a token prefix of every prompt (checked in
+        ``complete``); ``None`` when prefix sharing is off or the template has no system turn."""
+        if not self.share_prefix:
+            return None
+        if self._system_cache is None:
+            if not getattr(self.tokenizer, "chat_template", None):
+                return None
+            msgs = build_messages("", [], "", None, env=self.env)[:1]
+            text = self.tokenizer.apply_chat_template(msgs, tokenize=False)
+            self._system_cache = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._system_cache
+
     def _prompt_ids(self, task: str, history: list[tuple[str, str]], obs: str, acts: list[str] | None) -> list[int]:
         """Token ids of the prompt; drops the oldest history first, then cuts from the left, to fit."""
         k = self.k
@@ -215,12 +236,16 @@ class HFStudent(Agent):
 
     def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None,
                  do_sample: bool | None = None, temperature: float | None = None, top_p: float | None = None,
-                 seed: int | None = None) -> list[Completion]:
+                 seed: int | None = None, prefix: Sequence[int] | None = None) -> list[Completion]:
         """Generate after each prompt (token ids), batched and left-padded; ``None`` keeps the student's setting.
 
         Used by ``act_batch`` and by ``leap-gym serve``. Each answer stops at the first end-of-turn token. An
         explicit ``seed`` makes this call's sampling exactly reproducible; without one, sampling follows the
         student's seeded sequence of calls (or the global RNG when the student has no seed).
+
+        ``prefix``: token ids every prompt starts with (the system message). Its KV cache is computed once per
+        call and shared by all rows, laid out as ``[prefix | left padding | rest]``, so a batch of N prompts
+        prefills the prefix once instead of N times. Computed per call, so it can never go stale after training.
         """
         torch = self._torch
         settings = {"max_new_tokens": max_new_tokens or self.max_new_tokens,
@@ -228,23 +253,35 @@ class HFStudent(Agent):
                     "temperature": self.temperature if temperature is None else temperature,
                     "top_p": self.top_p if top_p is None else top_p,
                     "seed": seed}
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
+        head = list(prefix or [])
+        if not head or not all(len(p) > len(head) and list(p[:len(head)]) == head for p in prompts):
+            head = []
+        rests = [list(p[len(head):]) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: len(rests[i]))  # similar lengths share a batch
         results: list[Completion | None] = [None] * len(prompts)
-        pad = self.tokenizer.pad_token_id
+        pad, h = self.tokenizer.pad_token_id, len(head)
         was_training = self.model.training
         self.model.eval()
         try:
+            head_cache = self._prefill(head) if head else None
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
-                width = max(len(prompts[i]) for i in chunk)
+                width = h + max(len(rests[i]) for i in chunk)
                 ids = torch.full((len(chunk), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                if head:
+                    ids[:, :h] = torch.tensor(head, dtype=torch.long)
+                    mask[:, :h] = 1
                 for row, i in enumerate(chunk):  # left padding: every prompt ends where generation starts
-                    p = prompts[i]
-                    ids[row, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
-                    mask[row, width - len(p):] = 1
+                    r = rests[i]
+                    ids[row, width - len(r):] = torch.tensor(r, dtype=torch.long)
+                    mask[row, width - len(r):] = 1
                 self.stats["prompt_tokens"] += int(mask.sum())
-                new = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings)
+                cache = None
+                if head_cache is not None:
+                    cache = copy.deepcopy(head_cache)
+                    cache.batch_repeat_interleave(len(chunk))
+                new = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache)
                 for row, i in enumerate(chunk):
                     toks = new[row].tolist()
                     stop = next((j for j, t in enumerate(toks) if t in self.stop_ids), None)
@@ -256,11 +293,22 @@ class HFStudent(Agent):
             self.model.train(was_training)
         return results  # type: ignore[return-value]
 
-    def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
+    def _prefill(self, ids: list[int]):
+        """The KV cache of one token sequence (batch 1)."""
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self.device), use_cache=True,
+                             **self._last_logits_only())
+        return getattr(out, "cache", None) or out.past_key_values
+
+    def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any],
+                        cache: Any = None) -> torch.Tensor:
         torch = self._torch
         kwargs: dict[str, Any] = {"max_new_tokens": settings["max_new_tokens"], "do_sample": settings["do_sample"],
                                   "eos_token_id": self.stop_ids, "pad_token_id": self.tokenizer.pad_token_id,
                                   "use_cache": True}
+        if cache is not None:
+            kwargs[self._cache_kwarg()] = cache
         if settings["do_sample"]:
             kwargs.update(temperature=settings["temperature"], top_p=settings["top_p"], top_k=0)
         else:  # explicit, so a checkpoint's generation_config (e.g. do_sample=True, top_p=0.9) cannot override
@@ -275,10 +323,17 @@ class HFStudent(Agent):
             out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         return out[:, ids.shape[1]:].cpu()
 
-    def _cache_kwarg(self) -> str:
-        """transformers >= 5.24 renamed the forward argument ``past_key_values`` to ``cache``."""
+    def _forward_params(self) -> Mapping[str, Any]:
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        return inspect.signature(base.forward).parameters
+
+    def _cache_kwarg(self) -> str:
+        """transformers >= 5.24 renamed the argument ``past_key_values`` (forward and generate) to ``cache``."""
+        return "cache" if "cache" in self._forward_params() else "past_key_values"
+
+    def _last_logits_only(self) -> dict[str, int]:
+        """Skip the full-vocabulary logits of every prompt position (GBs for a long prompt and a big vocab)."""
+        return {"logits_to_keep": 1} if "logits_to_keep" in self._forward_params() else {}
 
     def score_candidates(self, prompt_ids: list[int], reason: str, candidates: Sequence[str]) -> list[float]:
         """Log-likelihood of each ``candidate`` + end-of-turn after the prompt and ``REASON: <reason>\\nACTION:``.
@@ -298,7 +353,7 @@ class HFStudent(Agent):
         try:
             with torch.inference_mode():
                 pre = torch.tensor([prefix], dtype=torch.long, device=self.device)
-                out = self.model(input_ids=pre, use_cache=True)
+                out = self.model(input_ids=pre, use_cache=True, **self._last_logits_only())
                 first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
                 cache = getattr(out, "cache", None) or out.past_key_values
                 for start in range(0, len(cand_ids), self.score_batch_size):

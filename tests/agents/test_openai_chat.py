@@ -98,8 +98,10 @@ def test_ok_and_accounting(fresh, monkeypatch):
         assert (r.prompt_tokens, r.completion_tokens) == (10, 5)
         assert r.cost == pytest.approx((10 * 2.0 + 5 * 4.0) / 1e6)
         assert c.usage.requests == 1 and c.usage.cost == pytest.approx(r.cost) and c.usage.retries == 0
+        c.chat(MSGS, max_tokens=None)  # None means "server default": the key is left out
     body = fresh.requests[0]
     assert body["model"] == "test-model" and body["max_tokens"] == 7 and body["temperature"] == 0.0
+    assert "max_tokens" not in fresh.requests[1]
     assert fresh.headers[0]["authorization"] == "Bearer sk-SENTINEL"
 
 
@@ -222,3 +224,33 @@ def test_serve_matches_local_generation(served):
     assert httpx.get(server.url + "/health").json()["status"] == "ok"
     bad = httpx.post(server.url + "/v1/chat/completions", content=b"{oops", timeout=10)
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
+
+
+def test_micro_batcher_groups_compatible_requests(served):
+    from leap_gym.agents.serve import MicroBatcher
+
+    student, _ = served
+
+    class Recording:
+        def __init__(self):
+            self.calls = []
+
+        def complete(self, prompts, **kw):
+            self.calls.append((len(prompts), kw["max_new_tokens"], kw["do_sample"]))
+            return student.complete(prompts, **kw)
+
+    rec = Recording()
+    batcher = MicroBatcher(rec, max_batch=8, window_s=0.5)
+    try:
+        prompts = [[5, 6, 7 + i] for i in range(4)]
+        greedy = [batcher.submit(p, 6, False, 0.0, 1.0, None) for p in prompts]
+        seeded = batcher.submit(prompts[0], 6, True, 1.0, 1.0, 3)
+        longer = batcher.submit(prompts[1], 9, False, 0.0, 1.0, None)
+        results = [f.result(timeout=60) for f in greedy]
+        seeded.result(timeout=60)
+        longer.result(timeout=60)
+    finally:
+        batcher.close()
+    assert sorted(rec.calls) == [(1, 6, True), (1, 9, False), (4, 6, False)]
+    assert [r.text for r in results] == [c.text for c in student.complete(prompts, max_new_tokens=6,
+                                                                          do_sample=False)]

@@ -36,7 +36,7 @@ KNOWN_PRICES_PER_1M: dict[str, tuple[float, float]] = {
     "gpt-4o-mini": (0.15, 0.60),
 }
 
-RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+RETRY_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 
 
 class BackendError(RuntimeError):
@@ -115,7 +115,8 @@ class OpenAIChat:
     # -- public ------------------------------------------------------------------------------------------------
     def chat(self, messages: Sequence[dict[str, str]], **params: Any) -> ChatResult:
         """One chat completion; served from the cache when this exact request was answered before."""
-        body = {"model": self.model, "messages": [dict(m) for m in messages], **self.params, **params}
+        merged = {k: v for k, v in {**self.params, **params}.items() if v is not None}  # None: server default
+        body = {"model": self.model, "messages": [dict(m) for m in messages], **merged}
         key = self.cache_key(body)
         cached = self._cache_get(key)
         if cached is not None:
