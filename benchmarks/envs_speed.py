@@ -49,7 +49,7 @@ def vector_env(env_id: str, num_envs: int, mode: str, total_steps: int) -> float
     _, info = venv.reset(seed=0)
     t0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(max(1, total_steps // num_envs)):
-        actions = tuple(p["expert_action"] for p in info["privileged"])
+        actions = tuple(info["privileged"]["expert_action"])  # vector infos nest dicts: one array per key
         _, _, _, _, info = venv.step(actions)
     dt = time.perf_counter() - t0
     venv.close()

@@ -115,6 +115,14 @@ def test_malformed_replies_never_raise(server, teacher):
     assert teacher.stats.failed_episodes == 1 and teacher.stats.requests == 3
 
 
+def test_backend_error_fails_the_episode_without_raising(server, teacher):
+    traj = toy_trajectory()
+    teacher.backend.base_url = server.url + "/missing"  # a real 404 from the server
+    out = teacher.correct(traj)
+    assert len(out) == len(traj) and not any(c.metadata["valid"] for c in out)
+    assert "backend" in out[0].metadata["error"] and teacher.stats.failed_episodes == 1
+
+
 def test_partial_acceptance_keeps_valid_steps(server, teacher):
     traj = toy_trajectory()
     bad = admissible_entries(traj)

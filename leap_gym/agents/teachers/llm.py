@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from leap_gym.agents.backends.openai_chat import BackendError
 from leap_gym.agents.base import INVALID_ACTION
 from leap_gym.agents.prompting import build_messages, env_family, match_candidate, parse_output
 from leap_gym.agents.teachers.base import Teacher, same_action
@@ -194,7 +195,12 @@ class LLMTeacher(Teacher):
         for attempt in range(self.max_tries):
             self.stats.requests += 1
             self.stats.retries += attempt > 0
-            result = self.backend.chat(messages, **self.params)
+            try:
+                result = self.backend.chat(messages, **self.params)
+            except BackendError as e:  # e.g. the trajectory exceeds the model's context: not worth retrying
+                self.stats.failed_episodes += 1
+                return [Correction(t, s.reason, s.action, False, {"valid": False, "error": f"backend: {e}"[:500]})
+                        for t, s in enumerate(trajectory.steps)]
             self.stats.cost += float(getattr(result, "cost", 0.0) or 0.0)
             text = getattr(result, "text", result)
             try:
