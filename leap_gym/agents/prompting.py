@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from leap_gym.agents.base import INVALID_ACTION, AgentOutput
+
+if TYPE_CHECKING:
+    from leap_gym.core import Trajectory
 
 DEFAULT_HISTORY = 5
 
@@ -96,6 +100,25 @@ def build_messages(task: str, history: Sequence[tuple[str, str]], observation: s
     return [{"role": "system", "content": system_prompt(env)},
             {"role": "user", "content": build_user_prompt(task, history, observation, admissible_actions, k,
                                                           max_obs_chars)}]
+
+
+def messages_for_step(trajectory: Trajectory, t: int, k: int = DEFAULT_HISTORY, env: str | None = None,
+                      target: tuple[str, str] | None = None,
+                      max_obs_chars: int | None = 600) -> list[dict[str, str]]:
+    """The prompt the student saw at step ``t`` of a recorded trajectory, plus ``(reason, action)`` as the
+    assistant turn when ``target`` is given: one SFT row (a teacher's correction) or a DPO prompt.
+
+    Rebuilt from the student's own history (``steps[:t]``: observations and actions, no reasons), exactly as
+    ``HFStudent`` built it while acting, so training and acting prompts cannot drift apart.
+    """
+    steps = trajectory.steps
+    history = [(s.observation, s.action) for s in steps[:t]]
+    step = steps[t]
+    msgs = build_messages(trajectory.task, history, step.observation, step.admissible_actions, k=k,
+                          env=env or trajectory.env_id, max_obs_chars=max_obs_chars)
+    if target is not None:
+        msgs.append({"role": "assistant", "content": format_target(*target)})
+    return msgs
 
 
 def format_target(reason: str, action: str) -> str:
@@ -191,4 +214,4 @@ def parse_output(text: str | None, admissible_actions: Sequence[str] | None = No
 
 
 __all__ = ["DEFAULT_HISTORY", "ENV_RULES", "FORMAT_RULE", "ROLE", "build_messages", "build_user_prompt",
-           "env_family", "format_target", "match_candidate", "parse_output", "system_prompt"]
+           "env_family", "format_target", "match_candidate", "messages_for_step", "parse_output", "system_prompt"]

@@ -66,6 +66,29 @@ def test_batched_equals_single_greedy(tiny):
     assert batched.stats["actions"] == 14 and batched.stats["generated_tokens"] > 0
 
 
+def test_training_prompt_equals_acting_prompt(tiny):
+    """A recorded trajectory rebuilds exactly the prompts the student acted on (SFT rows cannot drift)."""
+    from leap_gym.agents.prompting import messages_for_step
+    from leap_gym.agents.student import render_prompt
+    from leap_gym.core import Step, Trajectory
+
+    model, tok, _ = tiny
+    student = HFStudent(model, tok, env="leap/ALFWorld-v0", max_new_tokens=6, k=2)
+    obs, infos = _obs_infos(1)
+    student.reset(infos[0]["task"])
+    traj = Trajectory(env_id="leap/ALFWorld-v0", task_id="t", task=infos[0]["task"])
+    prompts = []
+    for t in range(4):
+        o = f"{obs[0]} (step {t})"
+        out = student.act(o, infos[0])
+        prompts.append(student.last_prompts[0])
+        traj.steps.append(Step(observation=o, action=out.action, admissible_actions=infos[0]["admissible_actions"]))
+    for t in range(4):
+        assert render_prompt(tok, messages_for_step(traj, t, k=2)) == prompts[t]
+    row = messages_for_step(traj, 3, k=2, target=("the mug", "go to shelf 1"))
+    assert row[-1] == {"role": "assistant", "content": "REASON: the mug\nACTION: go to shelf 1"}
+
+
 def test_shared_prefix_cache_changes_nothing(tiny):
     model, tok, _ = tiny
     obs, infos = _obs_infos(5)
