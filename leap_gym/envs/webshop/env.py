@@ -79,7 +79,7 @@ class WebShopEnv(gym.Env):
     privileged_info_keys = ("reward_breakdown",)
 
     def __init__(self, split: str = "train", observation_mode: str = "text_rich",
-                 num_products: int = DEFAULT_NUM_PRODUCTS, catalog_seed: int = 0, data_dir: str | None = None,
+                 num_products: int | None = None, catalog_seed: int = 0, data_dir: str | None = None,
                  noun_extractor: str = "catalog", catalog: Any = None, cache_dir: str | None = None,
                  render_mode: str | None = None):
         if observation_mode not in OBSERVATION_MODES:
@@ -91,12 +91,11 @@ class WebShopEnv(gym.Env):
             if data_dir is not None:
                 from leap_gym.envs.webshop.data import FileCatalog
 
-                catalog = FileCatalog(data_dir, num_products=None if num_products == DEFAULT_NUM_PRODUCTS
-                                      else num_products)
+                catalog = FileCatalog(data_dir, num_products=num_products, seed=catalog_seed)
             else:
                 from leap_gym.envs.webshop.catalog import GeneratedCatalog
 
-                catalog = GeneratedCatalog(num_products=num_products, seed=catalog_seed)
+                catalog = GeneratedCatalog(num_products=num_products or DEFAULT_NUM_PRODUCTS, seed=catalog_seed)
         self.catalog = catalog
         self.goals = catalog.goals(split)
         if len(self.goals) == 0:

@@ -48,7 +48,10 @@ def fuzzy_match(a: str, b: str) -> bool:
 
 
 def normalize_color(value: str) -> str:
-    """The first colour of the list that occurs as a substring ("dark brown" -> "dark"), else the value."""
+    """The first colour of the (alphabetical) list occurring as a substring, else the value.
+
+    So "dark brown" -> "brown" and "light blue" -> "blue" ("brown"/"blue" come first in the list).
+    """
     for color in COLORS:
         if color in value:
             return color
@@ -77,15 +80,15 @@ def heuristic_nouns(title: str) -> list[str]:
     """Lowercased title words that are probably nouns, without a POS tagger.
 
     Keeps alphabetic words of 2+ letters that are not stopwords, colour names, units, listed common adjectives, or
-    words with adjective suffixes (-ful, -less, -ous, -ive, -able, -ible, -proof, -ly, -ish) or past participles
-    (-ed, 5+ letters). Duplicates are kept, like the original's goal noun list. Adjectives and colours that a real
+    words of 7+ letters with adjective suffixes (-ful, -less, -ous, -ive, -able, -ible, -proof, -ly, -ish) or past
+    participles (-ed, 5+ letters). Duplicates are kept, like the original's goal noun list. Adjectives and colours that a real
     tagger would drop are the main error source; identical titles still score 1.
     """
     out = []
     for word in _WORD.findall(title.lower()):
         if len(word) < 2 or word in _STOPWORDS or word in _ADJECTIVES or word in _UNITS or word in _COLOR_SET:
             continue
-        if word.endswith(_ADJ_SUFFIXES) or (len(word) >= 5 and word.endswith("ed")):
+        if (len(word) >= 7 and word.endswith(_ADJ_SUFFIXES)) or (len(word) >= 5 and word.endswith("ed")):
             continue
         out.append(word)
     return out
