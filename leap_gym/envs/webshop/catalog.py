@@ -29,10 +29,11 @@ from typing import Any
 
 from leap_gym.envs.webshop.reward import fuzzy_match, normalize_color
 from leap_gym.envs.webshop.vocab import (
-    ATTRIBUTE_SENTENCES, BULLET_TAILS, CATEGORIES, GENERIC_FILLER, INTRO_SENTENCES, OPENINGS, TYPES, ProductType,
+    ATTRIBUTE_SENTENCES, BULLET_TAILS, CATEGORIES, GENERIC_FILLER, INTRO_SENTENCES, OPENINGS, QUALIFIERS, TYPES,
+    ProductType,
 )
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 FAMILY = 16
 SLOT_KINDS = ("anchor", "missing_attr", "missing_attr", "option_absent", "over_budget", "sibling", "stuffed",
               "option_in_text", "missing_attr", "sibling")
@@ -125,7 +126,8 @@ def _random_spec(rng: random.Random, ct: tuple[int, int]) -> dict[str, Any]:
     return {"type": ct, "brand": rng.choice(cat.brands), "attrs": attrs, "title_attrs": rng.randint(1, 2),
             "options": options, **_price(rng, *ptype.price),
             "material": rng.choice(ptype.materials) if ptype.materials and rng.random() < 0.6 else None,
-            "tail": rng.choice(TITLE_TAILS[cat.name]), "stuffed": False, "text_options": {}}
+            "tail": rng.choice(TITLE_TAILS[cat.name]), "stuffed": False, "text_options": {},
+            "line": rng.choice(QUALIFIERS[ptype.query])}
 
 
 def _other_brand(rng: random.Random, spec: dict[str, Any]) -> str:
@@ -194,10 +196,11 @@ def _render(spec: dict[str, Any], rng: random.Random, asin: str) -> dict[str, An
     attrs = spec["attrs"]
     if spec["stuffed"]:
         words = [w.replace(" ", "-") for w in spec["stuffed_words"] if " " in w]
-        title = " ".join([spec["brand"], _title_case(" ".join(words)), ptype.title, ptype.title, spec["tail"]])
+        title = " ".join([spec["brand"], _title_case(" ".join(words)), _title_case(spec["line"]), ptype.title,
+                          ptype.title, spec["tail"]])
     else:
         shown = [_title_case(a) for a in attrs[: spec["title_attrs"]]]
-        parts = [spec["brand"], *shown, ptype.title]
+        parts = [spec["brand"], *shown, _title_case(spec["line"]), ptype.title]
         if spec["material"]:
             parts.append(_title_case(spec["material"]))
         parts.append(spec["tail"])
@@ -205,7 +208,7 @@ def _render(spec: dict[str, Any], rng: random.Random, asin: str) -> dict[str, An
         first_opts = [v[0] for v in spec["options"].values()][:1]
         if first_opts and rng.random() < 0.5:
             title += " - " + _title_case(first_opts[0])
-    type_name = ptype.title.lower()
+    type_name = f"{spec['line']} {ptype.title.lower()}"
     sentences = [rng.choice(INTRO_SENTENCES).format(brand=spec["brand"], type=type_name)]
     for a in attrs:
         if rng.random() < 0.7:
@@ -264,9 +267,13 @@ _OPTION_PHRASES = {
 }
 
 
-def _instruction(rng: random.Random, ptype: ProductType, attrs: list[str], opts: dict[str, str]) -> str:
+def _instruction(rng: random.Random, ptype: ProductType, line: str, attrs: list[str], opts: dict[str, str]) -> str:
     opening = rng.choices([o for o, _ in OPENINGS], [w for _, w in OPENINGS])[0]
     phrase = rng.choice(ptype.phrases)
+    for lead in ("pair of ", "box of ", "bag of ", "bottle of ", ""):
+        if phrase.startswith(lead):
+            phrase = lead + line + " " + phrase[len(lead):]
+            break
     plural = phrase.endswith("s") and not phrase.startswith(("pair", "box", "bag", "bottle", "pack"))
     form = rng.randrange(3)
     if form == 0 and len(attrs) <= 2:
@@ -369,14 +376,14 @@ class GeneratedCatalog:
         family = rng.randrange(self.num_families)
         target = self._product(family * FAMILY)
         spec = self._anchor_spec(family)
-        n_att = min(len(spec["attrs"]), rng.choices((1, 2, 3, 4), (0.3, 0.35, 0.25, 0.1))[0])
+        n_att = min(len(spec["attrs"]), rng.choices((1, 2, 3, 4), (0.2, 0.35, 0.3, 0.15))[0])
         attrs = rng.sample(spec["attrs"], n_att)
         groups = sorted(spec["options"])
         n_opt = min(len(groups), rng.choices((0, 1, 2, 3), (0.25, 0.4, 0.25, 0.1))[0])
         chosen = sorted(rng.sample(groups, n_opt), key=groups.index)
         assignment = {g_: rng.choice(spec["options"][g_]) for g_ in chosen}
         upper, clause = price_bound(rng, target["price"])
-        text = _instruction(rng, _type(spec["type"]), attrs, assignment)
+        text = _instruction(rng, _type(spec["type"]), spec["line"], attrs, assignment)
         return {
             "asin": target["asin"], "category": target["category"], "query": target["query"],
             "name": target["name"], "product_category": target["product_category"],

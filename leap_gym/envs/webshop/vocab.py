@@ -257,3 +257,27 @@ BULLET_TAILS = ("for daily use", "you can rely on", "that lasts", "made simple",
 OPENINGS = (("i am looking for", 27.6), ("im looking for", 15.1), ("i would like", 12.3), ("i need", 8.2),
             ("i want", 11.0), ("find me", 4.0), ("i'm searching for", 4.0), ("can you get me", 3.0),
             ("show me", 3.0), ("i am searching for", 3.0))
+
+# Product lines within a type: shown in titles and named in instructions, so queries can narrow the type down.
+QUALIFIERS: dict[str, tuple[str, ...]] = {
+    "lipstick": ("liquid", "cream", "sheer", "metallic", "velvet", "glossy"),
+    "shampoo": ("clarifying", "herbal", "salon", "keratin", "charcoal", "baby"),
+    "face serum": ("brightening", "firming", "hydrating", "overnight", "peptide", "botanical"),
+    "nail polish": ("matte", "glitter", "pastel", "neon", "chrome", "french"),
+    "beef jerky": ("thick cut", "tender", "smoked", "craft", "bbq", "ranch"),
+    "coffee": ("espresso", "colombian", "sumatra", "decaf", "house blend", "cold brew"),
+    "snack bars": ("protein", "granola", "fruit", "oat", "nut", "crispy"),
+    "herbal tea": ("wellness", "detox", "relaxing", "morning", "bedtime", "citrus"),
+    "men's hiking boots": ("mid", "low", "winter", "trail", "tactical", "backpacking"),
+    "women's t-shirt": ("graphic", "basic", "oversized", "workout", "pocket", "striped"),
+    "men's jeans": ("skinny", "bootcut", "relaxed", "athletic", "carpenter", "tapered"),
+    "women's running shoes": ("trail", "road", "racing", "walking", "tennis", "gym"),
+    "ottoman bench": ("round", "rectangular", "entryway", "bedroom", "cube", "footstool"),
+    "bookshelf": ("ladder", "corner", "cube", "bamboo", "rustic", "narrow"),
+    "comforter set": ("quilted", "farmhouse", "boho", "floral", "plaid", "luxury"),
+    "office chair": ("mesh", "leather", "gaming", "drafting", "executive", "task"),
+    "usb microphone": ("condenser", "podcast", "gaming", "studio", "desktop", "streaming"),
+    "hdmi cable": ("premium", "ultra", "slim", "flat", "coiled", "active"),
+    "wireless earbuds": ("sport", "open ear", "mini", "gaming", "hybrid", "true"),
+    "phone case": ("wallet", "rugged", "glitter", "leather", "magnetic", "folio"),
+}
