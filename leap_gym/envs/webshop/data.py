@@ -39,37 +39,55 @@ def iter_json_array(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Itera
     decoder = json.JSONDecoder()
     path = Path(path)
     with open(path, encoding="utf-8") as f:
-        buf, pos, eof, consumed = f.read(chunk_size), 0, False, 0
-        while True:
-            while pos < len(buf) and buf[pos].isspace():
-                pos += 1
-            if pos < len(buf):
-                break
-            more = f.read(chunk_size)
-            if not more:
-                raise DataError(f"{path}: empty file, expected a JSON list")
-            buf, pos = buf + more, 0
+        buf, pos, consumed = "", 0, 0
+
+        def nonspace(need_more: int = chunk_size) -> bool:
+            """Advance ``pos`` to the next non-space character, reading on; False at the end of the file."""
+            nonlocal buf, pos, consumed
+            while True:
+                while pos < len(buf) and buf[pos].isspace():
+                    pos += 1
+                if pos < len(buf):
+                    return True
+                more = f.read(need_more)
+                if not more:
+                    return False
+                consumed += pos
+                buf, pos = more, 0
+
+        def fail(what: str) -> DataError:
+            return DataError(f"{path}: invalid or truncated JSON near character {consumed + pos}: {what}")
+
+        if not nonspace():
+            raise DataError(f"{path}: empty file, expected a JSON list")
         if buf[pos] != "[":
             raise DataError(f"{path}: expected a JSON list at the top level")
         pos += 1
+        first = True
         while True:
-            while pos < len(buf) and (buf[pos].isspace() or buf[pos] == ","):
-                pos += 1
-            if pos < len(buf) and buf[pos] == "]":
+            if not nonspace():
+                raise fail("unexpected end of file")
+            if buf[pos] == "]":
                 return
-            try:
-                if pos >= len(buf):
-                    raise json.JSONDecodeError("unexpected end of data", buf, pos)
-                obj, end = decoder.raw_decode(buf, pos)
-            except json.JSONDecodeError as e:
-                if eof:
-                    raise DataError(f"{path}: invalid or truncated JSON near character {consumed + e.pos}: "
-                                    f"{e.msg}") from None
-                more = f.read(max(chunk_size, len(buf) - pos))  # grows with the element: no quadratic re-reads
-                consumed += pos
-                buf, pos, eof = buf[pos:] + more, 0, not more
-                continue
+            if not first:
+                if buf[pos] != ",":
+                    raise fail("expected ',' or ']'")
+                pos += 1
+                if not nonspace():
+                    raise fail("unexpected end of file")
+            while True:
+                try:
+                    obj, end = decoder.raw_decode(buf, pos)
+                    break
+                except json.JSONDecodeError as e:
+                    more = f.read(max(chunk_size, len(buf) - pos))  # grows with the element: no quadratic re-reads
+                    if not more:
+                        pos = e.pos
+                        raise fail(e.msg) from None
+                    consumed += pos
+                    buf, pos = buf[pos:] + more, 0
             yield obj
+            first = False
             pos = end
             if pos > chunk_size:
                 consumed += pos
