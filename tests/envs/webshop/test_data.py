@@ -133,3 +133,40 @@ def test_env_on_real_format_files(data_dir, tmp_path):
 def test_missing_files(tmp_path):
     with pytest.raises(DataError, match="items_shuffle"):
         FileCatalog(tmp_path)
+
+
+def test_pages_reproduce_the_spec_examples_exactly(data_dir, tmp_path):
+    """The spec's worked example (the original templates run on this product), in both observation modes."""
+    import gymnasium as gym
+
+    env = gym.make("leap/WebShop-v0", data_dir=str(data_dir), split="test", cache_dir=str(tmp_path / "c"),
+                   observation_mode="text")
+    goals = env.unwrapped.goals
+    k = next(i for i, g in enumerate(goals) if g["asin"] == "B0TEST0001")
+    obs, info = env.reset(seed=0, options={"task_index": k})
+    ins = info["task"]
+    assert obs == f"WebShop [SEP] Instruction: [SEP] {ins} [SEP] Search"
+    obs, *_, info = env.step("search[waterproof hiking boot]")
+    assert obs.startswith(f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] Page 1 (Total results: ")
+    assert "[SEP] Next > [SEP] B0TEST0001 [SEP] TrailMax Men's Waterproof Hiking Boot [SEP] $59.99" in obs
+    obs, *_, info = env.step("click[b0test0001]")
+    assert obs == (f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] color [SEP] brown [SEP] "
+                   "black | grey [SEP] size [SEP] 9 [SEP] 10 [SEP] TrailMax Men's Waterproof Hiking Boot [SEP] "
+                   "Price: $59.99 [SEP] Rating: N.A. [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now")
+    assert info["available_actions"]["clickables"] == ["back to search", "< prev", "description", "features",
+                                                       "reviews", "buy now", "brown", "black | grey", "9", "10"]
+    obs, *_, info = env.step("click[features]")
+    assert obs == f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] Waterproof membrane [SEP] Rubber sole"
+    env.step("click[< prev]")
+    env.unwrapped.observation_mode = "text_rich"
+    obs, *_, info = env.step("click[10]")
+    assert obs == (f"You have clicked 10.\nInstruction:\n{ins}\n[button] Back to Search [button_]\n"
+                   "[button] < Prev [button_]\ncolor\n  [button] brown [button_]\n  [button] black | grey [button_]\n"
+                   "size\n  [button] 9 [button_]\n  [clicked button] 10 [clicked button_]\n"
+                   "TrailMax Men's Waterproof Hiking Boot\nPrice: $59.99\nRating: N.A.\n"
+                   "[button] Description [button_]\n[button] Features [button_]\n[button] Reviews [button_]\n"
+                   "[button] Buy Now [button_]")
+    obs, r, term, _, info = env.step("click[buy now]")
+    # goal: waterproof + rubber sole (attributes), options 10 and black (only 10 chosen), price within bound
+    assert term and r == pytest.approx((2 + 1 + 1) / 5) and info["reward_breakdown"]["r_option"] == 0.5
+    env.close()
