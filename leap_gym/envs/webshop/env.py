@@ -16,6 +16,7 @@ an episode ``info["reward_breakdown"]`` holds the reward's components.
 
 from __future__ import annotations
 
+import numbers
 import re
 from pathlib import Path
 from typing import Any
@@ -128,9 +129,9 @@ class WebShopEnv(gym.Env):
         index = options.get("task_index", options.get("goal_index"))
         if index is None:
             index = int(self.np_random.integers(len(self.goals)))
-        if not isinstance(index, int) or not 0 <= index < len(self.goals):
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < len(self.goals):
             raise ValueError(f"task_index must be an int in [0, {len(self.goals)}), got {index!r}")
-        self.goal_index = index
+        self.goal_index = index = int(index)
         self.goal = self.goals[index]
         self._search_cache.clear()
         self.target_index = self.catalog.index_of(self.goal["asin"])

@@ -172,18 +172,17 @@ class SearchIndex:
     def search(self, query: str, k: int = TOP_K) -> list[int]:
         """Document numbers of the top ``k`` matching documents, best first (ties: lower document first)."""
         scores = self.scores(query)
-        n = self.num_docs
-        if n == 0:
+        docs = np.flatnonzero(scores > 0)  # only matching documents are hits
+        if docs.size == 0:
             return []
-        kk = min(k, n)
-        top = np.argpartition(-scores, kk - 1)[:kk]
-        threshold = float(scores[top].min())
-        cand = np.flatnonzero(scores >= threshold - 1e-4) if threshold > 0 else np.flatnonzero(scores > 0)
-        rounded = np.round(scores[cand].astype(np.float64), 4)
-        keep = rounded > 0
-        cand, rounded = cand[keep], rounded[keep]
-        order = np.lexsort((cand, -rounded))[:k]
-        return [int(i) for i in cand[order]]
+        sub = scores[docs]
+        if docs.size > k:  # keep the top k and everything tied with the k-th after rounding
+            part = np.argpartition(-sub, k - 1)[:k]
+            keep = sub >= sub[part].min() - 1e-4
+            docs, sub = docs[keep], sub[keep]
+        rounded = np.round(sub.astype(np.float64), 4)
+        order = np.lexsort((docs, -rounded))[:k]
+        return [int(i) for i in docs[order]]
 
     # --- persistence ------------------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike, meta: dict | None = None) -> None:
