@@ -92,3 +92,21 @@ def test_propose_reads_only_the_prefix(env):
     corrections = teacher.correct(traj)
     assert len(corrections) == len(traj.steps) and not any(c.was_corrected for c in corrections)
     assert all(c.reason and c.reason[0].isupper() for c in corrections)
+
+
+def test_without_recorded_privileged_state_it_acts_on_the_visible_page(env):
+    _, (traj,) = replay(env, WebShopExpertTeacher(privilege=0.5), 1, start=320)
+    for s in traj.steps:
+        s.info = {k: v for k, v in s.info.items() if k != "privileged"}
+    teacher = WebShopExpertTeacher(privilege=0.5)
+    assert [teacher.propose(traj, t) for t in range(len(traj.steps))] == [
+        WebShopExpertTeacher(privilege=0.0).propose(traj, t) for t in range(len(traj.steps))]
+
+
+@pytest.mark.slow
+def test_no_leaks_on_500_episodes_per_level(env):
+    for level in (0.0, 0.5):
+        teacher = WebShopExpertTeacher(privilege=level)
+        _, trajs = replay(env, teacher, 500)
+        report = leak_report((tr, teacher.correct(tr)) for tr in trajs)
+        assert report.steps >= 1500 and report.leaks == 0, report.examples

@@ -156,9 +156,9 @@ class WebShopExpertTeacher(Teacher):
 
     def propose(self, trajectory: Trajectory, t: int) -> tuple[str, str]:
         step = trajectory.steps[t]
-        if self.level == "none":
-            return self._propose_unprivileged(trajectory, t)
         priv = step.info.get("privileged") or {}
+        if self.level == "none" or not priv:  # no privileged state recorded: act on the visible page only
+            return self._propose_unprivileged(trajectory, t)
         action = priv.get("expert_action") or ""
         page = _page(step)
         if page == "done" or not action:

@@ -192,3 +192,13 @@ def test_admissible_actions_never_carry_the_goal(make_env):
         _, info = env.reset(seed=i, options={"task_index": i})
         searches = [a for a in info["admissible_actions"] if a.startswith("search[")]
         assert searches == [SEARCH_PLACEHOLDER]
+
+
+def test_step_limit_from_registration_and_override(make_env):
+    env = make_env()
+    assert env.spec.max_episode_steps == 15
+    env.reset(seed=0, options={"task_index": 0})
+    for k in range(15):
+        _, r, term, trunc, info = env.step("click[nowhere]")
+    assert trunc and not term and r == 0.0 and info["score"] == 0.0
+    assert make_env(max_episode_steps=30).spec.max_episode_steps == 30
