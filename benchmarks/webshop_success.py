@@ -23,7 +23,8 @@ def run(env, policy, goals: int, max_steps: int, on_reset=None):
         if on_reset:
             on_reset(info)
         r, k = 0.0, 0
-        for k in range(1, max_steps + 1):
+        while k < max_steps:
+            k += 1
             obs, r, term, trunc, info = env.step(policy(obs, info))
             if term or trunc:
                 break

@@ -29,7 +29,14 @@ from typing import Any
 
 from leap_gym.envs.webshop.reward import fuzzy_match, normalize_color
 from leap_gym.envs.webshop.vocab import (
-    ATTRIBUTE_SENTENCES, BULLET_TAILS, CATEGORIES, GENERIC_FILLER, INTRO_SENTENCES, OPENINGS, QUALIFIERS, TYPES,
+    ATTRIBUTE_SENTENCES,
+    BULLET_TAILS,
+    CATEGORIES,
+    GENERIC_FILLER,
+    INTRO_SENTENCES,
+    OPENINGS,
+    QUALIFIERS,
+    TYPES,
     ProductType,
 )
 
@@ -85,7 +92,7 @@ def _asin_index(seed: int, asin: str) -> int | None:
 
 
 # --- option conflicts ----------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _conflicts(value: str, axis: tuple[str, ...]) -> frozenset[str]:
     """Values of ``axis`` a goal asking for ``value`` would accept (the reward's option match)."""
     return frozenset(v for v in axis if fuzzy_match(normalize_color(v), normalize_color(value)))

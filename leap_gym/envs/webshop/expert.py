@@ -11,8 +11,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from leap_gym.envs.webshop.pages import BACK, BUY, DONE, ITEM, NEXT, PREV, RESULTS, RESULTS_PER_PAGE, SEARCH, SUBPAGE
-from leap_gym.envs.webshop.pages import PageState
+from leap_gym.envs.webshop.pages import (
+    BACK,
+    BUY,
+    DONE,
+    ITEM,
+    NEXT,
+    PREV,
+    RESULTS,
+    RESULTS_PER_PAGE,
+    SEARCH,
+    SUBPAGE,
+    PageState,
+)
 
 _PRICE_CLAUSE = re.compile(r",? and price lower than [\d.]+ dollars$")
 

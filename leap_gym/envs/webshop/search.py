@@ -123,7 +123,7 @@ def build_index(texts: Iterable[str], analyzer: Analyzer | None = None, k1: floa
     docs = np.concatenate(docs_parts) if docs_parts else np.zeros(0, np.int32)
     terms = np.concatenate(terms_parts) if terms_parts else np.zeros(0, np.int32)
     tf = np.concatenate(tf_parts) if tf_parts else np.zeros(0, np.float32)
-    del docs_parts, terms_parts, tf_parts
+    docs_parts.clear(), terms_parts.clear(), tf_parts.clear()
     dl = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     avgdl = float(dl.sum()) / max(n_docs, 1) or 1.0
     if lossy_norms:

@@ -6,7 +6,13 @@ import random
 import pytest
 
 from leap_gym.envs.webshop.data import (
-    DataError, FileCatalog, human_goals, iter_json_array, load_products, parse_pricing, split_goals,
+    DataError,
+    FileCatalog,
+    human_goals,
+    iter_json_array,
+    load_products,
+    parse_pricing,
+    split_goals,
 )
 
 

@@ -198,7 +198,7 @@ def test_step_limit_from_registration_and_override(make_env):
     env = make_env()
     assert env.spec.max_episode_steps == 15
     env.reset(seed=0, options={"task_index": 0})
-    for k in range(15):
+    for _ in range(15):
         _, r, term, trunc, info = env.step("click[nowhere]")
     assert trunc and not term and r == 0.0 and info["score"] == 0.0
     assert make_env(max_episode_steps=30).spec.max_episode_steps == 30

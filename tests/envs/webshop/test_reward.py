@@ -5,7 +5,12 @@ from difflib import SequenceMatcher
 import pytest
 
 from leap_gym.envs.webshop.reward import (
-    compute_reward, get_noun_extractor, heuristic_nouns, normalize_color, option_matches, token_set_ratio,
+    compute_reward,
+    get_noun_extractor,
+    heuristic_nouns,
+    normalize_color,
+    option_matches,
+    token_set_ratio,
     type_reward,
 )
 

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from leap_gym.envs.webshop.search import Analyzer, SearchIndex, _lucene_norm_lengths, build_index, load_or_build
+from leap_gym.envs.webshop.search import (
+    Analyzer,
+    SearchIndex,
+    _lucene_norm_lengths,
+    build_index,
+    load_or_build,
+)
 
 DOCS = [
     "trailmax men's waterproof hiking boot, rubber sole, size 9.5",
