@@ -16,82 +16,118 @@ items and goal price bounds come from a generator seeded with ``seed`` instead o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import random
 import re
-from collections.abc import Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from leap_gym.envs.webshop.catalog import index_text, price_bound
 
 SPLIT_SEED = 233
+STORE_FORMAT = 1
 
 
 class DataError(ValueError):
     """A WebShop data file that is missing or cannot be read, with the file and what is wrong."""
 
 
-def iter_json_array(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Iterator[Any]:
-    """Yield the elements of a top-level JSON array one at a time, reading ``chunk_size`` characters at a time."""
-    decoder = json.JSONDecoder()
-    path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        buf, pos, consumed = "", 0, 0
+class _Reader:
+    """A forward-only JSON token reader over a text file, holding at most one element (plus a chunk) in memory."""
 
-        def nonspace(need_more: int = chunk_size) -> bool:
-            """Advance ``pos`` to the next non-space character, reading on; False at the end of the file."""
-            nonlocal buf, pos, consumed
-            while True:
-                while pos < len(buf) and buf[pos].isspace():
-                    pos += 1
-                if pos < len(buf):
-                    return True
-                more = f.read(need_more)
-                if not more:
-                    return False
-                consumed += pos
-                buf, pos = more, 0
+    def __init__(self, f, path: Path, chunk_size: int):
+        self.f, self.path, self.chunk = f, path, chunk_size
+        self.buf, self.pos, self.consumed = "", 0, 0
+        self.decoder = json.JSONDecoder()
 
-        def fail(what: str) -> DataError:
-            return DataError(f"{path}: invalid or truncated JSON near character {consumed + pos}: {what}")
+    def fail(self, what: str) -> DataError:
+        return DataError(f"{self.path}: invalid or truncated JSON near character {self.consumed + self.pos}: {what}")
 
-        if not nonspace():
-            raise DataError(f"{path}: empty file, expected a JSON list")
-        if buf[pos] != "[":
-            raise DataError(f"{path}: expected a JSON list at the top level")
-        pos += 1
-        first = True
+    def peek(self) -> str:
+        """The next non-space character ('' at the end of the file), reading on as needed."""
         while True:
-            if not nonspace():
-                raise fail("unexpected end of file")
-            if buf[pos] == "]":
+            while self.pos < len(self.buf) and self.buf[self.pos].isspace():
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            more = self.f.read(self.chunk)
+            if not more:
+                return ""
+            self.consumed += self.pos
+            self.buf, self.pos = more, 0
+
+    def expect(self, chars: str) -> str:
+        c = self.peek()
+        if not c:
+            raise self.fail("unexpected end of file")
+        if c not in chars:
+            raise self.fail(f"expected one of {list(chars)}, got {c!r}")
+        self.pos += 1
+        return c
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                obj, end = self.decoder.raw_decode(self.buf, self.pos)
+                break
+            except json.JSONDecodeError as e:
+                more = self.f.read(max(self.chunk, len(self.buf) - self.pos))  # grows with the element
+                if not more:
+                    self.pos = e.pos
+                    raise self.fail(e.msg) from None
+                self.consumed += self.pos
+                self.buf, self.pos = self.buf[self.pos:] + more, 0
+        self.pos = end
+        if self.pos > self.chunk:
+            self.consumed += self.pos
+            self.buf, self.pos = self.buf[self.pos:], 0
+        return obj
+
+
+def _iter_container(path: str | os.PathLike, opener: str, chunk_size: int) -> Iterator[Any]:
+    path = Path(path)
+    closer = "]" if opener == "[" else "}"
+    kind = "list" if opener == "[" else "object"
+    with open(path, encoding="utf-8") as f:
+        r = _Reader(f, path, chunk_size)
+        first = r.peek()
+        if not first:
+            raise DataError(f"{path}: empty file, expected a JSON {kind}")
+        if first != opener:
+            raise DataError(f"{path}: expected a JSON {kind} at the top level")
+        r.pos += 1
+        if r.peek() == closer:
+            return
+        while True:
+            if opener == "[":
+                yield r.value()
+            else:
+                key = r.value()
+                if not isinstance(key, str):
+                    raise r.fail("expected a string key")
+                r.expect(":")
+                yield key, r.value()
+            if r.expect("," + closer) == closer:
                 return
-            if not first:
-                if buf[pos] != ",":
-                    raise fail("expected ',' or ']'")
-                pos += 1
-                if not nonspace():
-                    raise fail("unexpected end of file")
-            while True:
-                try:
-                    obj, end = decoder.raw_decode(buf, pos)
-                    break
-                except json.JSONDecodeError as e:
-                    more = f.read(max(chunk_size, len(buf) - pos))  # grows with the element: no quadratic re-reads
-                    if not more:
-                        pos = e.pos
-                        raise fail(e.msg) from None
-                    consumed += pos
-                    buf, pos = buf[pos:] + more, 0
-            yield obj
-            first = False
-            pos = end
-            if pos > chunk_size:
-                consumed += pos
-                buf, pos = buf[pos:], 0
+
+
+def iter_json_array(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Iterator[Any]:
+    """Yield the elements of a top-level JSON list one at a time (the 5 GB product file is never loaded whole)."""
+    return _iter_container(path, "[", chunk_size)
+
+
+def iter_json_object(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Iterator[tuple[str, Any]]:
+    """Yield the ``(key, value)`` pairs of a top-level JSON object one at a time."""
+    return _iter_container(path, "{", chunk_size)
 
 
 def _load_json(path: Path) -> Any:
@@ -120,7 +156,7 @@ def parse_pricing(pricing: Any) -> tuple[list[float], str]:
     return values[:2], f"${values[0]} to ${values[1]}"
 
 
-def normalize_product(raw: dict[str, Any], attributes: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+def normalize_product(raw: dict[str, Any], attributes: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
     """One product in the original's normalised fields, with its hidden ``price`` drawn once."""
     bullets = raw.get("small_description")
     bullets = bullets if isinstance(bullets, list) else ([bullets] if bullets else [])
@@ -131,7 +167,8 @@ def normalize_product(raw: dict[str, Any], attributes: dict[str, Any], rng: rand
             continue
         options[group.lower()] = [c["value"].strip().replace("/", " | ").lower() for c in contents]
     asin = raw["asin"]
-    attrs = (attributes.get(asin) or {}).get("attributes") or ["DUMMY_ATTR"]
+    entry = attributes.get(asin)
+    attrs = (entry.get("attributes") if isinstance(entry, dict) else entry) or ["DUMMY_ATTR"]
     images = raw.get("images") or [None]
     return {
         "asin": asin, "name": raw.get("name", ""), "Title": raw.get("name", ""),
@@ -143,12 +180,21 @@ def normalize_product(raw: dict[str, Any], attributes: dict[str, Any], rng: rand
     }
 
 
-def load_products(path: str | os.PathLike, attributes: dict[str, Any], num_products: int | None = None,
-                  seed: int = 0) -> list[dict[str, Any]]:
-    """Stream, truncate to ``num_products``, drop bad/duplicate ASINs, normalise."""
+def load_attributes(path: str | os.PathLike) -> dict[str, list[str]]:
+    """ASIN -> attributes from ``items_ins_v2*.json``, streamed (the instructions in it are not kept)."""
+    out = {}
+    for asin, entry in iter_json_object(path):
+        if isinstance(entry, dict) and entry.get("attributes"):
+            out[asin] = list(entry["attributes"])
+    return out
+
+
+def iter_products(path: str | os.PathLike, attributes: Mapping[str, Any], num_products: int | None = None,
+                  seed: int = 0) -> Iterator[dict[str, Any]]:
+    """Stream, truncate to ``num_products`` (before filtering, like the original), drop bad/duplicate ASINs,
+    normalise."""
     rng = random.Random(seed)
     seen: set[str] = set()
-    out = []
     for i, raw in enumerate(iter_json_array(path)):
         if num_products is not None and i >= num_products:
             break
@@ -158,11 +204,16 @@ def load_products(path: str | os.PathLike, attributes: dict[str, Any], num_produ
         if asin == "nan" or len(asin) > 10 or asin in seen:
             continue
         seen.add(asin)
-        out.append(normalize_product(raw, attributes, rng))
-    return out
+        yield normalize_product(raw, attributes, rng)
 
 
-def human_goals(products: list[dict[str, Any]], human: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
+def load_products(path: str | os.PathLike, attributes: Mapping[str, Any], num_products: int | None = None,
+                  seed: int = 0) -> list[dict[str, Any]]:
+    """All normalised products in memory (fine for the 1k files; ``FileCatalog`` streams to disk instead)."""
+    return list(iter_products(path, attributes, num_products, seed))
+
+
+def human_goals(products: Iterable[dict[str, Any]], human: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]]:
     """The original's human goals, in product order (each instruction with attributes; price clause added)."""
     rng = random.Random(seed + 1)
     goals = []
@@ -198,44 +249,104 @@ def _find(data_dir: Path, names: tuple[str, ...]) -> Path:
 
 
 class FileCatalog:
-    """Products and human goals from the original's files in ``data_dir``.
+    """Products and human goals from the original's files in ``data_dir``, kept on disk, not in memory.
 
-    Uses the full files (``items_shuffle.json``, ``items_ins_v2.json``) when present, else the 1k ones.
+    Uses the full files (``items_shuffle.json``, ``items_ins_v2.json``) when present, else the 1k ones. The first
+    use streams the product file once into a store under ``cache_dir`` (normalised products as JSON lines with
+    their byte offsets, the ASINs, the goals), written to a temporary directory and renamed into place; products
+    are then read on demand (an LRU cache keeps recent ones), so memory stays small even for the 1.18M products.
     """
 
     kind = "file"
 
-    def __init__(self, data_dir: str | os.PathLike, num_products: int | None = None, seed: int = 0):
+    def __init__(self, data_dir: str | os.PathLike, num_products: int | None = None, seed: int = 0,
+                 cache_dir: str | os.PathLike | None = None):
+        from leap_gym.envs.webshop.search import cache_root
+
         data_dir = Path(data_dir)
         self.seed = seed
         self.products_path = _find(data_dir, ("items_shuffle.json", "items_shuffle_1000.json"))
-        attrs_path = _find(data_dir, ("items_ins_v2.json", "items_ins_v2_1000.json"))
-        human_path = _find(data_dir, ("items_human_ins.json",))
-        attributes = _load_json(attrs_path)
-        human = _load_json(human_path)
-        if not isinstance(attributes, dict) or not isinstance(human, dict):
-            raise DataError(f"{attrs_path} and {human_path} must hold JSON objects keyed by ASIN")
-        self.products = load_products(self.products_path, attributes, num_products, seed)
-        self._index = {p["asin"]: i for i, p in enumerate(self.products)}
-        self._splits = split_goals(human_goals(self.products, human, seed), full=num_products is None)
-        st = self.products_path.stat()
-        ident = f"{self.products_path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{num_products}|{seed}"
-        self.cache_key = "file-" + hashlib.sha1(ident.encode()).hexdigest()[:16]
+        self.attrs_path = _find(data_dir, ("items_ins_v2.json", "items_ins_v2_1000.json"))
+        self.human_path = _find(data_dir, ("items_human_ins.json",))
+        ident = [str(num_products), str(seed), str(STORE_FORMAT)]
+        for p in (self.products_path, self.attrs_path, self.human_path):
+            st = p.stat()
+            ident.append(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}")
+        self.cache_key = "file-" + hashlib.sha1("\n".join(ident).encode()).hexdigest()[:16]
+        root = Path(cache_dir) if cache_dir is not None else cache_root() / "webshop"
+        store = root / f"{self.cache_key}-store"
+        if not (store / "meta.json").exists():
+            self._build_store(store, num_products)
+        try:
+            self._offsets = np.load(store / "offsets.npy")
+            asins = np.load(store / "asins.npy")
+            with open(store / "goals.json", encoding="utf-8") as f:
+                goals = json.load(f)
+        except (OSError, ValueError) as e:
+            raise DataError(f"corrupt WebShop product store at {store} (delete it to rebuild): {e}") from None
+        self._order = np.argsort(asins, kind="stable")
+        self._sorted = asins[self._order]
+        self._asins = asins
+        self._products_file = store / "products.jsonl"
+        self._splits = split_goals(goals, full=num_products is None)
+        self.product = functools.lru_cache(maxsize=4096)(self._product)
+
+    def _build_store(self, store: Path, num_products: int | None) -> None:
+        attributes = load_attributes(self.attrs_path)
+        human = _load_json(self.human_path)
+        if not isinstance(human, dict):
+            raise DataError(f"{self.human_path} must hold a JSON object keyed by ASIN")
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{store.name}.", dir=store.parent))
+        try:
+            offsets, asins = [], []
+            with open(tmp / "products.jsonl", "wb") as out:
+                def written() -> Iterator[dict[str, Any]]:
+                    for p in iter_products(self.products_path, attributes, num_products, self.seed):
+                        offsets.append(out.tell())
+                        asins.append(p["asin"])
+                        out.write(json.dumps(p, ensure_ascii=False).encode("utf-8") + b"\n")
+                        yield p
+
+                goals = human_goals(written(), human, self.seed)
+            np.save(tmp / "offsets.npy", np.asarray(offsets, dtype=np.int64))
+            np.save(tmp / "asins.npy", np.asarray(asins, dtype="U10"))
+            with open(tmp / "goals.json", "w", encoding="utf-8") as f:
+                json.dump(goals, f)
+            with open(tmp / "meta.json", "w", encoding="utf-8") as f:
+                json.dump({"format": STORE_FORMAT, "products": len(asins), "goals": len(goals)}, f)
+            try:
+                os.rename(tmp, store)
+            except OSError:
+                if not (store / "meta.json").exists():  # not a concurrent builder's finished store
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def __len__(self) -> int:
-        return len(self.products)
+        return len(self._offsets)
 
-    def product(self, i: int) -> dict[str, Any]:
-        return self.products[i]
+    def _product(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < len(self._offsets):
+            raise IndexError(f"product {i} out of range (catalog has {len(self._offsets)})")
+        with open(self._products_file, "rb") as f:
+            f.seek(int(self._offsets[i]))
+            return json.loads(f.readline())
 
     def asin(self, i: int) -> str:
-        return self.products[i]["asin"]
+        return str(self._asins[i])
 
     def index_of(self, asin: str) -> int | None:
-        return self._index.get(asin.upper(), self._index.get(asin))
+        for key in (asin, asin.upper()):
+            j = int(np.searchsorted(self._sorted, key))
+            if j < len(self._sorted) and self._sorted[j] == key:
+                return int(self._order[j])
+        return None
 
     def index_texts(self) -> Iterator[str]:
-        return (index_text(p) for p in self.products)
+        with open(self._products_file, "rb") as f:
+            for line in f:
+                yield index_text(json.loads(line))
 
     def goals(self, split: str) -> Sequence[dict[str, Any]]:
         if split not in self._splits:

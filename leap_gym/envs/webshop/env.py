@@ -88,11 +88,13 @@ class WebShopEnv(gym.Env):
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.observation_mode, self.render_mode, self.split = observation_mode, render_mode, split
+        root = cache_root() if cache_dir is None else Path(cache_dir)
         if catalog is None:
             if data_dir is not None:
                 from leap_gym.envs.webshop.data import FileCatalog
 
-                catalog = FileCatalog(data_dir, num_products=num_products, seed=catalog_seed)
+                catalog = FileCatalog(data_dir, num_products=num_products, seed=catalog_seed,
+                                      cache_dir=root / "webshop")
             else:
                 from leap_gym.envs.webshop.catalog import GeneratedCatalog
 
@@ -101,7 +103,6 @@ class WebShopEnv(gym.Env):
         self.goals = catalog.goals(split)
         if len(self.goals) == 0:
             raise ValueError(f"the {split!r} split of this catalog has no goals")
-        root = cache_root() if cache_dir is None else Path(cache_dir)
         self.index: SearchIndex = load_or_build(root / "webshop" / catalog.cache_key, catalog.index_texts,
                                                 {"catalog": catalog.cache_key})
         self._nouns = None if noun_extractor == "catalog" else get_noun_extractor(noun_extractor)

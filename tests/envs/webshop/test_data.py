@@ -10,6 +10,8 @@ from leap_gym.envs.webshop.data import (
     FileCatalog,
     human_goals,
     iter_json_array,
+    iter_json_object,
+    load_attributes,
     load_products,
     parse_pricing,
     split_goals,
@@ -134,6 +136,35 @@ def test_env_on_real_format_files(data_dir, tmp_path):
             break
     assert r == 1.0 and info["won"]
     env.close()
+
+
+def test_streaming_objects(data_dir):
+    for chunk in (1, 5, 1 << 20):
+        assert dict(iter_json_object(data_dir / "items_human_ins.json", chunk_size=chunk)) == HUMAN
+    assert load_attributes(data_dir / "items_ins_v2_1000.json") == {"B0TEST0001": ["waterproof", "rubber sole"]}
+    with pytest.raises(DataError, match="object"):
+        list(iter_json_object(data_dir / "items_shuffle_1000.json"))
+
+
+def test_file_catalog_store_is_built_once_and_read_on_demand(data_dir, tmp_path, monkeypatch):
+    cache = tmp_path / "store"
+    cat = FileCatalog(data_dir, cache_dir=cache)
+    products = load_products(data_dir / "items_shuffle_1000.json", INS)
+    assert len(cat) == 4 and [cat.product(i) for i in range(4)] == products
+    assert cat.index_of("B0TEST0004") == 2 and cat.index_of("b0test0004") == 2 and cat.index_of("B0NONE") is None
+    assert cat.asin(1) == "B0TEST0002" and len(cat.goals("all")) == 2
+    calls = []
+    monkeypatch.setattr(FileCatalog, "_build_store", lambda *a: calls.append(a))
+    again = FileCatalog(data_dir, cache_dir=cache)
+    assert calls == [] and again.goals("test") == cat.goals("test")
+    (next(cache.glob("*-store")) / "offsets.npy").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="corrupt"):
+        FileCatalog(data_dir, cache_dir=cache)
+
+
+def test_truncated_catalog_uses_all_goals_for_every_split(data_dir, tmp_path):
+    cat = FileCatalog(data_dir, num_products=2, cache_dir=tmp_path / "s")
+    assert len(cat) == 2 and cat.goals("train") == cat.goals("test") == cat.goals("eval")
 
 
 def test_missing_files(tmp_path):
