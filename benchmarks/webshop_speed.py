@@ -4,6 +4,10 @@ Each size runs in its own subprocess (so peak RSS is that size's alone) with a f
 
     python benchmarks/webshop_speed.py --sizes 1000,100000,1000000 --out webshop_speed.json
 
+With ``--reference-max`` (default 100,000), sizes up to it are also indexed and searched with bm25s's own indexer
+and ``get_scores`` + full sort on the same analysed text ("ref_*" columns): the original's pyserini/Java engine
+cannot run here, so this is the in-process library reference.
+
 Targets (issue 4): at 100k products search p50 <= 5 ms, click step p50 <= 0.5 ms, build <= 60 s; at 1M peak RSS
 <= 4 GB. "search" is ``SearchIndex.search`` (analysis + BM25 scoring + top-50), uncached; "click step" is
 ``env.step("click[...]")`` with observation rendering and the full info (privileged expert plan included).
@@ -80,34 +84,79 @@ def run_one(n: int, queries: int, episodes: int) -> dict:
             "queries": len(search_ms), "clicks": len(click_ms)}
 
 
+def run_reference(n: int, queries: int) -> dict:
+    """bm25s's own indexer and retrieval on the same analysed text (the original's pyserini needs Java)."""
+    import bm25s
+    import numpy as np
+
+    from leap_gym.envs.webshop.catalog import GeneratedCatalog
+    from leap_gym.envs.webshop.search import Analyzer
+
+    catalog = GeneratedCatalog(num_products=n, seed=0)
+    analyzer = Analyzer()
+    t0 = time.perf_counter()
+    tokens = [analyzer.terms(t) for t in catalog.index_texts()]
+    retriever = bm25s.BM25(method="lucene", k1=0.9, b=0.4)
+    retriever.index(tokens, show_progress=False)
+    build_s = time.perf_counter() - t0
+    del tokens
+    goals = catalog.goals("test")
+    ms = []
+    for i in range(queries):
+        q = [t for t in analyzer.terms(goals[i % len(goals)]["instruction_text"]) if t in retriever.vocab_dict]
+        t = time.perf_counter()
+        scores = retriever.get_scores(q)
+        np.argsort(-scores, kind="stable")[:50]
+        ms.append((time.perf_counter() - t) * 1e3)
+    return {"num_products": n, "ref_build_s": round(build_s, 2), "ref_peak_rss_mb": round(_rss_mb(), 1),
+            "ref_search_p50_ms": round(statistics.median(ms), 3)}
+
+
+def _child(args: list[str]) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,100000,1000000", help="comma-separated catalog sizes")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--out", default="webshop_speed.json", help="where to write the JSON results")
+    ap.add_argument("--reference-max", type=int, default=100_000,
+                    help="also time bm25s's own indexer/retrieval on sizes up to this (0: never)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--one-ref", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.one, args.queries, args.episodes)))
         return 0
+    if args.one_ref:
+        print(json.dumps(run_reference(args.one_ref, args.queries)))
+        return 0
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                            os.environ.get("PYTHONPATH", "")]))
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--queries", str(args.queries),
-                              "--episodes", str(args.episodes)], capture_output=True, text=True, env=env)
-        if out.returncode != 0:
-            print(out.stderr, file=sys.stderr)
-            return out.returncode
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"done {n}: {rows[-1]}", file=sys.stderr)
+        try:
+            row = _child(["--one", str(n), "--queries", str(args.queries), "--episodes", str(args.episodes)])
+            if n <= args.reference_max:
+                row.update(_child(["--one-ref", str(n), "--queries", str(args.queries)]))
+                row["build_ratio_ref_over_ours"] = round(row["ref_build_s"] / row["build_s"], 2)
+        except RuntimeError as e:
+            print(e, file=sys.stderr)
+            return 1
+        rows.append(row)
+        print(f"done {n}: {row}", file=sys.stderr)
     cols = ["num_products", "build_s", "peak_rss_mb", "search_p50_ms", "search_p90_ms", "click_p50_ms",
-            "click_p90_ms"]
+            "click_p90_ms", "ref_build_s", "ref_peak_rss_mb", "ref_search_p50_ms"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
-        print("| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols) + " |")
+        print("| " + " | ".join(f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "-")) for c in cols)
+              + " |")
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump({"python": sys.version.split()[0], "cpus": os.cpu_count(), "rows": rows}, f, indent=2)
     return 0
