@@ -178,8 +178,8 @@ class WebShopExpertTeacher(Teacher):
         """At ``hint`` level prefer a query built from the instruction that lists the target (title last)."""
         if self.level == "full":
             return priv["expert_action"]
-        ranked = [(q["query"], q["rank"]) for q in priv.get("search_queries", [])]
-        realizable = [(q, r) for q, r in ranked[:-1] if r is not None]
+        ranked = [(q["query"], q["rank"]) for q in priv.get("search_queries", []) if q.get("kind") != "title"]
+        realizable = [(q, r) for q, r in ranked if r is not None]
         if realizable:
             q, _ = min(realizable, key=lambda qr: (qr[1] // 10, ranked.index(qr)))
             return f"search[{q}]"

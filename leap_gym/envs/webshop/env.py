@@ -138,12 +138,14 @@ class WebShopEnv(gym.Env):
         self.target_index = self.catalog.index_of(self.goal["asin"])
         self.target = self.catalog.product(self.target_index)
         self.option_keys = satisfying_options(self.target, list(self.goal.get("goal_options") or []))
-        ranked = []
-        for q in _expert.candidate_queries(self.goal, self.target):
+        self.query_ranks = []  # (kind, query, rank of the target or None), tried until one lists it on page 1
+        for kind, q in _expert.candidate_queries(self.goal, self.target):
             hits = self.search(q)
-            ranked.append((q, hits.index(self.target_index) if self.target_index in hits else None))
-        self.query_ranks = ranked
-        self.expert_query, self.expert_rank = _expert.choose_query(ranked)
+            rank = hits.index(self.target_index) if self.target_index in hits else None
+            self.query_ranks.append((kind, q, rank))
+            if rank is not None and rank < pages.RESULTS_PER_PAGE:
+                break
+        self.expert_query, self.expert_rank = _expert.choose_query([(q, r) for _, q, r in self.query_ranks])
         self.state = PageState()
         self._last_valid = True
         return self._observe(), self._info()
@@ -238,7 +240,7 @@ class WebShopEnv(gym.Env):
                 "target_rank": rank,
                 "current_asin": s.asin,
                 "chosen_options": dict(s.options),
-                "search_queries": [{"query": q, "rank": r} for q, r in self.query_ranks],
+                "search_queries": [{"kind": k, "query": q, "rank": r} for k, q, r in self.query_ranks],
                 "expert_action": plan[0] if plan else "",
                 "expert_plan": plan,
             }),

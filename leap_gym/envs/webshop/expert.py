@@ -28,15 +28,19 @@ from leap_gym.envs.webshop.pages import (
 _PRICE_CLAUSE = re.compile(r",? and price lower than [\d.]+ dollars$")
 
 
-def candidate_queries(goal: dict[str, Any], target: dict[str, Any]) -> list[str]:
-    """Queries the expert may type, most realisable first: type + attributes, the instruction, the title."""
+QUERY_KINDS = ("type_attributes", "instruction", "title")  # the last is not realisable by a student
+
+
+def candidate_queries(goal: dict[str, Any], target: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(kind, query)`` the expert may type, most realisable first: type + attributes, the instruction (without
+    the price clause), the target's title."""
     words = [goal.get("query", "")] + list(goal.get("attributes") or [])
     instruction = _PRICE_CLAUSE.sub("", goal.get("instruction_text", "")).strip()
-    out = []
-    for q in (" ".join(w for w in words if w), instruction, target["Title"].lower()):
+    out: list[tuple[str, str]] = []
+    for kind, q in zip(QUERY_KINDS, (" ".join(w for w in words if w), instruction, target["Title"].lower())):
         q = " ".join(q.lower().split())
-        if q and q not in out:
-            out.append(q)
+        if q and q not in [c for _, c in out]:
+            out.append((kind, q))
     return out
 
 

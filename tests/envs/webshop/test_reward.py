@@ -170,6 +170,16 @@ def test_heuristic_nouns_and_extractor_choice():
         get_noun_extractor("nltk")
 
 
+def test_spacy_extractor_needs_a_model():
+    from leap_gym.envs.webshop.reward import _spacy_pipeline, spacy_nouns
+
+    if _spacy_pipeline() is not None:
+        pytest.skip("a spaCy English model is installed")
+    assert get_noun_extractor("auto") is heuristic_nouns
+    with pytest.raises(RuntimeError, match="spaCy"):
+        spacy_nouns("Hiking Boot")
+
+
 def test_reward_uses_extractor_on_names_without_catalog_nouns():
     p = product()
     g = goal()
