@@ -47,6 +47,9 @@ REASONS: dict[str, tuple[str, ...]] = {
                      "This product isn't quite what I need; let me return to the results."),
     "back_search": ("These results don't match the request well, so I'll start a new search.",
                     "This isn't going anywhere; I'll go back and search again with better words."),
+    "item_search": ("This item doesn't meet the requirements and the results I came from have nothing better, "
+                    "so I'll search again.",
+                    "This product is not what I need; I'll go back and try a different search."),
     "option": ("The instruction asks for {value}, so I'll select that option.",
                "I need {value}, so I'm choosing it before buying.",
                "The request specifies {value}; selecting it now."),
@@ -64,6 +67,7 @@ PRIVILEGED_REASONS: dict[str, tuple[str, ...]] = {
     "prev": ("The target {asin} was on an earlier results page.",),
     "back_results": ("This is not the target {asin}; the target is in the results I came from.",),
     "back_search": ("The target {asin} is not in these results, so I'll search again.",),
+    "item_search": ("This is not the target {asin}, and it is not in these results; I'll search again.",),
     "option": ("The target needs the option {value} selected.",),
     "buy": ("This is the target {asin}; its hidden price is {price:.2f}, within budget, so I'll buy it.",),
 }
@@ -165,7 +169,7 @@ class WebShopExpertTeacher(Teacher):
             return self._reason(trajectory, t, "done"), action or "click[buy now]"
         if page == "search" and action.startswith("search["):
             action = self._search_action(priv)
-        kind = self._kind(action, page, priv)
+        kind = self._kind(action, page)
         if self.level == "full":
             target = priv.get("target") or {}
             return self._reason(trajectory, t, kind, True, title=target.get("Title", ""),
@@ -186,7 +190,7 @@ class WebShopExpertTeacher(Teacher):
         return priv["expert_action"]
 
     @staticmethod
-    def _kind(action: str, page: str, priv: dict[str, Any]) -> str:
+    def _kind(action: str, page: str) -> str:
         if action.startswith("search["):
             return "search"
         if action == "click[buy now]":
@@ -196,7 +200,7 @@ class WebShopExpertTeacher(Teacher):
         if action == "click[< prev]":
             return {"subpage": "subpage", "item": "back_results"}.get(page, "prev")
         if action == "click[back to search]":
-            return "back_search"
+            return "item_search" if page in ("item", "subpage") else "back_search"
         if page == "item":
             return "option"
         return "open"
