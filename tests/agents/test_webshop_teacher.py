@@ -110,3 +110,19 @@ def test_no_leaks_on_500_episodes_per_level(env):
         _, trajs = replay(env, teacher, 500)
         report = leak_report((tr, teacher.correct(tr)) for tr in trajs)
         assert report.steps >= 1500 and report.leaks == 0, report.examples
+
+
+def test_half_privilege_types_queries_from_the_instruction_when_they_work(env):
+    _, trajs = replay(env, WebShopExpertTeacher(privilege=0.5), 80, start=100)
+    realizable_used = 0
+    for tr in trajs:
+        first = tr.steps[0]
+        queries = first.info["privileged"]["search_queries"]
+        usable = [q["query"] for q in queries if q["kind"] != "title" and q["rank"] is not None]
+        query = first.action[len("search["):-1]
+        if usable:
+            assert query in usable
+            realizable_used += 1
+        else:
+            assert query == queries[-1]["query"]  # the title: the only query that lists the target
+    assert realizable_used >= 40

@@ -12,6 +12,14 @@ registration (15, LEAP's training horizon; pass ``max_episode_steps=30`` for LEA
 ``info["privileged"]`` holds the goal, the target ASIN and record (hidden price included), an option assignment
 satisfying the goal, the target's rank in the current results, the expert's next action and plan; at the end of
 an episode ``info["reward_breakdown"]`` holds the reward's components.
+
+Deviations from the original, on purpose: prices of ranged items and goal price bounds come from seeded generators
+(the original drew them from the unseeded global ``random``); ``goal_options`` is always a list of values; title
+nouns come from the catalog (``title_nouns``) or a pluggable extractor instead of spaCy's ``en_core_web_lg``; only
+the ``text`` and ``text_rich`` observation modes exist (no ``html``/``url``); the debug search prefixes ``<r>``,
+``<c>``, ``<q>`` are not supported (they search literally); the labels of the done page's hidden "Target" block are
+a best guess (they carry no information). Everything else (page order, clickables, lower-casing, the greedy action
+parse, ``< prev`` re-running the search, ``next >`` without bound, silent no-ops) follows the original.
 """
 
 from __future__ import annotations

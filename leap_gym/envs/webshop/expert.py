@@ -37,7 +37,8 @@ def candidate_queries(goal: dict[str, Any], target: dict[str, Any]) -> list[tupl
     words = [goal.get("query", "")] + list(goal.get("attributes") or [])
     instruction = _PRICE_CLAUSE.sub("", goal.get("instruction_text", "")).strip()
     out: list[tuple[str, str]] = []
-    for kind, q in zip(QUERY_KINDS, (" ".join(w for w in words if w), instruction, target["Title"].lower())):
+    queries = (" ".join(w for w in words if w), instruction, target["Title"].lower())
+    for kind, q in zip(QUERY_KINDS, queries, strict=True):
         q = " ".join(q.lower().split())
         if q and q not in [c for _, c in out]:
             out.append((kind, q))
