@@ -150,6 +150,39 @@ def build_index(texts: Iterable[str], analyzer: Analyzer | None = None, k1: floa
     return retriever
 
 
+def top_k(scores: np.ndarray, k: int = TOP_K) -> list[int]:
+    """Indices of the ``k`` best positive scores, best first; scores equal to 4 decimals: lower index first.
+
+    On large arrays a threshold from a strided sample narrows the candidates first; the result is exact (the
+    sample's bound is used only when at least ``k`` scores clear it with every tie of the k-th included).
+    """
+    docs = None
+    stride = scores.size // 8192
+    if stride > 1:
+        sample = scores[::stride]
+        j = min(sample.size, -(-2 * k // stride))
+        thr = float(np.partition(sample, sample.size - j)[sample.size - j])
+        if thr > 0:
+            cand = np.flatnonzero(scores >= thr)
+            if cand.size >= k:
+                sub = scores[cand]
+                kth = float(np.partition(sub, sub.size - k)[sub.size - k])
+                if kth - 1e-4 >= thr:
+                    docs = cand
+    if docs is None:
+        docs = np.flatnonzero(scores > 0)  # only matching documents are hits
+    if docs.size == 0:
+        return []
+    sub = scores[docs]
+    if docs.size > k:  # keep the top k and everything tied with the k-th after rounding
+        part = np.argpartition(-sub, k - 1)[:k]
+        keep = sub >= sub[part].min() - 1e-4
+        docs, sub = docs[keep], sub[keep]
+    rounded = np.round(sub.astype(np.float64), 4)
+    order = np.lexsort((docs, -rounded))[:k]
+    return [int(i) for i in docs[order]]
+
+
 class SearchIndex:
     """Top-50 BM25 search with the original's query handling; build once, save/load per catalog."""
 
@@ -171,18 +204,7 @@ class SearchIndex:
 
     def search(self, query: str, k: int = TOP_K) -> list[int]:
         """Document numbers of the top ``k`` matching documents, best first (ties: lower document first)."""
-        scores = self.scores(query)
-        docs = np.flatnonzero(scores > 0)  # only matching documents are hits
-        if docs.size == 0:
-            return []
-        sub = scores[docs]
-        if docs.size > k:  # keep the top k and everything tied with the k-th after rounding
-            part = np.argpartition(-sub, k - 1)[:k]
-            keep = sub >= sub[part].min() - 1e-4
-            docs, sub = docs[keep], sub[keep]
-        rounded = np.round(sub.astype(np.float64), 4)
-        order = np.lexsort((docs, -rounded))[:k]
-        return [int(i) for i in docs[order]]
+        return top_k(self.scores(query), k)
 
     # --- persistence ------------------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike, meta: dict | None = None) -> None:

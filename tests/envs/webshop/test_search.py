@@ -78,3 +78,19 @@ def test_save_load_and_corrupt_cache(tmp_path):
         SearchIndex.load(d)
     c = load_or_build(d, texts)  # a corrupt cache is rebuilt
     assert len(built) == 2 and c.search("waterproof boot") == a.search("waterproof boot")
+
+
+def _top_k_reference(scores, k=50):
+    pos = [(round(float(s), 4), i) for i, s in enumerate(scores) if s > 0]
+    return [i for _, i in sorted(pos, key=lambda x: (-x[0], x[1]))[:k]]
+
+
+@pytest.mark.parametrize("n,levels,density", [(100_000, 1000, 1.0), (100_000, 5, 1.0), (200_000, 10**6, 0.001),
+                                              (50_000, 3, 0.3), (30, 10, 1.0)])
+def test_top_k_is_exact_on_large_arrays_with_ties(n, levels, density):
+    from leap_gym.envs.webshop.search import top_k
+
+    rng = np.random.default_rng(n + levels)
+    scores = (rng.integers(1, levels + 1, n) / 7.0).astype(np.float32)
+    scores[rng.random(n) > density] = 0
+    assert top_k(scores) == _top_k_reference(scores)
