@@ -44,8 +44,13 @@ _ACTION = re.compile(r"(.+)\[(.+)\]")
 DEFAULT_NUM_PRODUCTS = 10_000
 
 
+MAX_ACTION_CHARS = 4096  # longer actions are invalid: the original's regex backtracks quadratically on them
+
+
 def parse_action(action: str) -> tuple[str, str | None]:
     """The original's parse: greedy ``name[arg]`` (arg lowercased), else the whole string and ``None``."""
+    if len(action) > MAX_ACTION_CHARS:
+        return action, None
     m = _ACTION.match(action)
     if m is None:
         return action, None

@@ -30,6 +30,7 @@ def test_parse_action_like_the_original():
     assert parse_action("click[x] trailing") == ("click", "x")
     assert parse_action("click[]") == ("click[]", None)
     assert parse_action("buy now") == ("buy now", None)
+    assert parse_action("[" * 100_000) == ("[" * 100_000, None)  # too long: invalid, and no regex blow-up
 
 
 def test_search_page_and_admissible_actions(make_env):
