@@ -40,7 +40,7 @@ from leap_gym.envs.webshop.vocab import (
     ProductType,
 )
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 2  # bump whenever generated products change: it keys the cached search indexes
 FAMILY = 16
 SLOT_KINDS = ("anchor", "missing_attr", "missing_attr", "option_absent", "over_budget", "sibling", "stuffed",
               "option_in_text", "missing_attr", "sibling")
