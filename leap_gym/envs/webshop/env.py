@@ -231,8 +231,9 @@ class WebShopEnv(gym.Env):
         reward = float(s.reward) if done and s.reward is not None else 0.0
         plan = _expert.plan(s, self.goal["asin"], self.target_index, self.option_keys, self.expert_query,
                             self.expert_rank)
+        # -1, not None, when the target is not listed: vector envs need one type per key across envs
         rank = s.hits.index(self.target_index) if s.page in (RESULTS, ITEM, SUBPAGE) and \
-            self.target_index in s.hits else None
+            self.target_index in s.hits else -1
         goal = self.goal
         info = {
             "task": goal["instruction_text"],
@@ -259,5 +260,6 @@ class WebShopEnv(gym.Env):
             }),
         }
         if done:
-            info["reward_breakdown"] = dict(s.breakdown or {})
+            # the original's verbose info has no option terms when the goal has no options
+            info["reward_breakdown"] = {k: v for k, v in (s.breakdown or {}).items() if v is not None}
         return info

@@ -203,3 +203,17 @@ def test_step_limit_from_registration_and_override(make_env):
         _, r, term, trunc, info = env.step("click[nowhere]")
     assert trunc and not term and r == 0.0 and info["score"] == 0.0
     assert make_env(max_episode_steps=30).spec.max_episode_steps == 30
+
+
+def test_vector_env_runs_expert_episodes(ws_cache):
+    import gymnasium as gym
+
+    fns = [lambda: gym.make("leap/WebShop-v0", num_products=2_000, cache_dir=ws_cache) for _ in range(3)]
+    venv = gym.vector.SyncVectorEnv(fns)
+    _, info = venv.reset(seed=0)
+    wins = 0
+    for _ in range(30):  # several autoresets: info values must keep one type per key across envs
+        _, r, term, trunc, info = venv.step(tuple(info["privileged"]["expert_action"]))
+        wins += int((r == 1.0).sum())
+    venv.close()
+    assert wins >= 9
