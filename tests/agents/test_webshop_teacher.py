@@ -13,8 +13,13 @@ ENV_ID = "leap/WebShop-v0"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    e = gym.make(ENV_ID, num_products=2_000, split="test", cache_dir=str(tmp_path_factory.mktemp("wscache")))
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("wscache"))
+
+
+@pytest.fixture(scope="module")
+def env(cache):
+    e = gym.make(ENV_ID, num_products=2_000, split="test", cache_dir=cache)
     yield e
     e.close()
 
@@ -126,3 +131,12 @@ def test_half_privilege_types_queries_from_the_instruction_when_they_work(env):
         else:
             assert query == queries[-1]["query"]  # the title: the only query that lists the target
     assert realizable_used >= 40
+
+
+def test_unprivileged_teacher_reads_both_observation_modes(env, cache):
+    text_env = gym.make(ENV_ID, num_products=2_000, split="test", observation_mode="text", cache_dir=cache)
+    for start in (0, 40):
+        _, rich = replay(env, WebShopExpertTeacher(privilege=0.0), 5, start=start)
+        _, plain = replay(text_env, WebShopExpertTeacher(privilege=0.0), 5, start=start)
+        assert [[s.action for s in t.steps] for t in rich] == [[s.action for s in t.steps] for t in plain]
+    text_env.close()
