@@ -154,7 +154,7 @@ def top_k(scores: np.ndarray, k: int = TOP_K) -> list[int]:
     """Indices of the ``k`` best positive scores, best first; scores equal to 4 decimals: lower index first.
 
     On large arrays a threshold from a strided sample narrows the candidates first; the result is exact (the
-    sample's bound is used only when at least ``k`` scores clear it with every tie of the k-th included).
+    sample's bound is used only when at least ``k`` scores clear it, widened to every tie of the k-th).
     """
     docs = None
     stride = scores.size // 8192
@@ -164,11 +164,10 @@ def top_k(scores: np.ndarray, k: int = TOP_K) -> list[int]:
         thr = float(np.partition(sample, sample.size - j)[sample.size - j])
         if thr > 0:
             cand = np.flatnonzero(scores >= thr)
-            if cand.size >= k:
+            if cand.size >= k:  # then the k-th best is >= thr; widen to its ties below thr if any
                 sub = scores[cand]
                 kth = float(np.partition(sub, sub.size - k)[sub.size - k])
-                if kth - 1e-4 >= thr:
-                    docs = cand
+                docs = cand if kth - 1e-4 >= thr else np.flatnonzero(scores >= kth - 1e-4)
     if docs is None:
         docs = np.flatnonzero(scores > 0)  # only matching documents are hits
     if docs.size == 0:
