@@ -2,7 +2,7 @@
 
 Each size runs in its own subprocess (so peak RSS is that size's alone) with a fresh index cache:
 
-    python benchmarks/webshop_speed.py --sizes 1000,100000,1000000 --out webshop_speed.json
+    python benchmarks/webshop_speed.py --sizes 1000,100000,1000000  # JSON to benchmarks/results/
 
 With ``--reference-max`` (default 100,000), sizes up to it are also indexed and searched with bm25s's own indexer
 and ``retrieve(k=50)`` on the same analysed text (query analysis excluded there) ("ref_*" columns): the original's pyserini/Java engine
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="1000,100000,1000000", help="comma-separated catalog sizes")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--episodes", type=int, default=100)
-    ap.add_argument("--out", default="webshop_speed.json", help="where to write the JSON results")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "webshop_speed.json"),
+                    help="where to write the JSON results")
     ap.add_argument("--reference-max", type=int, default=100_000,
                     help="also time bm25s's own indexer/retrieval on sizes up to this (0: never)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
@@ -155,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print("| " + " | ".join(f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "-")) for c in cols)
               + " |")
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump({"python": sys.version.split()[0], "cpus": os.cpu_count(), "rows": rows}, f, indent=2)
+    from leap_gym.io import atomic_write_json
+
+    atomic_write_json(args.out, {"python": sys.version.split()[0], "cpus": os.cpu_count(), "rows": rows})
     return 0
 
 

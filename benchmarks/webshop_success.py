@@ -1,7 +1,7 @@
 """Success on generated WebShop test goals: the env's privileged expert, a random agent, and the expert teacher
 replayed as an agent at each privilege level (with the leak meter over its own corrections).
 
-    python benchmarks/webshop_success.py --num-products 10000 --goals 500 --out webshop_success.json
+    python benchmarks/webshop_success.py --num-products 10000 --goals 500  # JSON to benchmarks/results/
 
 "random" picks uniformly among the admissible actions and fills the search placeholder with 4 random words of the
 instruction. Success = reward 1.0; steps are capped at ``--max-steps`` (LEAP trains with 15).
@@ -10,10 +10,10 @@ instruction. Success = reward 1.0; steps are capped at ``--max-steps`` (LEAP tra
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
+from pathlib import Path
 
 
 def run(env, policy, goals: int, max_steps: int, on_reset=None):
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-products", type=int, default=10_000)
     ap.add_argument("--goals", type=int, default=500)
     ap.add_argument("--max-steps", type=int, default=15)
-    ap.add_argument("--out", default="webshop_success.json")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "webshop_success.json"))
     args = ap.parse_args(argv)
 
     import gymnasium as gym
@@ -82,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in rows.items():
         leak = f"{r['leaks']} / {r['leak_steps']}" if "leaks" in r else "-"
         print(f"| {name} | {r['success']:.3f} | {r['mean_reward']:.3f} | {r['mean_steps']:.1f} | {leak} |")
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump({"num_products": args.num_products, "goals": n, "max_steps": args.max_steps, "rows": rows}, f,
-                  indent=2)
+    from leap_gym.io import atomic_write_json
+
+    atomic_write_json(args.out, {"num_products": args.num_products, "goals": n, "max_steps": args.max_steps,
+                                 "rows": rows})
     return 0
 
 
