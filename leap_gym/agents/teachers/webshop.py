@@ -122,19 +122,32 @@ def _tag_low(tag: str) -> float | None:
         return None
 
 
+_ITEM_CLICK = re.compile(r"click\[(b0\w{8}|item - .+)\]", re.DOTALL)
+
+
 def _results(step) -> list[tuple[str, str, str]]:
-    """(asin, title, price tag) of the visible results, from the observation."""
+    """(action, title, price tag) of the visible results, from the observation and the candidates (product
+    clicks are ``click[<asin>]``, or ``click[item - <title>]`` under the LEAP candidate format)."""
     segs = _segments(step.observation)
-    asins = {a[len("click["):-1] for a in step.admissible_actions or [] if re.fullmatch(r"click\[b0\w{8}\]", a)}
+    lower = [s.lower() for s in segs]
     out = []
-    for i, s in enumerate(segs):
-        if s.lower() in asins and i + 2 < len(segs):
-            out.append((s.lower(), segs[i + 1], segs[i + 2]))
+    for a in step.admissible_actions or []:
+        m = _ITEM_CLICK.fullmatch(a)
+        if not m:
+            continue
+        key = m.group(1)
+        if key.startswith("item - "):
+            title = key[len("item - "):]
+            i = lower.index(title) - 1 if title in lower else -1
+        else:
+            i = lower.index(key) if key in lower else -1
+        if i >= 0 and i + 2 < len(segs):
+            out.append((a, segs[i + 1], segs[i + 2]))
     return out
 
 
 def _visited(trajectory: Trajectory, t: int) -> set[str]:
-    return {m.group(1) for s in trajectory.steps[:t] if (m := re.fullmatch(r"click\[(b0\w{8})\]", s.action or ""))}
+    return {s.action for s in trajectory.steps[:t] if _ITEM_CLICK.fullmatch(s.action or "")}
 
 
 class WebShopExpertTeacher(Teacher):
@@ -221,18 +234,18 @@ class WebShopExpertTeacher(Teacher):
             bound = _price_bound(instruction)
             seen = _visited(trajectory, t)
             best, best_score = None, -1.0
-            for asin, title, tag in _results(step):
+            for action, title, tag in _results(step):
                 low = _tag_low(tag)
                 score = len(want & set(_words(title))) - (5.0 if low is not None and low > bound else 0.0)
-                if asin not in seen and score > best_score:
-                    best, best_score = asin, score
+                if action not in seen and score > best_score:
+                    best, best_score = action, score
             m = _PAGE.search(step.observation)
             page_num = int(m.group(1)) if m else 1
             if best is None and page_num < 3:
                 return self._reason(trajectory, t, "next"), "click[next >]"
             if best is None:
                 return self._reason(trajectory, t, "back_search"), "click[back to search]"
-            return self._reason(trajectory, t, "open"), f"click[{best}]"
+            return self._reason(trajectory, t, "open"), best
         # item page: select option values the instruction names, then buy
         acts = step.admissible_actions or []
         values = acts[acts.index("click[buy now]") + 1:] if "click[buy now]" in acts else []
@@ -249,7 +262,7 @@ class WebShopExpertTeacher(Teacher):
     def _arrival(trajectory: Trajectory, t: int) -> int:
         """The step at which the current item page was opened."""
         for k in range(t - 1, -1, -1):
-            if re.fullmatch(r"click\[b0\w{8}\]", trajectory.steps[k].action or ""):
+            if _ITEM_CLICK.fullmatch(trajectory.steps[k].action or ""):
                 return k + 1
         return 0
 
