@@ -23,6 +23,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -168,7 +169,7 @@ def normalize_product(raw: dict[str, Any], attributes: Mapping[str, Any], rng: r
         options[group.lower()] = [c["value"].strip().replace("/", " | ").lower() for c in contents]
     asin = raw["asin"]
     entry = attributes.get(asin)
-    attrs = (entry.get("attributes") if isinstance(entry, dict) else entry) or ["DUMMY_ATTR"]
+    attrs = list((entry.get("attributes") if isinstance(entry, dict) else entry) or ["DUMMY_ATTR"])
     images = raw.get("images") or [None]
     return {
         "asin": asin, "name": raw.get("name", ""), "Title": raw.get("name", ""),
@@ -181,11 +182,12 @@ def normalize_product(raw: dict[str, Any], attributes: Mapping[str, Any], rng: r
 
 
 def load_attributes(path: str | os.PathLike) -> dict[str, list[str]]:
-    """ASIN -> attributes from ``items_ins_v2*.json``, streamed (the instructions in it are not kept)."""
+    """ASIN -> attributes from ``items_ins_v2*.json``, streamed (the instructions in it are not kept; attribute
+    strings are interned, since the same phrases recur across products)."""
     out = {}
     for asin, entry in iter_json_object(path):
         if isinstance(entry, dict) and entry.get("attributes"):
-            out[asin] = list(entry["attributes"])
+            out[asin] = tuple(sys.intern(str(a)) for a in entry["attributes"])
     return out
 
 

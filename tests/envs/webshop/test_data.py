@@ -141,7 +141,7 @@ def test_env_on_real_format_files(data_dir, tmp_path):
 def test_streaming_objects(data_dir):
     for chunk in (1, 5, 1 << 20):
         assert dict(iter_json_object(data_dir / "items_human_ins.json", chunk_size=chunk)) == HUMAN
-    assert load_attributes(data_dir / "items_ins_v2_1000.json") == {"B0TEST0001": ["waterproof", "rubber sole"]}
+    assert load_attributes(data_dir / "items_ins_v2_1000.json") == {"B0TEST0001": ("waterproof", "rubber sole")}
     with pytest.raises(DataError, match="object"):
         list(iter_json_object(data_dir / "items_shuffle_1000.json"))
 
