@@ -1,0 +1,356 @@
+"""The original WebShop data files: streaming loader, normalisation, human goals, shuffle and splits.
+
+Files (from the WebShop project; not shipped with leap-gym):
+
+- ``items_shuffle_1000.json`` / ``items_shuffle.json``: a JSON list of scraped products (the full one is ~5 GB and
+  is streamed element by element, never loaded whole);
+- ``items_ins_v2_1000.json`` / ``items_ins_v2.json``: ASIN -> ``{attributes, instruction, instruction_attributes}``;
+- ``items_human_ins.json``: ASIN -> list of ``{instruction, instruction_attributes, instruction_options, ...}``.
+
+Normalisation and goal construction follow the original's ``load_products`` and ``get_human_goals``. Goals are
+shuffled with ``random.Random(233)`` (the same permutation as ``random.seed(233); random.shuffle``); when all
+products are loaded the splits are test = first 500, eval = next 1,000, train = the rest, and with a truncated
+product set (``num_products``) every split is all goals, as in the original. Deviation: hidden prices of ranged
+items and goal price bounds come from a generator seeded with ``seed`` instead of the unseeded global ``random``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leap_gym.envs.webshop.catalog import index_text, price_bound
+
+SPLIT_SEED = 233
+STORE_FORMAT = 1
+
+
+class DataError(ValueError):
+    """A WebShop data file that is missing or cannot be read, with the file and what is wrong."""
+
+
+class _Reader:
+    """A forward-only JSON token reader over a text file, holding at most one element (plus a chunk) in memory."""
+
+    def __init__(self, f, path: Path, chunk_size: int):
+        self.f, self.path, self.chunk = f, path, chunk_size
+        self.buf, self.pos, self.consumed = "", 0, 0
+        self.decoder = json.JSONDecoder()
+
+    def fail(self, what: str) -> DataError:
+        return DataError(f"{self.path}: invalid or truncated JSON near character {self.consumed + self.pos}: {what}")
+
+    def peek(self) -> str:
+        """The next non-space character ('' at the end of the file), reading on as needed."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos].isspace():
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            more = self.f.read(self.chunk)
+            if not more:
+                return ""
+            self.consumed += self.pos
+            self.buf, self.pos = more, 0
+
+    def expect(self, chars: str) -> str:
+        c = self.peek()
+        if not c:
+            raise self.fail("unexpected end of file")
+        if c not in chars:
+            raise self.fail(f"expected one of {list(chars)}, got {c!r}")
+        self.pos += 1
+        return c
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                obj, end = self.decoder.raw_decode(self.buf, self.pos)
+                break
+            except json.JSONDecodeError as e:
+                more = self.f.read(max(self.chunk, len(self.buf) - self.pos))  # grows with the element
+                if not more:
+                    self.pos = e.pos
+                    raise self.fail(e.msg) from None
+                self.consumed += self.pos
+                self.buf, self.pos = self.buf[self.pos:] + more, 0
+        self.pos = end
+        if self.pos > self.chunk:
+            self.consumed += self.pos
+            self.buf, self.pos = self.buf[self.pos:], 0
+        return obj
+
+
+def _iter_container(path: str | os.PathLike, opener: str, chunk_size: int) -> Iterator[Any]:
+    path = Path(path)
+    closer = "]" if opener == "[" else "}"
+    kind = "list" if opener == "[" else "object"
+    with open(path, encoding="utf-8") as f:
+        r = _Reader(f, path, chunk_size)
+        first = r.peek()
+        if not first:
+            raise DataError(f"{path}: empty file, expected a JSON {kind}")
+        if first != opener:
+            raise DataError(f"{path}: expected a JSON {kind} at the top level")
+        r.pos += 1
+        if r.peek() == closer:
+            return
+        while True:
+            if opener == "[":
+                yield r.value()
+            else:
+                key = r.value()
+                if not isinstance(key, str):
+                    raise r.fail("expected a string key")
+                r.expect(":")
+                yield key, r.value()
+            if r.expect("," + closer) == closer:
+                return
+
+
+def iter_json_array(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Iterator[Any]:
+    """Yield the elements of a top-level JSON list one at a time (the 5 GB product file is never loaded whole)."""
+    return _iter_container(path, "[", chunk_size)
+
+
+def iter_json_object(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Iterator[tuple[str, Any]]:
+    """Yield the ``(key, value)`` pairs of a top-level JSON object one at a time."""
+    return _iter_container(path, "{", chunk_size)
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+
+
+def parse_pricing(pricing: Any) -> tuple[list[float], str]:
+    """The original's price parse: pieces after each ``$``, digits and dots kept; missing -> ``[100.0]``."""
+    if not pricing:
+        return [100.0], "$100.0"
+    values = []
+    for piece in str(pricing).split("$")[1:]:
+        digits = re.sub(r"[^\d.]", "", piece)
+        try:
+            values.append(float(digits))
+        except ValueError:
+            continue
+    if not values:
+        return [100.0], "$100.0"
+    if len(values) == 1:
+        return values, f"${values[0]}"
+    return values[:2], f"${values[0]} to ${values[1]}"
+
+
+def normalize_product(raw: dict[str, Any], attributes: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
+    """One product in the original's normalised fields, with its hidden ``price`` drawn once."""
+    bullets = raw.get("small_description")
+    bullets = bullets if isinstance(bullets, list) else ([bullets] if bullets else [])
+    prices, tag = parse_pricing(raw.get("pricing"))
+    options: dict[str, list[str]] = {}
+    for group, contents in (raw.get("customization_options") or {}).items():
+        if contents is None:
+            continue
+        options[group.lower()] = [c["value"].strip().replace("/", " | ").lower() for c in contents]
+    asin = raw["asin"]
+    entry = attributes.get(asin)
+    attrs = list((entry.get("attributes") if isinstance(entry, dict) else entry) or ["DUMMY_ATTR"])
+    images = raw.get("images") or [None]
+    return {
+        "asin": asin, "name": raw.get("name", ""), "Title": raw.get("name", ""),
+        "Description": raw.get("full_description") or "", "BulletPoints": bullets,
+        "pricing": prices, "Price": tag, "price": prices[0] if len(prices) == 1 else rng.uniform(*prices[:2]),
+        "options": options, "Attributes": attrs, "category": raw.get("category", ""),
+        "query": (raw.get("query") or "").lower().strip(), "product_category": raw.get("product_category", ""),
+        "Rating": "N.A.", "Reviews": [], "MainImage": images[0],
+    }
+
+
+def load_attributes(path: str | os.PathLike) -> dict[str, list[str]]:
+    """ASIN -> attributes from ``items_ins_v2*.json``, streamed (the instructions in it are not kept; attribute
+    strings are interned, since the same phrases recur across products)."""
+    out = {}
+    for asin, entry in iter_json_object(path):
+        if isinstance(entry, dict) and entry.get("attributes"):
+            out[asin] = tuple(sys.intern(str(a)) for a in entry["attributes"])
+    return out
+
+
+def iter_products(path: str | os.PathLike, attributes: Mapping[str, Any], num_products: int | None = None,
+                  seed: int = 0) -> Iterator[dict[str, Any]]:
+    """Stream, truncate to ``num_products`` (before filtering, like the original), drop bad/duplicate ASINs,
+    normalise."""
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    for i, raw in enumerate(iter_json_array(path)):
+        if num_products is not None and i >= num_products:
+            break
+        if not isinstance(raw, dict) or "asin" not in raw:
+            raise DataError(f"{path}: element {i} is not a product object with an 'asin'")
+        asin = str(raw["asin"])
+        if asin == "nan" or len(asin) > 10 or asin in seen:
+            continue
+        seen.add(asin)
+        yield normalize_product(raw, attributes, rng)
+
+
+def load_products(path: str | os.PathLike, attributes: Mapping[str, Any], num_products: int | None = None,
+                  seed: int = 0) -> list[dict[str, Any]]:
+    """All normalised products in memory (fine for the 1k files; ``FileCatalog`` streams to disk instead)."""
+    return list(iter_products(path, attributes, num_products, seed))
+
+
+def human_goals(products: Iterable[dict[str, Any]], human: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]]:
+    """The original's human goals, in product order (each instruction with attributes; price clause added)."""
+    rng = random.Random(seed + 1)
+    goals = []
+    for p in products:
+        for ins in human.get(p["asin"], []):
+            attrs = ins.get("instruction_attributes") or []
+            if not attrs:
+                continue
+            upper, clause = price_bound(rng, p["price"])
+            goals.append({
+                "asin": p["asin"], "category": p["category"], "query": p["query"], "name": p["name"],
+                "product_category": p["product_category"],
+                "instruction_text": ins["instruction"].strip(".") + clause, "attributes": list(attrs),
+                "goal_options": list(ins.get("instruction_options") or []), "price_upper": upper, "weight": 1,
+            })
+    return goals
+
+
+def split_goals(goals: list[dict[str, Any]], full: bool) -> dict[str, list[dict[str, Any]]]:
+    """Shuffle with seed 233; test/eval/train = [:500], [500:1500], [1500:] for the full set, else all goals."""
+    goals = list(goals)
+    random.Random(SPLIT_SEED).shuffle(goals)
+    if not full:
+        return {"train": goals, "eval": goals, "test": goals, "all": goals}
+    return {"test": goals[:500], "eval": goals[500:1500], "train": goals[1500:], "all": goals}
+
+
+def _find(data_dir: Path, names: tuple[str, ...]) -> Path:
+    for name in names:
+        if (data_dir / name).is_file():
+            return data_dir / name
+    raise DataError(f"none of {list(names)} found in {data_dir}")
+
+
+class FileCatalog:
+    """Products and human goals from the original's files in ``data_dir``, kept on disk, not in memory.
+
+    Uses the full files (``items_shuffle.json``, ``items_ins_v2.json``) when present, else the 1k ones. The first
+    use streams the product file once into a store under ``cache_dir`` (normalised products as JSON lines with
+    their byte offsets, the ASINs, the goals), written to a temporary directory and renamed into place; products
+    are then read on demand (an LRU cache keeps recent ones), so memory stays small even for the 1.18M products.
+    """
+
+    kind = "file"
+
+    def __init__(self, data_dir: str | os.PathLike, num_products: int | None = None, seed: int = 0,
+                 cache_dir: str | os.PathLike | None = None):
+        from leap_gym.envs.webshop.search import cache_root
+
+        data_dir = Path(data_dir)
+        self.seed = seed
+        self.products_path = _find(data_dir, ("items_shuffle.json", "items_shuffle_1000.json"))
+        self.attrs_path = _find(data_dir, ("items_ins_v2.json", "items_ins_v2_1000.json"))
+        self.human_path = _find(data_dir, ("items_human_ins.json",))
+        ident = [str(num_products), str(seed), str(STORE_FORMAT)]
+        for p in (self.products_path, self.attrs_path, self.human_path):
+            st = p.stat()
+            ident.append(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}")
+        self.cache_key = "file-" + hashlib.sha1("\n".join(ident).encode()).hexdigest()[:16]
+        root = Path(cache_dir) if cache_dir is not None else cache_root() / "webshop"
+        store = root / f"{self.cache_key}-store"
+        if not (store / "meta.json").exists():
+            self._build_store(store, num_products)
+        try:
+            self._offsets = np.load(store / "offsets.npy")
+            asins = np.load(store / "asins.npy")
+            with open(store / "goals.json", encoding="utf-8") as f:
+                goals = json.load(f)
+        except (OSError, ValueError) as e:
+            raise DataError(f"corrupt WebShop product store at {store} (delete it to rebuild): {e}") from None
+        self._order = np.argsort(asins, kind="stable")
+        self._sorted = asins[self._order]
+        self._asins = asins
+        self._products_file = store / "products.jsonl"
+        self._splits = split_goals(goals, full=num_products is None)
+        self.product = functools.lru_cache(maxsize=4096)(self._product)
+
+    def _build_store(self, store: Path, num_products: int | None) -> None:
+        attributes = load_attributes(self.attrs_path)
+        human = _load_json(self.human_path)
+        if not isinstance(human, dict):
+            raise DataError(f"{self.human_path} must hold a JSON object keyed by ASIN")
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{store.name}.", dir=store.parent))
+        try:
+            offsets, asins = [], []
+            with open(tmp / "products.jsonl", "wb") as out:
+                def written() -> Iterator[dict[str, Any]]:
+                    for p in iter_products(self.products_path, attributes, num_products, self.seed):
+                        offsets.append(out.tell())
+                        asins.append(p["asin"])
+                        out.write(json.dumps(p, ensure_ascii=False).encode("utf-8") + b"\n")
+                        yield p
+
+                goals = human_goals(written(), human, self.seed)
+            np.save(tmp / "offsets.npy", np.asarray(offsets, dtype=np.int64))
+            np.save(tmp / "asins.npy", np.asarray(asins, dtype="U10"))
+            with open(tmp / "goals.json", "w", encoding="utf-8") as f:
+                json.dump(goals, f)
+            with open(tmp / "meta.json", "w", encoding="utf-8") as f:
+                json.dump({"format": STORE_FORMAT, "products": len(asins), "goals": len(goals)}, f)
+            try:
+                os.rename(tmp, store)
+            except OSError:
+                if not (store / "meta.json").exists():  # not a concurrent builder's finished store
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def _product(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < len(self._offsets):
+            raise IndexError(f"product {i} out of range (catalog has {len(self._offsets)})")
+        with open(self._products_file, "rb") as f:
+            f.seek(int(self._offsets[i]))
+            return json.loads(f.readline())
+
+    def asin(self, i: int) -> str:
+        return str(self._asins[i])
+
+    def index_of(self, asin: str) -> int | None:
+        for key in (asin, asin.upper()):
+            j = int(np.searchsorted(self._sorted, key))
+            if j < len(self._sorted) and self._sorted[j] == key:
+                return int(self._order[j])
+        return None
+
+    def index_texts(self) -> Iterator[str]:
+        with open(self._products_file, "rb") as f:
+            for line in f:
+                yield index_text(json.loads(line))
+
+    def goals(self, split: str) -> Sequence[dict[str, Any]]:
+        if split not in self._splits:
+            raise ValueError(f"unknown split {split!r}; expected one of {sorted(self._splits)}")
+        return self._splits[split]
