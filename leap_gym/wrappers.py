@@ -20,12 +20,10 @@ def strip_privileged(info: dict[str, Any], keys: frozenset[str] = PRIVILEGED_INF
     return {k: v for k, v in info.items() if k not in keys and k.lstrip("_") not in keys}
 
 
-class StudentView(gym.Wrapper):
-    """Drops every privileged key from ``info`` so students and baselines cannot leak the teacher's state."""
+class _StripsPrivileged:
+    """``reset``/``step`` that remove ``self._keys`` from ``info``; shared by the single and vector wrappers."""
 
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
-        self._keys = privileged_keys(env)
+    _keys: frozenset[str]
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
@@ -36,7 +34,15 @@ class StudentView(gym.Wrapper):
         return obs, reward, terminated, truncated, strip_privileged(info, self._keys)
 
 
-class StudentViewVector(gym.vector.VectorWrapper):
+class StudentView(_StripsPrivileged, gym.Wrapper):
+    """Drops every privileged key from ``info`` so students and baselines cannot leak the teacher's state."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self._keys = privileged_keys(env)
+
+
+class StudentViewVector(_StripsPrivileged, gym.vector.VectorWrapper):
     """``StudentView`` for vector envs: strips privileged keys (and their ``_key`` masks) from batched infos."""
 
     def __init__(self, env: gym.vector.VectorEnv):
@@ -46,12 +52,3 @@ class StudentViewVector(gym.vector.VectorWrapper):
         except AttributeError:
             per_env = ()
         self._keys = PRIVILEGED_INFO_KEYS | frozenset(k for keys in per_env for k in keys)
-
-    def reset(self, **kwargs):
-        obs, info = self.env.reset(**kwargs)
-        return obs, strip_privileged(info, self._keys)
-
-    def step(self, actions):
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        return obs, reward, terminated, truncated, strip_privileged(info, self._keys)
-
