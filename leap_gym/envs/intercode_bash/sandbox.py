@@ -1,0 +1,294 @@
+"""Host side of the InterCode Bash sandbox: start helpers, talk to their PID-1 loop, keep warm spares.
+
+One ``Sandbox`` is one namespace tree (see ``sandbox_init.py``) over read-only layers and a tmpfs upper. The
+interpreter start is most of the cost of a sandbox (~50 ms), so ``HelperPool`` keeps interpreters started ahead
+of time in a background thread; building the namespaces and mounts once the layers are known takes a few ms.
+
+Commands never run on the host: if the kernel cannot give us the namespaces, we try ``bwrap`` (only to name
+the problem better; the stdlib path is the sandbox) and otherwise raise ``SandboxUnavailable`` naming the
+missing feature.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+INIT_SCRIPT = str(Path(__file__).with_name("sandbox_init.py"))
+
+# Host uid (and gid) that uid 0 inside the sandbox maps to when we run as root: never host root itself, so
+# RLIMIT_NPROC is enforced and /proc/sys stays read-only.
+DEFAULT_SANDBOX_UID = int(os.environ.get("LEAP_GYM_SANDBOX_UID", "100000"))
+
+# Names git ignores in the original image (its docker.gitignore): never part of the file-system diff.
+IGNORED_NAMES = ("bin", "boot", "dev", "etc", "home", "lib", "media", "opt", "proc", "root", "run", "sbin", "srv",
+                 "sys", "usr", "var", ".dockerenv")
+
+PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class SandboxError(RuntimeError):
+    """The sandbox failed while running (its PID 1 died or answered with an error)."""
+
+
+class SandboxUnavailable(SandboxError):
+    """This machine cannot build the sandbox; ``feature`` names the missing kernel feature."""
+
+    def __init__(self, message: str, feature: str = ""):
+        super().__init__(message)
+        self.feature = feature
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """What a sandbox is built from. Two sandboxes from equal configs see identical file systems."""
+
+    layers: tuple[str, ...]  # lower directories, top first; each owned by the sandbox uid
+    binds: tuple[tuple[str, str, bool], ...] = ()  # (host source, path inside, read-only)
+    hostname: str = "3b8f4c2e9d1a"
+    tmpfs_size: str = "256m"
+    shm_size: str = "16m"
+    pinned_time: float = 1685577599.0  # mtime of /dev and friends: 2023-05-31 23:59:59 UTC
+    upper_dir: str | None = None  # a directory with upper/ and work/ on disk (layer building), else tmpfs
+    uid: int = DEFAULT_SANDBOX_UID
+    ignored_names: tuple[str, ...] = IGNORED_NAMES
+
+    def to_json(self) -> dict:
+        return {"layers": list(self.layers), "binds": [list(b) for b in self.binds], "hostname": self.hostname,
+                "tmpfs_size": self.tmpfs_size, "shm_size": self.shm_size, "pinned_time": self.pinned_time,
+                "upper_dir": self.upper_dir, "uid": self.uid, "gid": self.uid,
+                "ignored_names": list(self.ignored_names)}
+
+
+@dataclass
+class ExecResult:
+    rc: int
+    output: bytes
+    timed_out: bool = False
+    flooded: bool = False  # killed for writing more than the kill threshold
+    total_bytes: int = 0
+
+
+@dataclass
+class Limits:
+    """Per-command limits. ``nproc`` counts every process of the sandbox uid on the host (all sandboxes)."""
+
+    timeout: float = 10.0
+    output_cap: int = 1 << 20
+    kill_output: int = 16 << 20
+    nproc: int = 256
+    file_size: int = 256 << 20
+    address_space: int = 4 << 30
+    extra: dict = field(default_factory=dict)
+
+    def rlimits(self) -> dict[str, int]:
+        return {"RLIMIT_NPROC": self.nproc, "RLIMIT_CORE": 0, "RLIMIT_FSIZE": self.file_size,
+                "RLIMIT_AS": self.address_space}
+
+
+def _write_frame(f, header: dict, payload: bytes = b"") -> None:
+    data = json.dumps(dict(header, n=len(payload))).encode()
+    f.write(struct.pack(">I", len(data)) + data + payload)
+    f.flush()
+
+
+def _read_exact(f, n: int) -> bytes:
+    data = f.read(n)
+    if data is None or len(data) < n:
+        raise SandboxError("the sandbox's PID 1 exited unexpectedly")
+    return data
+
+
+def _read_frame(f) -> tuple[dict, bytes]:
+    (size,) = struct.unpack(">I", _read_exact(f, 4))
+    header = json.loads(_read_exact(f, size))
+    n = header.get("n", 0)
+    return header, (_read_exact(f, n) if n else b"")
+
+
+_INIT_SOURCE: bytes | None = None
+
+
+class _Helper:
+    """A started interpreter waiting for its config: the expensive part of a sandbox, done ahead of time.
+
+    Its argv is just ``bash`` and its program arrives on stdin, so ``ps``/``pstree -a`` inside the sandbox show
+    a PID 1 like the original's and no host path; the channel is a pair of pipes passed as fds.
+    """
+
+    def __init__(self):
+        global _INIT_SOURCE
+        if _INIT_SOURCE is None:
+            _INIT_SOURCE = Path(INIT_SCRIPT).read_bytes()
+        to_child_r, self.to_child = os.pipe()
+        self.from_child, from_child_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                ["bash", "-S"], executable=sys.executable, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                stderr=None if os.environ.get("LEAP_GYM_SANDBOX_DEBUG") else subprocess.DEVNULL, close_fds=True, pass_fds=(to_child_r, from_child_w), cwd="/",
+                env={"PYTHONHOME": f"{sys.base_prefix}:{sys.base_exec_prefix}"})  # argv[0] "bash" cannot locate the stdlib
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        program = _INIT_SOURCE.replace(b'if __name__ == "__main__":',
+                                       f"main({to_child_r}, {from_child_w})\nif False:".encode())
+        self.proc.stdin.write(program)
+        self.proc.stdin.close()
+        self.wfile = os.fdopen(self.to_child, "wb", buffering=0)
+        self.rfile = os.fdopen(self.from_child, "rb", buffering=0)
+
+    def close(self) -> None:
+        for f in (self.wfile, self.rfile):
+            try:
+                f.close()
+            except OSError:
+                pass
+        _reap_later(self.proc)
+
+    discard = close
+
+
+_zombies: list[subprocess.Popen] = []
+_zombie_lock = threading.Lock()
+
+
+def _reap_later(proc: subprocess.Popen) -> None:
+    """Once the channel is closed PID 1 exits and the kernel kills the namespace; reap off the hot path."""
+    with _zombie_lock:
+        _zombies.append(proc)
+        _zombies[:] = [p for p in _zombies if p.poll() is None]
+
+
+class HelperPool:
+    """Keeps ``spares`` helpers started in a background thread so a reset need not wait for an interpreter."""
+
+    def __init__(self, spares: int = 2):
+        self.spares = spares
+        self._ready: list[_Helper] = []
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        if spares > 0:
+            self._thread = threading.Thread(target=self._fill, name="leap-gym-sandbox-spares", daemon=True)
+            self._thread.start()
+            self._wanted.set()
+
+    def _fill(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            while not self._closed:
+                with self._lock:
+                    if len(self._ready) >= self.spares:
+                        break
+                helper = _Helper()
+                with self._lock:
+                    if self._closed:
+                        helper.discard()
+                        return
+                    self._ready.append(helper)
+            if self._closed:
+                return
+
+    def get(self) -> _Helper:
+        with self._lock:
+            helper = self._ready.pop(0) if self._ready else None
+        if self._thread is not None:
+            self._wanted.set()
+        return helper if helper is not None else _Helper()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wanted.set()
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for helper in ready:
+            helper.discard()
+
+
+class Sandbox:
+    """One sandbox: a PID-1 loop in fresh namespaces over ``config.layers``. Close it to free everything."""
+
+    def __init__(self, config: SandboxConfig, pool: HelperPool | None = None):
+        self.config = config
+        self._helper: _Helper | None = None
+        self._start(pool.get() if pool is not None else _Helper())
+
+    def _start(self, helper: _Helper) -> None:
+        self._helper = helper
+        try:
+            _write_frame(helper.wfile, self.config.to_json())
+            header, _ = _read_frame(helper.rfile)
+        except (OSError, SandboxError) as e:
+            self.close()
+            raise SandboxUnavailable(f"the sandbox helper failed to start: {e}", "") from None
+        if "error" in header:
+            self.close()
+            feature = header.get("feature", "")
+            raise SandboxUnavailable(
+                f"cannot build the InterCode Bash sandbox: {header['error']}"
+                + (f" (missing kernel feature: {feature})" if feature else ""), feature)
+
+    @property
+    def alive(self) -> bool:
+        return self._helper is not None and self._helper.proc.poll() is None
+
+    def request(self, header: dict, payload: bytes = b"") -> tuple[dict, bytes]:
+        if self._helper is None:
+            raise SandboxError("the sandbox is closed")
+        try:
+            _write_frame(self._helper.wfile, header, payload)
+            reply, body = _read_frame(self._helper.rfile)
+        except (OSError, ValueError) as e:
+            raise SandboxError(f"lost the sandbox's PID 1: {e}") from None
+        if "error" in reply:
+            raise SandboxError(reply["error"])
+        return reply, body
+
+    def exec(self, argv: list[str], cwd: str = "/", env: dict[str, str] | None = None,
+             limits: Limits | None = None, timeout: float | None = None) -> ExecResult:
+        """Run ``argv`` (no shell added) in its own session; stdout and stderr interleaved, stdin empty."""
+        limits = limits or Limits()
+        env = env if env is not None else {"PATH": PATH_ENV, "HOME": "/root", "HOSTNAME": self.config.hostname}
+        reply, out = self.request({"op": "exec", "argv": list(argv), "cwd": cwd, "env": env,
+                                   "timeout": limits.timeout if timeout is None else timeout,
+                                   "output_cap": limits.output_cap, "kill_output": limits.kill_output,
+                                   "rlimits": limits.rlimits()})
+        return ExecResult(rc=reply["rc"], output=out, timed_out=reply["timed_out"], flooded=reply["flooded"],
+                          total_bytes=reply["total"])
+
+    def populate(self, entries: list[dict], now: float, touch_dirs: tuple[str, ...] = ("/",),
+                 dir_age: float = 0.0) -> None:
+        self.request({"op": "populate", "now": now, "touch_dirs": list(touch_dirs), "dir_age": dir_age},
+                     json.dumps(entries).encode())
+
+    def snapshot(self) -> int:
+        return self.request({"op": "snapshot"})[0]["tracked"]
+
+    def status(self) -> str:
+        """``git status --short`` of the sandbox against its snapshot, computed inside the sandbox."""
+        return self.request({"op": "status"})[1].decode("utf-8", "surrogateescape")
+
+    def close(self) -> None:
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
