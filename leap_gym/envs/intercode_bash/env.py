@@ -24,8 +24,7 @@ import gymnasium as gym
 
 from leap_gym.envs.intercode_bash import reward as rw
 from leap_gym.envs.intercode_bash.generated import FAMILIES, Task, generate_task
-from leap_gym.envs.intercode_bash.sandbox import (PATH_ENV, HelperPool, Limits, Sandbox, SandboxConfig,
-                                                  SandboxError)
+from leap_gym.envs.intercode_bash.sandbox import PATH_ENV, HelperPool, Limits, Sandbox, SandboxConfig
 from leap_gym.spaces import UnicodeText
 
 TIMED_OUT = "Command timed out"
@@ -157,9 +156,9 @@ class InterCodeBashEnv(gym.Env):
         now = float(int(time.time()))
         hostname = "3b8f4c2e9d1a"
         self._env = self._env_vars(task, hostname)
-        gold = self._run_gold(task, hostname if self.same_hostname else "9c4e1f7a2b6d", now)
+        self._task = task
+        self._gold = self._run_gold(task, hostname if self.same_hostname else "9c4e1f7a2b6d", now)
         self._sandbox = self._open(task, hostname, now)
-        self._task, self._gold = task, gold
         self._workdir, self._last_obs, self._done = "/", task.query, False
         self._expert_done = False
         return task.query, self._info(action_valid=True)
@@ -169,7 +168,7 @@ class InterCodeBashEnv(gym.Env):
         box = self._open(task, hostname, now)
         try:
             env = self._env_vars(task, hostname)
-            out, executed, valid = self._execute(box, task.gold, "/", env, self.gold_limits, gold=True)
+            out, executed, valid = self._execute(box, task.gold, "/", env, self.gold_limits)
             gold = {"output": out, "corrupt": not valid, "status": box.status(), "hashes": {}, "error": None}
             try:
                 changes = self._parse(gold["status"])
@@ -238,22 +237,17 @@ class InterCodeBashEnv(gym.Env):
             self._workdir = new
         return out, executed, valid
 
-    def _execute(self, box: Sandbox, action: str, cwd: str, env: dict, limits: Limits,
-                 gold: bool = False) -> tuple[str, bool, bool]:
+    def _execute(self, box: Sandbox, action: str, cwd: str, env: dict, limits: Limits) -> tuple[str, bool, bool]:
         """(observation, executed, valid) for one shell string, wrapped as the compat mode says."""
+        shell = self._task.shell if self._task is not None else "/bin/bash"
         if self.compat == "intercode":
             try:
-                argv = shlex.split('/bin/bash -c "' + action.strip() + '"')
+                argv = shlex.split(shell + ' -c "' + action.strip() + '"')
             except ValueError:
                 return MALFORMED, False, False
         else:
-            argv = ["/bin/bash", "-c", action]
-        try:
-            res = box.exec(argv, cwd, env, limits)
-        except SandboxError:
-            if gold:
-                raise
-            return MALFORMED, False, False
+            argv = [shell, "-c", action]
+        res = box.exec(argv, cwd, env, limits)
         if res.timed_out:
             return TIMED_OUT, False, True
         try:

@@ -99,10 +99,13 @@ def _write_frame(f, header: dict, payload: bytes = b"") -> None:
 
 
 def _read_exact(f, n: int) -> bytes:
-    data = f.read(n)
-    if data is None or len(data) < n:
-        raise SandboxError("the sandbox's PID 1 exited unexpectedly")
-    return data
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = f.read(n - len(buf))
+        if not chunk:
+            raise SandboxError("the sandbox's PID 1 exited unexpectedly")
+        buf += chunk
+    return bytes(buf)
 
 
 def _read_frame(f) -> tuple[dict, bytes]:

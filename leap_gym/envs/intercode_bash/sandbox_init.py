@@ -250,6 +250,17 @@ def _drop_capabilities():
 # ---------------------------------------------------------------------------------------------- commands
 
 
+def _exec_path(argv, env):
+    """execvpe without the stdlib's lazy imports (the host's stdlib is gone after pivot_root); returns on failure."""
+    name = argv[0]
+    dirs = [""] if "/" in name else env.get("PATH", "/usr/bin:/bin").split(":")
+    for d in dirs:
+        try:
+            os.execve(os.path.join(d, name) if d else name, argv, env)
+        except OSError:
+            continue
+
+
 class Loop:
     """PID 1: serve requests until the host closes the channel (then the kernel kills the namespace)."""
 
@@ -325,12 +336,9 @@ class Loop:
             except OSError:
                 os.write(2, CHDIR_FAILED.format(req["cwd"]).encode())
                 os._exit(126)
-            argv = req["argv"]
-            try:
-                os.execvpe(argv[0], argv, req["env"])
-            except OSError:
-                os.write(2, NOT_FOUND.format(argv[0]).encode())
-                os._exit(126)
+            _exec_path(req["argv"], req["env"])
+            os.write(2, NOT_FOUND.format(req["argv"][0]).encode())
+            os._exit(126)
         finally:
             os._exit(126)
 
