@@ -119,14 +119,19 @@ def stage(cfg, owner=None):
     out of the sandbox's ``/proc/mounts``.
     """
     mount(None, "/", None, MS_REC | MS_PRIVATE)
+    # open first: the directories may lie under /tmp, which the staging tmpfs is about to cover
+    fds = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in cfg["layers"]]
+    disk = os.open(cfg["upper_dir"], os.O_PATH | os.O_DIRECTORY) if cfg.get("upper_dir") else None
     opts = "size=1m,mode=0755" + (f",uid={owner},gid={owner}" if owner is not None else "")
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    for i, layer in enumerate(cfg["layers"]):
+    for i, fd in enumerate(fds):
         os.mkdir(f"/tmp/l{i}")
-        mount(layer, f"/tmp/l{i}", None, MS_BIND | MS_REC)
-    if cfg.get("upper_dir"):
+        mount(f"/proc/self/fd/{fd}", f"/tmp/l{i}", None, MS_BIND | MS_REC)
+        os.close(fd)
+    if disk is not None:
         os.mkdir("/tmp/disk")
-        mount(cfg["upper_dir"], "/tmp/disk", None, MS_BIND)
+        mount(f"/proc/self/fd/{disk}", "/tmp/disk", None, MS_BIND)
+        os.close(disk)
 
 
 def setup(cfg, staged):
