@@ -24,7 +24,7 @@ import gymnasium as gym
 
 from leap_gym.envs.intercode_bash import reward as rw
 from leap_gym.envs.intercode_bash.generated import FAMILIES, Task, generate_task
-from leap_gym.envs.intercode_bash.sandbox import PATH_ENV, HelperPool, Limits, Sandbox, SandboxConfig
+from leap_gym.envs.intercode_bash.sandbox import PATH_ENV, Limits, Sandbox, SandboxConfig, SandboxPool
 from leap_gym.spaces import UnicodeText
 
 TIMED_OUT = "Command timed out"
@@ -107,7 +107,7 @@ class InterCodeBashEnv(gym.Env):
 
             self._source = OriginalTasks(tasks, data_dir, self.rootfs)
             self.num_tasks = len(self._source)
-        self._pool = HelperPool(spares)
+        self._pool = SandboxPool(spares)
         self._sandbox: Sandbox | None = None
         self._task: Task | None = None
         self._done = True
@@ -129,16 +129,21 @@ class InterCodeBashEnv(gym.Env):
     def _env_vars(self, task: Task, hostname: str) -> dict[str, str]:
         return {"PATH": PATH_ENV, "HOME": "/root", "HOSTNAME": hostname, **task.env}
 
-    def _open(self, task: Task, hostname: str, now: float) -> Sandbox:
-        box = Sandbox(self._config(task, hostname), self._pool)
+    def _open(self, task: Task, hostnames: tuple[str, ...], now: float) -> list[Sandbox]:
+        """Ready sandboxes for ``task``, one per hostname, filled and snapshot in parallel."""
+        boxes: list[Sandbox] = []
         try:
-            if task.entries:
-                box.populate(task.entries, now)
-            box.snapshot()
+            for hostname in hostnames:
+                boxes.append(self._pool.get(self._config(task, hostname)))
+            for box in boxes:
+                box.populate(task.entries, now, snapshot=True, wait=False)
+            for box in boxes:
+                box.receive()
         except BaseException:
-            box.close()
+            for box in boxes:
+                box.close()
             raise
-        return box
+        return boxes
 
     # ------------------------------------------------------------------------------------------ API
 
@@ -157,15 +162,15 @@ class InterCodeBashEnv(gym.Env):
         hostname = "3b8f4c2e9d1a"
         self._env = self._env_vars(task, hostname)
         self._task = task
-        self._gold = self._run_gold(task, hostname if self.same_hostname else "9c4e1f7a2b6d", now)
-        self._sandbox = self._open(task, hostname, now)
+        gold_host = hostname if self.same_hostname else "9c4e1f7a2b6d"
+        gold_box, self._sandbox = self._open(task, (gold_host, hostname), now)
+        self._gold = self._run_gold(gold_box, task, gold_host)
         self._workdir, self._last_obs, self._done = "/", task.query, False
         self._expert_done = False
         return task.query, self._info(action_valid=True)
 
-    def _run_gold(self, task: Task, hostname: str, now: float) -> dict:
+    def _run_gold(self, box: Sandbox, task: Task, hostname: str) -> dict:
         """Gold in its own sandbox from the same layers and reset time: output, changes, hashes of new paths."""
-        box = self._open(task, hostname, now)
         try:
             env = self._env_vars(task, hostname)
             out, executed, valid = self._execute(box, task.gold, "/", env, self.gold_limits)

@@ -1,8 +1,8 @@
 """Host side of the InterCode Bash sandbox: start helpers, talk to their PID-1 loop, keep warm spares.
 
 One ``Sandbox`` is one namespace tree (see ``sandbox_init.py``) over read-only layers and a tmpfs upper. The
-interpreter start is most of the cost of a sandbox (~50 ms), so ``HelperPool`` keeps interpreters started ahead
-of time in a background thread; building the namespaces and mounts once the layers are known takes a few ms.
+interpreter start is most of the cost of a sandbox (~50 ms), so ``SandboxPool`` builds sandboxes ahead of time
+in a background thread; a reset then only fills the tmpfs and runs the gold.
 
 Commands never run on the host: if the kernel cannot give us the namespaces, we try ``bwrap`` (only to name
 the problem better; the stdlib path is the sandbox) and otherwise raise ``SandboxUnavailable`` naming the
@@ -119,7 +119,7 @@ _INIT_SOURCE: bytes | None = None
 
 
 class _Helper:
-    """A started interpreter waiting for its config: the expensive part of a sandbox, done ahead of time.
+    """The sandbox's interpreter, started with a pipe pair; it waits for its config.
 
     Its argv is just ``bash`` and its program arrives on stdin, so ``ps``/``pstree -a`` inside the sandbox show
     a PID 1 like the original's and no host path; the channel is a pair of pipes passed as fds.
@@ -154,8 +154,6 @@ class _Helper:
                 pass
         _reap_later(self.proc)
 
-    discard = close
-
 
 _zombies: list[subprocess.Popen] = []
 _zombie_lock = threading.Lock()
@@ -168,61 +166,88 @@ def _reap_later(proc: subprocess.Popen) -> None:
         _zombies[:] = [p for p in _zombies if p.poll() is None]
 
 
-class HelperPool:
-    """Keeps ``spares`` helpers started in a background thread so a reset need not wait for an interpreter."""
+class SandboxPool:
+    """Ready sandboxes built in a background thread, per config: a reset takes one instead of building it.
 
-    def __init__(self, spares: int = 2):
-        self.spares = spares
-        self._ready: list[_Helper] = []
+    Building a sandbox is an interpreter start plus namespaces and mounts (50-200 ms); a training loop resets
+    with the same few configs (one for generated tasks, one per file system for the original ones), so the pool
+    keeps ``spares`` ready sandboxes for each of the ``max_configs`` most recently requested configs. A failure
+    to build in the background is not raised there: ``get`` then builds in the foreground and raises.
+    """
+
+    def __init__(self, spares: int = 2, max_configs: int = 4):
+        self.spares, self.max_configs = spares, max_configs
+        self._ready: dict[SandboxConfig, list[Sandbox]] = {}
         self._lock = threading.Lock()
-        self._wanted = threading.Event()
+        self._wake = threading.Event()
         self._closed = False
+        self._broken: set[SandboxConfig] = set()
         self._thread: threading.Thread | None = None
-        if spares > 0:
-            self._thread = threading.Thread(target=self._fill, name="leap-gym-sandbox-spares", daemon=True)
+
+    def _want(self, config: SandboxConfig) -> None:
+        with self._lock:
+            self._ready[config] = self._ready.pop(config, [])  # most recent last
+            while len(self._ready) > self.max_configs:
+                for box in self._ready.pop(next(iter(self._ready))):
+                    box.close()
+        if self._thread is None and self.spares > 0:
+            self._thread = threading.Thread(target=self._fill, name="leap-gym-sandbox-pool", daemon=True)
             self._thread.start()
-            self._wanted.set()
+        self._wake.set()
+
+    def _next_missing(self) -> SandboxConfig | None:
+        with self._lock:
+            for config in reversed(self._ready):
+                if len(self._ready[config]) < self.spares and config not in self._broken:
+                    return config
+        return None
 
     def _fill(self) -> None:
-        while True:
-            self._wanted.wait()
-            self._wanted.clear()
-            while not self._closed:
-                with self._lock:
-                    if len(self._ready) >= self.spares:
-                        break
-                helper = _Helper()
-                with self._lock:
-                    if self._closed:
-                        helper.discard()
-                        return
-                    self._ready.append(helper)
-            if self._closed:
-                return
+        while not self._closed:
+            config = self._next_missing()
+            if config is None:
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            try:
+                box = Sandbox(config)
+            except SandboxError:
+                self._broken.add(config)
+                continue
+            with self._lock:
+                if self._closed or config not in self._ready:
+                    box.close()
+                else:
+                    self._ready[config].append(box)
 
-    def get(self) -> _Helper:
+    def get(self, config: SandboxConfig) -> Sandbox:
         with self._lock:
-            helper = self._ready.pop(0) if self._ready else None
-        if self._thread is not None:
-            self._wanted.set()
-        return helper if helper is not None else _Helper()
+            queue = self._ready.get(config)
+            box = queue.pop(0) if queue else None
+        self._want(config)
+        if box is not None and box.alive:
+            return box
+        if box is not None:
+            box.close()
+        return Sandbox(config)
 
     def close(self) -> None:
         self._closed = True
-        self._wanted.set()
+        self._wake.set()
         with self._lock:
-            ready, self._ready = self._ready, []
-        for helper in ready:
-            helper.discard()
+            ready, self._ready = self._ready, {}
+        for boxes in ready.values():
+            for box in boxes:
+                box.close()
 
 
 class Sandbox:
     """One sandbox: a PID-1 loop in fresh namespaces over ``config.layers``. Close it to free everything."""
 
-    def __init__(self, config: SandboxConfig, pool: HelperPool | None = None):
+    def __init__(self, config: SandboxConfig):
         self.config = config
         self._helper: _Helper | None = None
-        self._start(pool.get() if pool is not None else _Helper())
+        self._start(_Helper())
 
     def _start(self, helper: _Helper) -> None:
         self._helper = helper
@@ -243,17 +268,29 @@ class Sandbox:
     def alive(self) -> bool:
         return self._helper is not None and self._helper.proc.poll() is None
 
-    def request(self, header: dict, payload: bytes = b"") -> tuple[dict, bytes]:
+    def send(self, header: dict, payload: bytes = b"") -> None:
+        """Send a request without waiting, so several sandboxes can work at once; then call ``receive``."""
         if self._helper is None:
             raise SandboxError("the sandbox is closed")
         try:
             _write_frame(self._helper.wfile, header, payload)
+        except OSError as e:
+            raise SandboxError(f"lost the sandbox's PID 1: {e}") from None
+
+    def receive(self) -> tuple[dict, bytes]:
+        if self._helper is None:
+            raise SandboxError("the sandbox is closed")
+        try:
             reply, body = _read_frame(self._helper.rfile)
         except (OSError, ValueError) as e:
             raise SandboxError(f"lost the sandbox's PID 1: {e}") from None
         if "error" in reply:
             raise SandboxError(reply["error"])
         return reply, body
+
+    def request(self, header: dict, payload: bytes = b"") -> tuple[dict, bytes]:
+        self.send(header, payload)
+        return self.receive()
 
     def exec(self, argv: list[str], cwd: str = "/", env: dict[str, str] | None = None,
              limits: Limits | None = None, timeout: float | None = None) -> ExecResult:
@@ -267,10 +304,12 @@ class Sandbox:
         return ExecResult(rc=reply["rc"], output=out, timed_out=reply["timed_out"], flooded=reply["flooded"],
                           total_bytes=reply["total"])
 
-    def populate(self, entries: list[dict], now: float, touch_dirs: tuple[str, ...] = ("/",),
-                 dir_age: float = 0.0) -> None:
-        self.request({"op": "populate", "now": now, "touch_dirs": list(touch_dirs), "dir_age": dir_age},
-                     json.dumps(entries).encode())
+    def populate(self, entries: list[dict], now: float, snapshot: bool = False, wait: bool = True) -> None:
+        """Create ``entries`` (times relative to ``now``), pin the root's mtime, optionally snapshot after."""
+        self.send({"op": "populate", "now": now, "touch_dirs": ["/"] if entries else [], "snapshot": snapshot},
+                  json.dumps(entries).encode())
+        if wait:
+            self.receive()
 
     def snapshot(self) -> int:
         return self.request({"op": "snapshot"})[0]["tracked"]

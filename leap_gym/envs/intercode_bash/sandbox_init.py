@@ -416,8 +416,9 @@ class Loop:
             t = now - e.get("age", 0)
             os.utime(e["path"], (t, t), follow_symlinks=False)
         for d in req.get("touch_dirs", []):
-            t = now - req.get("dir_age", 0)
-            os.utime(d, (t, t))
+            os.utime(d, (now, now))
+        if req.get("snapshot"):
+            return self.op_snapshot(req, b"")
         return {"ok": True}, b""
 
     def _walk(self):
