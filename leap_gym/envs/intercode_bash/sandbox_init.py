@@ -535,6 +535,11 @@ def main(rfd, wfd):
     cfg, _ = read_frame(rfd)
     if cfg is None:
         return 0
+    if not cfg.get("setup", True):  # bwrap built the namespaces and the root; we are its child
+        loop = Loop(cfg, rfd, wfd)
+        write_frame(wfd, {"ready": True, "pid": os.getpid()})
+        loop.serve()
+        return 0
     staged = False
     try:
         uid, gid = cfg["uid"], cfg["gid"]
