@@ -234,3 +234,14 @@ def test_gold_on_many_generated_tasks():
             assert e.step("submit")[1] == 1.0, info["task_id"]
     finally:
         e.close()
+
+
+def test_package_tasks_when_intercode_bench_is_installed():
+    pytest.importorskip("intercode", reason="pip install --no-deps intercode-bench to run the package task set")
+    e = InterCodeBashEnv(tasks="package", spares=1)
+    try:
+        assert len(e) == 24
+        reward, info = play_gold(e, 0)
+        assert reward == 1.0 and info["task_id"] == "bash_queries.json:0"
+    finally:
+        e.close()

@@ -78,7 +78,8 @@ class InterCodeBashEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
-    privileged_info_keys: tuple[str, ...] = ()
+    # the reward details after submit name the gold's file changes: teachers may read them, students not
+    privileged_info_keys: tuple[str, ...] = ("reward_info",)
 
     def __init__(self, tasks: str = "generated", data_dir: str | None = None, split: str = "train",
                  task_seed: int = 0, families: list[str] | None = None, num_tasks: int = 100_000,
