@@ -160,6 +160,12 @@ def test_host_tcp_listener_is_unreachable(box):
     assert out.split()[-1] == "lo"
 
 
+def test_signals_to_pid_1_do_not_stop_the_sandbox(box):
+    rc, out = bash(box, "kill -INT 1; kill -TERM 1; kill -9 1; kill -HUP 1; echo sent")
+    assert out.endswith("sent\n")
+    assert bash(box, "echo alive")[1] == "alive\n"
+
+
 def test_host_processes_cannot_be_killed(box):
     victim = subprocess.Popen(["sleep", "60"])
     try:

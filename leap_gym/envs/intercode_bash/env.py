@@ -24,12 +24,14 @@ import gymnasium as gym
 
 from leap_gym.envs.intercode_bash import reward as rw
 from leap_gym.envs.intercode_bash.generated import FAMILIES, Task, generate_task
-from leap_gym.envs.intercode_bash.sandbox import PATH_ENV, Limits, Sandbox, SandboxConfig, SandboxPool
+from leap_gym.envs.intercode_bash.sandbox import (PATH_ENV, Limits, Sandbox, SandboxConfig, SandboxError,
+                                                  SandboxPool)
 from leap_gym.spaces import UnicodeText
 
 TIMED_OUT = "Command timed out"
 MALFORMED = "Malformed command"
 EPISODE_OVER = "The episode is over; call reset() to start a new one."
+SANDBOX_LOST = "The sandbox stopped working"
 
 
 def simplify_path(current: str, path: str) -> str:
@@ -175,7 +177,7 @@ class InterCodeBashEnv(gym.Env):
         try:
             env = self._env_vars(task, hostname)
             out, executed, valid = self._execute(box, task.gold, "/", env, self.gold_limits)
-            gold = {"output": out, "corrupt": not valid, "status": box.status(), "hashes": {}, "error": None}
+            gold = {"output": out, "corrupt": not valid or out == MALFORMED, "status": box.status(), "hashes": {}, "error": None}
             try:
                 changes = self._parse(gold["status"])
             except Exception as e:  # e.g. the original parser on a path with a space
@@ -253,7 +255,10 @@ class InterCodeBashEnv(gym.Env):
                 return MALFORMED, False, False
         else:
             argv = [shell, "-c", action]
-        res = box.exec(argv, cwd, env, limits)
+        try:
+            res = box.exec(argv, cwd, env, limits)
+        except SandboxError as e:  # the sandbox died (e.g. the host's OOM killer): never raise into the loop
+            return f"{SANDBOX_LOST}: {e}", False, False
         if res.timed_out:
             return TIMED_OUT, False, True
         try:

@@ -276,6 +276,8 @@ class Loop:
         self.devnull = os.open("/dev/null", os.O_RDWR)
 
     def serve(self):
+        # PID 1 of a namespace gets only the signals it handles: handle none, or `kill -INT 1` would stop it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         while True:
             header, payload = read_frame(self.rfd)
             if header is None or header["op"] == "exit":
