@@ -77,6 +77,8 @@ def bench(n: int, pause: float) -> dict:
     rf = host_rootfs()
     config = SandboxConfig(layers=(rf.base,), binds=rf.binds)
     results["sandbox create (cold)"] = stats(timed(lambda: Sandbox(config).close(), max(10, n // 10)))
+    results["reference: host subprocess bash -c true (no sandbox)"] = stats(
+        timed(lambda: subprocess.run(["/bin/bash", "-c", "true"], check=True), max(20, n // 4)))
     bwrap = _bwrap()
     if bwrap:
         argv = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin",
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     results = bench(args.n, args.pause)
     meta = {"python": platform.python_version(), "kernel": platform.release(), "cpus": os.cpu_count(),
-            "root": os.geteuid() == 0, "n": args.n, "pause_s": args.pause}
+            "root": os.geteuid() == 0, "n": args.n, "pause_s": args.pause, "loadavg_1m": os.getloadavg()[0]}
     print(f"### InterCode Bash speed ({meta['cpus']} CPUs, kernel {meta['kernel']}, "
           f"{'root' if meta['root'] else 'rootless'})\n")
     print("| what | median ms | p95 ms | n |\n|---|---:|---:|---:|")
@@ -111,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {r['median_ms']:.2f} | {r['p95_ms']:.2f} | {r['n']} |")
     ref = results.get("reference: fresh bwrap per command (bash -c true)")
     ours = results["sandbox exec: bash -c true"]
+    host = results["reference: host subprocess bash -c true (no sandbox)"]
     if ref:
         print(f"\nours / fresh-bwrap reference (bash -c true): {ours['median_ms'] / ref['median_ms']:.2f}x")
+    print(f"ours / unsandboxed host subprocess (bash -c true): {ours['median_ms'] / host['median_ms']:.2f}x")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {meta['cpus']} CPUs")
     print(f"targets: command <= 5 ms (step: true {results['step: true']['median_ms']:.2f} ms), "
           f"reset <= 20 ms (warm {results['reset (warm spares)']['median_ms']:.2f} ms)")
     atomic_write_json(args.json, {"meta": meta, "results": results})

@@ -132,22 +132,6 @@ class InterCodeBashEnv(gym.Env):
     def _env_vars(self, task: Task, hostname: str) -> dict[str, str]:
         return {"PATH": PATH_ENV, "HOME": "/root", "HOSTNAME": hostname, **task.env}
 
-    def _open(self, task: Task, hostnames: tuple[str, ...], now: float) -> list[Sandbox]:
-        """Ready sandboxes for ``task``, one per hostname, filled and snapshot in parallel."""
-        boxes: list[Sandbox] = []
-        try:
-            for hostname in hostnames:
-                boxes.append(self._pool.get(self._config(task, hostname)))
-            for box in boxes:
-                box.populate(task.entries, now, snapshot=True, wait=False)
-            for box in boxes:
-                box.receive()
-        except BaseException:
-            for box in boxes:
-                box.close()
-            raise
-        return boxes
-
     # ------------------------------------------------------------------------------------------ API
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -166,42 +150,68 @@ class InterCodeBashEnv(gym.Env):
         self._env = self._env_vars(task, hostname)
         self._task = task
         gold_host = hostname if self.same_hostname else "9c4e1f7a2b6d"
-        gold_box, self._sandbox = self._open(task, (gold_host, hostname), now)
-        self._gold = self._run_gold(gold_box, task, gold_host)
+        self._sandbox = None
+        gold_box = self._pool.get(self._config(task, gold_host))
+        try:
+            self._sandbox = self._pool.get(self._config(task, hostname))
+            self._sandbox.send(Sandbox.populate_request(task.entries, now))
+            self._gold = self._run_gold(gold_box, task, gold_host, now)
+            self._sandbox.receive()
+        except BaseException:
+            self.close_sandbox()
+            raise
+        finally:
+            gold_box.close()
         self._workdir, self._last_obs, self._done = "/", task.query, False
         self._expert_done = False
         return task.query, self._info(action_valid=True)
 
-    def _run_gold(self, box: Sandbox, task: Task, hostname: str) -> dict:
-        """Gold in its own sandbox from the same layers and reset time: output, changes, hashes of new paths."""
+    def _run_gold(self, box: Sandbox, task: Task, hostname: str, now: float) -> dict:
+        """Gold in its own sandbox from the same layers and reset time: output, changes, hashes of new paths.
+
+        One round trip for the file system, the gold and the status; a second one for the hashes, if any.
+        """
+        env = self._env_vars(task, hostname)
+        argv = self._argv(task.gold)
+        requests = [Sandbox.populate_request(task.entries, now)]
+        if argv is not None:
+            requests.append(box.exec_request(argv, "/", env, self.gold_limits))
+        requests.append({"op": "status"})
+        box.send_batch(requests)
+        replies = box.receive_batch()
+        if argv is None:
+            out, valid = MALFORMED, False
+        else:
+            out, _, valid = self._observe(Sandbox.exec_result(*replies[1]))
+        status = replies[-1][1].decode("utf-8", "surrogateescape")
+        gold = {"output": out, "corrupt": not valid or out == MALFORMED, "status": status, "hashes": {},
+                "error": None, "changes": []}
         try:
-            env = self._env_vars(task, hostname)
-            out, executed, valid = self._execute(box, task.gold, "/", env, self.gold_limits)
-            gold = {"output": out, "corrupt": not valid or out == MALFORMED, "status": box.status(), "hashes": {}, "error": None}
-            try:
-                changes = self._parse(gold["status"])
-            except Exception as e:  # e.g. the original parser on a path with a space
-                gold["error"] = f"gold status could not be parsed: {type(e).__name__}: {e}"
-                changes = []
-            gold["changes"] = changes
-            for path, code in changes:
-                if code in rw.NEW_CODES and path not in gold["hashes"]:
-                    gold["hashes"][path] = self._hash(box, path)
-        finally:
-            box.close()
+            gold["changes"] = self._parse(status)
+        except Exception as e:  # e.g. the original parser on a path with a space
+            gold["error"] = f"gold status could not be parsed: {type(e).__name__}: {e}"
+        new = sorted({path for path, code in gold["changes"] if code in rw.NEW_CODES})
+        if new:
+            box.send_batch([box.exec_request(self._hash_argv(p), "/", env, self.limits) for p in new])
+            for path, reply in zip(new, box.receive_batch()):
+                gold["hashes"][path] = self._hash_text(Sandbox.exec_result(*reply))
         return gold
 
     def _parse(self, status: str) -> list[tuple[str, str]]:
         return rw.parse_status(status) if self.compat == "intercode" else rw.parse_status_lines(status)
 
-    def _hash(self, box: Sandbox, path: str) -> str:
+    def _hash_argv(self, path: str) -> list[str]:
         """The original's content check: ``md5sum`` for dotted paths, else ``md5deep -r`` (absent: equal)."""
         if self.compat == "intercode":
-            argv = shlex.split(("md5sum " if "." in path else "md5deep -r ") + path)
-        else:
-            argv = ["md5sum", path] if "." in path else ["md5deep", "-r", path]
-        res = box.exec(argv, "/", self._env, self.limits)
+            return shlex.split(("md5sum " if "." in path else "md5deep -r ") + path)
+        return ["md5sum", path] if "." in path else ["md5deep", "-r", path]
+
+    @staticmethod
+    def _hash_text(res) -> str:
         return res.output.decode("utf-8", "replace") + f"\n[rc={res.rc}]"
+
+    def _hash(self, box: Sandbox, path: str) -> str:
+        return self._hash_text(box.exec(self._hash_argv(path), "/", self._env, self.limits))
 
     def step(self, action: str):
         if self._task is None:
@@ -245,20 +255,18 @@ class InterCodeBashEnv(gym.Env):
             self._workdir = new
         return out, executed, valid
 
-    def _execute(self, box: Sandbox, action: str, cwd: str, env: dict, limits: Limits) -> tuple[str, bool, bool]:
-        """(observation, executed, valid) for one shell string, wrapped as the compat mode says."""
+    def _argv(self, action: str) -> list[str] | None:
+        """The argv a shell string runs as: re-split inside ``<shell> -c "..."`` (intercode) or as written."""
         shell = self._task.shell if self._task is not None else "/bin/bash"
-        if self.compat == "intercode":
-            try:
-                argv = shlex.split(shell + ' -c "' + action.strip() + '"')
-            except ValueError:
-                return MALFORMED, False, False
-        else:
-            argv = [shell, "-c", action]
+        if self.compat == "clean":
+            return [shell, "-c", action]
         try:
-            res = box.exec(argv, cwd, env, limits)
-        except SandboxError as e:  # the sandbox died (e.g. the host's OOM killer): never raise into the loop
-            return f"{SANDBOX_LOST}: {e}", False, False
+            return shlex.split(shell + ' -c "' + action.strip() + '"')
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _observe(res) -> tuple[str, bool, bool]:
         if res.timed_out:
             return TIMED_OUT, False, True
         try:
@@ -266,6 +274,17 @@ class InterCodeBashEnv(gym.Env):
         except UnicodeDecodeError:
             return MALFORMED, False, True
         return out, res.rc == 0, True
+
+    def _execute(self, box: Sandbox, action: str, cwd: str, env: dict, limits: Limits) -> tuple[str, bool, bool]:
+        """(observation, executed, valid) for one shell string, wrapped as the compat mode says."""
+        argv = self._argv(action)
+        if argv is None:
+            return MALFORMED, False, False
+        try:
+            res = box.exec(argv, cwd, env, limits)
+        except SandboxError as e:  # the sandbox died (e.g. the host's OOM killer): never raise into the loop
+            return f"{SANDBOX_LOST}: {e}", False, False
+        return self._observe(res)
 
     def _run_clean(self, action: str) -> tuple[str, bool, bool]:
         """A lone ``cd DIR`` changes the working directory (resolved by bash); anything else runs as written."""

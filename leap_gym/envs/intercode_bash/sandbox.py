@@ -359,24 +359,43 @@ class Sandbox:
         self.send(header, payload)
         return self.receive()
 
-    def exec(self, argv: list[str], cwd: str = "/", env: dict[str, str] | None = None,
-             limits: Limits | None = None, timeout: float | None = None) -> ExecResult:
-        """Run ``argv`` (no shell added) in its own session; stdout and stderr interleaved, stdin empty."""
+    def exec_request(self, argv: list[str], cwd: str = "/", env: dict[str, str] | None = None,
+                     limits: Limits | None = None) -> dict:
         limits = limits or Limits()
         env = env if env is not None else {"PATH": PATH_ENV, "HOME": "/root", "HOSTNAME": self.config.hostname}
-        reply, out = self.request({"op": "exec", "argv": list(argv), "cwd": cwd, "env": env,
-                                   "timeout": limits.timeout if timeout is None else timeout,
-                                   "output_cap": limits.output_cap, "kill_output": limits.kill_output,
-                                   "rlimits": limits.rlimits()})
+        return {"op": "exec", "argv": list(argv), "cwd": cwd, "env": env, "timeout": limits.timeout,
+                "output_cap": limits.output_cap, "kill_output": limits.kill_output, "rlimits": limits.rlimits()}
+
+    @staticmethod
+    def exec_result(reply: dict, out: bytes) -> ExecResult:
         return ExecResult(rc=reply["rc"], output=out, timed_out=reply["timed_out"], flooded=reply["flooded"],
                           total_bytes=reply["total"])
 
-    def populate(self, entries: list[dict], now: float, snapshot: bool = False, wait: bool = True) -> None:
+    def exec(self, argv: list[str], cwd: str = "/", env: dict[str, str] | None = None,
+             limits: Limits | None = None) -> ExecResult:
+        """Run ``argv`` (no shell added) in its own session; stdout and stderr interleaved, stdin empty."""
+        return self.exec_result(*self.request(self.exec_request(argv, cwd, env, limits)))
+
+    @staticmethod
+    def populate_request(entries: list[dict], now: float, snapshot: bool = True) -> dict:
+        return {"op": "populate", "now": now, "touch_dirs": ["/"] if entries else [], "snapshot": snapshot,
+                "entries": entries}
+
+    def send_batch(self, requests: list[dict]) -> None:
+        """Send several requests for one round trip; ``receive_batch`` returns their (reply, body) pairs."""
+        self.send({"op": "batch", "requests": requests})
+
+    def receive_batch(self) -> list[tuple[dict, bytes]]:
+        reply, body = self.receive()
+        out, offset = [], 0
+        for sub in reply["replies"]:
+            out.append((sub, body[offset:offset + sub["n"]]))
+            offset += sub["n"]
+        return out
+
+    def populate(self, entries: list[dict], now: float, snapshot: bool = False) -> None:
         """Create ``entries`` (times relative to ``now``), pin the root's mtime, optionally snapshot after."""
-        self.send({"op": "populate", "now": now, "touch_dirs": ["/"] if entries else [], "snapshot": snapshot},
-                  json.dumps(entries).encode())
-        if wait:
-            self.receive()
+        self.request(self.populate_request(entries, now, snapshot))
 
     def snapshot(self) -> int:
         return self.request({"op": "snapshot"})[0]["tracked"]

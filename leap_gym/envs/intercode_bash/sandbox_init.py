@@ -288,6 +288,15 @@ class Loop:
                 reply, body = {"error": f"{type(e).__name__}: {e}"}, b""
             write_frame(self.wfd, reply, body)
 
+    def op_batch(self, req, _payload):
+        """Several requests in one round trip (a reset's populate, gold and status); bodies are concatenated."""
+        replies, bodies = [], []
+        for sub in req["requests"]:
+            reply, body = getattr(self, "op_" + sub["op"])(sub, b"")
+            replies.append(dict(reply, n=len(body)))
+            bodies.append(body)
+        return {"replies": replies}, b"".join(bodies)
+
     def op_exec(self, req, _payload):
         rfd, wfd = os.pipe()
         pid = os.fork()
@@ -397,9 +406,9 @@ class Loop:
 
     # -------------------------------------------------------------------------------- file system
 
-    def op_populate(self, req, payload):
+    def op_populate(self, req, _payload):
         """Create a generated file system: entries in order, then times relative to the reset time."""
-        entries = json.loads(payload)
+        entries = req["entries"]
         now = req["now"]
         for e in entries:
             path, kind = e["path"], e["kind"]
