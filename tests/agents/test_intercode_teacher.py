@@ -7,8 +7,12 @@ import pytest
 
 from leap_gym.agents.teachers import make_expert
 from leap_gym.agents.teachers.base import TeacherAgent
-from leap_gym.agents.teachers.intercode_bash import (BashExpertTeacher, command_names, guess_command,
-                                                     privileged_only_facts)
+from leap_gym.agents.teachers.intercode_bash import (
+    BashExpertTeacher,
+    command_names,
+    guess_command,
+    privileged_only_facts,
+)
 from leap_gym.agents.teachers.leak import find_leaks, leak_report
 from leap_gym.core import Step, Trajectory, record_info
 from leap_gym.envs.intercode_bash.env import InterCodeBashEnv

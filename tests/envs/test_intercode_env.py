@@ -26,6 +26,21 @@ def clean_env():
     e.close()
 
 
+def ensure_debian_rootfs() -> None:
+    """Build the Debian root once (cached) where this machine can (root + mmdebstrap), else skip."""
+    import os
+    import shutil
+
+    from leap_gym.envs.intercode_bash.rootfs import build_debian_rootfs, debian_rootfs
+    try:
+        debian_rootfs()
+        return
+    except FileNotFoundError as e:
+        if os.geteuid() != 0 or shutil.which("mmdebstrap") is None:
+            pytest.skip(f"{e} (and this machine cannot build it: needs root and mmdebstrap)")
+    build_debian_rootfs()
+
+
 def task_root(index: int) -> str:
     return generate_task(index).entries[0]["path"]
 
@@ -204,11 +219,7 @@ def test_original_tasks_from_files(shared_data):
 @pytest.mark.parametrize("rootfs", ["host", pytest.param("debian", marks=pytest.mark.debian)])
 def test_gold_on_all_original_tasks(shared_data, rootfs):
     if rootfs == "debian":
-        from leap_gym.envs.intercode_bash.rootfs import debian_rootfs
-        try:
-            debian_rootfs()
-        except FileNotFoundError as e:
-            pytest.skip(str(e))
+        ensure_debian_rootfs()
     e = InterCodeBashEnv(tasks="files", data_dir=str(shared_data / "intercode"), rootfs=rootfs)
     try:
         failed = []

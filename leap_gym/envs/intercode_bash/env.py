@@ -24,8 +24,14 @@ import gymnasium as gym
 
 from leap_gym.envs.intercode_bash import reward as rw
 from leap_gym.envs.intercode_bash.generated import FAMILIES, Task, generate_task
-from leap_gym.envs.intercode_bash.sandbox import (PATH_ENV, Limits, Sandbox, SandboxConfig, SandboxError,
-                                                  SandboxPool)
+from leap_gym.envs.intercode_bash.sandbox import (
+    PATH_ENV,
+    Limits,
+    Sandbox,
+    SandboxConfig,
+    SandboxError,
+    SandboxPool,
+)
 from leap_gym.spaces import UnicodeText
 
 TIMED_OUT = "Command timed out"
@@ -193,7 +199,7 @@ class InterCodeBashEnv(gym.Env):
         new = sorted({path for path, code in gold["changes"] if code in rw.NEW_CODES})
         if new:
             box.send_batch([box.exec_request(self._hash_argv(p), "/", env, self.limits) for p in new])
-            for path, reply in zip(new, box.receive_batch()):
+            for path, reply in zip(new, box.receive_batch(), strict=True):
                 gold["hashes"][path] = self._hash_text(Sandbox.exec_result(*reply))
         return gold
 

@@ -75,7 +75,7 @@ def tfidf_similarity(a: str, b: str) -> float:
         vec = [d[w] * idf[w] if w in d else 0.0 for w in vocab]
         norm = math.sqrt(sum(x * x for x in vec))
         rows.append([x / norm for x in vec] if norm > 0 else vec)
-    return sum(x * y for x, y in zip(rows[0], rows[1]))
+    return sum(x * y for x, y in zip(rows[0], rows[1], strict=True))
 
 
 def similarity_part(agent_obs: str | None, eval_obs: str | None) -> tuple[float, float]:
