@@ -197,8 +197,13 @@ class InterCodeBashEnv(gym.Env):
         except Exception as e:  # e.g. the original parser on a path with a space
             gold["error"] = f"gold status could not be parsed: {type(e).__name__}: {e}"
         new = sorted({path for path, code in gold["changes"] if code in rw.NEW_CODES})
-        if new:
-            box.send_batch([box.exec_request(self._hash_argv(p), "/", env, self.limits) for p in new])
+        try:
+            requests = [box.exec_request(self._hash_argv(p), "/", env, self.limits) for p in new]
+        except ValueError as e:  # a path shlex cannot split: the original's reward would crash
+            gold["error"] = f"gold changes cannot be hashed: {e}"
+            return gold
+        if requests:
+            box.send_batch(requests)
             for path, reply in zip(new, box.receive_batch(), strict=True):
                 gold["hashes"][path] = self._hash_text(Sandbox.exec_result(*reply))
         return gold
