@@ -28,6 +28,15 @@ _EXT = re.compile(r"(?:\*)?\.([A-Za-z0-9]+)\b(?! ?/)")
 _NUMBER = re.compile(r"\b(\d+)\b")
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
 _OPERATORS = frozenset({"|", "||", "&&", ";", ">", ">>", "<", "2>", "2>&1", "{}", "+", "\\;", "(", ")", "!"})
+# Common programs: naming one explains syntax, it reveals nothing about the answer (even where it is an argument,
+# as in ``xargs -I{} sort`` or ``which env``).
+PROGRAMS = frozenset("""
+awk basename bash cal cat cd chgrp chmod chown comm cp cpio crontab curl cut date dd df diff dig dirname du echo
+egrep env expr fgrep file find fmt fold free grep gunzip gzip head hostname id jq join kill less ln locate ls
+md5sum mkdir mktemp more mv nl nohup od paste pgrep ping pkill printf ps pstree pwd readlink realpath rename rev
+rm rmdir sed seq sh sha1sum sha256sum shuf sleep sort split stat strings sum tac tail tar tee test time top touch
+tr tree true false type uname uniq unzip uptime wc wget which who whoami xargs yes zcat zip
+""".split())
 
 # What each generated family's command does, in general terms (no literal from the task or its answer).
 SYNTAX: dict[str, tuple[str, ...]] = {
@@ -262,11 +271,12 @@ def privileged_only_facts(trajectory: Trajectory, t: int) -> list[str]:
     priv = step.info.get("privileged") or {}
     visible = _visible_text(trajectory, t)
     gold, output = priv.get("gold_command", ""), priv.get("gold_output", "")
-    programs = set(command_names(gold))
+    programs = set(command_names(gold)) | PROGRAMS
     facts: list[str] = []
-    for word in _words(gold):
+    for i, word in enumerate(_words(gold)):
         word = word.strip("'\"")
-        if (len(word) < 3 or word in programs or word in _OPERATORS or word.startswith("-")
+        option_cluster = i > 0 and _words(gold)[i - 1] == "tar" and re.fullmatch(r"[A-Za-z]+", word)  # tar czf
+        if (len(word) < 3 or word in programs or word in _OPERATORS or word.startswith("-") or option_cluster
                 or not re.search(r"[A-Za-z0-9]", word)):
             continue
         facts.append(word)
@@ -276,7 +286,8 @@ def privileged_only_facts(trajectory: Trajectory, t: int) -> list[str]:
             facts.append(line)
         for token in re.findall(r"[\w.-]*\w\.\w+|/[\w./-]+", line):
             facts.append(token)
-            facts.append(token.rsplit("/", 1)[-1])
+            if token.rsplit("/", 1)[-1] not in programs:
+                facts.append(token.rsplit("/", 1)[-1])
     out, seen = [], set()
     for f in facts:
         if f and f not in seen and len(f) >= 2 and not _seen(f, visible):
