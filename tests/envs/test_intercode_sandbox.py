@@ -160,6 +160,17 @@ def test_host_tcp_listener_is_unreachable(box):
     assert out.split()[-1] == "lo"
 
 
+def test_memory_is_capped_for_the_whole_sandbox(rootfs):
+    config = SandboxConfig(layers=(rootfs.base,), binds=rootfs.binds, memory_limit=128 << 20)
+    with Sandbox(config) as b:
+        probe(b)
+        if not b._helper.cgroups:
+            pytest.skip("no writable cgroup here (needs root or a delegated cgroup)")
+        rc, out = bash(b, "python3 -c 'b = bytearray(400 << 20); print(len(b))'", timeout=30)
+        assert rc != 0 and "419430400" not in out
+        assert bash(b, "echo alive")[1] == "alive\n"
+
+
 def test_signals_to_pid_1_do_not_stop_the_sandbox(box):
     rc, out = bash(box, "kill -INT 1; kill -TERM 1; kill -9 1; kill -HUP 1; echo sent")
     assert out.endswith("sent\n")

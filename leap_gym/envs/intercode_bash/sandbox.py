@@ -57,6 +57,8 @@ class SandboxConfig:
     pinned_time: float = 1685577599.0  # mtime of /dev and friends: 2023-05-31 23:59:59 UTC
     upper_dir: str | None = None  # a directory with upper/ and work/ on disk (layer building), else tmpfs
     uid: int = DEFAULT_SANDBOX_UID
+    memory_limit: int = 2 << 30  # whole sandbox (processes + tmpfs), where a cgroup can be made; 0 = none
+    pids_limit: int = 512
     ignored_names: tuple[str, ...] = IGNORED_NAMES
 
     def to_json(self) -> dict:
@@ -126,7 +128,7 @@ class _Helper:
     sandbox's own ``/usr/bin/python3`` runs the same program with set-up skipped: bwrap made the namespaces.
     """
 
-    def __init__(self, bwrap_argv: list[str] | None = None):
+    def __init__(self, bwrap_argv: list[str] | None = None, memory: int = 0, pids: int = 0):
         global _INIT_SOURCE
         if _INIT_SOURCE is None:
             _INIT_SOURCE = Path(INIT_SCRIPT).read_bytes()
@@ -146,6 +148,7 @@ class _Helper:
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
+        self.cgroups = _limit(self.proc.pid, memory, pids)
         program = _INIT_SOURCE.replace(b'if __name__ == "__main__":',
                                        f"main({to_child_r}, {from_child_w})\nif False:".encode())
         self.proc.stdin.write(program)
@@ -215,11 +218,99 @@ _zombies: list[subprocess.Popen] = []
 _zombie_lock = threading.Lock()
 
 
+_cgroups_of: dict[int, list[str]] = {}
+
+
 def _reap_later(proc: subprocess.Popen) -> None:
     """Once the channel is closed PID 1 exits and the kernel kills the namespace; reap off the hot path."""
     with _zombie_lock:
         _zombies.append(proc)
-        _zombies[:] = [p for p in _zombies if p.poll() is None]
+        alive = []
+        for p in _zombies:
+            if p.poll() is None:
+                alive.append(p)
+            else:
+                for path in _cgroups_of.pop(p.pid, []):
+                    try:
+                        os.rmdir(path)
+                    except OSError:
+                        pass
+        _zombies[:] = alive
+
+
+def _own_cgroup(controller: str) -> Path | None:
+    """This process's cgroup directory for a v1 controller, or its v2 directory (``controller=""``)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, names, path = line.split(":", 2)
+        if (controller and controller in names.split(",")) or (not controller and names == ""):
+            base = Path("/sys/fs/cgroup") / controller if controller else Path("/sys/fs/cgroup")
+            if controller and not base.is_dir():
+                return None
+            return base / path.lstrip("/")
+    return None
+
+
+_swept = False
+
+
+def _sweep_stale_cgroups() -> None:
+    """Remove empty sandbox cgroups left by processes that exited before reaping theirs (rmdir fails if busy)."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    for controller in ("memory", "pids", ""):
+        parent = _own_cgroup(controller)
+        if parent is None or not parent.is_dir():
+            continue
+        for stale in parent.glob("leap-gym-sandbox-*"):
+            try:
+                os.rmdir(stale)
+            except OSError:
+                pass
+
+
+def _limit(pid: int, memory: int, pids: int) -> list[str]:
+    """Best effort: a memory and a process cap for the whole sandbox via a child cgroup (needs write access,
+    i.e. root or a delegated cgroup). Without one, per-process rlimits still apply."""
+    if os.environ.get("LEAP_GYM_SANDBOX_CGROUPS", "1") == "0" or not (memory or pids):
+        return []
+    made: list[str] = []
+    name = f"leap-gym-sandbox-{pid}"
+    _sweep_stale_cgroups()
+    v1 = [("memory", "memory.limit_in_bytes", memory), ("pids", "pids.max", pids)]
+    for controller, knob, value in v1:
+        parent = _own_cgroup(controller)
+        if not value or parent is None or not os.access(parent, os.W_OK):
+            continue
+        try:
+            (parent / name).mkdir()
+            made.append(str(parent / name))
+            (parent / name / knob).write_text(str(value))
+            (parent / name / "cgroup.procs").write_text(str(pid))
+        except OSError:
+            continue
+    if not made:
+        parent = _own_cgroup("")
+        if parent is not None and (parent / "cgroup.subtree_control").is_file() and os.access(parent, os.W_OK):
+            try:
+                (parent / name).mkdir()
+                made.append(str(parent / name))
+                if memory:
+                    (parent / name / "memory.max").write_text(str(memory))
+                if pids:
+                    (parent / name / "pids.max").write_text(str(pids))
+                (parent / name / "cgroup.procs").write_text(str(pid))
+            except OSError:
+                pass
+    if made:
+        with _zombie_lock:
+            _cgroups_of[pid] = made
+    return made
 
 
 class SandboxPool:
@@ -306,7 +397,7 @@ class Sandbox:
         self._helper: _Helper | None = None
         if _BACKEND in (None, "auto", "native"):
             try:
-                self._start(_Helper())
+                self._start(_Helper(memory=config.memory_limit, pids=config.pids_limit))
                 _BACKEND = "native"
                 return
             except SandboxUnavailable as native_error:
