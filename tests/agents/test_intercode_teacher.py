@@ -108,14 +108,13 @@ def test_reasons_are_first_person_and_vary_with_the_seed(env):
 
 @pytest.mark.slow
 def test_teacher_levels_on_500_generated_episodes():
+    """Issue 7's bar at 500 episodes for the default level; the other levels on 100 (the benchmark runs 500)."""
     e = InterCodeBashEnv(split="test")
     try:
-        for p in (0.5, 1.0):
-            wins, report = run_level(e, p, 500)
-            assert wins >= 495, (p, wins)
-            if p == 0.5:
-                assert report.leaks == 0, report.examples
-        wins0, report0 = run_level(e, 0.0, 500)
-        assert wins0 <= 450 and report0.leaks == 0
+        wins, report = run_level(e, 0.5, 500)
+        assert wins >= 495 and report.leaks == 0, (wins, report.examples)
+        assert run_level(e, 1.0, 100)[0] >= 99
+        wins0, report0 = run_level(e, 0.0, 100)
+        assert wins0 <= 90 and report0.leaks == 0
     finally:
         e.close()
