@@ -130,7 +130,7 @@ def test_host_files_are_not_readable(box):
     try:
         rc, out = bash(box, f"cat {secret} /etc/shadow {REPO}/setup.cfg /proc/1/root{secret} 2>&1; ls -A /root")
         assert "top secret" not in out and "[metadata]" not in out
-        assert out.count("No such file or directory") == 4
+        assert out.count("No such file or directory") + out.count("Permission denied") == 4
     finally:
         os.unlink(secret)
 
@@ -169,6 +169,14 @@ def test_memory_is_capped_for_the_whole_sandbox(rootfs):
         rc, out = bash(b, "python3 -c 'b = bytearray(400 << 20); print(len(b))'", timeout=30)
         assert rc != 0 and "419430400" not in out
         assert bash(b, "echo alive")[1] == "alive\n"
+
+
+def test_commands_cannot_reach_pid_1s_channel_or_memory(box):
+    """Forging a reply on PID 1's pipe to the host would be a reward hack: /proc/1 must be closed to commands."""
+    rc, out = bash(box, "ls /proc/1/fd 2>&1; cat /proc/1/environ 2>&1; echo x > /proc/1/fd/1 2>&1; "
+                        "head -c1 /proc/1/mem 2>&1; echo end")
+    assert out.count("Permission denied") >= 3 and "PYTHONHOME" not in out, out
+    assert bash(box, "echo alive")[1] == "alive\n"
 
 
 def test_signals_to_pid_1_do_not_stop_the_sandbox(box):

@@ -547,6 +547,7 @@ def main(rfd, wfd):
     if cfg is None:
         return 0
     if not cfg.get("setup", True):  # bwrap built the namespaces and the root; we are its child
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         loop = Loop(cfg, rfd, wfd)
         write_frame(wfd, {"ready": True, "pid": os.getpid()})
         loop.serve()
@@ -595,6 +596,9 @@ def main(rfd, wfd):
         write_frame(wfd, {"error": f"sandbox set-up failed: {e}", "feature": ""})
         return 1
     libc.prctl(PR_SET_NAME, b"bash", 0, 0, 0)
+    # Not dumpable: commands (root inside, same uid) must not open /proc/1/fd/* and forge replies to the host
+    # (a reward hack), nor read PID 1's memory or environment. Commands themselves are dumpable again after exec.
+    _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
     loop = Loop(cfg, rfd, wfd)
     write_frame(wfd, {"ready": True, "pid": os.getpid()})
     loop.serve()
