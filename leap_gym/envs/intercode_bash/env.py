@@ -87,7 +87,10 @@ class InterCodeBashEnv(gym.Env):
             with ``leap-gym intercode build-rootfs``).
         compat: ``"intercode"`` or ``"clean"``.
         timeout, gold_timeout: seconds per agent command and for the gold.
-        spares: sandbox helpers kept started in the background (0 disables; resets then pay ~50 ms more).
+        spares: ready sandboxes kept per config, built in the background while the agent acts; a reset takes
+            two (the agent's and the gold's). 0 disables the pool: each reset then builds both (~100-250 ms).
+        same_hostname: give the gold's sandbox the agent's hostname (the original's differ, so ``env`` and
+            ``hostname`` golds could not reach 1.0 there).
     """
 
     metadata = {"render_modes": []}
