@@ -256,14 +256,23 @@ def _drop_capabilities():
 
 
 def _exec_path(argv, env):
-    """execvpe without the stdlib's lazy imports (the host's stdlib is gone after pivot_root); returns on failure."""
+    """execvpe without the stdlib's lazy imports (the host's stdlib is gone after pivot_root).
+
+    Returns, on failure, the text the original's runtime printed (a Docker-like message).
+    """
     name = argv[0]
     dirs = [""] if "/" in name else env.get("PATH", "/usr/bin:/bin").split(":")
+    error = None
     for d in dirs:
         try:
             os.execve(os.path.join(d, name) if d else name, argv, env)
-        except OSError:
-            continue
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+                error = e
+    if error is None:
+        return NOT_FOUND.format(name)
+    return f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{name}": ' \
+           f'{os.strerror(error.errno).lower()}: unknown\r\n'
 
 
 class Loop:
@@ -352,8 +361,7 @@ class Loop:
             except OSError:
                 os.write(2, CHDIR_FAILED.format(req["cwd"]).encode())
                 os._exit(126)
-            _exec_path(req["argv"], req["env"])
-            os.write(2, NOT_FOUND.format(req["argv"][0]).encode())
+            os.write(2, _exec_path(req["argv"], req["env"]).encode())
             os._exit(126)
         finally:
             os._exit(126)
