@@ -1,0 +1,279 @@
+"""The InterCode Bash sandbox holds: attacks stay inside, and the host is intact afterwards.
+
+Every destructive command runs only after ``probe`` showed that the sandbox is isolated (a file written at ``/``
+inside does not appear on the host, and the shell is a low PID of its own namespace).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from leap_gym.envs.intercode_bash.rootfs import host_rootfs
+from leap_gym.envs.intercode_bash.sandbox import Limits, Sandbox, SandboxConfig
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux namespaces")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def bash(box: Sandbox, script: str, timeout: float = 10.0) -> tuple[int, str]:
+    res = box.exec(["/bin/bash", "-c", script], "/", limits=Limits(timeout=timeout))
+    return res.rc, res.output.decode("utf-8", "replace")
+
+
+def probe(box: Sandbox) -> None:
+    """Refuse to go on unless commands demonstrably run in the sandbox, not on the host."""
+    name = f"SEC_PROBE_{uuid.uuid4().hex}"
+    rc, out = bash(box, f"touch /{name} && echo $$ && ls /{name}")
+    assert rc == 0, out
+    assert not os.path.exists("/" + name), "sandbox writes reached the host: refusing destructive tests"
+    assert int(out.split()[0]) < 50, f"shell pid {out.split()[0]} is not in a fresh PID namespace"
+
+
+def tree_signature(path: str) -> str:
+    h = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(path)):
+        for name in sorted(dirs + files):
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            h.update(f"{p}:{st.st_mode}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def rootfs():
+    return host_rootfs()
+
+
+@pytest.fixture
+def box(rootfs):
+    with Sandbox(SandboxConfig(layers=(rootfs.base,), binds=rootfs.binds, tmpfs_size="64m")) as b:
+        probe(b)
+        yield b
+
+
+def test_isolation_basics(box):
+    rc, out = bash(box, "id -u; hostname; ip -o link 2>/dev/null | wc -l; ls /sys | wc -l; cat /proc/1/cmdline | tr '\\0' ' '")
+    lines = out.split("\n")
+    assert lines[0] == "0" and lines[1] == "3b8f4c2e9d1a"
+    assert lines[4].strip() == "bash -S", "PID 1 must not reveal host paths"
+
+
+def test_rm_rf_root_leaves_host_and_layers_intact(box, rootfs, tmp_path):
+    canary = tmp_path / "canary"
+    canary.write_text("alive")
+    before = tree_signature(rootfs.base)
+    bash(box, "rm -rf --no-preserve-root / 2>/dev/null; true", timeout=30)
+    assert canary.read_text() == "alive"
+    assert Path("/usr/bin/bash").exists() and Path("/etc/passwd").exists()
+    assert tree_signature(rootfs.base) == before
+    res = box.exec(["/bin/bash", "-c", "true"], "/")  # the sandbox still answers: /bin (a symlink) is gone
+    assert res.rc == 126 and b"executable file not found" in res.output
+
+
+def test_fork_bomb_is_contained_and_killed(box):
+    start = time.monotonic()
+    res = box.exec(["/bin/bash", "-c", ":(){ :|:& };:"], "/", limits=Limits(timeout=3.0))
+    assert res.timed_out and res.rc == -9
+    assert time.monotonic() - start < 30
+    rc, out = bash(box, "echo /proc/[0-9]*; echo $$")
+    pids, me = out.split("\n")[0].split(), out.split("\n")[1]
+    assert sorted(pids) == sorted(["/proc/1", f"/proc/{me}"]), f"processes survived the kill: {out}"
+
+
+def test_endless_loop_times_out(box):
+    start = time.monotonic()
+    res = box.exec(["/bin/bash", "-c", "while :; do :; done"], "/", limits=Limits(timeout=1.0))
+    assert res.timed_out and res.rc == -9
+    assert time.monotonic() - start < 10
+
+
+def test_background_job_holding_output_is_killed_at_timeout(box):
+    res = box.exec(["/bin/bash", "-c", "sleep 1000 & echo started"], "/", limits=Limits(timeout=1.0))
+    assert res.timed_out and res.output == b"started\n"
+    rc, out = bash(box, "ps -e -o comm= | grep -c sleep")
+    assert out.strip() == "0"
+
+
+def test_huge_output_is_capped_and_killed(box):
+    limits = Limits(timeout=20.0, output_cap=1 << 20, kill_output=16 << 20)
+    res = box.exec(["/bin/bash", "-c", "yes"], "/", limits=limits)
+    assert res.flooded and not res.timed_out
+    assert len(res.output) == 1 << 20 and res.output.startswith(b"y\ny\n")
+
+
+def test_filling_the_disk_stops_at_the_tmpfs_cap(box):
+    free_before = shutil.disk_usage("/").free
+    rc, out = bash(box, "dd if=/dev/zero of=/big bs=1M count=200 2>&1; dd if=/dev/zero of=/dev/shm/big bs=1M "
+                        "count=100 2>&1", timeout=30)
+    assert out.count("No space left on device") == 2
+    assert abs(shutil.disk_usage("/").free - free_before) < (32 << 20)
+    rc, out = bash(box, "rm -f /big /dev/shm/big; echo ok > /small && cat /small")
+    assert out == "ok\n"
+
+
+def test_host_files_are_not_readable(box):
+    secret = f"/root/leap_gym_secret_{uuid.uuid4().hex}"
+    Path(secret).write_text("top secret")
+    try:
+        rc, out = bash(box, f"cat {secret} /etc/shadow {REPO}/setup.cfg /proc/1/root{secret} 2>&1; ls -A /root")
+        assert "top secret" not in out and "[metadata]" not in out
+        assert out.count("No such file or directory") + out.count("Permission denied") == 4
+    finally:
+        os.unlink(secret)
+
+
+def test_host_tcp_listener_is_unreachable(box):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    server.settimeout(0.2)
+    port = server.getsockname()[1]
+    accepted = []
+
+    def accept():
+        try:
+            accepted.append(server.accept())
+        except OSError:
+            pass
+
+    t = threading.Thread(target=accept)
+    t.start()
+    rc, out = bash(box, f"echo hi > /dev/tcp/127.0.0.1/{port} 2>&1; echo hi > /dev/tcp/1.1.1.1/80 2>&1; "
+                        "ls /sys/class/net 2>/dev/null; cat /proc/net/dev | tail -n +3 | cut -d: -f1", timeout=5)
+    t.join()
+    server.close()
+    assert not accepted
+    assert "Connection refused" in out and "Network is unreachable" in out
+    assert out.split()[-1] == "lo"
+
+
+def test_memory_is_capped_for_the_whole_sandbox(rootfs):
+    config = SandboxConfig(layers=(rootfs.base,), binds=rootfs.binds, memory_limit=128 << 20)
+    with Sandbox(config) as b:
+        probe(b)
+        if not b._helper.cgroups:
+            pytest.skip("no writable cgroup here (needs root or a delegated cgroup)")
+        rc, out = bash(b, "python3 -c 'b = bytearray(400 << 20); print(len(b))'", timeout=30)
+        assert rc != 0 and "419430400" not in out
+        assert bash(b, "echo alive")[1] == "alive\n"
+
+
+def test_commands_cannot_reach_pid_1s_channel_or_memory(box):
+    """Forging a reply on PID 1's pipe to the host would be a reward hack: /proc/1 must be closed to commands."""
+    rc, out = bash(box, "ls /proc/1/fd 2>&1; cat /proc/1/environ 2>&1; echo x > /proc/1/fd/1 2>&1; "
+                        "head -c1 /proc/1/mem 2>&1; echo end")
+    assert out.count("Permission denied") >= 3 and "PYTHONHOME" not in out, out
+    assert bash(box, "echo alive")[1] == "alive\n"
+
+
+def test_signals_to_pid_1_do_not_stop_the_sandbox(box):
+    rc, out = bash(box, "kill -INT 1; kill -TERM 1; kill -9 1; kill -HUP 1; echo sent")
+    assert out.endswith("sent\n")
+    assert bash(box, "echo alive")[1] == "alive\n"
+
+
+def test_host_processes_cannot_be_killed(box):
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        rc, out = bash(box, f"kill -9 {victim.pid} 2>&1; kill -9 -1 2>&1; echo done")
+        assert "No such process" in out
+        time.sleep(0.2)
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_kernel_knobs_and_hostname_stay_local(box):
+    host_name = socket.gethostname()
+    rc, out = bash(box, "echo 3 > /proc/sys/vm/drop_caches 2>&1; echo 1 > /proc/sysrq-trigger 2>&1; "
+                        "hostname evil; hostname")
+    assert "/proc/sys/vm/drop_caches: Read-only file system" in out
+    assert out.strip().endswith("3b8f4c2e9d1a") and socket.gethostname() == host_name  # no CAP_SYS_ADMIN
+
+
+def test_planted_symlinks_resolve_inside_the_sandbox(box):
+    rc, _ = bash(box, "mkdir /testbed && echo data > /testbed/a.txt")
+    box.snapshot()
+    rc, out = bash(box, "ln -s /etc/hostname /testbed/leak.txt; rm /testbed/a.txt; ln -s /dev/zero /testbed/a.txt; "
+                        "mkfifo /testbed/pipe.txt")
+    status = box.status()  # must not hang on /dev/zero or the FIFO, nor read host files
+    assert status.splitlines() == [" T testbed/a.txt", "?? testbed/leak.txt"]
+    res = box.exec(["md5sum", "testbed/leak.txt"], "/")
+    inside = hashlib.md5(b"3b8f4c2e9d1a\n").hexdigest()
+    assert res.output.decode().split()[0] == inside
+
+
+def test_git_status_emulation(box):
+    bash(box, "mkdir -p /w/d/e /w/keep && echo 1 > /w/a.txt && echo 2 > /w/d/b.txt && echo x > /w/keep/k && "
+              "chmod 644 /w/a.txt")
+    box.snapshot()
+    bash(box, "echo 3 >> /w/a.txt; rm /w/d/b.txt; chmod +x /w/keep/k; mkdir -p /w/new/x /w/empty /w/etc; "
+              "touch /w/new/x/f /w/etc/ignored '/w/sp ace' /w/d/e/n")
+    assert box.status().splitlines() == [" M w/a.txt", " D w/d/b.txt", " M w/keep/k", "?? w/d/e/", "?? w/new/",
+                                         '?? "w/sp ace"']
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+@pytest.mark.parametrize("backend", ["native", "bwrap"])
+def test_rootless_sandbox(backend):
+    """As an unprivileged user (nobody) the sandbox works, uid 0 inside mapped to that user; the bwrap fallback too."""
+    if backend == "bwrap":
+        from leap_gym.envs.intercode_bash.sandbox import find_bwrap
+        if find_bwrap() is None:
+            pytest.skip("no bwrap binary")
+    tmp = Path(tempfile.mkdtemp(prefix="leap-gym-rootless-"))
+    os.chmod(tmp, 0o755)
+    cache = tmp / "cache"
+    cache.mkdir()
+    shutil.chown(cache, "nobody", "nogroup")
+    try:
+        _run_rootless(cache, backend)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _as_nobody(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *args], env=env,
+                          capture_output=True, text=True, timeout=120, cwd="/")
+
+
+def _run_rootless(cache: Path, backend: str) -> None:
+    script = textwrap.dedent("""
+        from leap_gym.envs.intercode_bash.rootfs import host_rootfs
+        from leap_gym.envs.intercode_bash.sandbox import Sandbox, SandboxConfig
+        rf = host_rootfs()
+        with Sandbox(SandboxConfig(layers=(rf.base,), binds=rf.binds)) as b:
+            r = b.exec(["/bin/bash", "-c", "id -u; touch /rootless_probe && echo wrote; cat /proc/self/uid_map"])
+            print(r.output.decode())
+    """)
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env = {"PATH": os.environ["PATH"], "LEAP_GYM_CACHE": str(cache), "HOME": str(cache),
+           "LEAP_GYM_SANDBOX_BACKEND": backend,
+           "PYTHONPATH": os.pathsep.join([str(REPO), *site])}
+    # the interpreter must be reachable by nobody (a venv under /root is not)
+    for python in (sys.executable, "/usr/bin/python3"):
+        check = "import subprocess, sys, leap_gym.envs.intercode_bash.sandbox; subprocess.run([sys.executable, '-V'])"
+        if _as_nobody([python, "-c", check], env).returncode == 0:
+            break
+    else:
+        pytest.skip("no Python interpreter with leap_gym importable by the nobody user")
+    proc = _as_nobody([python, "-c", script], env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split("\n")
+    assert lines[0] == "0" and lines[1] == "wrote"
+    assert lines[2].split() == ["0", "65534", "1"]
+    assert not os.path.exists("/rootless_probe")
