@@ -115,7 +115,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leap-gym", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="leap-gym", description="leap-gym: benchmark envs with privileged state, teachers, students and the LEAP loop.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("envs", help="list the registered environments")
