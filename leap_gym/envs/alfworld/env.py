@@ -134,6 +134,7 @@ class ALFWorldEnv(gym.Env):
                 self._templates = {verb: templates[name].template for verb, name in _TEMPLATE_ACTIONS.items()
                                    if name in templates}
             self._state = engine.reset()
+        self._static = World.from_facts(self._state["_facts"], self._state["_entity_infos"])
         self._won = False
         return self._state.feedback, self._info(self._state, True)
 
@@ -151,7 +152,7 @@ class ALFWorldEnv(gym.Env):
         return self._state.feedback, reward, won, False, self._info(self._state, valid)
 
     def _info(self, state, valid: bool) -> dict[str, Any]:
-        world = World.from_facts(state["_facts"], state["_entity_infos"])
+        world = World.from_facts(state["_facts"], state["_entity_infos"], self._static)
         goal = self._game.goal
         if self.expert == "planner":
             plan = list(state.get("policy_commands") or [])
