@@ -290,3 +290,15 @@ def test_oracle_solves_generated_tasks(split):
         assert play_expert(env, info)["won"]
         _, info = env.reset(options={"task_index": i})
         assert play_expert(env, random_walk(env, info, 12, seed=i))["won"]
+
+
+def test_planner_expert_mode():
+    """Fast Downward (opt-in) plans from the current state too; its plan wins like the oracle's."""
+    env = ALFWorldEnv(split="test", expert="planner")
+    _, info = env.reset(options={"task_index": 0})
+    plan = info["privileged"]["expert_plan"]
+    assert plan and info["privileged"]["expert_action"] == plan[0]
+    for cmd in plan:
+        assert cmd in info["admissible_actions"]
+        _, _, _, _, info = env.step(cmd)
+    assert info["won"]
