@@ -121,7 +121,7 @@ class Belief:
     visited: set[str] = field(default_factory=set)
     states: dict[str, set[str]] = field(default_factory=dict)
     placed: dict[str, str] = field(default_factory=dict)  # object -> receptacle we put it in
-    observed: set[str] = field(default_factory=set)  # every entity name that appeared in an observation
+    observed: set[str] = field(default_factory=set)  # entity names seen in observations or candidate commands
 
     def where(self, obj: str) -> str:
         return next((r for r, objs in self.seen.items() if obj in objs), "")
@@ -137,6 +137,8 @@ def read_history(trajectory: Trajectory, t: int) -> Belief:
     for k, step in enumerate(steps):
         obs = step.observation
         b.observed.update(re.findall(r"[a-z]+ \d+", obs))
+        # the candidate commands are shown to the student too: "take cd 2 from desk 1" reveals both
+        b.observed.update(re.findall(r"[a-z]+ \d+", " | ".join(step.admissible_actions or ())))
         if k == 0:
             continue
         action = steps[k - 1].action.strip()

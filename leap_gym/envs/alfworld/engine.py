@@ -235,7 +235,60 @@ def _install_patches() -> None:
             return clone
 
         textgen.Symbol.copy = symbol_copy
+        _patch_pddl_state()
         _PATCHED = True
+
+
+_STATES = _LRU(256)  # (sha256(domain, problem), replan) -> initial PddlState snapshot
+
+
+def _patch_pddl_state() -> None:
+    """Game states start from a snapshot: a problem's initial facts are computed once, then copied."""
+    from collections import Counter, defaultdict
+
+    from textworld.envs.pddl import logic as pddl_logic
+
+    Original = pddl_logic.PddlState
+
+    class SnapshotPddlState(Original):
+        def __new__(cls, downward_lib, pddl_problem, logic):
+            if not _active():
+                return Original(downward_lib, pddl_problem, logic)
+            return object.__new__(cls)
+
+        def __init__(self, downward_lib, pddl_problem, logic):
+            key = (_digest(logic.domain, pddl_problem), getattr(_LOCAL, "replan", True))
+            snap = _STATES.get(key)
+            if snap is None:
+                super().__init__(downward_lib, pddl_problem, logic)
+                _STATES.get_or(key, lambda: {
+                    "task": self.task, "sas": self.sas, "sas_replan": self.sas_replan, "actions": self._actions,
+                    "name2type": self.name2type, "sas_bytes": self.sas.encode("utf-8"),
+                    "sas_replan_bytes": self.sas_replan.encode("utf-8"),
+                    "types": [(t.name, t.supertype_names) for t in self.task.types],
+                    "facts": {k: frozenset(v) for k, v in self._facts.items()},
+                    "vars_by_name": dict(self._vars_by_name),
+                    "vars_by_type": {k: frozenset(v) for k, v in self._vars_by_type.items()},
+                    "var_counts": Counter(self._var_counts)})
+                return
+            _STATES.move_to_end(key)
+            self._logic, self.downward_lib, self.pddl_problem = logic, downward_lib, pddl_problem
+            self.task, self.sas, self.sas_replan = snap["task"], snap["sas"], snap["sas_replan"]
+            self._actions, self.name2type = snap["actions"], snap["name2type"]
+            import textworld.logic
+            for name, supertypes in snap["types"]:
+                try:
+                    logic.types.add(textworld.logic.Type(name, supertypes))
+                except ValueError:
+                    pass
+            downward_lib.load_sas(snap["sas_bytes"])
+            downward_lib.load_sas_replan(snap["sas_replan_bytes"])
+            self._facts = defaultdict(set, {k: set(v) for k, v in snap["facts"].items()})
+            self._vars_by_name = dict(snap["vars_by_name"])
+            self._vars_by_type = defaultdict(set, {k: set(v) for k, v in snap["vars_by_type"].items()})
+            self._var_counts = Counter(snap["var_counts"])
+
+    pddl_logic.PddlState = SnapshotPddlState
 
 
 def _contexts_of(symbol) -> Iterator[dict]:
@@ -306,8 +359,9 @@ def _fast_env_class(PddlEnv):
         def __getattr__(self, name):
             return getattr(self._grammar, name)
 
-        def derive(self, start, context={}):
+        def derive(self, start, context=None):
             if start not in self._templates or not context:
+                context = {} if context is None else context
                 return self._grammar.derive(start, context)
             key = (start, tuple(sorted((ph.name, var.name) for ph, var in context["mapping"].items())))
             if key not in self._memo:
@@ -375,8 +429,3 @@ def _fast_env_class(PddlEnv):
 
     _FAST_CLASS = FastPddlEnv
     return FastPddlEnv
-
-
-def strip_name(name: str) -> str:
-    """Display names of ids without ``_bar_`` end in a space (``"agent1 "``); entity names never should."""
-    return name.strip()
