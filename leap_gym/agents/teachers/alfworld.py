@@ -49,7 +49,7 @@ def _klass(name: str) -> str:
     return name.rsplit(" ", 1)[0] if re.search(r" \d+$", name) else name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _holders() -> dict[str, frozenset[str]]:
     """object class -> receptacle classes that can hold it (ALFWorld's canContain table, lower case)."""
     try:

@@ -30,8 +30,9 @@ import sys
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _IMPORT_LOCK = threading.Lock()
 _PATCHED = False
@@ -66,8 +67,8 @@ def import_engine() -> dict[str, Any]:
             os.environ["ALFWORLD_DATA"] = tempfile.gettempdir()
         try:
             import textworld
-            from textworld.envs.pddl import PddlEnv
             from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+            from textworld.envs.pddl import PddlEnv
         finally:
             if unset:
                 os.environ.pop("ALFWORLD_DATA", None)
