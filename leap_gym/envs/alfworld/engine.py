@@ -109,7 +109,8 @@ class _LRU(OrderedDict):
         return value
 
 
-_SAS = _LRU(1024)  # (sha256(domain, problem), optimize) -> (task, sas)
+# Memory bounds: a translated game is ~2-3 MB in memory; the on-disk cache keeps every game.
+_SAS = _LRU(32)  # (sha256(domain, problem), optimize) -> (task, sas)
 _PARSES: dict = {}
 _QUERIES: dict = {}
 _LOGICS = _LRU(64)
@@ -240,7 +241,7 @@ def _install_patches() -> None:
         _PATCHED = True
 
 
-_STATES = _LRU(256)  # (sha256(domain, problem), replan) -> initial PddlState snapshot
+_STATES = _LRU(64)  # (sha256(domain, problem), replan) -> initial PddlState snapshot
 
 
 def _patch_pddl_state() -> None:
@@ -265,7 +266,7 @@ def _patch_pddl_state() -> None:
                 _STATES.get_or(key, lambda: {
                     "task": self.task, "sas": self.sas, "sas_replan": self.sas_replan, "actions": self._actions,
                     "name2type": self.name2type, "sas_bytes": self.sas.encode("utf-8"),
-                    "sas_replan_bytes": self.sas_replan.encode("utf-8"),
+                    "sas_replan_bytes": None if self.sas_replan is self.sas else self.sas_replan.encode("utf-8"),
                     "types": [(t.name, t.supertype_names) for t in self.task.types],
                     "facts": {k: frozenset(v) for k, v in self._facts.items()},
                     "vars_by_name": dict(self._vars_by_name),
@@ -283,7 +284,7 @@ def _patch_pddl_state() -> None:
                 except ValueError:
                     pass
             downward_lib.load_sas(snap["sas_bytes"])
-            downward_lib.load_sas_replan(snap["sas_replan_bytes"])
+            downward_lib.load_sas_replan(snap["sas_replan_bytes"] or snap["sas_bytes"])
             self._facts = defaultdict(set, {k: set(v) for k, v in snap["facts"].items()})
             self._vars_by_name = dict(snap["vars_by_name"])
             self._vars_by_type = defaultdict(set, {k: set(v) for k, v in snap["vars_by_type"].items()})
