@@ -4,13 +4,15 @@ Importing ``alfworld`` writes ``~/.cache/alfworld`` and Fast Downward's translat
 are contained here. ``make_engine(fast=False)`` is the unmodified engine (the reference of the differential test);
 ``fast=True`` is the same engine with memoisation that never changes what it computes:
 
-1. ``pddl2sas`` results are memoised per (domain, problem); the optimised translation (only used by the planner)
-   is built only when the planner is asked for.
-2. Grammar strings are parsed once (``textgen._parse_and_convert`` and ``Rule.parse_conjunctive_query`` are
-   pure functions of their text); ``GameLogic`` (the TWL2 parse) is shared by games with the same grammar.
-3. Context copies during text derivation keep the engine state shared instead of deep-copying it: the grammar
+1. ``pddl2sas`` results are memoised per (domain, problem), in memory and in an on-disk cache (a pure function
+   of the two texts); the optimised translation (only used by the planner) is built only when asked for.
+2. A game's initial ``PddlState`` facts are computed once and copied on later loads/resets.
+3. Grammar strings are parsed once (``textgen._parse_and_convert`` and ``Rule.parse_conjunctive_query`` are
+   pure functions of their text); ``GameLogic`` (the TWL2 parse) is shared by every game whose grammar differs
+   only in its task sentence, with the game's own ``task`` rule swapped in.
+4. Context copies during text derivation keep the engine state shared instead of deep-copying it: the grammar
    only reads it.
-4. A command's text depends only on its operator's arguments and static facts (``receptacleatlocation``), so
+5. A command's text depends only on its operator's arguments and static facts (``receptacleatlocation``), so
    it is derived once per game and operator.
 
 Every lever is active only inside calls of a ``FastPddlEnv``, so an unmodified engine in the same process
