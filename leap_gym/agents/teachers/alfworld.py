@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 
 from leap_gym.agents.teachers.base import Teacher
 from leap_gym.core import Trajectory
+from leap_gym.envs.alfworld.world import APPLIANCE as _APPLIANCE
+from leap_gym.envs.alfworld.world import Goal
 
-_APPLIANCE = {"clean": ("sinkbasin", "clean"), "hot": ("microwave", "heat"), "cool": ("fridge", "cool")}
-_STATE_OF = {"pick_clean_then_place_in_recep": "clean", "pick_heat_then_place_in_recep": "hot",
-             "pick_cool_then_place_in_recep": "cool"}
 _LAMP_PLACES = ("desk", "sidetable", "dresser")
 # A general sense of where things are kept: surfaces first, then storage, then the rest.
 _POPULAR = ("countertop", "diningtable", "sidetable", "coffeetable", "desk", "shelf", "dresser", "cabinet",
@@ -62,22 +61,6 @@ def _holders() -> dict[str, frozenset[str]]:
         for o in objs:
             out.setdefault(o.lower(), set()).add(recep.lower())
     return {k: frozenset(v) for k, v in out.items()}
-
-
-@dataclass
-class Goal:
-    task_type: str
-    object: str
-    receptacle: str = ""
-    lamp: str = ""
-
-    @property
-    def count(self) -> int:
-        return 2 if self.task_type == "pick_two_obj_and_place" else 1
-
-    @property
-    def state(self) -> str:
-        return _STATE_OF.get(self.task_type, "")
 
 
 def _task_text(trajectory: Trajectory) -> str:
