@@ -25,7 +25,6 @@ from leap_gym.spaces import UnicodeText
 
 TASK_SOURCES = ("generated", "files")
 EXPERTS = ("oracle", "planner")
-NOTHING_HAPPENS = "Nothing happens."
 _IDLE_ACTION = "look"  # the expert action when there is nothing left to do (won, or a dead end)
 
 # oracle verb -> engine action whose template words it in this game's grammar

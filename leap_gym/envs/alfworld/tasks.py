@@ -16,7 +16,6 @@ from typing import Any
 
 from leap_gym.envs.alfworld.world import TASK_TYPES, Goal
 
-FILE_SPLITS = ("train", "valid_seen", "valid_unseen", "valid_train")
 GRAMMARS = ("file", "alfworld")
 
 

@@ -67,7 +67,6 @@ class World:
     toggleable: set[str] = field(default_factory=set)
     states: dict[str, set[str]] = field(default_factory=dict)  # object -> {"clean", "hot", "cool", "toggled"}
     can_contain: set[tuple[str, str]] = field(default_factory=set)  # (receptacle class, object class)
-    pickupable: set[str] = field(default_factory=set)
 
     @classmethod
     def from_facts(cls, facts: Iterable[Any], entity_infos: dict[str, Any],
@@ -80,7 +79,7 @@ class World:
         else:
             w = cls(names=static.names, recep_loc=static.recep_loc, recep_class=static.recep_class,
                     obj_class=static.obj_class, openable=static.openable, toggleable=static.toggleable,
-                    can_contain=static.can_contain, pickupable=static.pickupable)
+                    can_contain=static.can_contain)
         for fact in facts:
             p = fact.name
             if static is not None and p not in _DYNAMIC:
@@ -104,8 +103,6 @@ class World:
                 w.held.add(args[1])
             elif p == "toggleable":
                 w.toggleable.add(args[0])
-            elif p == "pickupable":
-                w.pickupable.add(args[0])
             elif p == "cancontain":
                 w.can_contain.add((class_of_type(args[0]), class_of_type(args[1])))
             elif p in _STATE_PREDICATES:
