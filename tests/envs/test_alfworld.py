@@ -42,6 +42,15 @@ def random_walk(env, info, n, seed):
     return info
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _translation_cache_in_tmp(tmp_path_factory):
+    """Keep the on-disk translation cache of file games out of the user's home during tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LEAP_GYM_CACHE", str(tmp_path_factory.mktemp("leap-gym-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="module")
 def gen_env():
     env = ALFWorldEnv(split="test")
