@@ -142,7 +142,7 @@ def _extra_subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 # Modules that add subcommands; each must import cheaply (heavy imports go inside their handlers).
-_SUBCOMMAND_MODULES: list[str] = []
+_SUBCOMMAND_MODULES: list[str] = ["leap_gym.leap.cli"]
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 

@@ -1,0 +1,154 @@
+"""``leap-gym train``, ``leap-gym eval`` and ``leap-gym demo`` (heavy imports happen inside the handlers).
+
+Overrides are ``key.sub=value`` pairs with YAML values, applied after the config file, e.g.
+``leap-gym train --config run.yaml training.max_steps=50 env.kwargs='{tasks: files}'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# The embedded demo: generated ALFWorld tasks, the tiny student, the privilege-0.5 expert, BC + 2 LEAP
+# iterations, sized to finish within 15 minutes on a 2-core CPU (see specs/ml-stack.md section 7).
+DEMO_CONFIG: dict[str, Any] = {
+    "run_dir": "runs/demo",
+    "seed": 0,
+    "iterations": 2,
+    "env": {"env_id": "leap/ALFWorld-v0", "num_train_tasks": 100, "max_steps": 20},
+    "student": {"model": "tiny", "history_k": 2, "batch_size": 50, "max_new_tokens": 40},
+    "teacher": {"privilege": 0.5, "demo_privilege": 0.5},
+    "training": {"max_length": 384, "bc_max_steps": 150, "max_steps": 100, "batch_size": 8,
+                 "learning_rate": 2e-3},
+    "evaluation": {"num_test_tasks": 100},
+}
+
+
+def _overrides_help() -> str:
+    return "config overrides key.sub=value (YAML values), e.g. training.max_steps=50"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from leap_gym.leap.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (ConfigError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return _run_and_print(cfg, args.quiet)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from leap_gym.leap.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(None, args.overrides, base=DEMO_CONFIG)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"leap-gym demo: {cfg.env.env_id} (generated tasks), tiny student, privilege-{cfg.teacher.privilege:g} "
+          f"expert teacher, BC + {cfg.iterations} LEAP iterations; run dir {cfg.run_dir} (re-run to resume)",
+          flush=True)
+    return _run_and_print(cfg, args.quiet)
+
+
+def _run_and_print(cfg, quiet: bool) -> int:
+    from leap_gym.leap.report import results_table
+    from leap_gym.leap.run import run
+
+    t = time.monotonic()
+    rows = run(cfg, progress=not quiet)
+    print()
+    print(f"Held-out test tasks ({cfg.env.env_id}, {cfg.env.test_kwargs}):")
+    print(results_table(_table_rows(rows)))
+    print(f"\nwall time {time.monotonic() - t:.0f} s; report: {Path(cfg.run_dir) / 'report.html'}")
+    return 0
+
+
+def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Teacher without privilege first, then the student's iterations, then the privileged teacher."""
+    nopriv = [r for r in rows if r.get("key") == "teacher_no_privilege"]
+    students = [r for r in rows if r.get("agent") == "student"]
+    others = [r for r in rows if r not in nopriv and r not in students]
+    return nopriv + students + others
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a run's students (or any checkpoint) on held-out tasks, e.g. real ALFWorld games."""
+    from leap_gym.core import write_jsonl
+    from leap_gym.io import atomic_write_json
+    from leap_gym.leap.config import ConfigError, load_config, to_dict
+    from leap_gym.leap.evaluate import summarize
+    from leap_gym.leap.report import results_table
+    from leap_gym.leap.rollout import rollout
+    from leap_gym.leap.run import make_student
+    from leap_gym.leap.train import set_threads
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.yaml").exists():
+        print(f"error: {run_dir} has no config.yaml (not a leap-gym run)", file=sys.stderr)
+        return 2
+    try:
+        base = load_config(run_dir / "config.yaml")
+        cfg = load_config(None, args.overrides, base=to_dict(base))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    set_threads(cfg.student.num_threads)
+    iters = sorted(int(p.name.split("_")[1]) for p in run_dir.glob("iter_*") if (p / "train" / "train_log.json").exists())
+    if args.iteration is not None:
+        iters = [i for i in iters if i in args.iteration]
+    if not iters:
+        print(f"error: no trained iteration found in {run_dir}", file=sys.stderr)
+        return 2
+    kwargs = {**cfg.env.kwargs, **cfg.env.test_kwargs}
+    tasks = list(range(args.num_tasks if args.num_tasks is not None else cfg.evaluation.num_test_tasks))
+    out_dir = run_dir / "evals" / args.name
+    rows = []
+    for i in iters:
+        train_dir = run_dir / f"iter_{i}" / "train"
+        stack = cfg.training.finetune == "lora" and cfg.training.continue_mode == "stack"
+        base_model = cfg.student.model if cfg.student.model not in ("tiny", "small", "base") else str(run_dir / "base")
+        model_dir, adapter = (base_model, str(train_dir / "adapter")) if stack else (str(train_dir / "model"), None)
+        trajs = rollout(cfg.env.env_id, make_student(cfg, model_dir, adapter), tasks, env_kwargs=kwargs,
+                        seed=cfg.seed, max_steps=cfg.env.max_steps, batch_size=cfg.student.batch_size,
+                        progress=not args.quiet, desc=f"eval iter {i}")
+        m = {"name": "BC" if i == 0 else f"LEAP iter {i}", "agent": "student", "iteration": i,
+             "env_kwargs": kwargs, **summarize(trajs)}
+        write_jsonl(out_dir / f"iter_{i}_trajectories.jsonl", trajs)
+        atomic_write_json(out_dir / f"iter_{i}.json", m)
+        rows.append(m)
+    print(f"{cfg.env.env_id} {kwargs}, {len(tasks)} tasks:")
+    print(results_table(rows))
+    print(json.dumps({r["name"]: r["per_type"] for r in rows}) if args.per_type else "", end="")
+    return 0
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="run (or resume) the LEAP loop from a YAML config")
+    p.add_argument("--config", required=True, help="YAML config (see leap_gym/leap/config.py)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", help=_overrides_help())
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("demo", help="BC + 2 LEAP iterations on generated ALFWorld with a tiny student "
+                                           "(<= 15 min on a 2-core CPU)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", help=_overrides_help())
+    p.set_defaults(func=cmd_demo)
+
+    p = subparsers.add_parser("eval", help="evaluate a run's students on held-out tasks (e.g. real game files)")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--iteration", type=int, action="append", help="iteration(s) to evaluate (default: all)")
+    p.add_argument("--num-tasks", type=int, default=None)
+    p.add_argument("--name", default="test", help="subfolder of run_dir/evals for the results")
+    p.add_argument("--per-type", action="store_true", help="also print per-task-type success as JSON")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", help="overrides, e.g. env.test_kwargs='{tasks: files, split: "
+                                                "valid_seen}'")
+    p.set_defaults(func=cmd_eval)
