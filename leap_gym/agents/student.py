@@ -1,0 +1,304 @@
+"""``HFStudent``: any Hugging Face causal LM (plus an optional LoRA adapter) acting in one env or a vector env.
+
+All envs of a vector env are answered with one left-padded ``generate`` call (KV cache on), which is what makes
+rollouts fast: per-step cost is dominated by the prompt prefill, and batching shares the weights' memory
+traffic across envs. Each env slot keeps its own history of ``(observation, action)`` pairs.
+
+The student reads only ``task`` and ``admissible_actions`` from ``info``, after dropping every privileged key,
+so even a caller that forgets ``StudentView`` cannot leak the teacher's state into a prompt.
+
+Candidate-constrained acting (``constrained=True``): when the generated action is not one of the admissible
+actions, each candidate is scored by the model's log-likelihood after the prompt and the generated reason
+(``... REASON: <reason>\\nACTION:`` + `` <candidate><eos>``), batched over candidates with the prefix's KV cache
+computed once, and the best one is taken. Generating first and scoring only on a miss keeps the common case
+cheap: scoring 30 ALFWorld commands costs about five generations.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from leap_gym.agents.base import Agent, AgentOutput
+from leap_gym.agents.prompting import DEFAULT_HISTORY, build_messages, match_candidate, parse_output
+from leap_gym.core import PRIVILEGED_INFO_KEYS
+from leap_gym.wrappers import strip_privileged
+
+if TYPE_CHECKING:
+    import torch
+
+# End-of-turn tokens of common chat families; whichever exist in a tokenizer's vocab stop generation.
+END_OF_TURN_TOKENS = ("<|end|>", "<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
+
+
+def split_vector_info(infos: Mapping[str, Any] | Sequence[Mapping[str, Any]], n: int) -> list[dict[str, Any]]:
+    """Per-env info dicts from either a list of dicts or a Gymnasium vector-env info dict (arrays + masks)."""
+    if isinstance(infos, Mapping):
+        out: list[dict[str, Any]] = [{} for _ in range(n)]
+        for key, values in infos.items():
+            if key.startswith("_"):
+                continue
+            mask = infos.get("_" + key)
+            parts = split_vector_info(values, n) if isinstance(values, Mapping) else None
+            for i in range(n):
+                if mask is None or bool(mask[i]):
+                    value = parts[i] if parts is not None else values[i]
+                    out[i][key] = value.item() if getattr(value, "ndim", None) == 0 else value
+        return out
+    infos = list(infos)
+    if len(infos) != n:
+        raise ValueError(f"got {n} observations but {len(infos)} infos")
+    return [dict(i) if i is not None else {} for i in infos]
+
+
+def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
+    """The prompt text up to where the assistant's answer starts (plain role headers if there is no template)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    body = "\n\n".join(f"{m['role'].upper()}:\n{m['content']}" for m in messages)
+    return body + "\n\nASSISTANT:\n"
+
+
+def default_device_dtype(device: str | None = None, dtype: str | torch.dtype | None = None):
+    """CUDA with bf16 when available (fp16 on GPUs without bf16), else CPU with fp32 (safe and fast enough there)."""
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    if dtype is None:
+        if str(device).startswith("cuda"):
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        else:
+            dtype = torch.float32
+    return torch.device(device), dtype
+
+
+class HFStudent(Agent):
+    """A Hugging Face causal LM as a LEAP student.
+
+    ``model`` is a local path, a hub id the user's machine can reach, or a loaded ``PreTrainedModel``/PEFT model
+    (then ``tokenizer`` is required). ``adapter`` is a PEFT adapter directory loaded on top (merged into the
+    weights for speed when ``merge_adapter``). ``do_sample=False`` is greedy; with sampling, ``seed`` makes the
+    sequence of calls reproducible without touching the global RNG.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, adapter: str | None = None, *, env: str | None = None,
+                 k: int = DEFAULT_HISTORY, max_new_tokens: int = 64, do_sample: bool = False,
+                 temperature: float = 0.7, top_p: float = 1.0, seed: int | None = 0, device: str | None = None,
+                 dtype: Any = None, constrained: bool = False, max_prompt_tokens: int = 1024,
+                 batch_size: int = 32, score_batch_size: int = 64, max_obs_chars: int | None = 600,
+                 merge_adapter: bool = True, privileged_keys: Sequence[str] = ()):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device, self.dtype = default_device_dtype(device, dtype)
+        if isinstance(tokenizer, str) or (tokenizer is None and isinstance(model, str)):
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer or model)
+        if tokenizer is None:
+            raise ValueError("pass the tokenizer with a loaded model")
+        if isinstance(model, str):
+            model = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype).to(self.device)
+        if adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter)
+            if merge_adapter:
+                model = model.merge_and_unload()
+            model.to(self.device)
+        self.model, self.tokenizer = model, tokenizer
+        self.device = next(model.parameters()).device
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.stop_ids = self._stop_ids()
+        self.env, self.k, self.max_obs_chars = env, k, max_obs_chars
+        self.max_new_tokens, self.do_sample = max_new_tokens, do_sample
+        self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        self.constrained, self.max_prompt_tokens = constrained, max_prompt_tokens
+        self.batch_size, self.score_batch_size = max(1, batch_size), max(1, score_batch_size)
+        self.privileged_keys = PRIVILEGED_INFO_KEYS | frozenset(privileged_keys)
+        self._calls = 0
+        self.tasks: list[str] = [""]
+        self.histories: list[list[tuple[str, str]]] = [[]]
+        self.last_prompts: list[str] = []
+        self.stats = {"actions": 0, "generated_tokens": 0, "prompt_tokens": 0, "format_errors": 0,
+                      "constrained_fallbacks": 0}
+        self._torch = torch
+
+    # -- episode bookkeeping -----------------------------------------------------------------------------------
+    def reset(self, task: str = "") -> None:
+        """Single-env use: one slot, empty history."""
+        self.tasks, self.histories = [task], [[]]
+
+    def reset_batch(self, tasks: int | Sequence[str], indices: Sequence[int] | None = None) -> None:
+        """Vector-env use: ``tasks`` (or a count) for all slots, or only the slots in ``indices`` (autoreset)."""
+        if indices is None:
+            tasks = [""] * tasks if isinstance(tasks, int) else list(tasks)
+            self.tasks, self.histories = list(tasks), [[] for _ in tasks]
+            return
+        tasks = [""] * len(indices) if isinstance(tasks, int) else list(tasks)
+        for i, task in zip(indices, tasks, strict=True):
+            self.tasks[i], self.histories[i] = task, []
+
+    # -- acting ------------------------------------------------------------------------------------------------
+    def act(self, observation: str, info: dict[str, Any]) -> AgentOutput:
+        return self.act_batch([observation], [info])[0]
+
+    def act_batch(self, observations: Sequence[str], infos: Any) -> list[AgentOutput]:
+        """One decision per env; ``infos`` is a list of dicts or a vector-env info dict."""
+        n = len(observations)
+        if n == 0:
+            return []
+        if len(self.histories) != n:
+            self.reset_batch(n)
+        if isinstance(infos, Mapping):  # vector-env info: drop privileged entries before splitting
+            infos = strip_privileged(dict(infos), self.privileged_keys)
+        views = [strip_privileged(i, self.privileged_keys) for i in split_vector_info(infos, n)]
+        prompts, cands = [], []
+        for i, (obs, info) in enumerate(zip(observations, views, strict=True)):
+            task = info.get("task")
+            if isinstance(task, str) and task:
+                self.tasks[i] = task
+            acts = info.get("admissible_actions")
+            acts = [str(a) for a in acts] if acts is not None else None
+            cands.append(acts)
+            prompts.append(self._prompt_ids(self.tasks[i], self.histories[i], str(obs), acts))
+        self.last_prompts = [self.tokenizer.decode(p) for p in prompts]
+        texts = self._generate(prompts)
+        outputs = []
+        for i, text in enumerate(texts):
+            out = parse_output(text, cands[i])
+            if self.constrained and cands[i] and match_candidate(out.action, cands[i]) is None:
+                scores = self.score_candidates(prompts[i], out.reason, cands[i])
+                best = max(range(len(scores)), key=scores.__getitem__)
+                out = AgentOutput(reason=out.reason, action=cands[i][best], raw_text=text, format_ok=out.format_ok)
+                self.stats["constrained_fallbacks"] += 1
+            self.stats["format_errors"] += int(not out.format_ok)
+            self.histories[i].append((str(observations[i]), out.action))
+            outputs.append(out)
+        self.stats["actions"] += n
+        return outputs
+
+    # -- internals ---------------------------------------------------------------------------------------------
+    def _stop_ids(self) -> list[int]:
+        ids = set()
+        eos = self.tokenizer.eos_token_id
+        if eos is not None:
+            ids.add(int(eos))
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update([gen_eos] if isinstance(gen_eos, int) else (gen_eos or []))
+        vocab = self.tokenizer.get_vocab()
+        ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
+        return sorted(ids)
+
+    def _prompt_ids(self, task: str, history: list[tuple[str, str]], obs: str, acts: list[str] | None) -> list[int]:
+        """Token ids of the prompt; drops the oldest history first, then cuts from the left, to fit."""
+        k = self.k
+        while True:
+            msgs = build_messages(task, history, obs, acts, k=k, env=self.env, max_obs_chars=self.max_obs_chars)
+            ids = self.tokenizer(render_prompt(self.tokenizer, msgs), add_special_tokens=False)["input_ids"]
+            if len(ids) <= self.max_prompt_tokens or k == 0 or not history:
+                return ids[-self.max_prompt_tokens:]
+            k = min(k, len(history)) - 1
+
+    def _generate(self, prompts: list[list[int]]) -> list[str]:
+        torch = self._torch
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
+        texts = [""] * len(prompts)
+        pad = self.tokenizer.pad_token_id
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                width = max(len(prompts[i]) for i in chunk)
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, i in enumerate(chunk):  # left padding: every prompt ends where generation starts
+                    p = prompts[i]
+                    ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
+                    mask[row, width - len(p):] = 1
+                self.stats["prompt_tokens"] += int(mask.sum())
+                new = self._generate_chunk(ids.to(self.device), mask.to(self.device))
+                for row, i in enumerate(chunk):
+                    toks = new[row].tolist()
+                    n = next((j + 1 for j, t in enumerate(toks) if t in self.stop_ids), len(toks))
+                    self.stats["generated_tokens"] += n
+                    texts[i] = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+        finally:
+            self.model.train(was_training)
+        return texts
+
+    def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        torch = self._torch
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                                  "eos_token_id": self.stop_ids, "pad_token_id": self.tokenizer.pad_token_id,
+                                  "use_cache": True}
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
+        else:  # explicit, so a checkpoint's generation_config (e.g. do_sample=True, top_p=0.9) cannot override
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        self._calls += 1
+        devices = [ids.device] if ids.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            if self.seed is not None:
+                torch.manual_seed(self.seed * 1_000_003 + self._calls)
+            out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        return out[:, ids.shape[1]:].cpu()
+
+    def _cache_kwarg(self) -> str:
+        """transformers >= 5.24 renamed the forward argument ``past_key_values`` to ``cache``."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+    def score_candidates(self, prompt_ids: list[int], reason: str, candidates: Sequence[str]) -> list[float]:
+        """Log-likelihood of each ``candidate`` + end-of-turn after the prompt and ``REASON: <reason>\\nACTION:``.
+
+        The prefix runs once; its KV cache is repeated over a chunk of candidates (right-padded), so the cost is
+        one prefill plus the candidates' own tokens.
+        """
+        torch = self._torch
+        head = self.tokenizer(f"REASON: {' '.join(reason.split())}\nACTION:", add_special_tokens=False)["input_ids"]
+        prefix = (list(prompt_ids) + head)[-self.max_prompt_tokens:]
+        eos = self.tokenizer.eos_token_id
+        cand_ids = [self.tokenizer(" " + c.strip(), add_special_tokens=False)["input_ids"] + [eos]
+                    for c in candidates]
+        was_training = self.model.training
+        self.model.eval()
+        scores: list[float] = []
+        try:
+            with torch.inference_mode():
+                pre = torch.tensor([prefix], dtype=torch.long, device=self.device)
+                out = self.model(input_ids=pre, use_cache=True)
+                first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+                cache = getattr(out, "cache", None) or out.past_key_values
+                for start in range(0, len(cand_ids), self.score_batch_size):
+                    chunk = cand_ids[start:start + self.score_batch_size]
+                    m, width = len(chunk), max(len(c) for c in chunk)
+                    ids = torch.full((m, width), self.tokenizer.pad_token_id, dtype=torch.long)
+                    cmask = torch.zeros((m, width), dtype=torch.long)
+                    for row, c in enumerate(chunk):
+                        ids[row, :len(c)] = torch.tensor(c, dtype=torch.long)
+                        cmask[row, :len(c)] = 1
+                    ids, cmask = ids.to(self.device), cmask.to(self.device)
+                    chunk_cache = copy.deepcopy(cache)
+                    chunk_cache.batch_repeat_interleave(m)
+                    attn = torch.cat([torch.ones((m, len(prefix)), dtype=torch.long, device=self.device), cmask], 1)
+                    pos = torch.arange(len(prefix), len(prefix) + width, device=self.device).expand(m, -1)
+                    logits = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True,
+                                        **{self._cache_kwarg(): chunk_cache}).logits.float()
+                    logp = torch.log_softmax(logits[:, :-1], dim=-1)  # position j predicts candidate token j+1
+                    for row, c in enumerate(chunk):
+                        total = float(first_logp[c[0]])
+                        if len(c) > 1:
+                            nxt = torch.tensor(c[1:], device=self.device)
+                            total += float(logp[row, :len(c) - 1].gather(1, nxt[:, None]).sum())
+                        scores.append(total if math.isfinite(total) else -math.inf)
+        finally:
+            self.model.train(was_training)
+        return scores
+

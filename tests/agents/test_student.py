@@ -1,0 +1,183 @@
+"""HFStudent: batched acting equals single acting, candidates constrain, seeds reproduce, nothing privileged leaks."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from leap_gym.agents.base import INVALID_ACTION  # noqa: E402
+from leap_gym.agents.student import HFStudent, split_vector_info  # noqa: E402
+from leap_gym.models import build_tiny_student  # noqa: E402
+from tests.toy_env import TOY_ID  # noqa: E402
+
+torch.set_num_threads(1)
+
+SENTINELS = ("PRIVSENTINEL_expert", "PRIVSENTINEL_plan", "PRIVSENTINEL_room", "PRIVSENTINEL_extra")
+
+
+class LeakyToy(gym.Wrapper):
+    """The toy env with unmistakable privileged values, inside ``privileged`` and in an extra privileged key."""
+
+    def _mark(self, info):
+        info = dict(info)
+        info["privileged"] = {**info["privileged"], "expert_action": SENTINELS[0], "expert_plan": [SENTINELS[1]],
+                              "key_room": SENTINELS[2]}
+        info["secret"] = SENTINELS[3]
+        return info
+
+    def reset(self, **kw):
+        obs, info = self.env.reset(**kw)
+        return obs, self._mark(info)
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        return obs, r, term, trunc, self._mark(info)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny")
+    model, tok = build_tiny_student("tiny", seed=0, save_to=str(path))
+    return model, tok, path
+
+
+def _obs_infos(n):
+    obs = [f"You arrive at shelf {i}. On the shelf {i}, you see a mug {i}." for i in range(n)]
+    infos = [{"task": f"put a mug in fridge {i}.", "admissible_actions": [f"go to shelf {j}" for j in range(i + 2)]}
+             for i in range(n)]
+    return obs, infos
+
+
+def test_batched_equals_single_greedy(tiny):
+    model, tok, _ = tiny
+    obs, infos = _obs_infos(7)
+    batched = HFStudent(model, tok, env="alfworld", max_new_tokens=16, batch_size=4)  # 2 chunks, mixed lengths
+    outs = batched.act_batch(obs, infos)
+    outs2 = batched.act_batch(obs, infos)  # second step: histories grow per env
+    for i in range(7):
+        single = HFStudent(model, tok, env="alfworld", max_new_tokens=16)
+        single.reset(infos[i]["task"])
+        assert single.act(obs[i], infos[i]).raw_text == outs[i].raw_text
+        assert single.act(obs[i], infos[i]).raw_text == outs2[i].raw_text
+        assert single.histories[0] == batched.histories[i]
+    assert batched.stats["actions"] == 14 and batched.stats["generated_tokens"] > 0
+
+
+def test_constrained_acting_always_admissible(tiny):
+    model, tok, _ = tiny
+    student = HFStudent(model, tok, env="alfworld", max_new_tokens=8, constrained=True, do_sample=True, seed=1,
+                        score_batch_size=3)
+    obs, infos = _obs_infos(5)
+    for _ in range(3):
+        for out, info in zip(student.act_batch(obs, infos), infos, strict=True):
+            assert out.action in info["admissible_actions"]
+    assert student.stats["constrained_fallbacks"] > 0  # a random model never writes a valid answer by itself
+    free = HFStudent(model, tok, max_new_tokens=8, constrained=True)  # no candidates: generation only
+    out = free.act("$ ", {"task": "count files", "admissible_actions": None})
+    assert out.action == INVALID_ACTION or isinstance(out.action, str)
+
+
+def test_candidate_scores_match_full_forward(tiny):
+    model, tok, _ = tiny
+    student = HFStudent(model, tok, score_batch_size=2)
+    prompt = student._prompt_ids("put a mug in fridge 1.", [], "You see a mug 1.", None)
+    cands = ["go to shelf 1", "take mug 1 from shelf 1", "look"]
+    scores = student.score_candidates(prompt, "the mug is here", cands)
+    head = tok("REASON: the mug is here\nACTION:", add_special_tokens=False)["input_ids"]
+    for cand, score in zip(cands, scores, strict=True):
+        tail = tok(" " + cand, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        ids = prompt + head + tail
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+        ref = sum(float(logp[j - 1, ids[j]]) for j in range(len(ids) - len(tail), len(ids)))
+        assert score == pytest.approx(ref, abs=1e-3)
+
+
+def test_sampling_is_seeded_and_leaves_global_rng_alone(tiny):
+    model, tok, _ = tiny
+    obs, infos = _obs_infos(4)
+
+    def run(seed):
+        return [o.raw_text for o in HFStudent(model, tok, do_sample=True, temperature=1.0, seed=seed,
+                                              max_new_tokens=12).act_batch(obs, infos)]
+
+    torch.manual_seed(123)
+    a = run(5)
+    after = torch.rand(1)
+    torch.manual_seed(123)
+    assert run(5) == a and torch.equal(torch.rand(1), after)
+    assert run(6) != a
+
+
+def test_load_from_path_and_adapter(tiny, tmp_path):
+    from peft import get_peft_model
+
+    from leap_gym.models import lora_config_for
+
+    model, tok, path = tiny
+    obs, infos = _obs_infos(3)
+    from_disk = HFStudent(str(path), max_new_tokens=12).act_batch(obs, infos)
+    assert [o.raw_text for o in from_disk] == [o.raw_text for o in HFStudent(model, tok, max_new_tokens=12)
+                                               .act_batch(obs, infos)]
+    peft_model = get_peft_model(build_tiny_student("tiny", seed=0)[0], lora_config_for(model))
+    with torch.no_grad():  # make the adapter change the outputs
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name or "modules_to_save" in name:
+                p.add_(torch.randn_like(p) * 0.5)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    peft_model.train()
+    in_memory = [o.raw_text for o in HFStudent(peft_model, tok, max_new_tokens=12).act_batch(obs, infos)]
+    assert peft_model.training  # acting switches to eval mode and back
+    loaded = HFStudent(str(path), adapter=str(tmp_path / "adapter"), max_new_tokens=12)
+    assert [o.raw_text for o in loaded.act_batch(obs, infos)] == in_memory
+    assert in_memory != [o.raw_text for o in from_disk]
+
+
+@pytest.mark.parametrize("vector", [False, True])
+def test_no_privileged_value_reaches_the_prompt(tiny, vector):
+    """Raw env infos (no StudentView) with sentinel privileged values: none may appear in any prompt."""
+    model, tok, _ = tiny
+    student = HFStudent(model, tok, max_new_tokens=6, constrained=vector, privileged_keys=("secret",))
+    seen = []
+    if vector:
+        envs = gym.vector.SyncVectorEnv([lambda: LeakyToy(gym.make(TOY_ID)) for _ in range(3)])
+        obs, infos = envs.reset(seed=0)
+        assert SENTINELS[3] in list(infos["secret"])
+        student.reset_batch(3)
+        for _ in range(4):
+            outs = student.act_batch(list(obs), infos)
+            seen += student.last_prompts
+            obs, _, _, _, infos = envs.step([o.action for o in outs])
+        envs.close()
+    else:
+        env = LeakyToy(gym.make(TOY_ID))
+        for seed in range(3):
+            obs, info = env.reset(seed=seed)
+            student.reset(info["task"])
+            for _ in range(5):
+                out = student.act(obs, info)
+                seen += student.last_prompts
+                obs, _, term, trunc, info = env.step(out.action)
+                if term or trunc:
+                    break
+    assert len(seen) >= 10
+    for prompt in seen:
+        assert "CANDIDATE ACTIONS" in prompt and "TASK: find the key" in prompt
+        for s in SENTINELS:
+            assert s not in prompt
+
+
+def test_split_vector_info_masks():
+    import numpy as np
+
+    infos = {"task": np.array(["a", "b"], dtype=object), "_task": np.array([True, True]),
+             "admissible_actions": np.array([["x"], None], dtype=object), "_admissible_actions": np.array([True, False])}
+    infos["nested"] = {"a": np.array([1, 2]), "_a": np.array([True, True])}
+    infos["_nested"] = np.array([True, True])
+    assert split_vector_info(infos, 2) == [{"task": "a", "admissible_actions": ["x"], "nested": {"a": 1}},
+                                           {"task": "b", "nested": {"a": 2}}]
+    with pytest.raises(ValueError, match="2 observations but 1 infos"):
+        split_vector_info([{}], 2)
