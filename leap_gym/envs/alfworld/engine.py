@@ -1,0 +1,308 @@
+"""The real ALFWorld text engine (textworld ``PddlEnv`` + alfworld's demangler), imported safely and made fast.
+
+Importing ``alfworld`` writes ``~/.cache/alfworld`` and Fast Downward's translator overwrites ``sys.argv``; both
+are contained here. ``make_engine(fast=False)`` is the unmodified engine (the reference of the differential test);
+``fast=True`` is the same engine with memoisation that never changes what it computes:
+
+1. ``pddl2sas`` results are memoised per (domain, problem); the optimised translation (only used by the planner)
+   is built only when the planner is asked for.
+2. Grammar strings are parsed once (``textgen._parse_and_convert`` and ``Rule.parse_conjunctive_query`` are
+   pure functions of their text); ``GameLogic`` (the TWL2 parse) is shared by games with the same grammar.
+3. Context copies during text derivation keep the engine state shared instead of deep-copying it: the grammar
+   only reads it.
+4. A command's text depends only on its operator's arguments and static facts (``receptacleatlocation``), so
+   it is derived once per game and operator.
+
+Every lever is active only inside calls of a ``FastPddlEnv``, so an unmodified engine in the same process
+behaves exactly as the library ships it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterator
+
+_IMPORT_LOCK = threading.Lock()
+_PATCHED = False
+_LOCAL = threading.local()  # .depth > 0 while a FastPddlEnv call runs; .replan: whether the planner is needed
+
+
+def cache_dir() -> Path:
+    """leap-gym's cache (``$LEAP_GYM_CACHE`` or ``$XDG_CACHE_HOME/leap-gym``); alfworld's data dir lives in it."""
+    root = os.environ.get("LEAP_GYM_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "leap-gym")
+    return Path(root)
+
+
+def alfworld_package_dir() -> Path:
+    """The installed alfworld package directory, found without executing its ``__init__``."""
+    spec = importlib.util.find_spec("alfworld")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("leap/ALFWorld-v0 needs the 'alfworld' extra: pip install 'leap-gym[alfworld]'")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@contextlib.contextmanager
+def guard_argv() -> Iterator[None]:
+    """Fast Downward's translator sets ``sys.argv`` and never restores it."""
+    saved = list(sys.argv)
+    try:
+        yield
+    finally:
+        sys.argv[:] = saved
+
+
+def import_engine() -> dict[str, Any]:
+    """Import textworld/alfworld once, without touching the user's home or ``sys.argv``."""
+    with _IMPORT_LOCK, guard_argv():
+        if "ALFWORLD_DATA" not in os.environ:
+            data = cache_dir() / "alfworld"
+            os.environ["ALFWORLD_DATA"] = str(data)
+        import textworld
+        from textworld.envs.pddl import PddlEnv
+        from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+    return {"textworld": textworld, "PddlEnv": PddlEnv, "AlfredDemangler": AlfredDemangler,
+            "AlfredInfos": AlfredInfos}
+
+
+def _active() -> bool:
+    return getattr(_LOCAL, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def _fast(replan: bool) -> Iterator[None]:
+    _LOCAL.depth = getattr(_LOCAL, "depth", 0) + 1
+    saved_replan = getattr(_LOCAL, "replan", True)
+    _LOCAL.replan = replan
+    try:
+        with guard_argv():
+            yield
+    finally:
+        _LOCAL.depth -= 1
+        _LOCAL.replan = saved_replan
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def get_or(self, key, make):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = make()
+        self[key] = value
+        if len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+_SAS = _LRU(1024)  # (sha256(domain, problem), optimize) -> (task, sas)
+_PARSES: dict = {}
+_QUERIES: dict = {}
+_LOGICS = _LRU(64)
+
+
+def _digest(*texts: str) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _install_patches() -> None:
+    """Wrap the engine's pure, expensive functions with memoisation active only inside FastPddlEnv calls."""
+    global _PATCHED
+    with _IMPORT_LOCK:
+        if _PATCHED:
+            return
+        import fast_downward
+        from textworld.envs.pddl import textgen
+        from textworld.logic import Rule
+
+        original_pddl2sas = fast_downward.pddl2sas
+
+        def pddl2sas(domain, problem, verbose=False, optimize=False):
+            if not _active():
+                return original_pddl2sas(domain, problem, verbose=verbose, optimize=optimize)
+            optimize = bool(optimize) and getattr(_LOCAL, "replan", True)
+            key = (_digest(domain, problem), optimize)
+            return _SAS.get_or(key, lambda: original_pddl2sas(domain, problem, verbose=verbose, optimize=optimize))
+
+        fast_downward.pddl2sas = pddl2sas
+
+        original_parse = textgen._parse_and_convert
+
+        def parse_and_convert(text, rule_name=None, **kwargs):
+            if not _active() or any(kwargs.values()):  # tracing (TW_CSG_TRACE) bypasses the memo
+                return original_parse(text, rule_name=rule_name, **kwargs)
+            key = (text, rule_name)
+            if key not in _PARSES:
+                _PARSES[key] = original_parse(text, rule_name=rule_name)
+            return copy.deepcopy(_PARSES[key])
+
+        textgen._parse_and_convert = parse_and_convert
+
+        original_query = Rule.parse_conjunctive_query.__func__
+
+        def parse_conjunctive_query(cls, expr):
+            if not _active():
+                return original_query(cls, expr)
+            if expr not in _QUERIES:
+                _QUERIES[expr] = original_query(cls, expr)
+            return _QUERIES[expr]
+
+        Rule.parse_conjunctive_query = classmethod(parse_conjunctive_query)
+
+        original_copy_context = textgen.copy_context
+
+        def copy_context(context):
+            if not _active():
+                return original_copy_context(context)
+            return {"state": context["state"], "facts": context["facts"], "variables": dict(context["variables"]),
+                    "mapping": dict(context["mapping"]), "entity_infos": context["entity_infos"]}
+
+        textgen.copy_context = copy_context
+
+        original_symbol_copy = textgen.Symbol.copy
+
+        def symbol_copy(self, context):
+            if not _active():
+                return original_symbol_copy(self, context)
+            memo: dict = {}
+            for ctx in _contexts_of(self):  # share the (read-only) engine state instead of deep-copying it
+                for key in ("state", "facts", "entity_infos", "variables", "mapping"):
+                    if key in ctx:
+                        memo[id(ctx[key])] = ctx[key]
+            clone = copy.deepcopy(self, memo)
+            clone.context = copy_context(context)
+            return clone
+
+        textgen.Symbol.copy = symbol_copy
+        _PATCHED = True
+
+
+def _contexts_of(symbol) -> Iterator[dict]:
+    """The contexts held by a symbol and the symbols nested in it."""
+    stack = [symbol]
+    while stack:
+        s = stack.pop()
+        ctx = getattr(s, "context", None)
+        if isinstance(ctx, dict):
+            yield ctx
+        for attr in ("expression", "symbol"):
+            inner = getattr(s, attr, None)
+            if inner is not None and hasattr(inner, "context"):
+                stack.append(inner)
+
+
+# Predicates that no action changes: a command whose template queries only these is a function of its operator.
+STATIC_PREDICATES = frozenset({"receptacleatlocation", "receptacletype", "objecttype", "cancontain", "openable",
+                               "pickupable", "isreceptacleobject", "cleanable", "heatable", "coolable",
+                               "toggleable", "sliceable"})
+
+
+def _template_is_static(template: str) -> bool:
+    import re
+    preds = re.findall(r"([a-zA-Z_]+)\(", template.split("|", 1)[1]) if "|" in template else []
+    return all(p.lower() in STATIC_PREDICATES for p in preds)
+
+
+def make_engine(fast: bool = True, planner: bool = False):
+    """An engine: ``AlfredInfos(AlfredDemangler(PddlEnv))``; ``fast=False`` is the unmodified library engine.
+
+    ``planner=True`` requests ``policy_commands`` (Fast Downward replanning, seconds per call).
+    """
+    mods = import_engine()
+    textworld = mods["textworld"]
+    infos = textworld.EnvInfos(admissible_commands=True, won=True, policy_commands=planner)
+    with guard_argv():
+        if fast:
+            _install_patches()
+            inner = _fast_env_class(mods["PddlEnv"])(infos)
+        else:
+            inner = mods["PddlEnv"](infos)
+        return mods["AlfredInfos"](mods["AlfredDemangler"](inner, shuffle=False))
+
+
+_FAST_CLASS = None
+
+
+def _fast_env_class(PddlEnv):
+    global _FAST_CLASS
+    if _FAST_CLASS is not None:
+        return _FAST_CLASS
+    from textworld.envs.pddl import logic as pddl_logic
+
+    class _CommandMemoGrammar:
+        """Per-game view of a shared grammar that derives each (static) command template once per operator."""
+
+        def __init__(self, grammar, templates: set[str]):
+            self._grammar = grammar
+            self._templates = templates
+            self._memo: dict = {}
+
+        def __getattr__(self, name):
+            return getattr(self._grammar, name)
+
+        def derive(self, start, context={}):
+            if start not in self._templates or not context:
+                return self._grammar.derive(start, context)
+            key = (start, tuple(sorted((ph.name, var.name) for ph, var in context["mapping"].items())))
+            if key not in self._memo:
+                self._memo[key] = self._grammar.derive(start, context)
+            return self._memo[key]
+
+    class FastPddlEnv(PddlEnv):
+        """``PddlEnv`` whose calls run with the memoisation levers on (see the module docstring)."""
+
+        def _replan(self) -> bool:
+            return bool(self.request_infos.policy_commands)
+
+        def load(self, filename_or_data):
+            with _fast(self._replan()):
+                data = filename_or_data
+                if not isinstance(data, dict):
+                    with open(filename_or_data) as f:
+                        data = json.load(f)
+                    self._game_file = filename_or_data
+                else:
+                    self._game_file = None
+                self._game_data = data
+                self.walkthrough = data.get("walkthrough", None)
+                key = _digest(data["pddl_domain"], data["grammar"])
+                shared = _LOGICS.get_or(key, lambda: pddl_logic.GameLogic(domain=data["pddl_domain"],
+                                                                         grammar=data["grammar"]))
+                logic = copy.copy(shared)
+                templates = {a.template for a in shared.actions.values() if _template_is_static(a.template)}
+                logic.grammar = _CommandMemoGrammar(shared.grammar, templates)
+                self._logic = logic
+                self._pddl_state = pddl_logic.PddlState(self.downward_lib, data["pddl_problem"], self._logic)
+                self._entity_infos = self._get_entity_infos()
+
+        def reset(self):
+            with _fast(self._replan()):
+                return super().reset()
+
+        def step(self, command):
+            with _fast(self._replan()):
+                return super().step(command)
+
+    _FAST_CLASS = FastPddlEnv
+    return FastPddlEnv
+
+
+def strip_name(name: str) -> str:
+    """Display names of ids without ``_bar_`` end in a space (``"agent1 "``); entity names never should."""
+    return name.strip()

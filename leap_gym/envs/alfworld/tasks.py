@@ -1,0 +1,131 @@
+"""Game sources: real ALFWorld game files (``json_2.1.1`` layout) and the grammar/domain texts games need.
+
+ALFWorld keeps a trial directory unless its path mentions ``movable`` or ``Sliced``, its task type is not
+requested, or its ``game.tw-pddl`` is missing or not marked solvable; paths are sorted for determinism.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leap_gym.envs.alfworld.world import TASK_TYPES, Goal
+
+FILE_SPLITS = ("train", "valid_seen", "valid_unseen", "valid_train")
+GRAMMARS = ("file", "alfworld")
+
+
+@dataclass
+class Game:
+    """A loadable game: the ``game.tw-pddl`` dict plus what the env reports about it."""
+
+    task_id: str
+    data: dict[str, Any]
+    goal: Goal
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _wheel_file(name: str) -> str:
+    from leap_gym.envs.alfworld.engine import alfworld_package_dir
+    return (alfworld_package_dir() / "data" / name).read_text()
+
+
+@functools.lru_cache(maxsize=None)
+def wheel_grammar() -> str:
+    """The alfworld package's TWL2 grammar (``move X to Y``; task text ``UNKNOWN GOAL``)."""
+    return _wheel_file("alfred.twl2")
+
+
+@functools.lru_cache(maxsize=None)
+def legacy_domain() -> str:
+    """The PDDL domain of the released game files, rebuilt from the wheel's: Sink cleans too, no ``help``."""
+    text = _wheel_file("alfred.pddl")
+    text = text.replace(";(receptacleType ?r SinkType)", "(receptacleType ?r SinkType)")
+    text, n = re.subn(r"\(:action help\s*:parameters \(\?a - agent\)\s*:precondition\s*\(\)\s*:effect\s*"
+                      r"\(and\s*\(checked \?a\)\s*\)\s*\)\s*", "", text)
+    if n != 1:
+        raise RuntimeError("unexpected alfworld alfred.pddl: cannot derive the legacy domain")
+    return text
+
+
+_TASK_RE = re.compile(r'"rhs": "Your task is to: (.*?)\."')
+
+
+def task_description(grammar: str) -> str:
+    m = _TASK_RE.search(grammar)
+    if not m:
+        raise ValueError("game grammar has no 'Your task is to: ...' rule")
+    return m.group(1)
+
+
+def with_grammar(data: dict[str, Any], grammar: str) -> dict[str, Any]:
+    """``grammar="alfworld"``: keep the file's domain and problem, use the package grammar with the file's task."""
+    if grammar == "file":
+        return data
+    if grammar != "alfworld":
+        raise ValueError(f"grammar must be one of {GRAMMARS}, got {grammar!r}")
+    return {**data, "grammar": wheel_grammar().replace("UNKNOWN GOAL", task_description(data["grammar"]))}
+
+
+def data_root(data_dir: str | os.PathLike | None) -> Path:
+    """``data_dir`` or ``$ALFWORLD_DATA``: the folder holding ``json_2.1.1`` (or ``json_2.1.1`` itself)."""
+    root = data_dir if data_dir is not None else os.environ.get("ALFWORLD_DATA")
+    if root is None:
+        raise ValueError("tasks='files' needs data_dir= (or $ALFWORLD_DATA) pointing at ALFWorld's json_2.1.1 data")
+    root = Path(root).expanduser()
+    if (root / "json_2.1.1").is_dir():
+        root = root / "json_2.1.1"
+    if not root.is_dir():
+        raise FileNotFoundError(f"ALFWorld data folder not found: {root}")
+    return root
+
+
+def collect_game_dirs(root: Path, split: str, task_types: tuple[str, ...] = TASK_TYPES) -> list[Path]:
+    """ALFWorld's own filter over ``root/<split>``, sorted."""
+    base = root / split
+    if not base.is_dir():
+        raise FileNotFoundError(f"no split {split!r} under {root} (have: {sorted(p.name for p in root.iterdir())})")
+    keep = []
+    for dirpath, _, filenames in os.walk(base):
+        if "traj_data.json" not in filenames or "movable" in dirpath or "Sliced" in dirpath:
+            continue
+        d = Path(dirpath)
+        game = d / "game.tw-pddl"
+        if not game.is_file():
+            continue
+        traj = _read_json(d / "traj_data.json")
+        if traj.get("task_type") not in task_types:
+            continue
+        if not _read_json(game).get("solvable", False):
+            continue
+        keep.append(d)
+    return sorted(keep)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"corrupt ALFWorld file {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"corrupt ALFWorld file {path}: expected a JSON object")
+    return data
+
+
+def load_game_dir(d: Path, root: Path, grammar: str = "file") -> Game:
+    data = _read_json(d / "game.tw-pddl")
+    for key in ("pddl_domain", "pddl_problem", "grammar"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"corrupt ALFWorld game {d / 'game.tw-pddl'}: missing {key!r}")
+    traj = _read_json(d / "traj_data.json")
+    params = traj.get("pddl_params", {})
+    goal = Goal(task_type=traj["task_type"], object=params.get("object_target", "").lower(),
+                receptacle=params.get("parent_target", "").lower(), lamp=params.get("toggle_target", "").lower())
+    return Game(task_id=str(d.relative_to(root)), data=with_grammar(data, grammar), goal=goal,
+                meta={"scene": traj.get("scene", {}).get("scene_num"), "path": str(d)})
