@@ -194,6 +194,12 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
         print(plan.notice, file=sys.stderr)
     steps = cfg.max_steps if max_steps is None else max_steps
     torch.manual_seed(cfg.seed)
+    if not progress:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
 
     model = _load(str(model_dir), plan)
     from transformers import AutoTokenizer
