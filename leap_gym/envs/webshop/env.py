@@ -1,0 +1,246 @@
+"""``leap/WebShop-v0``: the WebShop text environment with the original's mechanics, no Java, no downloads.
+
+Pages, actions and rewards follow the original text env (see ``pages``, ``reward``, ``search``). Products come from
+the procedural catalog by default (``catalog.GeneratedCatalog``) or from the original's data files
+(``data.FileCatalog``, ``data_dir=...``). The search index is built once per catalog and cached under
+``search.cache_root()``.
+
+Actions: ``search[<query>]`` (from any page) and ``click[<key>]``; anything else is a silent no-op with
+``info["action_valid"] = False``. Buy Now ends the episode with the reward; the step limit comes from the
+registration (15, LEAP's training horizon; pass ``max_episode_steps=30`` for LEAP's evaluation).
+
+``info["privileged"]`` holds the goal, the target ASIN and record (hidden price included), an option assignment
+satisfying the goal, the target's rank in the current results, the expert's next action and plan; at the end of
+an episode ``info["reward_breakdown"]`` holds the reward's components.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from leap_gym.envs.webshop import expert as _expert
+from leap_gym.envs.webshop import pages
+from leap_gym.envs.webshop.pages import BACK, BUY, DONE, ITEM, NEXT, PREV, RESULTS, SEARCH, SUBPAGE, PageState
+from leap_gym.envs.webshop.reward import compute_reward, fuzzy_match, get_noun_extractor, normalize_color
+from leap_gym.envs.webshop.search import SearchIndex, cache_root, load_or_build
+from leap_gym.spaces import UnicodeText
+
+SEARCH_PLACEHOLDER = "search[<query>]"
+OBSERVATION_MODES = ("text", "text_rich")
+_ACTION = re.compile(r"(.+)\[(.+)\]")
+DEFAULT_NUM_PRODUCTS = 10_000
+
+
+def parse_action(action: str) -> tuple[str, str | None]:
+    """The original's parse: greedy ``name[arg]`` (arg lowercased), else the whole string and ``None``."""
+    m = _ACTION.match(action)
+    if m is None:
+        return action, None
+    return m.group(1), m.group(2).lower()
+
+
+def satisfying_options(target: dict[str, Any], goal_options: list[str]) -> list[tuple[str, str]]:
+    """``(group, value)`` clicks on the target that satisfy each goal option: the exact value, else a fuzzy one.
+
+    The group is the one owning the value's key (the later group when two share a value).
+    """
+    owner: dict[str, str] = {}
+    for group, values in target.get("options", {}).items():
+        for v in values:
+            owner[v] = group
+    out: list[tuple[str, str]] = []
+    for want in goal_options:
+        if want in owner:
+            pick = want
+        else:
+            pick = next((v for v in owner if fuzzy_match(normalize_color(v), normalize_color(want))), None)
+        if pick is not None and all(pick != v for _, v in out):
+            out.append((owner[pick], pick))
+    return out
+
+
+def _fresh(obj: Any) -> Any:
+    """A deep copy of JSON-like data (infos must not share objects between calls)."""
+    if isinstance(obj, dict):
+        return {k: _fresh(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_fresh(v) for v in obj]
+    return obj
+
+
+class WebShopEnv(gym.Env):
+    """WebShop as a Gymnasium text env. See the module docstring and ``specs/webshop.md``."""
+
+    metadata = {"render_modes": ["ansi"]}
+    privileged_info_keys = ("reward_breakdown",)
+
+    def __init__(self, split: str = "train", observation_mode: str = "text_rich",
+                 num_products: int | None = None, catalog_seed: int = 0, data_dir: str | None = None,
+                 noun_extractor: str = "catalog", catalog: Any = None, cache_dir: str | None = None,
+                 render_mode: str | None = None):
+        if observation_mode not in OBSERVATION_MODES:
+            raise ValueError(f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.observation_mode, self.render_mode, self.split = observation_mode, render_mode, split
+        if catalog is None:
+            if data_dir is not None:
+                from leap_gym.envs.webshop.data import FileCatalog
+
+                catalog = FileCatalog(data_dir, num_products=num_products, seed=catalog_seed)
+            else:
+                from leap_gym.envs.webshop.catalog import GeneratedCatalog
+
+                catalog = GeneratedCatalog(num_products=num_products or DEFAULT_NUM_PRODUCTS, seed=catalog_seed)
+        self.catalog = catalog
+        self.goals = catalog.goals(split)
+        if len(self.goals) == 0:
+            raise ValueError(f"the {split!r} split of this catalog has no goals")
+        root = cache_root() if cache_dir is None else Path(cache_dir)
+        self.index: SearchIndex = load_or_build(root / "webshop" / catalog.cache_key, catalog.index_texts,
+                                                {"catalog": catalog.cache_key})
+        self._nouns = None if noun_extractor == "catalog" else get_noun_extractor(noun_extractor)
+        self.observation_space = UnicodeText()
+        self.action_space = UnicodeText()
+        self._search_cache: dict[str, list[int]] = {}
+        self.state = PageState()
+        self.goal: dict[str, Any] = {}
+        self.goal_index = 0
+
+    # --- search ----------------------------------------------------------------------------------------------
+    def search(self, query: str) -> list[int]:
+        """Catalog indices of the top-50 hits for ``query`` (cached for the episode)."""
+        hits = self._search_cache.get(query)
+        if hits is None:
+            if len(self._search_cache) > 64:
+                self._search_cache.clear()
+            hits = self._search_cache[query] = self.index.search(query)
+        return hits
+
+    # --- gym API ---------------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        index = options.get("task_index", options.get("goal_index"))
+        if index is None:
+            index = int(self.np_random.integers(len(self.goals)))
+        if not isinstance(index, int) or not 0 <= index < len(self.goals):
+            raise ValueError(f"task_index must be an int in [0, {len(self.goals)}), got {index!r}")
+        self.goal_index = index
+        self.goal = self.goals[index]
+        self._search_cache.clear()
+        self.target_index = self.catalog.index_of(self.goal["asin"])
+        self.target = self.catalog.product(self.target_index)
+        self.option_keys = satisfying_options(self.target, list(self.goal.get("goal_options") or []))
+        ranked = []
+        for q in _expert.candidate_queries(self.goal, self.target):
+            hits = self.search(q)
+            ranked.append((q, hits.index(self.target_index) if self.target_index in hits else None))
+        self.query_ranks = ranked
+        self.expert_query, self.expert_rank = _expert.choose_query(ranked)
+        self.state = PageState()
+        self._last_valid = True
+        return self._observe(), self._info()
+
+    def step(self, action: str):
+        if self.state.page == DONE:
+            self._last_valid = False
+            return self._observe(), 0.0, True, False, self._info()
+        valid, reward = self._apply(action if isinstance(action, str) else "")
+        self._last_valid = valid
+        terminated = self.state.page == DONE
+        return self._observe(), reward, terminated, False, self._info()
+
+    def render(self) -> str | None:
+        return self._observe() if self.render_mode == "ansi" else None
+
+    # --- mechanics -------------------------------------------------------------------------------------------
+    def _apply(self, action: str) -> tuple[bool, float]:
+        name, arg = parse_action(action)
+        s = self.state
+        if name == "search" and arg:
+            s.keywords = arg.split(" ")
+            s.hits = self.search(" ".join(s.keywords))
+            s.page, s.page_num, s.asin, s.options, s.subpage = RESULTS, 1, None, {}, None
+            return True, 0.0
+        if name != "click" or arg is None or arg == "search":
+            return False, 0.0
+        keys = pages.clickables(s, self.catalog)
+        kind = keys.get(arg)
+        if kind is None:
+            return False, 0.0
+        if arg == BUY:
+            product = self.catalog.product(self.catalog.index_of(s.asin))
+            s.reward, s.breakdown = compute_reward(product, self.goal, product["price"], s.options, self._nouns)
+            s.page = DONE
+            return True, float(s.reward)
+        if arg == BACK:
+            self.state = PageState()
+        elif arg == NEXT:
+            s.page_num += 1
+        elif arg == PREV:
+            if s.page == RESULTS:
+                s.page_num -= 1
+            elif s.page == ITEM:
+                s.hits = self.search(" ".join(s.keywords))
+                s.page, s.asin, s.options = RESULTS, None, {}
+            else:
+                s.page, s.subpage = ITEM, None
+        elif kind == "subpage":
+            s.page, s.subpage = SUBPAGE, arg.capitalize()
+        elif kind == "asin":
+            s.page, s.asin = ITEM, arg.upper()
+            s.asins.add(s.asin)
+        elif kind.startswith("option:"):
+            s.options[kind[len("option:"):]] = arg
+        return True, 0.0
+
+    # --- observation and info --------------------------------------------------------------------------------
+    def _observe(self) -> str:
+        elems = pages.elements(self.state, self.goal["instruction_text"], self.catalog)
+        if self.observation_mode == "text":
+            return pages.to_text(elems)
+        return pages.to_text_rich(elems, self.state)
+
+    def _info(self) -> dict[str, Any]:
+        s = self.state
+        keys = pages.clickables(s, self.catalog)
+        admissible = [f"click[{k}]" for k in keys if k != "search"] + [SEARCH_PLACEHOLDER]
+        done = s.page == DONE
+        reward = float(s.reward) if done and s.reward is not None else 0.0
+        plan = _expert.plan(s, self.goal["asin"], self.target_index, self.option_keys, self.expert_query,
+                            self.expert_rank)
+        rank = s.hits.index(self.target_index) if s.page in (RESULTS, ITEM, SUBPAGE) and \
+            self.target_index in s.hits else None
+        goal = self.goal
+        info = {
+            "task": goal["instruction_text"],
+            "task_id": f"{self.catalog.kind}/{self.split}/{getattr(self.catalog, 'seed', 0)}/{self.goal_index}",
+            "task_type": goal.get("category") or "unknown",
+            "admissible_actions": admissible,
+            "action_valid": self._last_valid,
+            "won": done and reward == 1.0,
+            "score": reward,
+            "page": s.page,
+            "available_actions": {"has_search_bar": s.page == SEARCH, "clickables": list(keys)},
+            "privileged": _fresh({
+                "goal": {k: goal.get(k) for k in ("instruction_text", "attributes", "goal_options", "price_upper",
+                                                  "asin", "name", "query", "category", "product_category")},
+                "target_asin": goal["asin"],
+                "target": self.target,
+                "option_assignment": {g: v for g, v in self.option_keys},
+                "target_rank": rank,
+                "current_asin": s.asin,
+                "chosen_options": dict(s.options),
+                "search_queries": [{"query": q, "rank": r} for q, r in self.query_ranks],
+                "expert_action": plan[0] if plan else "",
+                "expert_plan": plan,
+            }),
+        }
+        if done:
+            info["reward_breakdown"] = dict(s.breakdown or {})
+        return info
