@@ -6,8 +6,8 @@ observation and candidates: never ``info``, so no privileged text can enter); it
 which ``SFTTrainer`` puts the loss on the completion only, and ``DPOTrainer`` reads ``chosen``/``rejected``.
 
 TRL can only cut the *end* of a row (the target), so the history is cut here: the prompt shows the last
-``history_k`` steps, fewer if the row would exceed ``max_length`` tokens; a row that does not fit even without
-history is dropped and counted.
+``history_k`` steps, fewer if the row would exceed ``max_length`` tokens; without history a long current
+observation is clipped; a row that still does not fit is dropped and counted.
 """
 
 from __future__ import annotations
@@ -28,10 +28,15 @@ def history_of(trajectory: Trajectory, t: int) -> list[tuple[str, str]]:
     return [(s.observation, s.action) for s in trajectory.steps[:t]]
 
 
-def prompt_messages(trajectory: Trajectory, t: int, k: int) -> list[dict[str, str]]:
-    """The chat prompt the student saw (or would see) at step ``t`` with the last ``k`` history steps."""
+def prompt_messages(trajectory: Trajectory, t: int, k: int, max_obs_chars: int | None = None
+                    ) -> list[dict[str, str]]:
+    """The chat prompt the student saw (or would see) at step ``t`` with the last ``k`` history steps;
+    ``max_obs_chars`` clips the current observation (only used when a row cannot fit otherwise)."""
     step = trajectory.steps[t]
-    return build_messages(trajectory.task, history_of(trajectory, t), step.observation, step.admissible_actions,
+    obs = step.observation
+    if max_obs_chars is not None and len(obs) > max_obs_chars:
+        obs = obs[:max_obs_chars].rstrip() + " ..."
+    return build_messages(trajectory.task, history_of(trajectory, t), obs, step.admissible_actions,
                           k=k, env=trajectory.env_id)
 
 
@@ -48,14 +53,21 @@ def chat_token_counter(tokenizer: Any) -> TokenCounter:
 
 
 def fit_prompt(trajectory: Trajectory, t: int, completion: str, k: int, max_length: int | None,
-               count: TokenCounter | None) -> tuple[list[dict[str, str]], int] | None:
-    """The longest-history prompt (at most ``k`` steps) whose row fits ``max_length`` tokens, and that k."""
+               count: TokenCounter | None) -> tuple[list[dict[str, str]], int, bool] | None:
+    """The longest-history prompt (at most ``k`` steps) whose row fits ``max_length`` tokens: ``(prompt, k used,
+    observation clipped)``. Without history, a long current observation (a WebShop page) is clipped from its end
+    before the row is given up; the target is never cut."""
+    answer = [{"role": "assistant", "content": completion}]
     for kk in range(min(k, t), -1, -1):
         prompt = prompt_messages(trajectory, t, kk)
-        if count is None or max_length is None:
-            return prompt, kk
-        if count(prompt + [{"role": "assistant", "content": completion}]) <= max_length:
-            return prompt, kk
+        if count is None or max_length is None or count(prompt + answer) <= max_length:
+            return prompt, kk, False
+    chars = len(trajectory.steps[t].observation)
+    while chars > 100:
+        chars //= 2
+        prompt = prompt_messages(trajectory, t, 0, max_obs_chars=chars)
+        if count(prompt + answer) <= max_length:  # type: ignore[misc]
+            return prompt, 0, True
     return None
 
 
@@ -65,6 +77,7 @@ class DatasetStats:
     dropped_too_long: int = 0
     skipped_uncorrected: int = 0
     history_cut: int = 0  # rows shown fewer than history_k steps to fit max_length
+    observation_clipped: int = 0  # rows whose current observation was clipped to fit (no history left to cut)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,9 +121,10 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
             if fitted is None:
                 stats.dropped_too_long += 1
                 continue
-            prompt, used_k = fitted
+            prompt, used_k, clipped = fitted
             if used_k < min(history_k, t):
                 stats.history_cut += 1
+            stats.observation_clipped += int(clipped)
             row: dict[str, Any] = {"prompt": prompt}
             if method == "sft":
                 row["completion"] = [{"role": "assistant", "content": target}]

@@ -224,7 +224,8 @@ class Run:
             write_jsonl(out, rows)
             atomic_write_json(self.it(i) / "dataset_stats.json", vars(stats))
             self.log(f"iter {i} dataset: {stats.rows} rows ({stats.dropped_too_long} too long, "
-                     f"{stats.history_cut} with history cut, {stats.skipped_uncorrected} uncorrected skipped)")
+                     f"{stats.history_cut} with history cut, {stats.observation_clipped} observations clipped, "
+                     f"{stats.skipped_uncorrected} uncorrected skipped)")
         return _read_rows(out)
 
     def train(self, i: int, rows_per_iter: list[list[dict[str, Any]]], model_dir: str, adapter_dir: str | None,
