@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import sys
+import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -34,13 +35,6 @@ from typing import Any, Iterator
 _IMPORT_LOCK = threading.Lock()
 _PATCHED = False
 _LOCAL = threading.local()  # .depth > 0 while a FastPddlEnv call runs; .replan: whether the planner is needed
-
-
-def cache_dir() -> Path:
-    """leap-gym's cache (``$LEAP_GYM_CACHE`` or ``$XDG_CACHE_HOME/leap-gym``); alfworld's data dir lives in it."""
-    root = os.environ.get("LEAP_GYM_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "leap-gym")
-    return Path(root)
 
 
 def alfworld_package_dir() -> Path:
@@ -64,12 +58,18 @@ def guard_argv() -> Iterator[None]:
 def import_engine() -> dict[str, Any]:
     """Import textworld/alfworld once, without touching the user's home or ``sys.argv``."""
     with _IMPORT_LOCK, guard_argv():
-        if "ALFWORLD_DATA" not in os.environ:
-            data = cache_dir() / "alfworld"
-            os.environ["ALFWORLD_DATA"] = str(data)
-        import textworld
-        from textworld.envs.pddl import PddlEnv
-        from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+        # alfworld/info.py creates $ALFWORLD_DATA (default ~/.cache/alfworld) and exports it at import. Point it
+        # at a folder that exists for the import only, so nothing is created and the user's setting is untouched.
+        unset = "ALFWORLD_DATA" not in os.environ
+        if unset:
+            os.environ["ALFWORLD_DATA"] = tempfile.gettempdir()
+        try:
+            import textworld
+            from textworld.envs.pddl import PddlEnv
+            from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+        finally:
+            if unset:
+                os.environ.pop("ALFWORLD_DATA", None)
     return {"textworld": textworld, "PddlEnv": PddlEnv, "AlfredDemangler": AlfredDemangler,
             "AlfredInfos": AlfredInfos}
 
