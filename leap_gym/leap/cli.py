@@ -78,54 +78,69 @@ def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return nopriv + students + others
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate a run's students (or any checkpoint) on held-out tasks, e.g. real ALFWorld games."""
+def eval_run(run_dir: str | Path, overrides: list[str] | None = None, *, name: str = "test",
+             num_tasks: int | None = None, iterations: list[int] | None = None, quiet: bool = True
+             ) -> list[dict[str, Any]]:
+    """Evaluate a run's trained students on held-out tasks (``env.test_kwargs`` overrides pick e.g. real game
+    files); ``num_tasks=None`` uses every task of a file source, else ``evaluation.num_test_tasks``. Results go to
+    ``run_dir/evals/<name>/``."""
     from leap_gym.core import write_jsonl
     from leap_gym.io import atomic_write_json
-    from leap_gym.leap.config import ConfigError, load_config, to_dict
+    from leap_gym.leap.config import load_config, to_dict
     from leap_gym.leap.evaluate import summarize
-    from leap_gym.leap.report import results_table
-    from leap_gym.leap.rollout import rollout
+    from leap_gym.leap.rollout import make_env, rollout
     from leap_gym.leap.run import make_student
     from leap_gym.leap.train import set_threads
+    from leap_gym.models import MODEL_SIZES
 
-    run_dir = Path(args.run_dir)
+    run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
-        print(f"error: {run_dir} has no config.yaml (not a leap-gym run)", file=sys.stderr)
-        return 2
-    try:
-        base = load_config(run_dir / "config.yaml")
-        cfg = load_config(None, args.overrides, base=to_dict(base))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"{run_dir} has no config.yaml (not a leap-gym run)")
+    cfg = load_config(None, overrides, base=to_dict(load_config(run_dir / "config.yaml")))
     set_threads(cfg.student.num_threads)
-    iters = sorted(int(p.name.split("_")[1]) for p in run_dir.glob("iter_*") if (p / "train" / "train_log.json").exists())
-    if args.iteration is not None:
-        iters = [i for i in iters if i in args.iteration]
+    done = sorted(int(p.name.split("_")[1]) for p in run_dir.glob("iter_*")
+                  if (p / "train" / "train_log.json").exists())
+    iters = [i for i in done if iterations is None or i in iterations]
     if not iters:
-        print(f"error: no trained iteration found in {run_dir}", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"no trained iteration found in {run_dir}")
     kwargs = {**cfg.env.kwargs, **cfg.env.test_kwargs}
-    tasks = list(range(args.num_tasks if args.num_tasks is not None else cfg.evaluation.num_test_tasks))
-    out_dir = run_dir / "evals" / args.name
+    if num_tasks is None:
+        env = make_env(cfg.env.env_id, kwargs)
+        num_tasks = getattr(env.unwrapped, "num_tasks", None) if kwargs.get("tasks") == "files" else None
+        env.close()
+    tasks = list(range(num_tasks if num_tasks is not None else cfg.evaluation.num_test_tasks))
+    stack = cfg.training.finetune == "lora" and cfg.training.continue_mode == "stack"
+    base_model = str(run_dir / "base") if cfg.student.model in MODEL_SIZES else cfg.student.model
+    out_dir = run_dir / "evals" / name
     rows = []
     for i in iters:
         train_dir = run_dir / f"iter_{i}" / "train"
-        stack = cfg.training.finetune == "lora" and cfg.training.continue_mode == "stack"
-        base_model = cfg.student.model if cfg.student.model not in ("tiny", "small", "base") else str(run_dir / "base")
         model_dir, adapter = (base_model, str(train_dir / "adapter")) if stack else (str(train_dir / "model"), None)
         trajs = rollout(cfg.env.env_id, make_student(cfg, model_dir, adapter), tasks, env_kwargs=kwargs,
                         seed=cfg.seed, max_steps=cfg.env.max_steps, batch_size=cfg.student.batch_size,
-                        progress=not args.quiet, desc=f"eval iter {i}")
-        m = {"name": "BC" if i == 0 else f"LEAP iter {i}", "agent": "student", "iteration": i,
-             "env_kwargs": kwargs, **summarize(trajs)}
+                        progress=not quiet, desc=f"eval iter {i}")
+        m = {"name": "BC" if i == 0 else f"LEAP iter {i}", "agent": "student", "key": f"iter_{i}",
+             "iteration": i, "env_kwargs": kwargs, **summarize(trajs)}
         write_jsonl(out_dir / f"iter_{i}_trajectories.jsonl", trajs)
         atomic_write_json(out_dir / f"iter_{i}.json", m)
         rows.append(m)
-    print(f"{cfg.env.env_id} {kwargs}, {len(tasks)} tasks:")
+    return rows
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from leap_gym.leap.config import ConfigError
+    from leap_gym.leap.report import results_table
+
+    try:
+        rows = eval_run(args.run_dir, args.overrides, name=args.name, num_tasks=args.num_tasks,
+                        iterations=args.iteration, quiet=args.quiet)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.run_dir}: {rows[0]['env_kwargs']}, {rows[0]['n']} tasks:")
     print(results_table(rows))
-    print(json.dumps({r["name"]: r["per_type"] for r in rows}) if args.per_type else "", end="")
+    if args.per_type:
+        print(json.dumps({r["name"]: r["per_type"] for r in rows}, indent=1))
     return 0
 
 

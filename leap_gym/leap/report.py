@@ -105,7 +105,7 @@ def write_report(run_dir: str | Path, rows: list[dict[str, Any]], episodes_per_i
         if path.exists():
             trajs, fixes = read_corrections_file(path)
             parts.append(f"<h2>Iteration {i}: teacher corrections ({len(trajs)} episodes corrected)</h2>")
-            for traj, cs in list(zip(trajs, fixes))[:episodes_per_iteration]:
+            for traj, cs in list(zip(trajs, fixes, strict=True))[:episodes_per_iteration]:
                 parts.append(_episode_html(traj, cs))
         i += 1
     atomic_write_text(run_dir / "report.html", "\n".join(parts))

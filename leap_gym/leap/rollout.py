@@ -57,7 +57,7 @@ class BatchActor:
             self.agent.tasks = [self.tasks[s] for s in slots]
             self.agent.histories = [self.histories[s] for s in slots]  # same list objects: appends land here
             return list(self.agent.act_batch(observations, infos))
-        return [self.agents[s].act(o, i) for s, o, i in zip(slots, observations, infos)]
+        return [self.agents[s].act(o, i) for s, o, i in zip(slots, observations, infos, strict=True)]
 
 
 @dataclass
@@ -135,7 +135,7 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
                 break
             views = [slots[i].info if privileged else strip_privileged(slots[i].info, slots[i].keys) for i in live]
             outputs = actor.act(live, [slots[i].obs for i in live], views)
-            for i, out in zip(live, outputs):
+            for i, out in zip(live, outputs, strict=True):
                 slot = slots[i]
                 traj = slot.traj
                 assert traj is not None

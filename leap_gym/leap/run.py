@@ -331,7 +331,7 @@ def write_corrections(path: Path, trajectories: list[Trajectory], corrections: l
     from leap_gym.core import to_record
 
     write_jsonl(path, ({"trajectory": to_record(t), "corrections": [to_record(c) for c in cs]}
-                       for t, cs in zip(trajectories, corrections)))
+                       for t, cs in zip(trajectories, corrections, strict=True)))
 
 
 def read_corrections_file(path: Path) -> tuple[list[Trajectory], list[list[Correction]]]:

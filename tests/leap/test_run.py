@@ -54,7 +54,7 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     demos = read_trajectories(run_dir / "iter_0" / "demos.jsonl")
     assert len(demos) == 6 and all(t.won and t.steps[0].reason for t in demos)
     trajs, fixes = read_corrections_file(run_dir / "iter_1" / "corrections.jsonl")
-    assert len(trajs) == len(fixes) and all(len(t.steps) == len(f) for t, f in zip(trajs, fixes))
+    assert len(trajs) == len(fixes) and all(len(t.steps) == len(f) for t, f in zip(trajs, fixes, strict=True))
     assert all(not t.won for t in trajs)  # only failures are corrected by default
     report = (run_dir / "report.html").read_text()
     assert "teacher reason" in report or "Iteration 1" in report

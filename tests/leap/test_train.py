@@ -83,8 +83,8 @@ def test_sft_loss_is_on_the_assistant_part_only(tiny):
     data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     trainer = SFTTrainer(model=build_model(tok, "tiny"), args=SFTConfig(**kw), train_dataset=data,
                          processing_class=tok)
-    for row, ex in zip(rows, trainer.train_dataset):
-        learned = tok.decode([i for i, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100])
+    for row, ex in zip(rows, trainer.train_dataset, strict=True):
+        learned = tok.decode([i for i, lab in zip(ex["input_ids"], ex["labels"], strict=True) if lab != -100])
         assert learned.strip() == row["completion"][0]["content"] + "<|end|>"
 
 
