@@ -7,7 +7,8 @@ which ``SFTTrainer`` puts the loss on the completion only, and ``DPOTrainer`` re
 
 TRL can only cut the *end* of a row (the target), so the history is cut here: the prompt shows the last
 ``history_k`` steps, fewer if the row would exceed ``max_length`` tokens; without history a long current
-observation is clipped; a row that still does not fit is dropped and counted.
+observation is clipped; a row that still does not fit is kept whole up to ``hard_max_length`` (the trainer's
+``max_length`` grows to the longest row, so TRL never cuts a target), and dropped and counted beyond it.
 """
 
 from __future__ import annotations
@@ -53,21 +54,34 @@ def chat_token_counter(tokenizer: Any) -> TokenCounter:
 
 
 def fit_prompt(trajectory: Trajectory, t: int, completion: str, k: int, max_length: int | None,
-               count: TokenCounter | None) -> tuple[list[dict[str, str]], int, bool] | None:
-    """The longest-history prompt (at most ``k`` steps) whose row fits ``max_length`` tokens: ``(prompt, k used,
-    observation clipped)``. Without history, a long current observation (a WebShop page) is clipped from its end
-    before the row is given up; the target is never cut."""
+               count: TokenCounter | None, hard_max_length: int | None = None
+               ) -> tuple[list[dict[str, str]], int, bool, int] | None:
+    """The longest-history prompt (at most ``k`` steps) whose row fits ``max_length`` tokens:
+    ``(prompt, k used, observation clipped, tokens)``.
+
+    Without history, a long current observation (a WebShop page) is clipped from its end; if the row still does
+    not fit (a long candidate list), the history-free row is kept when it fits ``hard_max_length`` (default
+    twice ``max_length``), since dropping it would remove exactly the hard states from the data. The target is
+    never cut; ``None`` means the row cannot be kept.
+    """
     answer = [{"role": "assistant", "content": completion}]
+    if count is None or max_length is None:
+        return prompt_messages(trajectory, t, min(k, t)), min(k, t), False, 0
     for kk in range(min(k, t), -1, -1):
         prompt = prompt_messages(trajectory, t, kk)
-        if count is None or max_length is None or count(prompt + answer) <= max_length:
-            return prompt, kk, False
+        n = count(prompt + answer)
+        if n <= max_length:
+            return prompt, kk, False, n
+    bare, bare_n = prompt, n
     chars = len(trajectory.steps[t].observation)
-    while chars > 100:
+    while chars > 200:
         chars //= 2
         prompt = prompt_messages(trajectory, t, 0, max_obs_chars=chars)
-        if count(prompt + answer) <= max_length:  # type: ignore[misc]
-            return prompt, 0, True
+        n = count(prompt + answer)
+        if n <= max_length:
+            return prompt, 0, True, n
+    if bare_n <= (hard_max_length or 2 * max_length):
+        return bare, 0, False, bare_n
     return None
 
 
@@ -78,13 +92,14 @@ class DatasetStats:
     skipped_uncorrected: int = 0
     history_cut: int = 0  # rows shown fewer than history_k steps to fit max_length
     observation_clipped: int = 0  # rows whose current observation was clipped to fit (no history left to cut)
+    over_length: int = 0  # rows kept longer than max_length (no history, yet too many candidates)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequence[Correction]] | None = None,
                   *, method: str = "sft", history_k: int = 4, max_length: int | None = None,
                   tokenizer: Any = None, only_corrected: bool = False, iteration: int = 0,
-                  stats: DatasetStats | None = None) -> list[dict[str, Any]]:
+                  stats: DatasetStats | None = None, hard_max_length: int | None = None) -> list[dict[str, Any]]:
     """Rows for ``SFTTrainer`` (``prompt``/``completion``) or ``DPOTrainer`` (``prompt``/``chosen``/``rejected``).
 
     ``corrections[i]`` belongs to ``trajectories[i]``; without corrections the trajectories are demonstrations
@@ -117,14 +132,15 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
             if not action:
                 continue
             target = format_target(reason, action)
-            fitted = fit_prompt(traj, t, target, history_k, max_length, count)
+            fitted = fit_prompt(traj, t, target, history_k, max_length, count, hard_max_length)
             if fitted is None:
                 stats.dropped_too_long += 1
                 continue
-            prompt, used_k, clipped = fitted
+            prompt, used_k, clipped, tokens = fitted
             if used_k < min(history_k, t):
                 stats.history_cut += 1
             stats.observation_clipped += int(clipped)
+            stats.over_length += int(max_length is not None and tokens > max_length)
             row: dict[str, Any] = {"prompt": prompt}
             if method == "sft":
                 row["completion"] = [{"role": "assistant", "content": target}]
@@ -132,7 +148,9 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
                 original = step.raw_output.strip() or format_target(step.reason, step.action)
                 row["chosen"] = [{"role": "assistant", "content": target}]
                 row["rejected"] = [{"role": "assistant", "content": original}]
-            row["meta"] = {"iteration": iteration, "task_id": traj.task_id, "step": t,
+                if count is not None:
+                    tokens = max(tokens, count(prompt + row["rejected"]))
+            row["meta"] = {"iteration": iteration, "task_id": traj.task_id, "step": t, "tokens": tokens,
                            "was_corrected": corrected, "student_action": step.action}
             rows.append(row)
     stats.rows += len(rows)

@@ -82,7 +82,7 @@ def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None
     return HFStudent(model_dir, adapter=adapter_dir, env=cfg.env.env_id, k=s.history_k,
                      max_new_tokens=s.max_new_tokens, do_sample=s.temperature > 0,
                      temperature=s.temperature or 1.0, seed=cfg.seed, constrained=s.snap_to_admissible,
-                     max_prompt_tokens=max(16, cfg.training.max_length - s.max_new_tokens),
+                     max_prompt_tokens=max(16, 2 * cfg.training.max_length - s.max_new_tokens),
                      batch_size=s.batch_size)
 
 
@@ -223,7 +223,8 @@ class Run:
                                  only_corrected=c.rollout.only_corrected_steps, iteration=i, stats=stats)
             write_jsonl(out, rows)
             atomic_write_json(self.it(i) / "dataset_stats.json", vars(stats))
-            self.log(f"iter {i} dataset: {stats.rows} rows ({stats.dropped_too_long} too long, "
+            self.log(f"iter {i} dataset: {stats.rows} rows ({stats.dropped_too_long} dropped as too long, "
+                     f"{stats.over_length} kept over max_length, "
                      f"{stats.history_cut} with history cut, {stats.observation_clipped} observations clipped, "
                      f"{stats.skipped_uncorrected} uncorrected skipped)")
         return _read_rows(out)

@@ -218,6 +218,8 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
                                           dropout=cfg.lora_dropout)
     data = _rows_to_dataset(rows, method)
     kw = trainer_kwargs(plan, cfg, method, str(partial / "trainer"), steps, progress)
+    # rows were fitted by build_dataset (history cut, never the target): let TRL keep the longest one whole
+    kw["max_length"] = max([cfg.max_length] + [int(r.get("meta", {}).get("tokens", 0)) + 1 for r in rows])
     if method == "sft":
         from trl import SFTConfig, SFTTrainer
 

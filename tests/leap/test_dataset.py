@@ -123,3 +123,18 @@ def test_aggregate_equal_shares_union_and_last():
     assert {r["i"] for r in aggregate([a, b, c], "last")} == {2}
     with pytest.raises(ValueError):
         aggregate([a], "mean")
+
+
+def test_long_candidate_lists_keep_whole_rows_up_to_the_hard_cap(tokenizer):
+    traj = _traj(3)
+    for s in traj.steps:
+        s.admissible_actions = [f"go to countertop {j}" for j in range(40)]
+    count = chat_token_counter(tokenizer)
+    bare = min(count(r["prompt"] + r["completion"]) for r in build_dataset([traj], [_fixes(traj)], history_k=0))
+    stats = DatasetStats()
+    rows = build_dataset([traj], [_fixes(traj)], history_k=2, max_length=bare - 10, tokenizer=tokenizer,
+                         stats=stats, hard_max_length=bare + 200)
+    assert len(rows) == 3 and stats.over_length == 3 and stats.dropped_too_long == 0
+    for row in rows:
+        assert "go to countertop 39" in _text(row)  # every candidate kept, target whole
+        assert row["meta"]["tokens"] == count(row["prompt"] + row["completion"]) > bare - 10
