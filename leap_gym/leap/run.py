@@ -123,7 +123,7 @@ class Run:
         save_config(self.cfg, path)
         from leap_gym.leap.train import set_threads
 
-        set_threads(self.cfg.student.num_threads)
+        set_threads(self.cfg.student.num_threads, tiny=self.cfg.student.model == "tiny")
 
     def _rollout(self, agent: Any, split: str, tasks: list[int], privileged: bool, desc: str,
                  seed: int | None = None) -> list[Trajectory]:

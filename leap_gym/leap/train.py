@@ -140,10 +140,14 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def set_threads(n: int) -> None:
+def set_threads(n: int, tiny: bool = False) -> None:
+    """``n`` torch threads; 0 = automatic: 1 for the tiny built models (their ops are too small to split, and a
+    second thread only spins on a shared machine), else ``min(2, cpu count)``."""
     import torch
 
-    torch.set_num_threads(n if n > 0 else max(1, min(2, os.cpu_count() or 1)))
+    if n <= 0:
+        n = 1 if tiny else max(1, min(2, os.cpu_count() or 1))
+    torch.set_num_threads(n)
 
 
 def _load(model_dir: str, plan: QuantPlan):
