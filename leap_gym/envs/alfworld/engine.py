@@ -25,6 +25,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -79,16 +80,16 @@ def _active() -> bool:
 
 
 @contextlib.contextmanager
-def _fast(replan: bool) -> Iterator[None]:
+def _fast(replan: bool, sas_dir: Path | None) -> Iterator[None]:
     _LOCAL.depth = getattr(_LOCAL, "depth", 0) + 1
-    saved_replan = getattr(_LOCAL, "replan", True)
-    _LOCAL.replan = replan
+    saved = getattr(_LOCAL, "replan", True), getattr(_LOCAL, "sas_dir", None)
+    _LOCAL.replan, _LOCAL.sas_dir = replan, sas_dir
     try:
         with guard_argv():
             yield
     finally:
         _LOCAL.depth -= 1
-        _LOCAL.replan = saved_replan
+        _LOCAL.replan, _LOCAL.sas_dir = saved
 
 
 class _LRU(OrderedDict):
@@ -121,6 +122,42 @@ def _digest(*texts: str) -> str:
     return h.hexdigest()
 
 
+SAS_CACHE_VERSION = "1"
+
+
+def default_cache_dir() -> Path:
+    """Where translated games persist: ``$LEAP_GYM_CACHE/alfworld-sas`` (default ``~/.cache/leap-gym/...``)."""
+    root = os.environ.get("LEAP_GYM_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "leap-gym")
+    return Path(root) / "alfworld-sas"
+
+
+def _disk_cached(folder: Path, digest: str, make):
+    """The plain translation of a game, kept on disk: it is a pure function of the domain and problem texts
+    (keyed by their sha256 and the installed Fast Downward version), and costs ~0.3-3 s to recompute."""
+    import pickle
+    import zlib
+    from importlib.metadata import version
+
+    tag = _digest(SAS_CACHE_VERSION, version("fast-downward-textworld"), digest)[:32]
+    path = folder / tag[:2] / f"{tag}.pkl.z"
+    try:
+        with open(path, "rb") as f:
+            return pickle.loads(zlib.decompress(f.read()))
+    except FileNotFoundError:
+        pass
+    except Exception:  # a truncated or foreign file: recompute and overwrite it
+        pass
+    value = make()
+    try:
+        from leap_gym.io import atomic_write_bytes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, zlib.compress(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), 1))
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return value
+
+
 def _install_patches() -> None:
     """Wrap the engine's pure, expensive functions with memoisation active only inside FastPddlEnv calls."""
     global _PATCHED
@@ -138,7 +175,15 @@ def _install_patches() -> None:
                 return original_pddl2sas(domain, problem, verbose=verbose, optimize=optimize)
             optimize = bool(optimize) and getattr(_LOCAL, "replan", True)
             key = (_digest(domain, problem), optimize)
-            return _SAS.get_or(key, lambda: original_pddl2sas(domain, problem, verbose=verbose, optimize=optimize))
+
+            def translate():
+                folder = getattr(_LOCAL, "sas_dir", None)
+                if folder is None or optimize:
+                    return original_pddl2sas(domain, problem, verbose=verbose, optimize=optimize)
+                return _disk_cached(Path(folder), key[0],
+                                    lambda: original_pddl2sas(domain, problem, verbose=verbose, optimize=False))
+
+            return _SAS.get_or(key, translate)
 
         fast_downward.pddl2sas = pddl2sas
 
@@ -214,15 +259,16 @@ STATIC_PREDICATES = frozenset({"receptacleatlocation", "receptacletype", "object
 
 
 def _template_is_static(template: str) -> bool:
-    import re
     preds = re.findall(r"([a-zA-Z_]+)\(", template.split("|", 1)[1]) if "|" in template else []
     return all(p.lower() in STATIC_PREDICATES for p in preds)
 
 
-def make_engine(fast: bool = True, planner: bool = False):
+def make_engine(fast: bool = True, planner: bool = False, cache_dir: str | os.PathLike | None | bool = None):
     """An engine: ``AlfredInfos(AlfredDemangler(PddlEnv))``; ``fast=False`` is the unmodified library engine.
 
-    ``planner=True`` requests ``policy_commands`` (Fast Downward replanning, seconds per call).
+    ``planner=True`` requests ``policy_commands`` (Fast Downward replanning, seconds per call). ``cache_dir``
+    (fast engine only): where game translations persist across processes (``None``: ``default_cache_dir()``,
+    ``False``: in memory only).
     """
     mods = import_engine()
     textworld = mods["textworld"]
@@ -231,12 +277,16 @@ def make_engine(fast: bool = True, planner: bool = False):
         if fast:
             _install_patches()
             inner = _fast_env_class(mods["PddlEnv"])(infos)
+            inner.sas_dir = None if cache_dir is False else Path(cache_dir or default_cache_dir())
         else:
             inner = mods["PddlEnv"](infos)
         return mods["AlfredInfos"](mods["AlfredDemangler"](inner, shuffle=False))
 
 
 _FAST_CLASS = None
+_RHS_PREFIX = "Your task is to: "
+_TASK_RULE = re.compile(r'"rhs": "Your task is to: (.*?)\."')
+_PLACEHOLDER = "UNKNOWN GOAL"
 
 
 def _fast_env_class(PddlEnv):
@@ -271,7 +321,7 @@ def _fast_env_class(PddlEnv):
             return bool(self.request_infos.policy_commands)
 
         def load(self, filename_or_data):
-            with _fast(self._replan()):
+            with _fast(self._replan(), self.sas_dir):
                 data = filename_or_data
                 if not isinstance(data, dict):
                     with open(filename_or_data) as f:
@@ -281,22 +331,46 @@ def _fast_env_class(PddlEnv):
                     self._game_file = None
                 self._game_data = data
                 self.walkthrough = data.get("walkthrough", None)
-                key = _digest(data["pddl_domain"], data["grammar"])
-                shared = _LOGICS.get_or(key, lambda: pddl_logic.GameLogic(domain=data["pddl_domain"],
-                                                                         grammar=data["grammar"]))
-                logic = copy.copy(shared)
-                templates = {a.template for a in shared.actions.values() if _template_is_static(a.template)}
-                logic.grammar = _CommandMemoGrammar(shared.grammar, templates)
+                logic = self._logic_for(data["pddl_domain"], data["grammar"])
                 self._logic = logic
                 self._pddl_state = pddl_logic.PddlState(self.downward_lib, data["pddl_problem"], self._logic)
                 self._entity_infos = self._get_entity_infos()
 
+        @staticmethod
+        def _logic_for(domain: str, grammar: str):
+            """The game's logic: one TWL2 parse per grammar text up to the task sentence (games differ only there),
+            with this game's ``task`` rule swapped in and a per-game command memo."""
+            m = _TASK_RULE.search(grammar)
+            generic = grammar[:m.start(1)] + _PLACEHOLDER + grammar[m.end(1):] if m else grammar
+            shared = _LOGICS.get_or(_digest(domain, generic),
+                                    lambda: pddl_logic.GameLogic(domain=domain, grammar=generic))
+            rules = shared.grammar._rules
+            if m and len(rules.get("task", ())) == 1:
+                from textworld.envs.pddl import textgen
+                old_rule = rules["task"][0]
+                rhs = json.loads('"' + _RHS_PREFIX + m.group(1) + '."')
+                task_rule = textgen.ProductionRule(lhs="task", rhs=textgen._parse_and_convert(rhs, rule_name="symbols"),
+                                                   weight=old_rule.weight, condition=old_rule.condition)
+                grammar_obj = textgen.ContextSensitiveGrammar()
+                grammar_obj._rules.update(rules)
+                grammar_obj._rules["task"] = [task_rule]
+            elif m:  # unexpected layout: parse this exact grammar
+                shared = _LOGICS.get_or(_digest(domain, grammar),
+                                        lambda: pddl_logic.GameLogic(domain=domain, grammar=grammar))
+                grammar_obj = shared.grammar
+            else:
+                grammar_obj = shared.grammar
+            logic = copy.copy(shared)
+            templates = {a.template for a in shared.actions.values() if _template_is_static(a.template)}
+            logic.grammar = _CommandMemoGrammar(grammar_obj, templates)
+            return logic
+
         def reset(self):
-            with _fast(self._replan()):
+            with _fast(self._replan(), self.sas_dir):
                 return super().reset()
 
         def step(self, command):
-            with _fast(self._replan()):
+            with _fast(self._replan(), self.sas_dir):
                 return super().step(command)
 
     _FAST_CLASS = FastPddlEnv

@@ -49,6 +49,9 @@ class ALFWorldEnv(gym.Env):
             gives none (default 1,000,000).
         expert: ``"oracle"`` (fact-based, any state, microseconds) or ``"planner"`` (Fast Downward, seconds).
         fast: ``False`` runs the unmodified engine (the speed reference; identical outputs).
+        cache_dir: where translated game files persist across processes (files: default
+            ``~/.cache/leap-gym/alfworld-sas`` or ``$LEAP_GYM_CACHE``; ``False`` keeps them in memory only;
+            generated games are kept in memory unless a folder is given).
     """
 
     metadata = {"render_modes": []}
@@ -56,7 +59,8 @@ class ALFWorldEnv(gym.Env):
 
     def __init__(self, tasks: str = "generated", split: str | None = None, data_dir: str | None = None,
                  grammar: str = "file", task_types: tuple[str, ...] | list[str] | None = None, seed: int = 0,
-                 num_tasks: int | None = None, expert: str = "oracle", fast: bool = True):
+                 num_tasks: int | None = None, expert: str = "oracle", fast: bool = True,
+                 cache_dir: str | bool | None = None):
         if tasks not in TASK_SOURCES:
             raise ValueError(f"tasks must be one of {TASK_SOURCES}, got {tasks!r}")
         if grammar not in GRAMMARS:
@@ -69,6 +73,7 @@ class ALFWorldEnv(gym.Env):
             raise ValueError(f"unknown task types {sorted(unknown)}; known: {TASK_TYPES}")
         self.tasks, self.grammar, self.task_types = tasks, grammar, task_types
         self.seed_, self.expert, self.fast = int(seed), expert, fast
+        self.cache_dir = cache_dir if cache_dir is not None or tasks == "files" else False
         self.observation_space = UnicodeText()
         self.action_space = UnicodeText()
         if tasks == "files":
@@ -105,7 +110,8 @@ class ALFWorldEnv(gym.Env):
     def _engine_for(self):
         if self._engine is None:
             from leap_gym.envs.alfworld.engine import make_engine
-            self._engine = make_engine(fast=self.fast, planner=self.expert == "planner")
+            self._engine = make_engine(fast=self.fast, planner=self.expert == "planner",
+                                       cache_dir=self.cache_dir)
         return self._engine
 
     # -- Gymnasium API -------------------------------------------------------------------------------------
@@ -128,6 +134,7 @@ class ALFWorldEnv(gym.Env):
                 self._templates = {verb: templates[name].template for verb, name in _TEMPLATE_ACTIONS.items()
                                    if name in templates}
             self._state = engine.reset()
+        self._static = World.from_facts(self._state["_facts"], self._state["_entity_infos"])
         self._won = False
         return self._state.feedback, self._info(self._state, True)
 
@@ -145,7 +152,7 @@ class ALFWorldEnv(gym.Env):
         return self._state.feedback, reward, won, False, self._info(self._state, valid)
 
     def _info(self, state, valid: bool) -> dict[str, Any]:
-        world = World.from_facts(state["_facts"], state["_entity_infos"])
+        world = World.from_facts(state["_facts"], state["_entity_infos"], self._static)
         goal = self._game.goal
         if self.expert == "planner":
             plan = list(state.get("policy_commands") or [])

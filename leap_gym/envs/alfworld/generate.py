@@ -251,7 +251,7 @@ def _validate(data: dict[str, Any], goal: Goal) -> list[str] | None:
     from leap_gym.envs.alfworld.world import World
     engine = getattr(_VALIDATOR, "engine", None)
     if engine is None:
-        engine = _VALIDATOR.engine = make_engine(fast=True)
+        engine = _VALIDATOR.engine = make_engine(fast=True, cache_dir=False)
     with guard_argv():
         engine.load(data)
         state = engine.reset()

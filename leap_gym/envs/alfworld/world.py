@@ -20,6 +20,7 @@ REQUIRED_STATE = {"pick_clean_then_place_in_recep": "clean", "pick_heat_then_pla
 APPLIANCE = {"clean": ("sinkbasin", "clean"), "hot": ("microwave", "heat"), "cool": ("fridge", "cool")}
 
 _STATE_PREDICATES = {"isclean": "clean", "ishot": "hot", "iscool": "cool", "istoggled": "toggled"}
+_DYNAMIC = frozenset({"inreceptacle", "atlocation", "opened", "holds", *_STATE_PREDICATES})
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,21 @@ class World:
     pickupable: set[str] = field(default_factory=set)
 
     @classmethod
-    def from_facts(cls, facts: Iterable[Any], entity_infos: dict[str, Any]) -> "World":
-        names = {k: (info.name or k).strip() for k, info in entity_infos.items()}
-        w = cls(names=names)
+    def from_facts(cls, facts: Iterable[Any], entity_infos: dict[str, Any],
+                   static: "World | None" = None) -> "World":
+        """Parse the engine's true atoms; with ``static`` (a world of the same game) only the atoms actions can
+        change are read and the static maps are shared with it."""
+        if static is None:
+            names = {k: (info.name or k).strip() for k, info in entity_infos.items()}
+            w = cls(names=names)
+        else:
+            w = cls(names=static.names, recep_loc=static.recep_loc, recep_class=static.recep_class,
+                    obj_class=static.obj_class, openable=static.openable, toggleable=static.toggleable,
+                    can_contain=static.can_contain, pickupable=static.pickupable)
         for fact in facts:
             p = fact.name
+            if static is not None and p not in _DYNAMIC:
+                continue
             args = [v.name for v in fact.arguments]
             if p == "inreceptacle":
                 w.in_recep.setdefault(args[0], set()).add(args[1])
