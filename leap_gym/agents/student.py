@@ -20,6 +20,7 @@ import copy
 import inspect
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from leap_gym.agents.base import Agent, AgentOutput
@@ -32,6 +33,13 @@ if TYPE_CHECKING:
 
 # End-of-turn tokens of common chat families; whichever exist in a tokenizer's vocab stop generation.
 END_OF_TURN_TOKENS = ("<|end|>", "<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
+
+
+@dataclass
+class Completion:
+    text: str
+    tokens: int  # generated tokens, end-of-turn included
+    finish_reason: str  # "stop" (end of turn) or "length" (max_new_tokens reached)
 
 
 def split_vector_info(infos: Mapping[str, Any] | Sequence[Mapping[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -92,7 +100,7 @@ class HFStudent(Agent):
                  temperature: float = 0.7, top_p: float = 1.0, seed: int | None = 0, device: str | None = None,
                  dtype: Any = None, constrained: bool = False, max_prompt_tokens: int = 1024,
                  batch_size: int = 32, score_batch_size: int = 64, max_obs_chars: int | None = 600,
-                 merge_adapter: bool = True, privileged_keys: Sequence[str] = ()):
+                 merge_adapter: bool = True, privileged_keys: Sequence[str] = (), share_prefix: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -122,6 +130,8 @@ class HFStudent(Agent):
         self.batch_size, self.score_batch_size = max(1, batch_size), max(1, score_batch_size)
         self.privileged_keys = PRIVILEGED_INFO_KEYS | frozenset(privileged_keys)
         self._calls = 0
+        self.share_prefix = share_prefix
+        self._system_cache: list[int] | None = None
         self.tasks: list[str] = [""]
         self.histories: list[list[tuple[str, str]]] = [[]]
         self.last_prompts: list[str] = []
@@ -162,13 +172,15 @@ class HFStudent(Agent):
         for i, (obs, info) in enumerate(zip(observations, views, strict=True)):
             task = info.get("task")
             if isinstance(task, str) and task:
+                if self.tasks[i] and task != self.tasks[i]:  # a new episode the caller did not announce
+                    self.histories[i] = []
                 self.tasks[i] = task
             acts = info.get("admissible_actions")
             acts = [str(a) for a in acts] if acts is not None else None
             cands.append(acts)
             prompts.append(self._prompt_ids(self.tasks[i], self.histories[i], str(obs), acts))
         self.last_prompts = [self.tokenizer.decode(p) for p in prompts]
-        texts = self._generate(prompts)
+        texts = [c.text for c in self.complete(prompts, prefix=self._system_ids())]
         outputs = []
         for i, text in enumerate(texts):
             out = parse_output(text, cands[i])
@@ -195,6 +207,19 @@ class HFStudent(Agent):
         ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
         return sorted(ids)
 
+    def _system_ids(self) -> list[int] | None:
+        """Token ids of the rendered system message when it is a token prefix of every prompt (checked in
+        ``complete``); ``None`` when prefix sharing is off or the template has no system turn."""
+        if not self.share_prefix:
+            return None
+        if self._system_cache is None:
+            if not getattr(self.tokenizer, "chat_template", None):
+                return None
+            msgs = build_messages("", [], "", None, env=self.env)[:1]
+            text = self.tokenizer.apply_chat_template(msgs, tokenize=False)
+            self._system_cache = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._system_cache
+
     def _prompt_ids(self, task: str, history: list[tuple[str, str]], obs: str, acts: list[str] | None) -> list[int]:
         """Token ids of the prompt; drops the oldest history first, then cuts from the left, to fit."""
         k = self.k
@@ -205,55 +230,106 @@ class HFStudent(Agent):
                 return ids[-self.max_prompt_tokens:]
             k = min(k, len(history)) - 1
 
-    def _generate(self, prompts: list[list[int]]) -> list[str]:
+    def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None,
+                 do_sample: bool | None = None, temperature: float | None = None, top_p: float | None = None,
+                 seed: int | None = None, prefix: Sequence[int] | None = None) -> list[Completion]:
+        """Generate after each prompt (token ids), batched and left-padded; ``None`` keeps the student's setting.
+
+        Used by ``act_batch`` and by ``leap-gym serve``. Each answer stops at the first end-of-turn token. An
+        explicit ``seed`` makes this call's sampling exactly reproducible; without one, sampling follows the
+        student's seeded sequence of calls (or the global RNG when the student has no seed).
+
+        ``prefix``: token ids every prompt starts with (the system message). Its KV cache is computed once per
+        call and shared by all rows, laid out as ``[prefix | left padding | rest]``, so a batch of N prompts
+        prefills the prefix once instead of N times. Computed per call, so it can never go stale after training.
+        """
         torch = self._torch
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
-        texts = [""] * len(prompts)
-        pad = self.tokenizer.pad_token_id
+        settings = {"max_new_tokens": max_new_tokens or self.max_new_tokens,
+                    "do_sample": self.do_sample if do_sample is None else do_sample,
+                    "temperature": self.temperature if temperature is None else temperature,
+                    "top_p": self.top_p if top_p is None else top_p,
+                    "seed": seed}
+        head = list(prefix or [])
+        if not head or not all(len(p) > len(head) and list(p[:len(head)]) == head for p in prompts):
+            head = []
+        rests = [list(p[len(head):]) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: len(rests[i]))  # similar lengths share a batch
+        results: list[Completion | None] = [None] * len(prompts)
+        pad, h = self.tokenizer.pad_token_id, len(head)
         was_training = self.model.training
         self.model.eval()
         try:
+            head_cache = self._prefill(head) if head else None
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
-                width = max(len(prompts[i]) for i in chunk)
+                width = h + max(len(rests[i]) for i in chunk)
                 ids = torch.full((len(chunk), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                if head:
+                    ids[:, :h] = torch.tensor(head, dtype=torch.long)
+                    mask[:, :h] = 1
                 for row, i in enumerate(chunk):  # left padding: every prompt ends where generation starts
-                    p = prompts[i]
-                    ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
-                    mask[row, width - len(p):] = 1
+                    r = rests[i]
+                    ids[row, width - len(r):] = torch.tensor(r, dtype=torch.long)
+                    mask[row, width - len(r):] = 1
                 self.stats["prompt_tokens"] += int(mask.sum())
-                new = self._generate_chunk(ids.to(self.device), mask.to(self.device))
+                cache = None
+                if head_cache is not None:
+                    cache = copy.deepcopy(head_cache)
+                    cache.batch_repeat_interleave(len(chunk))
+                new = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache)
                 for row, i in enumerate(chunk):
                     toks = new[row].tolist()
-                    n = next((j + 1 for j, t in enumerate(toks) if t in self.stop_ids), len(toks))
+                    stop = next((j for j, t in enumerate(toks) if t in self.stop_ids), None)
+                    n = len(toks) if stop is None else stop + 1
+                    finish = "stop" if stop is not None else "length"
                     self.stats["generated_tokens"] += n
-                    texts[i] = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+                    results[i] = Completion(self.tokenizer.decode(toks[:n], skip_special_tokens=True), n, finish)
         finally:
             self.model.train(was_training)
-        return texts
+        return results  # type: ignore[return-value]
 
-    def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _prefill(self, ids: list[int]):
+        """The KV cache of one token sequence (batch 1)."""
         torch = self._torch
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self.device), use_cache=True,
+                             **self._last_logits_only())
+        return getattr(out, "cache", None) or out.past_key_values
+
+    def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any],
+                        cache: Any = None) -> torch.Tensor:
+        torch = self._torch
+        kwargs: dict[str, Any] = {"max_new_tokens": settings["max_new_tokens"], "do_sample": settings["do_sample"],
                                   "eos_token_id": self.stop_ids, "pad_token_id": self.tokenizer.pad_token_id,
                                   "use_cache": True}
-        if self.do_sample:
-            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
+        if cache is not None:
+            kwargs[self._cache_kwarg()] = cache
+        if settings["do_sample"]:
+            kwargs.update(temperature=settings["temperature"], top_p=settings["top_p"], top_k=0)
         else:  # explicit, so a checkpoint's generation_config (e.g. do_sample=True, top_p=0.9) cannot override
             kwargs.update(temperature=None, top_p=None, top_k=None)
         self._calls += 1
         devices = [ids.device] if ids.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            if self.seed is not None:
-                torch.manual_seed(self.seed * 1_000_003 + self._calls)
+        seed = settings["seed"] if settings["seed"] is not None else \
+            (None if self.seed is None else self.seed * 1_000_003 + self._calls)
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None), torch.inference_mode():
+            if seed is not None:
+                torch.manual_seed(seed)
             out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         return out[:, ids.shape[1]:].cpu()
 
-    def _cache_kwarg(self) -> str:
-        """transformers >= 5.24 renamed the forward argument ``past_key_values`` to ``cache``."""
+    def _forward_params(self) -> Mapping[str, Any]:
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        return inspect.signature(base.forward).parameters
+
+    def _cache_kwarg(self) -> str:
+        """transformers >= 5.24 renamed the argument ``past_key_values`` (forward and generate) to ``cache``."""
+        return "cache" if "cache" in self._forward_params() else "past_key_values"
+
+    def _last_logits_only(self) -> dict[str, int]:
+        """Skip the full-vocabulary logits of every prompt position (GBs for a long prompt and a big vocab)."""
+        return {"logits_to_keep": 1} if "logits_to_keep" in self._forward_params() else {}
 
     def score_candidates(self, prompt_ids: list[int], reason: str, candidates: Sequence[str]) -> list[float]:
         """Log-likelihood of each ``candidate`` + end-of-turn after the prompt and ``REASON: <reason>\\nACTION:``.
@@ -273,7 +349,7 @@ class HFStudent(Agent):
         try:
             with torch.inference_mode():
                 pre = torch.tensor([prefix], dtype=torch.long, device=self.device)
-                out = self.model(input_ids=pre, use_cache=True)
+                out = self.model(input_ids=pre, use_cache=True, **self._last_logits_only())
                 first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
                 cache = getattr(out, "cache", None) or out.past_key_values
                 for start in range(0, len(cand_ids), self.score_batch_size):

@@ -64,7 +64,7 @@ _BASH = ["ls -la", "ls /testbed", "find . -type f -name '*.txt'", "find /testbed
          "cut -d, -f2 data.csv", "awk '{print $1}' log.txt", "sed 's/foo/bar/g' file.txt", "submit"]
 
 
-def _alfworld_sample(rng: random.Random) -> tuple[str, list[tuple[str, str]], str, list[str], str, str]:
+def alfworld_like_turn(rng: random.Random) -> tuple[str, list[tuple[str, str]], str, list[str], str, str]:
     obj, room = rng.choice(_OBJECTS), rng.choice(_ROOMS)
     task = "Your task is to: " + rng.choice(_TASKS).format(o=obj, r=f"{room} {rng.randint(1, 3)}")
     places = [f"{r} {rng.randint(1, 4)}" for r in rng.sample(_ROOMS, 6)]
@@ -76,7 +76,7 @@ def _alfworld_sample(rng: random.Random) -> tuple[str, list[tuple[str, str]], st
     return task, history, obs, cands, f"The {obj} is often found here, so I take it.", cands[-3]
 
 
-def _webshop_sample(rng: random.Random) -> tuple[str, list[tuple[str, str]], str, list[str], str, str]:
+def webshop_like_turn(rng: random.Random) -> tuple[str, list[tuple[str, str]], str, list[str], str, str]:
     prod, attr = rng.choice(_PRODUCTS), rng.choice(_ATTRS)
     price = f"{rng.randint(10, 100)}.00"
     task = f"i need a {attr} {prod}, and price lower than {price} dollars"
@@ -88,7 +88,7 @@ def _webshop_sample(rng: random.Random) -> tuple[str, list[tuple[str, str]], str
         obs, cands, "This item matches the attributes and the price, so I open it.", f"click[{cands[2]}]"
 
 
-def _bash_sample(rng: random.Random) -> tuple[str, list[tuple[str, str]], str, None, str, str]:
+def bash_like_turn(rng: random.Random) -> tuple[str, list[tuple[str, str]], str, None, str, str]:
     cmd = rng.choice(_BASH)
     task = f"Count the files in /testbed that match the pattern and print {rng.choice(['their names', 'the total'])}."
     history = [(f"{rng.randint(0, 99)}\nfile{rng.randint(1, 9)}.txt", rng.choice(_BASH))]
@@ -104,7 +104,7 @@ def env_text_corpus(extra_texts: Iterable[str] | None = None, n_samples: int = 3
 
     rng = random.Random(seed)
     texts = [_GENERIC_TEXT, prompting.ROLE, prompting.FORMAT_RULE, *prompting.ENV_RULES.values()]
-    makers = [(_alfworld_sample, "alfworld"), (_webshop_sample, "webshop"), (_bash_sample, "bash")]
+    makers = [(alfworld_like_turn, "alfworld"), (webshop_like_turn, "webshop"), (bash_like_turn, "bash")]
     for i in range(n_samples):
         make, env = makers[i % len(makers)]
         task, history, obs, cands, reason, action = make(rng)

@@ -66,6 +66,17 @@ def test_batched_equals_single_greedy(tiny):
     assert batched.stats["actions"] == 14 and batched.stats["generated_tokens"] > 0
 
 
+def test_shared_prefix_cache_changes_nothing(tiny):
+    model, tok, _ = tiny
+    obs, infos = _obs_infos(5)
+    runs = []
+    for share in (True, False):
+        student = HFStudent(model, tok, env="alfworld", max_new_tokens=10, share_prefix=share, batch_size=3)
+        runs.append([o.raw_text for _ in range(2) for o in student.act_batch(obs, infos)])
+    assert runs[0] == runs[1]
+    assert student._system_ids() is None and len(HFStudent(model, tok)._system_ids()) > 20
+
+
 def test_constrained_acting_always_admissible(tiny):
     model, tok, _ = tiny
     student = HFStudent(model, tok, env="alfworld", max_new_tokens=8, constrained=True, do_sample=True, seed=1,
