@@ -127,7 +127,7 @@ def eval_run(run_dir: str | Path, overrides: list[str] | None = None, *, name: s
         model_dir, adapter = (base_model, str(train_dir / "adapter")) if stack else (str(train_dir / "model"), None)
         trajs = rollout(cfg.env.env_id, make_student(cfg, model_dir, adapter), tasks, env_kwargs=kwargs,
                         seed=cfg.seed, max_steps=cfg.env.max_steps, batch_size=cfg.student.batch_size,
-                        progress=not quiet, desc=f"eval iter {i}")
+                        progress=not quiet, desc=f"eval iter {i}", snap=cfg.student.snap_to_admissible)
         m = {"name": "BC" if i == 0 else f"LEAP iter {i}", "agent": "student", "key": f"iter_{i}",
              "iteration": i, "env_kwargs": kwargs, **summarize(trajs)}
         write_jsonl(out_dir / f"iter_{i}_trajectories.jsonl", trajs)

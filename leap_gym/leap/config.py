@@ -50,8 +50,11 @@ class StudentConfig:
     max_new_tokens: int = 48
     # rollout batch size (envs stepped in lockstep and acted for in one generate call).
     batch_size: int = 32
-    # pick the admissible action closest to the generated one (keeps a weak model's action valid).
+    # replace an inadmissible generated action by the closest admissible one (edit similarity; free).
     snap_to_admissible: bool = False
+    # candidate-constrained acting: score every admissible action by likelihood when the generated one is not
+    # admissible (HFStudent constrained=True; exact but costs about one generation per 6 candidates).
+    constrained: bool = False
     # torch threads for acting and training (0 = min(2, cpu count)).
     num_threads: int = 0
 

@@ -29,7 +29,8 @@ class BatchActor:
     - a single ``Agent``: one slot.
     """
 
-    def __init__(self, agent: Any, num_slots: int):
+    def __init__(self, agent: Any, num_slots: int, snap: bool = False):
+        self.snap = snap
         self.batched = hasattr(agent, "act_batch") and hasattr(agent, "histories")
         if self.batched:
             self.agent = agent
@@ -56,8 +57,30 @@ class BatchActor:
         if self.batched:
             self.agent.tasks = [self.tasks[s] for s in slots]
             self.agent.histories = [self.histories[s] for s in slots]  # same list objects: appends land here
-            return list(self.agent.act_batch(observations, infos))
-        return [self.agents[s].act(o, i) for s, o, i in zip(slots, observations, infos, strict=True)]
+            outs = list(self.agent.act_batch(observations, infos))
+        else:
+            outs = [self.agents[s].act(o, i) for s, o, i in zip(slots, observations, infos, strict=True)]
+        if self.snap:
+            for j, (s, info) in enumerate(zip(slots, infos, strict=True)):
+                snapped = snap_action(outs[j].action, info.get("admissible_actions"))
+                if snapped != outs[j].action:
+                    outs[j] = AgentOutput(reason=outs[j].reason, action=snapped, raw_text=outs[j].raw_text,
+                                          format_ok=outs[j].format_ok)
+                    if self.batched and self.histories[s]:  # the student's history shows what it did
+                        self.histories[s][-1] = (self.histories[s][-1][0], snapped)
+        return outs
+
+
+def snap_action(action: str, candidates: Sequence[str] | None) -> str:
+    """The admissible action closest to ``action`` by edit similarity (unchanged when it is admissible or the
+    env has free-text actions): a cheap way to keep a weak model's near-miss (``go to cabinet 3`` in a room with
+    two cabinets) valid, at no model cost."""
+    if not candidates or action in candidates:
+        return action
+    from rapidfuzz import fuzz, process
+
+    best = process.extractOne(action, list(candidates), scorer=fuzz.ratio)
+    return best[0] if best else action
 
 
 @dataclass
@@ -78,15 +101,16 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
 def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs: dict[str, Any] | None = None,
             seed: int = 0, max_steps: int = 0, batch_size: int = 16, privileged: bool = False,
             progress: bool = False, desc: str = "rollout",
-            env_fn: Callable[[], gym.Env] | None = None) -> list[Trajectory]:
+            env_fn: Callable[[], gym.Env] | None = None, snap: bool = False) -> list[Trajectory]:
     """One episode per task index, in the order given; returns the trajectories in that order.
 
     ``reset(seed=seed, options={"task_index": i})`` makes every episode reproducible. ``max_steps`` (0 = the
-    env's own limit) truncates episodes. ``privileged=True`` hands agents the full ``info`` (teachers acting via
+    env's own limit) truncates episodes. ``snap`` replaces an inadmissible action by the closest admissible
+    one (``snap_action``). ``privileged=True`` hands agents the full ``info`` (teachers acting via
     ``TeacherAgent``); otherwise agents see the student view only.
     """
     tasks = list(task_indices)
-    actor = BatchActor(agent, max(1, min(batch_size, len(tasks))))
+    actor = BatchActor(agent, max(1, min(batch_size, len(tasks))), snap=snap)
     build = env_fn or (lambda: make_env(env_id, env_kwargs))
     slots: list[_Slot] = []
     for _ in range(actor.num_slots):

@@ -81,7 +81,7 @@ def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None
     s = cfg.student
     return HFStudent(model_dir, adapter=adapter_dir, env=cfg.env.env_id, k=s.history_k,
                      max_new_tokens=s.max_new_tokens, do_sample=s.temperature > 0,
-                     temperature=s.temperature or 1.0, seed=cfg.seed, constrained=s.snap_to_admissible,
+                     temperature=s.temperature or 1.0, seed=cfg.seed, constrained=s.constrained,
                      max_prompt_tokens=max(16, 2 * cfg.training.max_length - s.max_new_tokens),
                      batch_size=s.batch_size)
 
@@ -132,7 +132,8 @@ class Run:
         c = self.cfg
         return rollout(c.env.env_id, agent, tasks, env_kwargs=_kwargs(c, split),
                        seed=c.seed if seed is None else seed, max_steps=c.env.max_steps,
-                       batch_size=c.student.batch_size, privileged=privileged, progress=self.progress, desc=desc)
+                       batch_size=c.student.batch_size, privileged=privileged, progress=self.progress, desc=desc,
+                       snap=c.student.snap_to_admissible and not privileged)
 
     def _evaluate(self, out: Path, agent: Any, privileged: bool, name: str) -> dict[str, Any]:
         if out.exists():

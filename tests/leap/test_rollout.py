@@ -112,3 +112,25 @@ def test_vector_of_real_envs_is_independent():
     b = rollout(TOY_ID, Recorder, range(4), seed=5, batch_size=1)
     assert [[s.observation for s in t.steps] for t in a] == [[s.observation for s in t.steps] for t in b]
     assert gym.spec(TOY_ID).max_episode_steps == 5
+
+
+def test_snap_keeps_near_misses_valid_and_the_history_honest():
+    from leap_gym.leap.rollout import snap_action
+
+    assert snap_action("go to cabinet 3", ["go to cabinet 2", "open drawer 1", "look"]) == "go to cabinet 2"
+    assert snap_action("look", ["look", "inventory"]) == "look"
+    assert snap_action("ls -la", None) == "ls -la"
+
+    class Misspeller(BatchedRecorder):
+        def act_batch(self, observations, infos):
+            outs = super().act_batch(observations, infos)
+            for i, o in enumerate(outs):
+                o.action = o.action.replace("go to", "goto")
+                self.histories[i][-1] = (self.histories[i][-1][0], o.action)
+            return outs
+
+    agent = Misspeller()
+    trajs = rollout(TOY_ID, agent, range(3), batch_size=3, max_steps=3, snap=True)
+    assert all(t.won for t in trajs) and all(s.action.startswith("go to ") for t in trajs for s in t.steps)
+    raw = rollout(TOY_ID, Misspeller(), range(2), batch_size=2, max_steps=2)
+    assert all(not s.action_valid for t in raw for s in t.steps)
