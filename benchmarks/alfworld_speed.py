@@ -15,7 +15,6 @@ load on a shared machine). ``--procs 2`` also measures throughput with two worke
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform

@@ -136,7 +136,7 @@ def test_invalid_action_is_nothing_happens(gen_env):
 def test_truncation_at_50_steps():
     env = gym.make("leap/ALFWorld-v0", split="test")
     env.reset(options={"task_index": 2})
-    for i in range(50):
+    for _i in range(50):
         _, _, terminated, truncated, _ = env.step("inventory")
         assert not terminated
     assert truncated
@@ -151,7 +151,7 @@ def test_privileged_state_is_consistent(gen_env):
                       "goal", "expert_plan", "expert_action"}
     for obj, where in p["object_locations"].items():
         assert where == "agent" or obj in p["receptacle_contents"][where]
-    for recep, objs in p["receptacle_contents"].items():
+    for _recep, objs in p["receptacle_contents"].items():
         for obj in objs:
             assert p["object_locations"][obj] != "agent"
     assert all(name == name.strip() for name in p["object_locations"])
@@ -290,3 +290,15 @@ def test_oracle_solves_generated_tasks(split):
         assert play_expert(env, info)["won"]
         _, info = env.reset(options={"task_index": i})
         assert play_expert(env, random_walk(env, info, 12, seed=i))["won"]
+
+
+def test_planner_expert_mode():
+    """Fast Downward (opt-in) plans from the current state too; its plan wins like the oracle's."""
+    env = ALFWorldEnv(split="test", expert="planner")
+    _, info = env.reset(options={"task_index": 0})
+    plan = info["privileged"]["expert_plan"]
+    assert plan and info["privileged"]["expert_action"] == plan[0]
+    for cmd in plan:
+        assert cmd in info["admissible_actions"]
+        _, _, _, _, info = env.step(cmd)
+    assert info["won"]

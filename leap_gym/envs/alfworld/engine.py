@@ -4,13 +4,15 @@ Importing ``alfworld`` writes ``~/.cache/alfworld`` and Fast Downward's translat
 are contained here. ``make_engine(fast=False)`` is the unmodified engine (the reference of the differential test);
 ``fast=True`` is the same engine with memoisation that never changes what it computes:
 
-1. ``pddl2sas`` results are memoised per (domain, problem); the optimised translation (only used by the planner)
-   is built only when the planner is asked for.
-2. Grammar strings are parsed once (``textgen._parse_and_convert`` and ``Rule.parse_conjunctive_query`` are
-   pure functions of their text); ``GameLogic`` (the TWL2 parse) is shared by games with the same grammar.
-3. Context copies during text derivation keep the engine state shared instead of deep-copying it: the grammar
+1. ``pddl2sas`` results are memoised per (domain, problem), in memory and in an on-disk cache (a pure function
+   of the two texts); the optimised translation (only used by the planner) is built only when asked for.
+2. A game's initial ``PddlState`` facts are computed once and copied on later loads/resets.
+3. Grammar strings are parsed once (``textgen._parse_and_convert`` and ``Rule.parse_conjunctive_query`` are
+   pure functions of their text); ``GameLogic`` (the TWL2 parse) is shared by every game whose grammar differs
+   only in its task sentence, with the game's own ``task`` rule swapped in.
+4. Context copies during text derivation keep the engine state shared instead of deep-copying it: the grammar
    only reads it.
-4. A command's text depends only on its operator's arguments and static facts (``receptacleatlocation``), so
+5. A command's text depends only on its operator's arguments and static facts (``receptacleatlocation``), so
    it is derived once per game and operator.
 
 Every lever is active only inside calls of a ``FastPddlEnv``, so an unmodified engine in the same process
@@ -30,8 +32,9 @@ import sys
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _IMPORT_LOCK = threading.Lock()
 _PATCHED = False
@@ -66,8 +69,8 @@ def import_engine() -> dict[str, Any]:
             os.environ["ALFWORLD_DATA"] = tempfile.gettempdir()
         try:
             import textworld
-            from textworld.envs.pddl import PddlEnv
             from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+            from textworld.envs.pddl import PddlEnv
         finally:
             if unset:
                 os.environ.pop("ALFWORLD_DATA", None)
@@ -108,7 +111,8 @@ class _LRU(OrderedDict):
         return value
 
 
-_SAS = _LRU(1024)  # (sha256(domain, problem), optimize) -> (task, sas)
+# Memory bounds: a translated game is ~2-3 MB in memory; the on-disk cache keeps every game.
+_SAS = _LRU(32)  # (sha256(domain, problem), optimize) -> (task, sas)
 _PARSES: dict = {}
 _QUERIES: dict = {}
 _LOGICS = _LRU(64)
@@ -235,7 +239,60 @@ def _install_patches() -> None:
             return clone
 
         textgen.Symbol.copy = symbol_copy
+        _patch_pddl_state()
         _PATCHED = True
+
+
+_STATES = _LRU(64)  # (sha256(domain, problem), replan) -> initial PddlState snapshot
+
+
+def _patch_pddl_state() -> None:
+    """Game states start from a snapshot: a problem's initial facts are computed once, then copied."""
+    from collections import Counter, defaultdict
+
+    from textworld.envs.pddl import logic as pddl_logic
+
+    Original = pddl_logic.PddlState
+
+    class SnapshotPddlState(Original):
+        def __new__(cls, downward_lib, pddl_problem, logic):
+            if not _active():
+                return Original(downward_lib, pddl_problem, logic)
+            return object.__new__(cls)
+
+        def __init__(self, downward_lib, pddl_problem, logic):
+            key = (_digest(logic.domain, pddl_problem), getattr(_LOCAL, "replan", True))
+            snap = _STATES.get(key)
+            if snap is None:
+                super().__init__(downward_lib, pddl_problem, logic)
+                _STATES.get_or(key, lambda: {
+                    "task": self.task, "sas": self.sas, "sas_replan": self.sas_replan, "actions": self._actions,
+                    "name2type": self.name2type, "sas_bytes": self.sas.encode("utf-8"),
+                    "sas_replan_bytes": None if self.sas_replan is self.sas else self.sas_replan.encode("utf-8"),
+                    "types": [(t.name, t.supertype_names) for t in self.task.types],
+                    "facts": {k: frozenset(v) for k, v in self._facts.items()},
+                    "vars_by_name": dict(self._vars_by_name),
+                    "vars_by_type": {k: frozenset(v) for k, v in self._vars_by_type.items()},
+                    "var_counts": Counter(self._var_counts)})
+                return
+            _STATES.move_to_end(key)
+            self._logic, self.downward_lib, self.pddl_problem = logic, downward_lib, pddl_problem
+            self.task, self.sas, self.sas_replan = snap["task"], snap["sas"], snap["sas_replan"]
+            self._actions, self.name2type = snap["actions"], snap["name2type"]
+            import textworld.logic
+            for name, supertypes in snap["types"]:
+                try:
+                    logic.types.add(textworld.logic.Type(name, supertypes))
+                except ValueError:
+                    pass
+            downward_lib.load_sas(snap["sas_bytes"])
+            downward_lib.load_sas_replan(snap["sas_replan_bytes"] or snap["sas_bytes"])
+            self._facts = defaultdict(set, {k: set(v) for k, v in snap["facts"].items()})
+            self._vars_by_name = dict(snap["vars_by_name"])
+            self._vars_by_type = defaultdict(set, {k: set(v) for k, v in snap["vars_by_type"].items()})
+            self._var_counts = Counter(snap["var_counts"])
+
+    pddl_logic.PddlState = SnapshotPddlState
 
 
 def _contexts_of(symbol) -> Iterator[dict]:
@@ -306,8 +363,9 @@ def _fast_env_class(PddlEnv):
         def __getattr__(self, name):
             return getattr(self._grammar, name)
 
-        def derive(self, start, context={}):
+        def derive(self, start, context=None):
             if start not in self._templates or not context:
+                context = {} if context is None else context
                 return self._grammar.derive(start, context)
             key = (start, tuple(sorted((ph.name, var.name) for ph, var in context["mapping"].items())))
             if key not in self._memo:
@@ -375,8 +433,3 @@ def _fast_env_class(PddlEnv):
 
     _FAST_CLASS = FastPddlEnv
     return FastPddlEnv
-
-
-def strip_name(name: str) -> str:
-    """Display names of ids without ``_bar_`` end in a space (``"agent1 "``); entity names never should."""
-    return name.strip()

@@ -19,7 +19,7 @@ from typing import Any
 import gymnasium as gym
 
 from leap_gym.envs.alfworld import oracle
-from leap_gym.envs.alfworld.tasks import Game, GRAMMARS, TASK_TYPES
+from leap_gym.envs.alfworld.tasks import GRAMMARS, TASK_TYPES, Game
 from leap_gym.envs.alfworld.world import World
 from leap_gym.spaces import UnicodeText
 
@@ -120,6 +120,8 @@ class ALFWorldEnv(gym.Env):
         options = options or {}
         if "task_index" in options:
             index = int(options["task_index"])
+            if index < 0:
+                raise ValueError(f"task_index must be >= 0, got {index}")
         else:
             index = int(self.np_random.integers(self.num_tasks))
         engine = self._engine_for()
@@ -133,6 +135,8 @@ class ALFWorldEnv(gym.Env):
                 templates = engine._logic.actions  # forwarded by the wrappers to the PddlEnv
                 self._templates = {verb: templates[name].template for verb, name in _TEMPLATE_ACTIONS.items()
                                    if name in templates}
+                from leap_gym.envs.alfworld.tasks import task_description
+                self._task = task_description(self._game.data["grammar"])
             self._state = engine.reset()
         self._static = World.from_facts(self._state["_facts"], self._state["_entity_infos"])
         self._won = False
@@ -163,7 +167,7 @@ class ALFWorldEnv(gym.Env):
         privileged["expert_action"] = plan[0] if plan else _IDLE_ACTION
         won = bool(state["won"])
         return {
-            "task": self._task_text(),
+            "task": self._task,
             "task_id": self._game.task_id,
             "task_type": goal.task_type,
             "admissible_actions": list(state["admissible_commands"]),
@@ -172,10 +176,6 @@ class ALFWorldEnv(gym.Env):
             "score": 1.0 if won else 0.0,
             "privileged": privileged,
         }
-
-    def _task_text(self) -> str:
-        from leap_gym.envs.alfworld.tasks import task_description
-        return task_description(self._game.data["grammar"])
 
     def close(self) -> None:
         self._engine = None

@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from leap_gym.envs.alfworld.tasks import Game, legacy_domain, wheel_grammar
-from leap_gym.envs.alfworld.world import REQUIRED_STATE, TASK_TYPES, Goal
+from leap_gym.envs.alfworld.world import TASK_TYPES, Goal
 
 SPLITS = ("train", "test")
 VALID_UNSEEN_SCENES = (10, 219, 308, 424)
@@ -49,7 +49,7 @@ def room_of(scene: int) -> str:
     return next(room for room, r in ROOMS.items() if scene in r)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tables() -> dict[str, Any]:
     from leap_gym.envs.alfworld.engine import import_engine
     import_engine()  # sets ALFWORLD_DATA before alfworld's __init__ runs
@@ -68,6 +68,7 @@ def _tables() -> dict[str, Any]:
 @functools.lru_cache(maxsize=256)
 def _scene(scene: int) -> dict[str, Any]:
     import numpy as np
+
     from leap_gym.envs.alfworld.engine import alfworld_package_dir
     base = alfworld_package_dir() / "gen" / "layouts"
     with open(base / f"FloorPlan{scene}-objects.json") as f:

@@ -35,13 +35,13 @@ def _wheel_file(name: str) -> str:
     return (alfworld_package_dir() / "data" / name).read_text()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def wheel_grammar() -> str:
     """The alfworld package's TWL2 grammar (``move X to Y``; task text ``UNKNOWN GOAL``)."""
     return _wheel_file("alfred.twl2")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def legacy_domain() -> str:
     """The PDDL domain of the released game files, rebuilt from the wheel's: Sink cleans too, no ``help``."""
     text = _wheel_file("alfred.pddl")

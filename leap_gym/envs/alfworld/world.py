@@ -7,8 +7,9 @@ so ties can be broken by id exactly as the planner-free oracle needs, and names 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 TASK_TYPES = ("pick_and_place_simple", "look_at_obj_in_light", "pick_clean_then_place_in_recep",
               "pick_heat_then_place_in_recep", "pick_cool_then_place_in_recep", "pick_two_obj_and_place")
@@ -70,7 +71,7 @@ class World:
 
     @classmethod
     def from_facts(cls, facts: Iterable[Any], entity_infos: dict[str, Any],
-                   static: "World | None" = None) -> "World":
+                   static: World | None = None) -> World:
         """Parse the engine's true atoms; with ``static`` (a world of the same game) only the atoms actions can
         change are read and the static maps are shared with it."""
         if static is None:
