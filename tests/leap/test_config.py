@@ -55,3 +55,24 @@ def test_save_and_reload_round_trip(tmp_path):
     again = load_config(tmp_path / "config.yaml")
     assert again == cfg and to_dict(again) == to_dict(cfg)
     assert "aggregate: all" in dump_config(cfg)
+
+
+def test_embedded_demo_config_is_valid_and_matches_the_issue():
+    from leap_gym.leap.cli import DEMO_CONFIG
+
+    cfg = load_config(None, ["run_dir=/tmp/x"], base=DEMO_CONFIG)
+    assert cfg.env.env_id == "leap/ALFWorld-v0" and cfg.student.model == "tiny"
+    assert cfg.teacher.kind == "expert" and cfg.teacher.privilege == 0.5 and cfg.iterations == 2
+    assert cfg.env.test_kwargs == {"split": "test"} and cfg.run_dir == "/tmp/x"
+
+
+def test_cli_registers_train_eval_demo(capsys):
+    import pytest as _pytest
+
+    from leap_gym.cli import main
+
+    for cmd in ("train", "eval", "demo"):
+        with _pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+        assert "overrides" in capsys.readouterr().out
