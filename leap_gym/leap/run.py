@@ -311,8 +311,8 @@ class Run:
             trajs = self.student_rollout(i, model_dir, adapter_dir)
             kept, fixes = self.corrections(i, trajs)
             rows.append(self.dataset(i, kept, fixes, model_dir))
-            if not any(rows[1:]) and c.training.method == "dpo":
-                self.log(f"iter {i}: no preference pairs; keeping the previous student")
+            if c.training.method == "dpo" and not rows[-1]:
+                self.log(f"iter {i}: no preference pairs (nothing corrected); keeping the previous student")
             else:
                 model_dir, adapter_dir = self.train(i, rows, model_dir, adapter_dir, from_scratch)
             if c.evaluation.every_iteration or i == c.iterations:
