@@ -11,7 +11,8 @@ from leap_gym.leap.rollout import rollout
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
-    """``success``/``score`` means, episode length, invalid-action and format-error rates, per-type breakdown."""
+    """``success``/``score`` means, episode length, invalid-action and format-error rates, agreement with the
+    env's privileged oracle, and the per-task-type breakdown."""
     n = len(trajectories)
     steps = sum(len(t) for t in trajectories)
     by_type: dict[str, list[Trajectory]] = defaultdict(list)
@@ -24,8 +25,13 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
         return {"n": k, "success": sum(t.won for t in ts) / k if k else 0.0,
                 "score": sum(t.score for t in ts) / k if k else 0.0}
 
+    expert = [s for t in trajectories for s in t.steps if s.info.get("privileged", {}).get("expert_action")]
     return {
         **rates(trajectories),
+        # share of steps where the agent did what the env's privileged oracle would do: a dense progress signal
+        # for weak students whose success is still 0 (read from the recorded state, never shown to the agent)
+        "expert_agreement": (sum(s.action.strip().lower() == s.info["privileged"]["expert_action"].strip().lower()
+                                 for s in expert) / len(expert) if expert else None),
         "avg_steps": steps / n if n else 0.0,
         "invalid_action_rate": (sum(not s.action_valid for t in trajectories for s in t.steps) / steps
                                 if steps else 0.0),

@@ -80,6 +80,8 @@ def test_evaluate_summarises_per_type():
                               privileged=True, seed=1)
     assert metrics["n"] == 6 and metrics["success"] == 1.0 and metrics["per_type"]["toy"]["n"] == 6
     assert metrics["avg_steps"] == sum(len(t) for t in trajs) / 6
+    privileged, _ = evaluate(TOY_ID, lambda: TeacherAgent(ToyExpertTeacher(1.0), TOY_ID), range(3), privileged=True)
+    assert privileged["expert_agreement"] == 1.0 and 0.0 <= metrics["expert_agreement"] <= 1.0
 
 
 def test_select_and_correct_failures_only():
