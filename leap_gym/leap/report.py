@@ -22,12 +22,13 @@ def _label(row: dict[str, Any]) -> str:
 
 def results_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: one line per evaluated agent (teachers first, then the student's iterations)."""
-    lines = [f"{'agent':<32} {'success':>8} {'score':>7} {'steps':>6} {'n':>5}", "-" * 62]
+    lines = [f"{'agent':<32} {'success':>8} {'score':>7} {'steps':>6} {'oracle agr.':>11} {'n':>5}", "-" * 74]
     for r in rows:
         if "success" not in r:
             continue
+        agr = r.get("expert_agreement")
         lines.append(f"{_label(r):<32} {r['success']:>8.3f} {r['score']:>7.3f} {r.get('avg_steps', 0):>6.1f} "
-                     f"{r.get('n', 0):>5}")
+                     f"{'-' if agr is None else f'{agr:.3f}':>11} {r.get('n', 0):>5}")
     return "\n".join(lines)
 
 
