@@ -116,7 +116,8 @@ def markdown(results: dict[str, Any], seeds: list[int], commands: str) -> str:
                 for r in rows:
                     out.append(f"| {seed} | {r['name']} | {r['success']:.3f} | {r['n']} |")
         if res.get("wall_s"):
-            out.append(f"\nwall time per seed (s): {res['wall_s']}")
+            out.append(f"\nwall time of this invocation per seed (s; stages already on disk are resumed, not rerun): "
+                       f"{res['wall_s']}")
     return "\n".join(out) + "\n"
 
 
