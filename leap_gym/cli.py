@@ -142,7 +142,8 @@ def _extra_subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 # Modules that add subcommands; each must import cheaply (heavy imports go inside their handlers).
-_SUBCOMMAND_MODULES: list[str] = ["leap_gym.bench_cli", "leap_gym.agents.serve", "leap_gym.envs.intercode_bash.cli"]
+_SUBCOMMAND_MODULES: list[str] = ["leap_gym.leap.cli", "leap_gym.bench_cli", "leap_gym.agents.serve",
+                                   "leap_gym.envs.intercode_bash.cli"]
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 

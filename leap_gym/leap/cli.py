@@ -1,0 +1,179 @@
+"""``leap-gym train``, ``leap-gym eval`` and ``leap-gym demo`` (heavy imports happen inside the handlers).
+
+Overrides are ``key.sub=value`` pairs with YAML values, applied after the config file, e.g.
+``leap-gym train --config run.yaml training.max_steps=50 env.kwargs='{tasks: files}'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# The embedded demo: generated ALFWorld tasks, the tiny student, the privilege-0.5 expert, BC + 2 LEAP
+# iterations, sized to finish within 15 minutes on a 2-core CPU (see specs/ml-stack.md section 7).
+DEMO_CONFIG: dict[str, Any] = {
+    "run_dir": "runs/demo",
+    "seed": 0,
+    "iterations": 2,
+    "env": {"env_id": "leap/ALFWorld-v0", "num_train_tasks": 100, "max_steps": 20},
+    "student": {"model": "tiny", "history_k": 2, "batch_size": 50, "max_new_tokens": 40, "snap_to_admissible": True},
+    "teacher": {"privilege": 0.5, "demo_privilege": 0.5},
+    "training": {"max_length": 384, "bc_max_steps": 150, "max_steps": 100, "batch_size": 8,
+                 "learning_rate": 2e-3},
+    "evaluation": {"num_test_tasks": 100},
+}
+
+
+def _quiet_threads() -> None:
+    """Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning made a 2-thread
+    training step 3x slower (measured); set before torch loads. A user's own setting wins."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _overrides_help() -> str:
+    return "config overrides key.sub=value (YAML values), e.g. training.max_steps=50"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _quiet_threads()
+    from leap_gym.leap.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (ConfigError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return _run_and_print(cfg, args.quiet)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    _quiet_threads()
+    from leap_gym.leap.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(None, args.overrides, base=DEMO_CONFIG)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"leap-gym demo: {cfg.env.env_id} (generated tasks), tiny student, privilege-{cfg.teacher.privilege:g} "
+          f"expert teacher, BC + {cfg.iterations} LEAP iterations; run dir {cfg.run_dir} (re-run to resume)",
+          flush=True)
+    return _run_and_print(cfg, args.quiet)
+
+
+def _run_and_print(cfg, quiet: bool) -> int:
+    from leap_gym.leap.report import results_table
+    from leap_gym.leap.run import run
+
+    t = time.monotonic()
+    rows = run(cfg, progress=not quiet)
+    print()
+    print(f"Held-out test tasks ({cfg.env.env_id}, {cfg.env.test_kwargs}):")
+    print(results_table(_table_rows(rows)))
+    print(f"\nwall time {time.monotonic() - t:.0f} s; report: {Path(cfg.run_dir) / 'report.html'}")
+    return 0
+
+
+def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Teacher without privilege first, then the student's iterations, then the privileged teacher."""
+    nopriv = [r for r in rows if r.get("key") == "teacher_no_privilege"]
+    students = [r for r in rows if r.get("agent") == "student"]
+    others = [r for r in rows if r not in nopriv and r not in students]
+    return nopriv + students + others
+
+
+def eval_run(run_dir: str | Path, overrides: list[str] | None = None, *, name: str = "test",
+             num_tasks: int | None = None, iterations: list[int] | None = None, quiet: bool = True
+             ) -> list[dict[str, Any]]:
+    """Evaluate a run's trained students on held-out tasks (``env.test_kwargs`` overrides pick e.g. real game
+    files); ``num_tasks=None`` uses every task of a file source, else ``evaluation.num_test_tasks``. Results go to
+    ``run_dir/evals/<name>/``."""
+    from leap_gym.core import write_jsonl
+    from leap_gym.io import atomic_write_json
+    from leap_gym.leap.config import load_config, to_dict
+    from leap_gym.leap.evaluate import summarize
+    from leap_gym.leap.rollout import make_env, rollout
+    from leap_gym.leap.run import make_student
+    from leap_gym.leap.train import set_threads
+    from leap_gym.models import MODEL_SIZES
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"{run_dir} has no config.yaml (not a leap-gym run)")
+    cfg = load_config(None, overrides, base=to_dict(load_config(run_dir / "config.yaml")))
+    set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
+    done = sorted(int(p.name.split("_")[1]) for p in run_dir.glob("iter_*")
+                  if (p / "train" / "train_log.json").exists())
+    iters = [i for i in done if iterations is None or i in iterations]
+    if not iters:
+        raise FileNotFoundError(f"no trained iteration found in {run_dir}")
+    kwargs = {**cfg.env.kwargs, **cfg.env.test_kwargs}
+    if num_tasks is None:
+        env = make_env(cfg.env.env_id, kwargs)
+        num_tasks = getattr(env.unwrapped, "num_tasks", None) if kwargs.get("tasks") == "files" else None
+        env.close()
+    tasks = list(range(num_tasks if num_tasks is not None else cfg.evaluation.num_test_tasks))
+    stack = cfg.training.finetune == "lora" and cfg.training.continue_mode == "stack"
+    base_model = str(run_dir / "base") if cfg.student.model in MODEL_SIZES else cfg.student.model
+    out_dir = run_dir / "evals" / name
+    rows = []
+    for i in iters:
+        train_dir = run_dir / f"iter_{i}" / "train"
+        model_dir, adapter = (base_model, str(train_dir / "adapter")) if stack else (str(train_dir / "model"), None)
+        trajs = rollout(cfg.env.env_id, make_student(cfg, model_dir, adapter), tasks, env_kwargs=kwargs,
+                        seed=cfg.seed, max_steps=cfg.env.max_steps, batch_size=cfg.student.batch_size,
+                        progress=not quiet, desc=f"eval iter {i}", snap=cfg.student.snap_to_admissible)
+        m = {"name": "BC" if i == 0 else f"LEAP iter {i}", "agent": "student", "key": f"iter_{i}",
+             "iteration": i, "env_kwargs": kwargs, **summarize(trajs)}
+        write_jsonl(out_dir / f"iter_{i}_trajectories.jsonl", trajs)
+        atomic_write_json(out_dir / f"iter_{i}.json", m)
+        rows.append(m)
+    return rows
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    _quiet_threads()
+    from leap_gym.leap.config import ConfigError
+    from leap_gym.leap.report import results_table
+
+    try:
+        rows = eval_run(args.run_dir, args.overrides, name=args.name, num_tasks=args.num_tasks,
+                        iterations=args.iteration, quiet=args.quiet)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.run_dir}: {rows[0]['env_kwargs']}, {rows[0]['n']} tasks:")
+    print(results_table(rows))
+    if args.per_type:
+        print(json.dumps({r["name"]: r["per_type"] for r in rows}, indent=1))
+    return 0
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="run (or resume) the LEAP loop from a YAML config")
+    p.add_argument("--config", required=True, help="YAML config (see leap_gym/leap/config.py)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", help=_overrides_help())
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("demo", help="BC + 2 LEAP iterations on generated ALFWorld with a tiny student "
+                                           "(<= 15 min on a 2-core CPU)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", help=_overrides_help())
+    p.set_defaults(func=cmd_demo)
+
+    p = subparsers.add_parser("eval", help="evaluate a run's students on held-out tasks (e.g. real game files)")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--iteration", type=int, action="append", help="iteration(s) to evaluate (default: all)")
+    p.add_argument("--num-tasks", type=int, default=None)
+    p.add_argument("--name", default="test", help="subfolder of run_dir/evals for the results")
+    p.add_argument("--per-type", action="store_true", help="also print per-task-type success as JSON")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", help="overrides, e.g. env.test_kwargs='{tasks: files, split: "
+                                                "valid_seen}'")
+    p.set_defaults(func=cmd_eval)

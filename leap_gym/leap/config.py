@@ -1,0 +1,293 @@
+"""LEAP run configuration: one dataclass per part, loadable from YAML and overridable with ``key.sub=value``.
+
+The resolved config (defaults + file + overrides) is written to every run directory as ``config.yaml``, so a run
+can always be reproduced and resumed with exactly the settings it started with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from leap_gym.io import atomic_write_text
+
+
+@dataclass
+class EnvConfig:
+    """Which environment, and how its train (rollouts, demonstrations) and test (evaluation) tasks are drawn."""
+
+    env_id: str = "leap/ALFWorld-v0"
+    # gym.make kwargs shared by both splits (e.g. {"tasks": "generated"}).
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    # extra gym.make kwargs for the training tasks and for the held-out evaluation tasks.
+    train_kwargs: dict[str, Any] = field(default_factory=lambda: {"split": "train"})
+    test_kwargs: dict[str, Any] = field(default_factory=lambda: {"split": "test"})
+    # number of distinct training tasks (task_index 0..n-1); each iteration rolls out on all of them.
+    num_train_tasks: int = 100
+    # max steps per episode in rollouts and evaluation (LEAP: ALFWorld 20, WebShop 15, Bash 10); 0 = env default.
+    max_steps: int = 20
+
+
+@dataclass
+class StudentConfig:
+    """The student model: a tiny model built locally (``tiny``/``small``/``base``) or any HF checkpoint path."""
+
+    model: str = "tiny"
+    # tokenizer vocabulary ceiling for built models (trained on env text; the real size may be smaller).
+    vocab_size: int = 2048
+    # episodes of env text used to train the tokenizer of a built model.
+    tokenizer_episodes: int = 100
+    # last k (observation, action) pairs shown in the prompt; the dataset may show fewer to fit max_length.
+    history_k: int = 4
+    # generation: greedy unless temperature > 0.
+    temperature: float = 0.0
+    max_new_tokens: int = 48
+    # rollout batch size (envs stepped in lockstep and acted for in one generate call).
+    batch_size: int = 32
+    # replace an inadmissible generated action by the closest admissible one (edit similarity; free).
+    snap_to_admissible: bool = False
+    # candidate-constrained acting: score every admissible action by likelihood when the generated one is not
+    # admissible (HFStudent constrained=True; exact but costs about one generation per 6 candidates).
+    constrained: bool = False
+    # torch threads for acting and training (0 = min(2, cpu count)).
+    num_threads: int = 0
+
+
+@dataclass
+class TeacherConfig:
+    """The teacher that writes demonstrations (iteration 0) and corrections (iterations >= 1)."""
+
+    # "expert" = the env's programmatic privileged expert (leap_gym.agents.teachers.make_expert), or "module:Class".
+    kind: str = "expert"
+    privilege: float = 0.5
+    # privilege of the teacher that writes the iteration-0 demonstrations (LEAP: the privileged expert).
+    demo_privilege: float = 0.5
+    # extra keyword arguments for the teacher's constructor.
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RolloutConfig:
+    """Which student episodes get corrected, and how examples are built from them."""
+
+    # "failures" (score <= score_threshold, as the paper), or "all".
+    select: str = "failures"
+    score_threshold: float = 0.0
+    # keep only steps the teacher changed (WebShop/Bash in the paper); ALFWorld keeps every step.
+    only_corrected_steps: bool = False
+    # demonstrations: episodes per training task played by the demo teacher in iteration 0.
+    demos_per_task: int = 1
+
+
+@dataclass
+class TrainingConfig:
+    """How each iteration trains (TRL SFTTrainer or DPOTrainer, LoRA; QLoRA on CUDA)."""
+
+    method: str = "sft"  # "sft" or "dpo"
+    # "lora" (adapters; a built, randomly initialised base also trains embed_tokens/lm_head) or "full".
+    finetune: str = "lora"
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    # "merge": each iteration merges its adapter into the weights, the next adds a fresh adapter on top.
+    # "stack": the next iteration keeps training the same adapter (the base stays untouched on disk).
+    continue_mode: str = "merge"
+    learning_rate: float = 2e-3
+    batch_size: int = 8
+    grad_accum: int = 1
+    # optimizer steps per iteration (caps time regardless of how large the aggregate grows); 0 = use epochs.
+    max_steps: int = 150
+    bc_max_steps: int = 200
+    epochs: float = 1.0
+    warmup_steps: int = 10
+    max_length: int = 384
+    # aggregation over iterations: "equal" (each iteration's data subsampled to the smallest, as the paper),
+    # "all" (plain union), or "last" (only the current iteration; DPO's default in the paper).
+    aggregate: str = "equal"
+    # DPO
+    dpo_beta: float = 0.1
+    dpo_learning_rate: float = 5e-4
+    # "auto": 4-bit QLoRA on CUDA, plain LoRA on CPU; "never" disables quantisation; "always" fails off CUDA.
+    quantize: str = "auto"
+    bf16: bool = False  # bf16 autocast on CPU (weights stay fp32); always on for CUDA QLoRA
+    report_to: str = "none"  # passed to the trainer: "none", "wandb", "tensorboard"
+    seed: int = 0
+
+
+@dataclass
+class EvaluationConfig:
+    """Held-out evaluation: which tasks, and which reference agents are evaluated beside the student."""
+
+    num_test_tasks: int = 50
+    # reference agents: privileged teacher and teacher without privilege (privilege 0), evaluated once per run.
+    teachers: bool = True
+    # optional prompting baselines: "module:Class" agents built with no arguments.
+    baselines: list[str] = field(default_factory=list)
+    # evaluate the student after every iteration (else only after the last).
+    every_iteration: bool = True
+
+
+@dataclass
+class LeapConfig:
+    """A whole LEAP run: BC on demonstrations (iteration 0), then ``iterations`` rounds of correction."""
+
+    run_dir: str = "runs/leap"
+    seed: int = 0
+    iterations: int = 2
+    env: EnvConfig = field(default_factory=EnvConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+
+class ConfigError(ValueError):
+    """A config key or value that does not fit the schema (the message names the dotted key)."""
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return _from_dict(tp, value, key + ".")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return list(value)
+    return value
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix + unknown[0]!r} (known: {', '.join(sorted(names))})")
+    default = cls()
+    kwargs = {}
+    for name in names:
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], prefix + name)
+        else:
+            kwargs[name] = getattr(default, name)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any]) -> LeapConfig:
+    cfg = _from_dict(LeapConfig, data or {})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: LeapConfig) -> None:
+    choices = {
+        "training.method": (cfg.training.method, ("sft", "dpo")),
+        "training.finetune": (cfg.training.finetune, ("lora", "full")),
+        "training.continue_mode": (cfg.training.continue_mode, ("merge", "stack")),
+        "training.aggregate": (cfg.training.aggregate, ("equal", "all", "last")),
+        "training.quantize": (cfg.training.quantize, ("auto", "never", "always")),
+        "rollout.select": (cfg.rollout.select, ("failures", "all")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+    for key, value in (("teacher.privilege", cfg.teacher.privilege),
+                       ("teacher.demo_privilege", cfg.teacher.demo_privilege)):
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{key}: must lie in [0, 1], got {value}")
+    if cfg.iterations < 0:
+        raise ConfigError(f"iterations: must be >= 0, got {cfg.iterations}")
+    if cfg.training.finetune == "full" and cfg.training.continue_mode == "stack":
+        raise ConfigError("training.continue_mode: 'stack' needs training.finetune=lora")
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{key}: {p!r} is not a section")
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    """``["training.max_steps=50", "env.kwargs={tasks: files}"]`` -> [(key, YAML-parsed value)]."""
+    out = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key.sub=value")
+        key, raw = item.split("=", 1)
+        out.append((key.strip(), yaml.safe_load(raw) if raw.strip() else ""))
+    return out
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> LeapConfig:
+    """Defaults <- ``base`` <- YAML file at ``path`` <- ``overrides`` (``key.sub=value``, YAML values)."""
+    data: dict[str, Any] = to_dict(LeapConfig())
+    layers: list[dict[str, Any]] = []
+    if base:
+        layers.append(base)
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        layers.append(loaded or {})
+    for layer in layers:
+        _merge(data, layer)
+    for key, value in parse_overrides(overrides or []):
+        set_dotted(data, key, value)
+    return from_dict(data)
+
+
+def _merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict) and k not in ("kwargs", "train_kwargs",
+                                                                                "test_kwargs"):
+            _merge(dst[k], v)
+        else:
+            dst[k] = v
+
+
+def dump_config(cfg: LeapConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: LeapConfig, path: str | os.PathLike) -> None:
+    atomic_write_text(path, dump_config(cfg))

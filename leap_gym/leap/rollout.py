@@ -1,0 +1,183 @@
+"""Roll agents out on a list of tasks: a vector of envs stepped in lockstep, one batched decision per step.
+
+Each env slot plays one task at a time and picks up the next task when its episode ends, so every decision round
+asks the agent for all live slots at once (one batched ``generate`` for an HF student). Students receive only
+the ``StudentView`` of ``info`` (privileged keys stripped); the recorded ``Step.info`` keeps ``record_info(info)``
+(privileged included) for the teacher, who corrects later without re-running the env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+from leap_gym.agents.base import Agent, AgentOutput
+from leap_gym.core import Step, Trajectory, record_info
+from leap_gym.wrappers import privileged_keys, strip_privileged
+
+
+class BatchActor:
+    """Gives every agent kind one interface: ``reset(slot, task)`` and ``act(slots, observations, infos)``.
+
+    - a batched student (``act_batch`` plus per-slot ``tasks``/``histories`` lists, as ``HFStudent``): one
+      batched call per decision round over the live slots; the actor owns each slot's history list and hands the
+      live ones to the student, which appends its own ``(observation, action)`` to them;
+    - a zero-argument callable returning a fresh ``Agent``: one agent per slot, acted one by one;
+    - a single ``Agent``: one slot.
+    """
+
+    def __init__(self, agent: Any, num_slots: int, snap: bool = False):
+        self.snap = snap
+        self.batched = hasattr(agent, "act_batch") and hasattr(agent, "histories")
+        if self.batched:
+            self.agent = agent
+            self.num_slots = num_slots
+            self.tasks = [""] * num_slots
+            self.histories: list[list[tuple[str, str]]] = [[] for _ in range(num_slots)]
+        elif isinstance(agent, Agent):
+            self.agents = [agent]
+            self.num_slots = 1
+        elif callable(agent):
+            self.agents = [agent() for _ in range(num_slots)]
+            self.num_slots = num_slots
+        else:
+            raise TypeError(f"cannot roll out {type(agent).__name__}: expected an Agent, an agent factory or a "
+                            "batched student (act_batch + histories)")
+
+    def reset(self, slot: int, task: str) -> None:
+        if self.batched:
+            self.tasks[slot], self.histories[slot] = task, []
+        else:
+            self.agents[slot].reset(task)
+
+    def act(self, slots: list[int], observations: list[str], infos: list[dict[str, Any]]) -> list[AgentOutput]:
+        if self.batched:
+            self.agent.tasks = [self.tasks[s] for s in slots]
+            self.agent.histories = [self.histories[s] for s in slots]  # same list objects: appends land here
+            outs = list(self.agent.act_batch(observations, infos))
+        else:
+            outs = [self.agents[s].act(o, i) for s, o, i in zip(slots, observations, infos, strict=True)]
+        if self.snap:
+            for j, (s, info) in enumerate(zip(slots, infos, strict=True)):
+                snapped = snap_action(outs[j].action, info.get("admissible_actions"))
+                if snapped != outs[j].action:
+                    outs[j] = AgentOutput(reason=outs[j].reason, action=snapped, raw_text=outs[j].raw_text,
+                                          format_ok=outs[j].format_ok)
+                    if self.batched and self.histories[s]:  # the student's history shows what it did
+                        self.histories[s][-1] = (self.histories[s][-1][0], snapped)
+        return outs
+
+
+def snap_action(action: str, candidates: Sequence[str] | None) -> str:
+    """The admissible action closest to ``action`` by edit similarity (unchanged when it is admissible or the
+    env has free-text actions): a cheap way to keep a weak model's near-miss (``go to cabinet 3`` in a room with
+    two cabinets) valid, at no model cost."""
+    if not candidates or action in candidates:
+        return action
+    from rapidfuzz import fuzz, process
+
+    best = process.extractOne(action, list(candidates), scorer=fuzz.ratio)
+    return best[0] if best else action
+
+
+@dataclass
+class _Slot:
+    env: gym.Env
+    keys: frozenset[str]
+    traj: Trajectory | None = None
+    obs: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    import leap_gym  # noqa: F401  (registers the envs)
+
+    return gym.make(env_id, **(env_kwargs or {}))
+
+
+def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs: dict[str, Any] | None = None,
+            seed: int = 0, max_steps: int = 0, batch_size: int = 16, privileged: bool = False,
+            progress: bool = False, desc: str = "rollout",
+            env_fn: Callable[[], gym.Env] | None = None, snap: bool = False) -> list[Trajectory]:
+    """One episode per task index, in the order given; returns the trajectories in that order.
+
+    ``reset(seed=seed, options={"task_index": i})`` makes every episode reproducible. ``max_steps`` (0 = the
+    env's own limit) truncates episodes. ``snap`` replaces an inadmissible action by the closest admissible
+    one (``snap_action``). ``privileged=True`` hands agents the full ``info`` (teachers acting via
+    ``TeacherAgent``); otherwise agents see the student view only.
+    """
+    tasks = list(task_indices)
+    actor = BatchActor(agent, max(1, min(batch_size, len(tasks))), snap=snap)
+    build = env_fn or (lambda: make_env(env_id, env_kwargs))
+    slots: list[_Slot] = []
+    for _ in range(actor.num_slots):
+        env = build()
+        slots.append(_Slot(env=env, keys=privileged_keys(env)))
+    results: dict[int, Trajectory] = {}
+    pending = list(enumerate(tasks))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), desc=desc, unit="ep", leave=False)
+
+    def start(slot_id: int) -> bool:
+        slot = slots[slot_id]
+        if not pending:
+            slot.traj = None
+            return False
+        order, task_index = pending.pop(0)
+        obs, info = slot.env.reset(seed=seed, options={"task_index": int(task_index)})
+        slot.traj = Trajectory(env_id=env_id, task_id=str(info.get("task_id", task_index)),
+                               task=str(info.get("task", "")), seed=seed,
+                               metadata={"task_index": int(task_index), "order": order,
+                                         "task_type": info.get("task_type", "")})
+        slot.obs, slot.info = obs, info
+        actor.reset(slot_id, slot.traj.task)
+        return True
+
+    def finish(slot_id: int) -> None:
+        slot = slots[slot_id]
+        traj = slot.traj
+        assert traj is not None
+        traj.won = bool(slot.info.get("won", False))
+        traj.score = float(slot.info.get("score", 0.0))
+        results[traj.metadata["order"]] = traj
+        if bar is not None:
+            bar.update(1)
+        start(slot_id)
+
+    try:
+        for i in range(len(slots)):
+            start(i)
+        while True:
+            live = [i for i, s in enumerate(slots) if s.traj is not None]
+            if not live:
+                break
+            views = [slots[i].info if privileged else strip_privileged(slots[i].info, slots[i].keys) for i in live]
+            outputs = actor.act(live, [slots[i].obs for i in live], views)
+            for i, out in zip(live, outputs, strict=True):
+                slot = slots[i]
+                traj = slot.traj
+                assert traj is not None
+                step = Step(observation=slot.obs, action=out.action,
+                            admissible_actions=slot.info.get("admissible_actions"), reason=out.reason,
+                            info=record_info(slot.info), raw_output=out.raw_text)
+                obs, reward, terminated, truncated, info = slot.env.step(out.action)
+                step.reward = float(reward)
+                step.action_valid = bool(info.get("action_valid", True))
+                if not out.format_ok:
+                    traj.metadata["format_errors"] = traj.metadata.get("format_errors", 0) + 1
+                traj.steps.append(step)
+                slot.obs, slot.info = obs, info
+                if terminated or truncated or (max_steps and len(traj.steps) >= max_steps):
+                    finish(i)
+    finally:
+        if bar is not None:
+            bar.close()
+        for s in slots:
+            s.env.close()
+    return [results[k] for k in sorted(results)]

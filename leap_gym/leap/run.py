@@ -1,0 +1,386 @@
+"""``run(config)``: the whole LEAP loop as resumable stages in a run directory.
+
+Layout (every file written atomically; a stage is done when its output exists)::
+
+    run_dir/config.yaml                  resolved config (a resumed run must match it)
+    run_dir/teachers/<name>.json         evaluation of the privileged teacher and the teacher without privilege
+    run_dir/iter_0/demos.jsonl           teacher demonstrations on the train tasks (reasons included)
+    run_dir/base/                        the student's starting weights (built locally for tiny/small/base)
+    run_dir/iter_<i>/rollout.jsonl       the previous student's episodes on the train tasks (i >= 1)
+    run_dir/iter_<i>/corrections.jsonl   teacher corrections of the selected episodes (i >= 1)
+    run_dir/iter_<i>/dataset.jsonl       this iteration's training rows
+    run_dir/iter_<i>/train/              model/ (merged weights), adapter/, train_log.json
+    run_dir/iter_<i>/eval.json           held-out evaluation of the iteration's student (+ eval_trajectories.jsonl)
+    run_dir/metrics.jsonl, learning_curve.png, report.html   rebuilt from the files above after every stage
+
+Re-running with the same config skips every finished stage; a kill mid-stage loses only that stage's work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from leap_gym.core import Correction, Trajectory, read_trajectories, write_jsonl
+from leap_gym.io import atomic_write_json
+from leap_gym.leap.config import (
+    ConfigError,
+    LeapConfig,
+    dump_config,
+    from_dict,
+    load_config,
+    save_config,
+    to_dict,
+)
+
+# Keys a resumed run may change: they do not alter finished stages.
+RESUMABLE_CHANGES = ("iterations", "run_dir", "evaluation.every_iteration", "training.report_to",
+                     "student.num_threads")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k not in ("kwargs", "train_kwargs", "test_kwargs"):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def check_resume(saved: LeapConfig, cfg: LeapConfig) -> None:
+    a, b = _flat(to_dict(saved)), _flat(to_dict(cfg))
+    diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES]
+    if diff:
+        raise ConfigError(f"{cfg.run_dir} holds a run with a different config ({', '.join(diff)}); use a new "
+                          "run_dir or the same settings to resume")
+
+
+def make_teacher(cfg: LeapConfig, privilege: float):
+    from leap_gym.agents.teachers import load_symbol, make_expert
+
+    if cfg.teacher.kind == "expert":
+        return make_expert(cfg.env.env_id, privilege, **cfg.teacher.kwargs)
+    return load_symbol(cfg.teacher.kind)(privilege=privilege, **cfg.teacher.kwargs)
+
+
+def teacher_agent_factory(cfg: LeapConfig, privilege: float) -> Callable[[], Any]:
+    from leap_gym.agents.teachers import TeacherAgent
+
+    return lambda: TeacherAgent(make_teacher(cfg, privilege), cfg.env.env_id)
+
+
+def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None):
+    from leap_gym.agents.student import HFStudent
+
+    s = cfg.student
+    return HFStudent(model_dir, adapter=adapter_dir, env=cfg.env.env_id, k=s.history_k,
+                     max_new_tokens=s.max_new_tokens, do_sample=s.temperature > 0,
+                     temperature=s.temperature or 1.0, seed=cfg.seed, constrained=s.constrained,
+                     max_prompt_tokens=max(16, 2 * cfg.training.max_length - s.max_new_tokens),
+                     batch_size=s.batch_size)
+
+
+def _kwargs(cfg: LeapConfig, split: str) -> dict[str, Any]:
+    extra = cfg.env.train_kwargs if split == "train" else cfg.env.test_kwargs
+    return {**cfg.env.kwargs, **extra}
+
+
+class Run:
+    """The stages of one run; each method is idempotent (skips when its output exists)."""
+
+    def __init__(self, cfg: LeapConfig, progress: bool = True, log: Callable[[str], None] | None = None):
+        self.cfg = cfg
+        self.dir = Path(cfg.run_dir)
+        self.progress = progress
+        self._log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.t0 = time.monotonic()
+
+    def log(self, msg: str) -> None:
+        self._log(f"[leap {time.monotonic() - self.t0:6.0f}s] {msg}")
+
+    # -- paths --------------------------------------------------------------------------------------------------
+    def it(self, i: int) -> Path:
+        return self.dir / f"iter_{i}"
+
+    def train_tasks(self) -> list[int]:
+        return list(range(self.cfg.env.num_train_tasks))
+
+    def test_tasks(self) -> list[int]:
+        return list(range(self.cfg.evaluation.num_test_tasks))
+
+    # -- setup --------------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        path = self.dir / "config.yaml"
+        if path.exists():
+            check_resume(load_config(path), self.cfg)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.cfg, path)
+        from leap_gym.leap.train import set_threads
+
+        set_threads(self.cfg.student.num_threads, tiny=self.cfg.student.model == "tiny")
+
+    def _rollout(self, agent: Any, split: str, tasks: list[int], privileged: bool, desc: str,
+                 seed: int | None = None) -> list[Trajectory]:
+        from leap_gym.leap.rollout import rollout
+
+        c = self.cfg
+        return rollout(c.env.env_id, agent, tasks, env_kwargs=_kwargs(c, split),
+                       seed=c.seed if seed is None else seed, max_steps=c.env.max_steps,
+                       batch_size=c.student.batch_size, privileged=privileged, progress=self.progress, desc=desc,
+                       snap=c.student.snap_to_admissible and not privileged)
+
+    def _evaluate(self, out: Path, agent: Any, privileged: bool, name: str) -> dict[str, Any]:
+        if out.exists():
+            return json.loads(out.read_text())
+        from leap_gym.leap.evaluate import summarize
+
+        t = time.monotonic()
+        trajs = self._rollout(agent, "test", self.test_tasks(), privileged, f"eval {name}")
+        metrics = {"name": name, **summarize(trajs), "wall_s": round(time.monotonic() - t, 2)}
+        write_jsonl(out.with_name(out.stem + "_trajectories.jsonl"), trajs)
+        atomic_write_json(out, metrics)
+        self.log(f"eval {name}: success {metrics['success']:.3f} score {metrics['score']:.3f}")
+        return metrics
+
+    # -- stages -------------------------------------------------------------------------------------------------
+    def teachers(self) -> None:
+        if not self.cfg.evaluation.teachers:
+            return
+        p = self.cfg.teacher.privilege
+        self._evaluate(self.dir / "teachers" / "teacher_privileged.json", teacher_agent_factory(self.cfg, p),
+                       True, f"teacher (privilege {p:g})")
+        self._evaluate(self.dir / "teachers" / "teacher_no_privilege.json", teacher_agent_factory(self.cfg, 0.0),
+                       True, "teacher without privilege")
+        for spec in self.cfg.evaluation.baselines:
+            from leap_gym.agents.teachers import load_symbol
+
+            name = spec.rsplit(":", 1)[-1]
+            self._evaluate(self.dir / "baselines" / f"{name}.json", load_symbol(spec), False, name)
+
+    def demos(self) -> list[Trajectory]:
+        out = self.it(0) / "demos.jsonl"
+        if not out.exists():
+            c = self.cfg
+            trajs = []
+            for r in range(c.rollout.demos_per_task):
+                trajs += self._rollout(teacher_agent_factory(c, c.teacher.demo_privilege), "train",
+                                       self.train_tasks(), True, "demos", seed=c.seed + r)
+            write_jsonl(out, trajs)
+            won = sum(t.won for t in trajs)
+            self.log(f"demos: {len(trajs)} episodes, {won} won, {sum(len(t) for t in trajs)} steps")
+        return read_trajectories(out)
+
+    def base(self, demos: list[Trajectory]) -> tuple[str, bool]:
+        """``(model_dir, from_scratch)`` of the student's starting weights."""
+        from leap_gym.models import MODEL_SIZES
+
+        c = self.cfg.student
+        if c.model not in MODEL_SIZES:
+            return c.model, False
+        out = self.dir / "base"
+        if not (out / "config.json").exists():
+            import shutil
+
+            from leap_gym.agents.prompting import format_target
+            from leap_gym.leap.dataset import prompt_messages
+            from leap_gym.models import build_model, build_tokenizer, env_text_corpus
+
+            texts = []
+            for traj in demos[: c.tokenizer_episodes]:
+                for t, step in enumerate(traj.steps):
+                    texts += [m["content"] for m in prompt_messages(traj, t, c.history_k)]
+                    texts.append(format_target(step.reason, step.action))
+            tok = build_tokenizer(env_text_corpus(texts, seed=self.cfg.seed), vocab_size=c.vocab_size)
+            model = build_model(tok, size=c.model, seed=self.cfg.seed)
+            partial = out.with_name("base.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            model.save_pretrained(partial)
+            tok.save_pretrained(partial)
+            os.replace(partial, out)
+            n = sum(p.numel() for p in model.parameters())
+            self.log(f"base: built {c.model} model ({n / 1e6:.2f} M params, vocab {len(tok)})")
+        return str(out), True
+
+    def dataset(self, i: int, trajs: list[Trajectory], corrections: list[list[Correction]] | None,
+                model_dir: str) -> list[dict[str, Any]]:
+        out = self.it(i) / "dataset.jsonl"
+        if not out.exists():
+            from transformers import AutoTokenizer
+
+            from leap_gym.leap.dataset import DatasetStats, build_dataset
+
+            c = self.cfg
+            method = "sft" if i == 0 else c.training.method
+            stats = DatasetStats()
+            rows = build_dataset(trajs, corrections, method=method, history_k=c.student.history_k,
+                                 max_length=c.training.max_length,
+                                 tokenizer=AutoTokenizer.from_pretrained(model_dir),
+                                 only_corrected=c.rollout.only_corrected_steps, iteration=i, stats=stats)
+            write_jsonl(out, rows)
+            atomic_write_json(self.it(i) / "dataset_stats.json", vars(stats))
+            self.log(f"iter {i} dataset: {stats.rows} rows ({stats.dropped_too_long} dropped as too long, "
+                     f"{stats.over_length} kept over max_length, "
+                     f"{stats.history_cut} with history cut, {stats.observation_clipped} observations clipped, "
+                     f"{stats.skipped_uncorrected} uncorrected skipped)")
+        return _read_rows(out)
+
+    def train(self, i: int, rows_per_iter: list[list[dict[str, Any]]], model_dir: str, adapter_dir: str | None,
+              from_scratch: bool) -> tuple[str, str | None]:
+        out = self.it(i) / "train"
+        c = self.cfg
+        if not (out / "train_log.json").exists():
+            from leap_gym.leap.dataset import aggregate
+            from leap_gym.leap.train import train
+
+            method = "sft" if i == 0 else c.training.method
+            if method == "dpo":
+                rows = aggregate([rows_per_iter[-1]], "last", seed=c.seed + i)
+            else:
+                rows = aggregate(rows_per_iter, c.training.aggregate, seed=c.seed + i)
+            steps = c.training.bc_max_steps if i == 0 else c.training.max_steps
+            self.log(f"iter {i} train: {method} on {len(rows)} rows, {steps} steps")
+            res = train(rows, model_dir, out, c.training, from_scratch=from_scratch, method=method,
+                        adapter_dir=adapter_dir, max_steps=steps, progress=self.progress)
+            self.log(f"iter {i} train: loss {res.metrics['train_loss']:.3f} in {res.metrics['train_runtime_s']:.0f}s")
+        if c.training.finetune == "lora" and c.training.continue_mode == "stack":
+            return model_dir, str(out / "adapter")
+        return str(out / "model"), None
+
+    def student_rollout(self, i: int, model_dir: str, adapter_dir: str | None) -> list[Trajectory]:
+        out = self.it(i) / "rollout.jsonl"
+        if not out.exists():
+            trajs = self._rollout(make_student(self.cfg, model_dir, adapter_dir), "train", self.train_tasks(),
+                                  False, f"rollout iter {i}")
+            write_jsonl(out, trajs)
+            self.log(f"iter {i} rollout: {sum(t.won for t in trajs)}/{len(trajs)} won")
+        return read_trajectories(out)
+
+    def corrections(self, i: int, rollouts: list[Trajectory]) -> tuple[list[Trajectory], list[list[Correction]]]:
+        out = self.it(i) / "corrections.jsonl"
+        if not out.exists():
+            from leap_gym.leap.correct import correct
+
+            c = self.cfg
+            kept, fixes = correct(rollouts, make_teacher(c, c.teacher.privilege), select=c.rollout.select,
+                                  score_threshold=c.rollout.score_threshold, progress=self.progress)
+            write_corrections(out, kept, fixes)
+            changed = sum(x.was_corrected for f in fixes for x in f)
+            self.log(f"iter {i} corrections: {len(kept)} episodes, {changed}/{sum(map(len, fixes))} steps changed")
+        return read_corrections_file(out)
+
+    def evaluate_student(self, i: int, model_dir: str, adapter_dir: str | None) -> dict[str, Any]:
+        out = self.it(i) / "eval.json"
+        if out.exists():
+            return json.loads(out.read_text())
+        label = "BC" if i == 0 else f"LEAP iter {i}"
+        return self._evaluate(out, make_student(self.cfg, model_dir, adapter_dir), False, label)
+
+    # -- outputs --------------------------------------------------------------------------------------------------
+    def refresh_outputs(self) -> list[dict[str, Any]]:
+        from leap_gym.leap.report import write_learning_curve, write_report
+
+        rows = collect_metrics(self.dir)
+        write_jsonl(self.dir / "metrics.jsonl", rows)
+        try:
+            write_learning_curve(rows, self.dir / "learning_curve.png")
+        except ImportError:  # matplotlib is optional (the train extra)
+            pass
+        write_report(self.dir, rows)
+        return rows
+
+    def __call__(self) -> list[dict[str, Any]]:
+        c = self.cfg
+        self.setup()
+        self.log(f"run {self.dir} ({c.env.env_id}, student {c.student.model}, {c.iterations} LEAP iterations)")
+        self.teachers()
+        self.refresh_outputs()
+        demos = self.demos()
+        base_dir, from_scratch = self.base(demos)
+        rows = [self.dataset(0, demos, None, base_dir)]
+        model_dir, adapter_dir = self.train(0, rows, base_dir, None, from_scratch)
+        if c.evaluation.every_iteration or c.iterations == 0:
+            self.evaluate_student(0, model_dir, adapter_dir)
+        self.refresh_outputs()
+        for i in range(1, c.iterations + 1):
+            trajs = self.student_rollout(i, model_dir, adapter_dir)
+            kept, fixes = self.corrections(i, trajs)
+            rows.append(self.dataset(i, kept, fixes, model_dir))
+            if c.training.method == "dpo" and not rows[-1]:
+                self.log(f"iter {i}: no preference pairs (nothing corrected); keeping the previous student")
+            else:
+                model_dir, adapter_dir = self.train(i, rows, model_dir, adapter_dir, from_scratch)
+            if c.evaluation.every_iteration or i == c.iterations:
+                self.evaluate_student(i, model_dir, adapter_dir)
+            self.refresh_outputs()
+        self.log(f"done: {self.dir}")
+        return self.refresh_outputs()
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    from leap_gym.core import iter_jsonl
+
+    return [obj for _, obj in iter_jsonl(path)]
+
+
+def write_corrections(path: Path, trajectories: list[Trajectory], corrections: list[list[Correction]]) -> None:
+    """One line per corrected episode: the trajectory and its per-step corrections."""
+    from leap_gym.core import to_record
+
+    write_jsonl(path, ({"trajectory": to_record(t), "corrections": [to_record(c) for c in cs]}
+                       for t, cs in zip(trajectories, corrections, strict=True)))
+
+
+def read_corrections_file(path: Path) -> tuple[list[Trajectory], list[list[Correction]]]:
+    from leap_gym.core import RecordError, from_record, iter_jsonl
+
+    trajs, fixes = [], []
+    for line, obj in iter_jsonl(path):
+        if not isinstance(obj, dict) or "trajectory" not in obj or "corrections" not in obj:
+            raise RecordError("expected {trajectory, corrections}", path, line)
+        trajs.append(from_record(obj["trajectory"], Trajectory, path, line))
+        fixes.append([from_record(c, Correction, path, line) for c in obj["corrections"]])
+    return trajs, fixes
+
+
+def collect_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Evaluation rows (teachers, baselines, every iteration) read back from the run's files."""
+    rows: list[dict[str, Any]] = []
+    for sub, agent in (("teachers", "teacher"), ("baselines", "baseline")):
+        for p in sorted((run_dir / sub).glob("*.json")):
+            rows.append({"agent": agent, "key": p.stem, **json.loads(p.read_text())})
+    i = 0
+    while (run_dir / f"iter_{i}").exists():
+        d = run_dir / f"iter_{i}"
+        row: dict[str, Any] = {"agent": "student", "key": f"iter_{i}", "iteration": i}
+        if (d / "eval.json").exists():
+            row.update(json.loads((d / "eval.json").read_text()))
+        if (d / "train" / "train_log.json").exists():
+            row["train"] = json.loads((d / "train" / "train_log.json").read_text())["metrics"]
+        if (d / "dataset_stats.json").exists():
+            row["dataset"] = json.loads((d / "dataset_stats.json").read_text())
+        if len(row) > 3:
+            rows.append(row)
+        i += 1
+    return rows
+
+
+def run(config: LeapConfig | dict[str, Any] | str | os.PathLike, overrides: list[str] | None = None, *,
+        progress: bool = True, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) LEAP; returns the metric rows also written to ``run_dir/metrics.jsonl``."""
+    if isinstance(config, LeapConfig):
+        cfg = config if not overrides else load_config(None, overrides, base=to_dict(config))
+    elif isinstance(config, dict):
+        cfg = load_config(None, overrides, base=config)
+    else:
+        cfg = load_config(config, overrides)
+    return Run(cfg, progress=progress, log=log)()
+
+
+__all__ = ["Run", "collect_metrics", "dump_config", "from_dict", "read_corrections_file", "run",
+           "write_corrections"]

@@ -1,0 +1,277 @@
+"""One training phase of the LEAP loop through TRL: SFT (or DPO) with LoRA; 4-bit QLoRA on CUDA.
+
+**Device plan.** On CUDA the base loads in 4-bit NF4 with double quantisation and bf16 compute (QLoRA),
+``prepare_model_for_kbit_training`` with non-reentrant gradient checkpointing, and the paged 8-bit AdamW. On CPU
+nothing is quantised: bitsandbytes' CPU 4-bit path repacks weights into an inference layout after any
+``generate`` and from then on silently passes no gradient through the base linears (see
+specs/ml-stack.md section 5), and LEAP alternates rollouts and training every iteration. CPU training is plain
+fp32 LoRA (optionally bf16 autocast), without gradient checkpointing (it only costs time for small models).
+
+**Continuing across iterations.** Every iteration starts from the previous iteration's weights:
+
+- ``continue_mode="merge"`` (default): a fresh LoRA adapter is trained on the previous *merged* model, then merged
+  into it and saved as a full checkpoint (``model/``); the adapter alone is kept in ``adapter/``. This is what the
+  LEAP authors did (train, merge, push; the next iteration starts from the merged model). Under QLoRA the
+  adapter is merged into a bf16 reload of the base, never into the 4-bit weights.
+- ``continue_mode="stack"``: the base stays untouched on disk and the same adapter keeps training from iteration
+  to iteration (``adapter/`` holds the latest); cheaper on disk for large bases.
+
+A base the library built from a config (randomly initialised) cannot be steered by LoRA alone (its frozen random
+embeddings and head stall the loss): ``lora_config_for`` then also trains ``embed_tokens`` and ``lm_head``
+(``modules_to_save``), which ``merge`` folds back into the checkpoint.
+
+Outputs are written to ``<output_dir>.partial`` and renamed into place when complete, so a killed run never
+leaves a half-written model where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leap_gym.leap.config import TrainingConfig
+
+CPU_QLORA_NOTICE = ("leap-gym: QLoRA (4-bit) needs CUDA; training plain LoRA in full precision on CPU "
+                    "(bitsandbytes' CPU 4-bit path breaks LoRA gradients after generation).")
+
+
+@dataclass
+class QuantPlan:
+    """How a training phase loads and optimises the model on a device; built without touching the device."""
+
+    device: str
+    quantize: bool
+    bnb: dict[str, Any] = field(default_factory=dict)  # BitsAndBytesConfig kwargs (dtype given by name)
+    prepare: dict[str, Any] = field(default_factory=dict)  # prepare_model_for_kbit_training kwargs
+    trainer: dict[str, Any] = field(default_factory=dict)  # SFTConfig/DPOConfig device-related kwargs
+    load_dtype: str = "float32"
+    notice: str | None = None
+
+
+def quantization_plan(device: str, cfg: TrainingConfig) -> QuantPlan:
+    """The QLoRA plan on CUDA, plain LoRA on CPU (see the module doc for why CPU never quantises)."""
+    cuda = device.startswith("cuda")
+    lora = cfg.finetune == "lora"
+    if cfg.quantize == "always" and not cuda:
+        raise RuntimeError("training.quantize=always needs CUDA: bitsandbytes' 4-bit path on CPU silently breaks "
+                           "LoRA gradients; use quantize=auto or never")
+    if cuda and lora and cfg.quantize in ("auto", "always"):
+        return QuantPlan(
+            device=device, quantize=True,
+            bnb={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
+                 "bnb_4bit_compute_dtype": "bfloat16"},
+            prepare={"use_gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}},
+            trainer={"bf16": True, "use_cpu": False, "optim": "paged_adamw_8bit", "gradient_checkpointing": True,
+                     "gradient_checkpointing_kwargs": {"use_reentrant": False}},
+            load_dtype="bfloat16")
+    if cuda:
+        return QuantPlan(device=device, quantize=False,
+                         trainer={"bf16": True, "use_cpu": False, "optim": "adamw_torch_fused",
+                                  "gradient_checkpointing": True,
+                                  "gradient_checkpointing_kwargs": {"use_reentrant": False}},
+                         load_dtype="bfloat16")
+    notice = CPU_QLORA_NOTICE if lora and cfg.quantize == "auto" else None
+    return QuantPlan(device="cpu", quantize=False,
+                     trainer={"bf16": bool(cfg.bf16), "use_cpu": True, "optim": "adamw_torch",
+                              "gradient_checkpointing": False},
+                     load_dtype="float32", notice=notice)
+
+
+def bnb_config(plan: QuantPlan):
+    """The ``BitsAndBytesConfig`` of a quantising plan (None otherwise)."""
+    if not plan.quantize:
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    kwargs = dict(plan.bnb)
+    kwargs["bnb_4bit_compute_dtype"] = getattr(torch, kwargs["bnb_4bit_compute_dtype"])
+    return BitsAndBytesConfig(**kwargs)
+
+
+def trainer_kwargs(plan: QuantPlan, cfg: TrainingConfig, method: str, output_dir: str, max_steps: int,
+                   progress: bool = True) -> dict[str, Any]:
+    """Keyword arguments for ``SFTConfig``/``DPOConfig``: TRL's CPU-breaking defaults (bf16, gradient
+    checkpointing, fused AdamW) replaced by the plan's, and the tiny-model learning rates."""
+    kw: dict[str, Any] = {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "learning_rate": cfg.dpo_learning_rate if method == "dpo" else cfg.learning_rate,
+        "lr_scheduler_type": "constant_with_warmup",
+        "warmup_steps": cfg.warmup_steps,
+        "max_length": cfg.max_length,
+        "logging_steps": 10,
+        "save_strategy": "no",
+        "report_to": cfg.report_to,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": not progress,
+        **plan.trainer,
+    }
+    if max_steps > 0:
+        kw["max_steps"] = max_steps
+    else:
+        kw["num_train_epochs"] = cfg.epochs
+    if method == "sft":
+        kw["completion_only_loss"] = True
+    else:
+        kw["beta"] = cfg.dpo_beta
+        kw["precompute_ref_log_probs"] = True  # one reference pass instead of one per step
+    return kw
+
+
+@dataclass
+class TrainResult:
+    model_dir: str  # full checkpoint to act with (merge / full) or the untouched base (stack)
+    adapter_dir: str | None  # LoRA adapter (stack: act with base + adapter)
+    metrics: dict[str, Any]
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def set_threads(n: int, tiny: bool = False) -> None:
+    """``n`` torch threads; 0 = automatic: 1 for the tiny built models (their ops are too small to split, and a
+    second thread only spins on a shared machine), else ``min(2, cpu count)``."""
+    import torch
+
+    if n <= 0:
+        n = 1 if tiny else max(1, min(2, os.cpu_count() or 1))
+    torch.set_num_threads(n)
+
+
+def _load(model_dir: str, plan: QuantPlan):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, plan.load_dtype)}
+    if plan.quantize:
+        kwargs["quantization_config"] = bnb_config(plan)
+        kwargs["device_map"] = {"": 0}
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+    if plan.quantize:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, **plan.prepare)
+    return model
+
+
+def _rows_to_dataset(rows: list[dict[str, Any]], method: str):
+    from datasets import Dataset
+
+    keys = ("prompt", "completion") if method == "sft" else ("prompt", "chosen", "rejected")
+    return Dataset.from_list([{k: r[k] for k in keys} for r in rows])
+
+
+def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: str | os.PathLike,
+          cfg: TrainingConfig, *, from_scratch: bool = False, method: str | None = None,
+          adapter_dir: str | os.PathLike | None = None, max_steps: int | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train on ``rows`` (from ``build_dataset``) starting from ``model_dir`` (+ ``adapter_dir`` in stack mode).
+
+    Writes ``output_dir/{model,adapter}`` (see the module doc), ``train_log.json`` with the trainer's log
+    history. ``from_scratch`` marks a randomly initialised base (adds ``modules_to_save`` for LoRA).
+    """
+    method = method or cfg.method
+    if not rows:
+        raise ValueError("no training rows: nothing to train on (did every episode succeed or get dropped?)")
+    import torch
+
+    from leap_gym.models import lora_config_for
+
+    output_dir = Path(output_dir)
+    partial = output_dir.with_name(output_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    plan = quantization_plan(_device(), cfg)
+    if plan.notice:
+        print(plan.notice, file=sys.stderr)
+    steps = cfg.max_steps if max_steps is None else max_steps
+    torch.manual_seed(cfg.seed)
+    if not progress:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+
+    model = _load(str(model_dir), plan)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    peft_config = None
+    if cfg.finetune == "lora":
+        if cfg.continue_mode == "stack" and adapter_dir is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+        else:
+            peft_config = lora_config_for(model, from_scratch, r=cfg.lora_r, alpha=cfg.lora_alpha,
+                                          dropout=cfg.lora_dropout)
+    data = _rows_to_dataset(rows, method)
+    kw = trainer_kwargs(plan, cfg, method, str(partial / "trainer"), steps, progress)
+    # rows were fitted by build_dataset (history cut, never the target): let TRL keep the longest one whole
+    kw["max_length"] = max([cfg.max_length] + [int(r.get("meta", {}).get("tokens", 0)) + 1 for r in rows])
+    if method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        trainer = SFTTrainer(model=model, args=SFTConfig(**kw), train_dataset=data, processing_class=tokenizer,
+                             peft_config=peft_config)
+    else:
+        from trl import DPOConfig, DPOTrainer
+
+        trainer = DPOTrainer(model=model, args=DPOConfig(**kw), train_dataset=data, processing_class=tokenizer,
+                             peft_config=peft_config)
+    result = trainer.train()
+    trained = trainer.model
+    shutil.rmtree(partial / "trainer", ignore_errors=True)
+
+    out_adapter = None
+    if cfg.finetune == "full":
+        trained.save_pretrained(partial / "model")
+        tokenizer.save_pretrained(partial / "model")
+        final_model = output_dir / "model"
+    else:
+        trained.save_pretrained(partial / "adapter")
+        tokenizer.save_pretrained(partial / "adapter")
+        out_adapter = str(output_dir / "adapter")
+        if cfg.continue_mode == "merge":
+            _merged(trained, plan, str(model_dir), partial / "adapter").save_pretrained(partial / "model")
+            tokenizer.save_pretrained(partial / "model")
+            final_model = output_dir / "model"
+        else:
+            final_model = Path(model_dir)
+    metrics = {"method": method, "rows": len(rows), "train_loss": float(result.training_loss),
+               "global_steps": int(result.global_step), "train_runtime_s": float(result.metrics["train_runtime"]),
+               "quantized": plan.quantize, "device": plan.device, "from_scratch": from_scratch}
+    (partial / "train_log.json").write_text(json.dumps({"metrics": metrics, "plan": asdict(plan),
+                                                        "log_history": trainer.state.log_history}, indent=1))
+    del trainer, trained, model
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    os.replace(partial, output_dir)
+    return TrainResult(model_dir=str(final_model), adapter_dir=out_adapter, metrics=metrics)
+
+
+def _merged(trained, plan: QuantPlan, base_dir: str, adapter_dir: Path):
+    """The adapter folded into the weights; under QLoRA into a bf16 reload of the base (not the 4-bit one)."""
+    if not plan.quantize:
+        return trained.merge_and_unload()
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16)
+    return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()

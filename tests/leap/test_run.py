@@ -1,0 +1,145 @@
+"""The whole loop on the toy env with the tiny student: outputs, resume without recomputation, SIGKILL mid-stage,
+DPO end to end, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+from leap_gym.core import read_trajectories  # noqa: E402
+from leap_gym.leap.config import ConfigError  # noqa: E402
+from leap_gym.leap.run import read_corrections_file, run  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TOY = "tests.toy_env:leap-test/Toy-v0"  # module:id, so subprocesses register the toy env on make
+
+
+def toy_config(run_dir, method="sft", **training) -> dict:
+    return {"run_dir": str(run_dir), "iterations": 2,
+            "env": {"env_id": TOY, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6, "max_steps": 3},
+            "student": {"model": "tiny", "batch_size": 6, "max_new_tokens": 16, "num_threads": 1,
+                        "vocab_size": 1024, "tokenizer_episodes": 6},
+            "teacher": {"kind": "tests.leap.toy_teacher:ToyExpertTeacher"},
+            "training": {"bc_max_steps": 3, "max_steps": 2, "batch_size": 4, "max_length": 256, "method": method,
+                         "warmup_steps": 0, **training},
+            "evaluation": {"num_test_tasks": 3}}
+
+
+def _stage_files(run_dir: Path) -> dict[str, float]:
+    names = ["iter_0/demos.jsonl", "iter_0/dataset.jsonl", "iter_0/train/train_log.json", "iter_0/eval.json",
+             "iter_1/rollout.jsonl", "iter_1/corrections.jsonl", "iter_1/dataset.jsonl",
+             "iter_1/train/train_log.json", "iter_2/eval.json", "teachers/teacher_no_privilege.json"]
+    return {n: (run_dir / n).stat().st_mtime_ns for n in names}
+
+
+def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
+    run_dir = tmp_path / "run"
+    rows = run(toy_config(run_dir), progress=False)
+    keys = [r["key"] for r in rows]
+    assert keys == ["teacher_no_privilege", "teacher_privileged", "iter_0", "iter_1", "iter_2"]
+    assert all("success" in r and "per_type" in r for r in rows)
+    for name in ("config.yaml", "metrics.jsonl", "learning_curve.png", "report.html", "base/config.json",
+                 "iter_2/train/model/model.safetensors", "iter_2/train/adapter/adapter_config.json"):
+        assert (run_dir / name).exists(), name
+    assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    demos = read_trajectories(run_dir / "iter_0" / "demos.jsonl")
+    assert len(demos) == 6 and all(t.won and t.steps[0].reason for t in demos)
+    trajs, fixes = read_corrections_file(run_dir / "iter_1" / "corrections.jsonl")
+    assert len(trajs) == len(fixes) and all(len(t.steps) == len(f) for t, f in zip(trajs, fixes, strict=True))
+    assert all(not t.won for t in trajs)  # only failures are corrected by default
+    report = (run_dir / "report.html").read_text()
+    assert "teacher reason" in report or "Iteration 1" in report
+    metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["key"] for m in metrics] == keys and metrics[3]["train"]["global_steps"] == 2
+
+    before = _stage_files(run_dir)
+    again = run(toy_config(run_dir), progress=False)
+    assert _stage_files(run_dir) == before  # nothing recomputed
+    assert [r["success"] for r in again] == [r["success"] for r in rows]
+    with pytest.raises(ConfigError, match="training.max_steps"):
+        run(toy_config(run_dir, max_steps=5), progress=False)
+
+
+def test_dpo_runs_end_to_end(tmp_path):
+    rows = run(toy_config(tmp_path / "dpo", method="dpo"), progress=False)
+    students = [r for r in rows if r["agent"] == "student"]
+    assert [r["iteration"] for r in students] == [0, 1, 2]
+    assert students[0]["train"]["method"] == "sft"  # iteration 0 is always BC
+    if students[1].get("dataset", {}).get("rows"):
+        assert students[1]["train"]["method"] == "dpo"
+
+
+_CHILD = """
+import json, sys
+sys.path.insert(0, {repo!r})
+from leap_gym.leap.run import run
+run(json.loads({cfg!r}), progress=False)
+"""
+
+
+def test_sigkill_mid_training_then_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    cfg = toy_config(run_dir, bc_max_steps=150)  # long enough to be caught mid-stage
+    cfg["iterations"] = 1
+    code = _CHILD.format(repo=str(REPO), cfg=json.dumps(cfg))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    partial = run_dir / "iter_0" / "train.partial"
+    deadline = time.monotonic() + 300
+    try:
+        while not (partial / "trainer").exists():  # the trainer is running
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "training never started"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "iter_0" / "train").exists()  # no half-written model where a finished one belongs
+    demos_mtime = (run_dir / "iter_0" / "demos.jsonl").stat().st_mtime_ns
+    dataset = (run_dir / "iter_0" / "dataset.jsonl").read_text()
+
+    rows = run(cfg, progress=False)
+    assert [r["key"] for r in rows][-2:] == ["iter_0", "iter_1"]
+    assert (run_dir / "iter_0" / "demos.jsonl").stat().st_mtime_ns == demos_mtime  # finished work kept
+    assert (run_dir / "iter_0" / "dataset.jsonl").read_text() == dataset
+    assert (run_dir / "iter_0" / "train" / "model" / "model.safetensors").exists()
+    assert not partial.exists()
+
+
+@pytest.mark.slow
+def test_cli_train_and_eval(tmp_path):
+    import yaml
+
+    cfg = toy_config(tmp_path / "cli")
+    cfg["iterations"] = 1
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path), "--quiet",
+                          "evaluation.num_test_tasks=2"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "teacher without privilege" in out.stdout and "LEAP iter 1" in out.stdout and "BC" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "leap_gym.cli", "eval", "--run-dir", str(tmp_path / "cli"),
+                          "--quiet", "--num-tasks", "2", "--iteration", "1", "--name", "again"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "LEAP iter 1" in out.stdout
+    assert json.loads((tmp_path / "cli" / "evals" / "again" / "iter_1.json").read_text())["n"] == 2
+    bad = subprocess.run([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path), "training.x=1"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "training.x" in bad.stderr

@@ -1,0 +1,145 @@
+"""Training: the device plan (QLoRA on CUDA, plain LoRA on CPU), assistant-only loss, SFT and DPO phases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from leap_gym.leap.config import TrainingConfig
+from leap_gym.leap.train import CPU_QLORA_NOTICE, bnb_config, quantization_plan, trainer_kwargs
+
+
+def test_qlora_plan_for_cuda_builds_nf4_double_quant_bf16():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    cfg = TrainingConfig()
+    plan = quantization_plan("cuda", cfg)
+    assert plan.quantize and plan.notice is None and plan.load_dtype == "bfloat16"
+    bnb = bnb_config(plan)
+    assert bnb.load_in_4bit and not bnb.load_in_8bit
+    assert bnb.bnb_4bit_quant_type == "nf4" and bnb.bnb_4bit_use_double_quant
+    assert bnb.bnb_4bit_compute_dtype == torch.bfloat16
+    assert plan.prepare == {"use_gradient_checkpointing": True,
+                            "gradient_checkpointing_kwargs": {"use_reentrant": False}}
+    kw = trainer_kwargs(plan, cfg, "sft", "/tmp/x", 10)
+    assert kw["bf16"] is True and kw["use_cpu"] is False and kw["optim"] == "paged_adamw_8bit"
+    assert kw["gradient_checkpointing"] is True and kw["max_steps"] == 10 and kw["completion_only_loss"] is True
+    dpo = trainer_kwargs(plan, cfg, "dpo", "/tmp/x", 0)
+    assert dpo["beta"] == cfg.dpo_beta and dpo["learning_rate"] == cfg.dpo_learning_rate
+    assert dpo["num_train_epochs"] == cfg.epochs and "max_steps" not in dpo
+
+
+def test_cpu_plan_never_quantises_and_says_why():
+    cfg = TrainingConfig()
+    plan = quantization_plan("cpu", cfg)
+    assert not plan.quantize and bnb_config(plan) is None and plan.notice == CPU_QLORA_NOTICE
+    kw = trainer_kwargs(plan, cfg, "sft", "/tmp/x", 5)
+    assert kw["use_cpu"] is True and kw["bf16"] is False and kw["gradient_checkpointing"] is False
+    assert kw["optim"] == "adamw_torch"
+    bf16 = TrainingConfig(bf16=True)
+    assert trainer_kwargs(quantization_plan("cpu", bf16), bf16, "sft", "/tmp/x", 5)["bf16"] is True
+    assert quantization_plan("cpu", TrainingConfig(quantize="never")).notice is None
+    assert not quantization_plan("cuda", TrainingConfig(quantize="never")).quantize
+    assert not quantization_plan("cuda", TrainingConfig(finetune="full")).quantize
+    with pytest.raises(RuntimeError, match="needs CUDA"):
+        quantization_plan("cpu", TrainingConfig(quantize="always"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("trl")
+    torch.set_num_threads(1)
+    from leap_gym.models import build_model, build_tokenizer, env_text_corpus
+
+    tok = build_tokenizer(env_text_corpus(n_samples=60), vocab_size=1024)
+    path = tmp_path_factory.mktemp("base")
+    build_model(tok, "tiny").save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path), tok
+
+
+def _rows(tok, method="sft"):
+    from leap_gym.leap.dataset import build_dataset
+    from tests.leap.test_dataset import _fixes, _traj
+
+    trajs = [_traj(4), _traj(3)]
+    return build_dataset(trajs, [_fixes(t) for t in trajs], method=method, tokenizer=tok, max_length=384)
+
+
+def test_sft_loss_is_on_the_assistant_part_only(tiny):
+    import tempfile
+
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from leap_gym.models import build_model
+
+    path, tok = tiny
+    rows = _rows(tok)
+    cfg = TrainingConfig()
+    kw = trainer_kwargs(quantization_plan("cpu", cfg), cfg, "sft", tempfile.mkdtemp(), 1, progress=False)
+    data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    trainer = SFTTrainer(model=build_model(tok, "tiny"), args=SFTConfig(**kw), train_dataset=data,
+                         processing_class=tok)
+    for row, ex in zip(rows, trainer.train_dataset, strict=True):
+        learned = tok.decode([i for i, lab in zip(ex["input_ids"], ex["labels"], strict=True) if lab != -100])
+        assert learned.strip() == row["completion"][0]["content"] + "<|end|>"
+
+
+def test_sft_phase_merges_and_continues(tiny, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from leap_gym.leap.train import train
+
+    path, tok = tiny
+    cfg = TrainingConfig(max_steps=3, batch_size=2, warmup_steps=0)
+    res = train(_rows(tok), path, tmp_path / "it0", cfg, from_scratch=True, progress=False)
+    assert res.metrics["global_steps"] == 3 and res.metrics["rows"] > 0
+    adapter_cfg = json.loads((tmp_path / "it0" / "adapter" / "adapter_config.json").read_text())
+    assert set(adapter_cfg["modules_to_save"]) >= {"embed_tokens", "lm_head"}
+    before = load_file(f"{path}/model.safetensors")
+    after = load_file(f"{res.model_dir}/model.safetensors")
+    assert set(before) == set(after)  # a plain checkpoint again, adapter folded in
+    assert not torch.equal(before["model.embed_tokens.weight"], after["model.embed_tokens.weight"])
+    assert not torch.equal(before["model.layers.0.self_attn.q_proj.weight"],
+                           after["model.layers.0.self_attn.q_proj.weight"])
+    assert not (tmp_path / "it0.partial").exists()
+    # the next iteration starts from the merged weights
+    res2 = train(_rows(tok), res.model_dir, tmp_path / "it1", cfg, from_scratch=True, progress=False)
+    assert res2.metrics["global_steps"] == 3
+    log = json.loads((tmp_path / "it1" / "train_log.json").read_text())
+    assert log["plan"]["quantize"] is False and log["log_history"]
+
+
+def test_stack_mode_keeps_training_one_adapter(tiny, tmp_path):
+    from leap_gym.leap.train import train
+
+    path, tok = tiny
+    cfg = TrainingConfig(max_steps=2, batch_size=2, continue_mode="stack")
+    res = train(_rows(tok), path, tmp_path / "a", cfg, from_scratch=True, progress=False)
+    assert res.model_dir == path and res.adapter_dir.endswith("adapter")
+    res2 = train(_rows(tok), path, tmp_path / "b", cfg, from_scratch=True, adapter_dir=res.adapter_dir,
+                 progress=False)
+    assert (tmp_path / "b" / "adapter" / "adapter_model.safetensors").exists() and res2.model_dir == path
+
+
+def test_dpo_phase_runs_on_cpu(tiny, tmp_path):
+    from leap_gym.leap.train import train
+
+    path, tok = tiny
+    rows = _rows(tok, "dpo")
+    assert rows and all("chosen" in r and "rejected" in r for r in rows)
+    res = train(rows, path, tmp_path / "dpo", TrainingConfig(max_steps=2, batch_size=2), from_scratch=True,
+                method="dpo", progress=False)
+    assert res.metrics["method"] == "dpo" and res.metrics["global_steps"] == 2
+    assert (tmp_path / "dpo" / "model" / "model.safetensors").exists()
+
+
+def test_no_rows_is_a_clear_error(tiny, tmp_path):
+    from leap_gym.leap.train import train
+
+    with pytest.raises(ValueError, match="no training rows"):
+        train([], tiny[0], tmp_path / "x", TrainingConfig())
