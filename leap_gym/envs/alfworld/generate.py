@@ -267,7 +267,8 @@ def _validate(data: dict[str, Any], goal: Goal) -> list[str] | None:
         return steps if state["won"] else None
 
 
-@functools.lru_cache(maxsize=64)
+# Sized for a LEAP run: train and test sweeps of a few hundred games each must not regenerate every game.
+@functools.lru_cache(maxsize=512)
 def generate_game(split: str, seed: int, index: int, task_types: tuple[str, ...] = TASK_TYPES) -> Game:
     """The validated game ``(split, seed, index)``; task types cycle through ``task_types`` by index."""
     pool = scenes(split)
