@@ -84,7 +84,10 @@ def _throughput(args, fast: bool, cache_dir, indices, procs: int) -> float:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("ALFWORLD_DATA"), help="folder with json_2.1.1")
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld"
+    p.add_argument("--data-dir", default=os.environ.get("ALFWORLD_DATA") or (str(shared) if shared.is_dir() else None),
+                   help="folder with json_2.1.1 (default $ALFWORLD_DATA, else ../shared/data/alfworld)")
+    p.add_argument("--quick", action="store_true", help="5 games x 10 steps, 4 games per engine in the 2-process row")
     p.add_argument("--split", default="valid_seen")
     p.add_argument("--games", type=int, default=None, help="first N games (default: all)")
     p.add_argument("--steps", type=int, default=20, help="random admissible commands per game")
@@ -92,6 +95,8 @@ def main(argv=None) -> dict:
     p.add_argument("--mp-games", type=int, default=20, help="games per engine for the multi-process row")
     p.add_argument("--out", default="benchmarks/results/alfworld_speed.json")
     args = p.parse_args(argv)
+    if args.quick:
+        args.games, args.steps, args.mp_games = args.games or 5, 10, 4
     if not args.data_dir:
         p.error("--data-dir (or $ALFWORLD_DATA) is required")
 
