@@ -47,7 +47,7 @@ def vector_env(env_id: str, num_envs: int, mode: str, total_steps: int) -> float
     venv = (gym.vector.SyncVectorEnv(fns) if mode == "sync"
             else gym.vector.AsyncVectorEnv(fns, shared_memory=False))
     _, info = venv.reset(seed=0)
-    t0, cpu0 = time.perf_counter(), time.process_time()
+    t0 = time.perf_counter()
     for _ in range(max(1, total_steps // num_envs)):
         actions = tuple(info["privileged"]["expert_action"])  # vector infos nest dicts: one array per key
         _, _, _, _, info = venv.step(actions)

@@ -8,8 +8,17 @@ import textwrap
 import pytest
 
 from leap_gym.core import (
-    SCHEMA_VERSION, Correction, RecordError, Step, Trajectory, read_corrections, read_jsonl, read_trajectories,
-    record_info, to_record, write_jsonl,
+    SCHEMA_VERSION,
+    Correction,
+    RecordError,
+    Step,
+    Trajectory,
+    read_corrections,
+    read_jsonl,
+    read_trajectories,
+    record_info,
+    to_record,
+    write_jsonl,
 )
 from leap_gym.io import atomic_open, atomic_write_text
 
