@@ -27,12 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--cache", default="runs/react_cache")
+    parser.add_argument("--max-chars", type=int, default=None,
+                        help="cap the chat at this many characters (e.g. 5000 for the 2k-token tiny model)")
     args = parser.parse_args(argv)
 
     with OpenAIChat(args.model, args.base_url, api_key_env=args.api_key_env, cache_dir=args.cache,
                     max_tokens=args.max_tokens) as backend:
         # evaluate() runs the episodes on the student view of info (never the privileged state)
-        metrics, trajectories = evaluate(args.env, lambda: ReActAgent(backend, env=args.env),
+        metrics, trajectories = evaluate(args.env, lambda: ReActAgent(backend, env=args.env, max_chars=args.max_chars),
                                          range(args.episodes), seed=args.seed, batch_size=1)
         for t in trajectories:
             print(f"episode {t.task_id}: won={t.won} score={t.score:.2f}")

@@ -44,11 +44,13 @@ def observation_message(observation: str, admissible_actions: Sequence[str] | No
 
 
 class ReActAgent(Agent):
-    """A prompting agent; ``max_turns`` bounds the chat (oldest turns go first, the task message stays)."""
+    """A prompting agent; ``max_turns`` and ``max_chars`` bound the chat (oldest turns go first, the task is
+    restated), so a long episode fits a small model's context (a WebShop page is ~1-2k characters; a 2k-token
+    model takes roughly 6k characters)."""
 
     def __init__(self, backend: Any, env: str | None = None, examples: Sequence[str] = (), max_turns: int = 30,
-                 privileged_keys: Sequence[str] = (), **chat_params: Any):
-        self.backend, self.env, self.max_turns = backend, env, max(1, max_turns)
+                 max_chars: int | None = None, privileged_keys: Sequence[str] = (), **chat_params: Any):
+        self.backend, self.env, self.max_turns, self.max_chars = backend, env, max(1, max_turns), max_chars
         self.system = react_system_prompt(env, examples)
         self.chat_params = chat_params
         self.privileged_keys = PRIVILEGED_INFO_KEYS | frozenset(privileged_keys)
@@ -70,13 +72,18 @@ class ReActAgent(Agent):
             self.tasks[i], self.chats[i] = task, []
 
     def messages(self, i: int) -> list[dict[str, str]]:
-        """The chat sent for env slot ``i``: system, then the last ``max_turns`` observation/answer turns.
+        """The chat sent for env slot ``i``: system, then the last ``max_turns`` observation/answer turns
+        (fewer when ``max_chars`` would be exceeded; the current observation always stays).
 
         Turns alternate user/assistant and end with the current observation, so the kept tail starts with a
         user message; when turns were dropped, the task is restated there.
         """
         turns = self.chats[i]
         keep = turns[-(2 * self.max_turns - 1):]
+        if self.max_chars is not None:
+            budget = self.max_chars - len(self.system)
+            while len(keep) > 1 and sum(len(m["content"]) for m in keep) > budget:
+                keep = keep[2:]  # one observation/answer pair; the tail still starts with a user turn
         if len(keep) < len(turns):
             head = f"TASK: {self.tasks[i]}\n(earlier turns omitted)\n"
             keep = [{"role": "user", "content": head + keep[0]["content"]}, *keep[1:]]

@@ -63,6 +63,21 @@ def test_react_trims_turns_and_strips_privileged():
     assert all("PRIVSENTINEL" not in m["content"] for chat in backend.seen for m in chat)
 
 
+def test_react_character_budget_keeps_the_current_observation():
+    backend = RuleBackend()
+    agent = ReActAgent(backend, max_chars=len(react_system_prompt()) + 700)
+    info = {"task": "find the key", "admissible_actions": ["go to kitchen", "go to garden"]}
+    for t in range(6):
+        agent.act(f"obs {t} " + "x" * 200, info)
+    last = backend.seen[-1]
+    assert sum(len(m["content"]) for m in last[1:]) <= 700
+    assert "obs 5 " in last[-1]["content"] and "(earlier turns omitted)" in last[1]["content"]
+    assert [m["role"] for m in last[1:]][0] == "user" and last[-1]["role"] == "user"
+    tiny = ReActAgent(backend, max_chars=10)  # a budget below one observation still sends the current one
+    tiny.act("a long observation " * 20, info)
+    assert "a long observation" in backend.seen[-1][-1]["content"]
+
+
 def test_react_format_errors_counted():
     class Mumbler:
         def chat(self, messages, **params):

@@ -311,3 +311,26 @@ def test_planner_expert_mode():
         assert cmd in info["admissible_actions"]
         _, _, _, _, info = env.step(cmd)
     assert info["won"]
+
+
+# -- placement preferences ------------------------------------------------------------------------------------
+
+def test_shipped_placement_table_is_what_the_counter_computes(alf_data):
+    from leap_gym.envs.alfworld.placement import PLACEMENT_COUNTS, RECEPTACLE_INSTANCES, count_placements
+
+    assert count_placements(alf_data / "json_2.1.1" / "valid_train") == (PLACEMENT_COUNTS, RECEPTACLE_INSTANCES)
+
+
+def test_generated_objects_follow_placement_preferences():
+    """Books go to the bed far more often than a uniform draw over their legal holders would put them there."""
+    from leap_gym.envs.alfworld.generate import _Builder
+
+    b = _Builder(random.Random(0), "pick_and_place_simple", 301)  # a bedroom with a bed and many other holders
+    b.receptacles()
+    options = b.holders("Book")
+    beds = [h for h in options if b.receps[h][0] == "Bed"]
+    assert beds and len(options) >= 5
+    for _ in range(400):
+        b.place("Book", 1)
+    on_bed = sum(holder in beds for klass, holder in b.objects.values() if klass == "Book")
+    assert on_bed / 400 > 3 * len(beds) / len(options)

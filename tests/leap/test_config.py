@@ -29,6 +29,13 @@ def test_int_given_for_float_is_accepted_and_coerced():
     assert load_config(None, ["training.learning_rate=1"]).training.learning_rate == 1.0
 
 
+def test_exponent_without_dot_is_a_number():
+    """YAML 1.1 reads ``1e-3`` as a string; a float field still takes it (and rejects real words)."""
+    assert load_config(None, ["training.learning_rate=1e-3"]).training.learning_rate == 1e-3
+    with pytest.raises(ConfigError, match="training.learning_rate"):
+        load_config(None, ["training.learning_rate=fast"])
+
+
 @pytest.mark.parametrize("override, message", [
     ("training.max_stepz=3", "training.max_stepz"),
     ("training.max_steps=many", "training.max_steps"),

@@ -20,6 +20,7 @@ import random
 import threading
 from typing import Any
 
+from leap_gym.envs.alfworld.placement import holder_weight
 from leap_gym.envs.alfworld.tasks import Game, legacy_domain, wheel_grammar
 from leap_gym.envs.alfworld.world import TASK_TYPES, Goal
 
@@ -149,8 +150,9 @@ class _Builder:
         options = self.holders(klass, exclude)
         if not options:
             return False
+        weights = [holder_weight(klass, self.receps[h][0]) for h in options]
         for _ in range(n):
-            holder = self.rng.choice(options)
+            holder = self.rng.choices(options, weights)[0]
             base = holder.split("|")
             for _ in range(20):
                 x, y, z = (float(base[i]) + self.rng.uniform(-0.3, 0.3) for i in (1, 2, 3))
