@@ -95,15 +95,17 @@ class HFStudent(Agent):
     (then ``tokenizer`` is required; its device and dtype are kept, ``device``/``dtype`` apply to loading).
     ``adapter`` is a PEFT adapter directory loaded on top (merged into the weights for speed when
     ``merge_adapter``). ``do_sample=False`` is greedy; with sampling, ``seed`` makes the sequence of calls
-    reproducible without touching the global RNG. ``k`` is the history window of the prompt, and prompts longer
-    than ``max_prompt_tokens`` drop their oldest history first.
+    reproducible without touching the global RNG. ``k`` is the history window of the prompt. A prompt with
+    history longer than ``history_tokens`` (default ``max_prompt_tokens``) drops its oldest steps first, the way
+    training rows were fitted (``leap_gym.leap.dataset.fit_prompt``), so the student never acts on longer
+    histories than it was trained on; a history-free prompt is cut from the left at ``max_prompt_tokens``.
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, adapter: str | None = None, *, env: str | None = None,
                  k: int = DEFAULT_HISTORY, max_new_tokens: int = 64, do_sample: bool = False,
                  temperature: float = 0.7, top_p: float = 1.0, seed: int | None = 0, device: str | None = None,
                  dtype: Any = None, constrained: bool = False, max_prompt_tokens: int = 1024,
-                 batch_size: int = 32, score_batch_size: int = 64, max_obs_chars: int | None = 600,
+                 history_tokens: int | None = None, batch_size: int = 32, score_batch_size: int = 64, max_obs_chars: int | None = 600,
                  merge_adapter: bool = True, privileged_keys: Sequence[str] = (), share_prefix: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -131,6 +133,7 @@ class HFStudent(Agent):
         self.max_new_tokens, self.do_sample = max_new_tokens, do_sample
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
         self.constrained, self.max_prompt_tokens = constrained, max_prompt_tokens
+        self.history_tokens = min(history_tokens or max_prompt_tokens, max_prompt_tokens)
         self.batch_size, self.score_batch_size = max(1, batch_size), max(1, score_batch_size)
         self.privileged_keys = PRIVILEGED_INFO_KEYS | frozenset(privileged_keys)
         self._calls = 0
@@ -230,7 +233,7 @@ class HFStudent(Agent):
         while True:
             msgs = build_messages(task, history, obs, acts, k=k, env=self.env, max_obs_chars=self.max_obs_chars)
             ids = self.tokenizer(render_prompt(self.tokenizer, msgs), add_special_tokens=False)["input_ids"]
-            if len(ids) <= self.max_prompt_tokens or k == 0 or not history:
+            if len(ids) <= self.history_tokens or k == 0 or not history:
                 return ids[-self.max_prompt_tokens:]
             k = min(k, len(history)) - 1
 

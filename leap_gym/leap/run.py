@@ -83,6 +83,8 @@ def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None
                      max_new_tokens=s.max_new_tokens, do_sample=s.temperature > 0,
                      temperature=s.temperature or 1.0, seed=cfg.seed, constrained=s.constrained,
                      max_prompt_tokens=max(16, 2 * cfg.training.max_length - s.max_new_tokens),
+                     # as training rows: history only while prompt + answer fit training.max_length
+                     history_tokens=max(16, cfg.training.max_length - s.max_new_tokens),
                      batch_size=s.batch_size)
 
 

@@ -89,6 +89,24 @@ def test_training_prompt_equals_acting_prompt(tiny):
     assert row[-1] == {"role": "assistant", "content": "REASON: the mug\nACTION: go to shelf 1"}
 
 
+def test_history_budget_matches_training_rows(tiny):
+    """With ``history_tokens`` the student drops history exactly where ``fit_prompt`` would for a short answer,
+    so it never acts on longer histories than the training rows showed."""
+    model, tok, _ = tiny
+    obs, infos = _obs_infos(1)
+    full = HFStudent(model, tok, env="alfworld", max_new_tokens=4, k=3)
+    base = len(full._prompt_ids(infos[0]["task"], [], obs[0], infos[0]["admissible_actions"]))
+    one = len(full._prompt_ids(infos[0]["task"], [(obs[0], "look")], obs[0], infos[0]["admissible_actions"]))
+    capped = HFStudent(model, tok, env="alfworld", max_new_tokens=4, k=3, history_tokens=one,
+                       max_prompt_tokens=4 * one)
+    history = [(obs[0], "look")] * 3
+    assert len(full._prompt_ids(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])) > one
+    assert len(capped._prompt_ids(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])) == one
+    tight = HFStudent(model, tok, env="alfworld", max_new_tokens=4, k=3, history_tokens=base - 1,
+                      max_prompt_tokens=4 * one)  # no history fits: the bare prompt is kept whole
+    assert len(tight._prompt_ids(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])) == base
+
+
 def test_shared_prefix_cache_changes_nothing(tiny):
     model, tok, _ = tiny
     obs, infos = _obs_infos(5)
