@@ -334,3 +334,16 @@ def test_generated_objects_follow_placement_preferences():
         b.place("Book", 1)
     on_bed = sum(holder in beds for klass, holder in b.objects.values() if klass == "Book")
     assert on_bed / 400 > 3 * len(beds) / len(options)
+
+
+def test_placement_counter_names_a_corrupt_file(tmp_path):
+    from leap_gym.envs.alfworld.placement import count_placements
+
+    bad = tmp_path / "g" / "game.tw-pddl"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt ALFWorld file .*game.tw-pddl"):
+        count_placements(tmp_path)
+    bad.write_text("{}")
+    with pytest.raises(ValueError, match="missing 'pddl_problem'"):
+        count_placements(tmp_path)

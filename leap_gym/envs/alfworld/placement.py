@@ -14,10 +14,11 @@ turns them into a per-instance weight with add-one smoothing, so every legal hol
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from leap_gym.envs.alfworld.tasks import _read_json
 
 _TYPE = re.compile(r"\((objectType|receptacleType) (\S+) (\w+)Type\)")
 _IN = re.compile(r"\(inReceptacle (\S+) (\S+)\)")
@@ -28,12 +29,15 @@ def count_placements(data_dir: str | Path) -> tuple[dict[str, dict[str, int]], d
     counts: dict[str, Counter] = defaultdict(Counter)
     instances: dict[str, list[int]] = defaultdict(list)
     for path in sorted(Path(data_dir).rglob("game.tw-pddl")):
-        problem = json.loads(path.read_text())["pddl_problem"]
-        kind = {name: klass for _, name, klass in _TYPE.findall(problem)}
+        problem = _read_json(path).get("pddl_problem")
+        if not isinstance(problem, str):
+            raise ValueError(f"corrupt ALFWorld game {path}: missing 'pddl_problem'")
+        types = _TYPE.findall(problem)
+        kind = {name: klass for _, name, klass in types}
         for obj, recep in set(_IN.findall(problem)):
             if obj in kind and recep in kind:
                 counts[kind[obj]][kind[recep]] += 1
-        per_game = Counter(klass for tag, _, klass in _TYPE.findall(problem) if tag == "receptacleType")
+        per_game = Counter(klass for tag, _, klass in types if tag == "receptacleType")
         for klass, n in per_game.items():
             instances[klass].append(n)
     return ({o: dict(sorted(c.items())) for o, c in sorted(counts.items())},
