@@ -98,7 +98,7 @@ def eval_run(run_dir: str | Path, overrides: list[str] | None = None, *, name: s
     from leap_gym.leap.config import load_config, to_dict
     from leap_gym.leap.evaluate import summarize
     from leap_gym.leap.rollout import make_env, rollout
-    from leap_gym.leap.run import make_student
+    from leap_gym.leap.run import make_student, trained_answer_tokens
     from leap_gym.leap.train import set_threads
     from leap_gym.models import MODEL_SIZES
 
@@ -125,7 +125,8 @@ def eval_run(run_dir: str | Path, overrides: list[str] | None = None, *, name: s
     for i in iters:
         train_dir = run_dir / f"iter_{i}" / "train"
         model_dir, adapter = (base_model, str(train_dir / "adapter")) if stack else (str(train_dir / "model"), None)
-        trajs = rollout(cfg.env.env_id, make_student(cfg, model_dir, adapter), tasks, env_kwargs=kwargs,
+        student = make_student(cfg, model_dir, adapter, trained_answer_tokens(run_dir, i))
+        trajs = rollout(cfg.env.env_id, student, tasks, env_kwargs=kwargs,
                         seed=cfg.seed, max_steps=cfg.env.max_steps, batch_size=cfg.student.batch_size,
                         progress=not quiet, desc=f"eval iter {i}", snap=cfg.student.snap_to_admissible)
         m = {"name": "BC" if i == 0 else f"LEAP iter {i}", "agent": "student", "key": f"iter_{i}",

@@ -115,6 +115,10 @@ class TrainingConfig:
     dpo_learning_rate: float = 5e-4
     # "auto": 4-bit QLoRA on CUDA, plain LoRA on CPU; "never" disables quantisation; "always" fails off CUDA.
     quantize: str = "auto"
+    # SFT loss on the prompt tokens too (language modelling on the student's own view), not only the answer.
+    # Meant for a base built from random weights: it has to learn to read and copy env text before it can
+    # act, and the prompt gives it ~10x more tokens to learn from per step than the answer alone.
+    train_on_prompt: bool = False
     bf16: bool = False  # bf16 autocast on CPU (weights stay fp32); always on for CUDA QLoRA
     report_to: str = "none"  # passed to the trainer: "none", "wandb", "tensorboard"
     seed: int = 0

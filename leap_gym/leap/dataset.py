@@ -93,6 +93,8 @@ class DatasetStats:
     history_cut: int = 0  # rows shown fewer than history_k steps to fit max_length
     observation_clipped: int = 0  # rows whose current observation was clipped to fit (no history left to cut)
     over_length: int = 0  # rows kept longer than max_length (no history, yet too many candidates)
+    # longest target (REASON + ACTION) in tokens: the student must be allowed to generate at least this many
+    max_answer_tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,6 +138,9 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
             if fitted is None:
                 stats.dropped_too_long += 1
                 continue
+            if tokenizer is not None:
+                stats.max_answer_tokens = max(stats.max_answer_tokens,
+                                              len(tokenizer(target, add_special_tokens=False)["input_ids"]))
             prompt, used_k, clipped, tokens = fitted
             if used_k < min(history_k, t):
                 stats.history_cut += 1

@@ -75,17 +75,30 @@ def teacher_agent_factory(cfg: LeapConfig, privilege: float) -> Callable[[], Any
     return lambda: TeacherAgent(make_teacher(cfg, privilege), cfg.env.env_id)
 
 
-def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None):
+def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None, answer_tokens: int = 0):
+    """The student for rollouts and evaluation. ``answer_tokens`` (the longest training target) raises
+    ``max_new_tokens`` when needed: a cap below it cuts the action off the end of long answers."""
     from leap_gym.agents.student import HFStudent
 
     s = cfg.student
+    new_tokens = max(s.max_new_tokens, answer_tokens + 2)  # + end-of-turn token and one spare
     return HFStudent(model_dir, adapter=adapter_dir, env=cfg.env.env_id, k=s.history_k,
-                     max_new_tokens=s.max_new_tokens, do_sample=s.temperature > 0,
+                     max_new_tokens=new_tokens, do_sample=s.temperature > 0,
                      temperature=s.temperature or 1.0, seed=cfg.seed, constrained=s.constrained,
-                     max_prompt_tokens=max(16, 2 * cfg.training.max_length - s.max_new_tokens),
+                     max_prompt_tokens=max(16, 2 * cfg.training.max_length - new_tokens),
                      # as training rows: history only while prompt + answer fit training.max_length
-                     history_tokens=max(16, cfg.training.max_length - s.max_new_tokens),
+                     history_tokens=max(16, cfg.training.max_length - new_tokens),
                      batch_size=s.batch_size)
+
+
+def trained_answer_tokens(run_dir: Path, upto: int) -> int:
+    """The longest training target (tokens) of iterations ``0..upto`` of a run (0 when not recorded)."""
+    longest = 0
+    for i in range(upto + 1):
+        stats = run_dir / f"iter_{i}" / "dataset_stats.json"
+        if stats.exists():
+            longest = max(longest, int(json.loads(stats.read_text()).get("max_answer_tokens", 0)))
+    return longest
 
 
 def _kwargs(cfg: LeapConfig, split: str) -> dict[str, Any]:
@@ -102,6 +115,7 @@ class Run:
         self.progress = progress
         self._log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.t0 = time.monotonic()
+        self.answer_tokens = 0  # longest training target so far (see make_student)
 
     def log(self, msg: str) -> None:
         self._log(f"[leap {time.monotonic() - self.t0:6.0f}s] {msg}")
@@ -224,12 +238,16 @@ class Run:
                                  max_length=c.training.max_length,
                                  tokenizer=AutoTokenizer.from_pretrained(model_dir),
                                  only_corrected=c.rollout.only_corrected_steps, iteration=i, stats=stats)
-            write_jsonl(out, rows)
             atomic_write_json(self.it(i) / "dataset_stats.json", vars(stats))
+            write_jsonl(out, rows)  # last: its existence marks the stage done
             self.log(f"iter {i} dataset: {stats.rows} rows ({stats.dropped_too_long} dropped as too long, "
                      f"{stats.over_length} kept over max_length, "
                      f"{stats.history_cut} with history cut, {stats.observation_clipped} observations clipped, "
                      f"{stats.skipped_uncorrected} uncorrected skipped)")
+            if stats.max_answer_tokens > c.student.max_new_tokens - 2:
+                self.log(f"iter {i} dataset: targets up to {stats.max_answer_tokens} tokens; the student may "
+                         f"generate {stats.max_answer_tokens + 2} (student.max_new_tokens={c.student.max_new_tokens})")
+        self.answer_tokens = trained_answer_tokens(self.dir, i)
         return _read_rows(out)
 
     def train(self, i: int, rows_per_iter: list[list[dict[str, Any]]], model_dir: str, adapter_dir: str | None,
@@ -257,7 +275,8 @@ class Run:
     def student_rollout(self, i: int, model_dir: str, adapter_dir: str | None) -> list[Trajectory]:
         out = self.it(i) / "rollout.jsonl"
         if not out.exists():
-            trajs = self._rollout(make_student(self.cfg, model_dir, adapter_dir), "train", self.train_tasks(),
+            trajs = self._rollout(make_student(self.cfg, model_dir, adapter_dir, self.answer_tokens), "train",
+                                  self.train_tasks(),
                                   False, f"rollout iter {i}")
             write_jsonl(out, trajs)
             self.log(f"iter {i} rollout: {sum(t.won for t in trajs)}/{len(trajs)} won")
@@ -281,7 +300,8 @@ class Run:
         if out.exists():
             return json.loads(out.read_text())
         label = "BC" if i == 0 else f"LEAP iter {i}"
-        return self._evaluate(out, make_student(self.cfg, model_dir, adapter_dir), False, label)
+        return self._evaluate(out, make_student(self.cfg, model_dir, adapter_dir, self.answer_tokens), False,
+                              label)
 
     # -- outputs --------------------------------------------------------------------------------------------------
     def refresh_outputs(self) -> list[dict[str, Any]]:

@@ -120,7 +120,7 @@ def trainer_kwargs(plan: QuantPlan, cfg: TrainingConfig, method: str, output_dir
     else:
         kw["num_train_epochs"] = cfg.epochs
     if method == "sft":
-        kw["completion_only_loss"] = True
+        kw["completion_only_loss"] = not cfg.train_on_prompt
     else:
         kw["beta"] = cfg.dpo_beta
         kw["precompute_ref_log_probs"] = True  # one reference pass instead of one per step

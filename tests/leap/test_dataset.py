@@ -138,3 +138,13 @@ def test_long_candidate_lists_keep_whole_rows_up_to_the_hard_cap(tokenizer):
     for row in rows:
         assert "go to countertop 39" in _text(row)  # every candidate kept, target whole
         assert row["meta"]["tokens"] == count(row["prompt"] + row["completion"]) > bare - 10
+
+
+def test_stats_record_the_longest_target_in_tokens(tokenizer):
+    traj = _traj(5)
+    fixes = _fixes(traj)
+    fixes[2] = Correction(2, "a much longer reason " * 6, fixes[2].action, True)
+    stats = DatasetStats()
+    rows = build_dataset([traj], [fixes], max_length=2048, tokenizer=tokenizer, stats=stats)
+    lengths = [len(tokenizer(r["completion"][0]["content"], add_special_tokens=False)["input_ids"]) for r in rows]
+    assert stats.max_answer_tokens == max(lengths) and lengths.index(max(lengths)) == 2

@@ -16,8 +16,8 @@ import pytest
 pytest.importorskip("trl")
 
 from leap_gym.core import read_trajectories  # noqa: E402
-from leap_gym.leap.config import ConfigError  # noqa: E402
-from leap_gym.leap.run import read_corrections_file, run  # noqa: E402
+from leap_gym.leap.config import ConfigError, load_config  # noqa: E402
+from leap_gym.leap.run import make_student, read_corrections_file, run, trained_answer_tokens  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOY = "tests.toy_env:leap-test/Toy-v0"  # module:id, so subprocesses register the toy env on make
@@ -60,6 +60,14 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert "teacher reason" in report or "Iteration 1" in report
     metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["key"] for m in metrics] == keys and metrics[3]["train"]["global_steps"] == 2
+
+    longest = trained_answer_tokens(run_dir, 2)
+    assert longest == max(json.loads((run_dir / f"iter_{i}" / "dataset_stats.json").read_text())["max_answer_tokens"]
+                          for i in range(3)) > 0
+    # a student allowed fewer new tokens than its longest target would cut actions off: the cap is raised
+    student = make_student(load_config(run_dir / "config.yaml"), str(run_dir / "iter_2" / "train" / "model"),
+                           answer_tokens=40)
+    assert student.max_new_tokens == 42
 
     before = _stage_files(run_dir)
     again = run(toy_config(run_dir), progress=False)

@@ -88,6 +88,30 @@ def test_sft_loss_is_on_the_assistant_part_only(tiny):
         assert learned.strip() == row["completion"][0]["content"] + "<|end|>"
 
 
+def test_train_on_prompt_puts_the_loss_on_prompt_tokens_too(tiny):
+    import tempfile
+
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from leap_gym.models import build_model
+
+    path, tok = tiny
+    rows = _rows(tok)[:2]
+    cfg = TrainingConfig(train_on_prompt=True)
+    kw = trainer_kwargs(quantization_plan("cpu", cfg), cfg, "sft", tempfile.mkdtemp(), 1, progress=False)
+    assert kw["completion_only_loss"] is False
+    data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    trainer = SFTTrainer(model=build_model(tok, "tiny"), args=SFTConfig(**kw), train_dataset=data,
+                         processing_class=tok)
+    for row, ex in zip(rows, trainer.train_dataset, strict=True):
+        batch = trainer.data_collator([ex])
+        learned = tok.decode([i for i, lab in zip(batch["input_ids"][0], batch["labels"][0], strict=True)
+                              if lab != -100])
+        assert row["prompt"][-1]["content"][:40] in learned  # the student's own view is modelled too
+        assert row["completion"][0]["content"] in learned
+
+
 def test_sft_phase_merges_and_continues(tiny, tmp_path):
     import torch
     from safetensors.torch import load_file
