@@ -23,8 +23,9 @@ DEMO_CONFIG: dict[str, Any] = {
     "env": {"env_id": "leap/ALFWorld-v0", "num_train_tasks": 200, "max_steps": 20},
     "student": {"model": "tiny", "history_k": 2, "batch_size": 50, "max_new_tokens": 40, "snap_to_admissible": True},
     "teacher": {"privilege": 0.5, "demo_privilege": 0.5},
-    "training": {"max_length": 384, "bc_max_steps": 500, "max_steps": 250, "batch_size": 8,
-                 "learning_rate": 2e-3},
+    "rollout": {"tasks_per_iteration": 100},
+    "training": {"max_length": 384, "bc_max_steps": 400, "max_steps": 150, "batch_size": 8,
+                 "learning_rate": 2e-3, "train_on_prompt": True},
     "evaluation": {"num_test_tasks": 100},
 }
 

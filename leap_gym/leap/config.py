@@ -83,6 +83,10 @@ class RolloutConfig:
     only_corrected_steps: bool = False
     # demonstrations: episodes per training task played by the demo teacher in iteration 0.
     demos_per_task: int = 1
+    # training tasks the student plays per iteration (0 = all). Iterations take consecutive slices of the train
+    # tasks, wrapping around, so each sees different tasks; the failures of half the tasks already give more
+    # corrected steps than one iteration trains on at demo scale, at half the rollout time.
+    tasks_per_iteration: int = 0
 
 
 @dataclass
@@ -238,6 +242,8 @@ def validate(cfg: LeapConfig) -> None:
             raise ConfigError(f"{key}: must lie in [0, 1], got {value}")
     if cfg.iterations < 0:
         raise ConfigError(f"iterations: must be >= 0, got {cfg.iterations}")
+    if cfg.rollout.tasks_per_iteration < 0:
+        raise ConfigError(f"rollout.tasks_per_iteration: must be >= 0 (0 = all), got {cfg.rollout.tasks_per_iteration}")
     if cfg.training.finetune == "full" and cfg.training.continue_mode == "stack":
         raise ConfigError("training.continue_mode: 'stack' needs training.finetune=lora")
 

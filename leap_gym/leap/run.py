@@ -127,6 +127,14 @@ class Run:
     def train_tasks(self) -> list[int]:
         return list(range(self.cfg.env.num_train_tasks))
 
+    def rollout_tasks(self, i: int) -> list[int]:
+        """Iteration ``i``'s slice of the train tasks (``rollout.tasks_per_iteration``; all when 0)."""
+        tasks, n = self.train_tasks(), self.cfg.rollout.tasks_per_iteration
+        if n <= 0 or n >= len(tasks):
+            return tasks
+        start = (i - 1) * n
+        return [tasks[(start + j) % len(tasks)] for j in range(n)]
+
     def test_tasks(self) -> list[int]:
         return list(range(self.cfg.evaluation.num_test_tasks))
 
@@ -276,7 +284,7 @@ class Run:
         out = self.it(i) / "rollout.jsonl"
         if not out.exists():
             trajs = self._rollout(make_student(self.cfg, model_dir, adapter_dir, self.answer_tokens), "train",
-                                  self.train_tasks(),
+                                  self.rollout_tasks(i),
                                   False, f"rollout iter {i}")
             write_jsonl(out, trajs)
             self.log(f"iter {i} rollout: {sum(t.won for t in trajs)}/{len(trajs)} won")

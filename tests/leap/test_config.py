@@ -41,6 +41,7 @@ def test_exponent_without_dot_is_a_number():
     ("training.max_steps=many", "training.max_steps"),
     ("training.method=ppo", "training.method"),
     ("teacher.privilege=1.5", "teacher.privilege"),
+    ("rollout.tasks_per_iteration=-1", "rollout.tasks_per_iteration"),
     ("student.snap_to_admissible=maybe", "student.snap_to_admissible"),
     ("nonsense", "expected key.sub=value"),
 ])

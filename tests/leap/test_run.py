@@ -77,6 +77,19 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
         run(toy_config(run_dir, max_steps=5), progress=False)
 
 
+def test_iterations_roll_out_consecutive_slices_of_the_train_tasks(tmp_path):
+    from leap_gym.leap.run import Run
+
+    cfg = toy_config(tmp_path)
+    cfg["env"]["num_train_tasks"] = 5
+    cfg["rollout"] = {"tasks_per_iteration": 2}
+    r = Run(load_config(None, base=cfg), progress=False)
+    assert [r.rollout_tasks(i) for i in (1, 2, 3)] == [[0, 1], [2, 3], [4, 0]]
+    assert r.train_tasks() == list(range(5))  # demonstrations still cover every train task
+    cfg["rollout"] = {"tasks_per_iteration": 0}
+    assert Run(load_config(None, base=cfg), progress=False).rollout_tasks(2) == list(range(5))
+
+
 def test_dpo_runs_end_to_end(tmp_path):
     rows = run(toy_config(tmp_path / "dpo", method="dpo"), progress=False)
     students = [r for r in rows if r["agent"] == "student"]
