@@ -4,14 +4,17 @@ For each model size and env count N, the same episodes are acted twice: ``batche
 step answers all N envs with one left-padded generate) and ``env-by-env`` (the same student with batch size 1,
 i.e. what the LEAP authors' code does). Prompts are ALFWorld-like student prompts (task, growing history,
 observation, ~11 candidates) from the prompt builder. The tiny models are untrained, so they rarely stop before
-``max_new_tokens``: every action generates about the same number of tokens, which makes runs comparable.
+``max_new_tokens``: every action generates about the same number of tokens, which makes runs comparable. Both
+modes must give the same greedy answers (reported as "same greedy answers"): a speed-up that changed the answers
+would not count.
 Throughput is actions/s and generated tokens/s, both against wall time and against process CPU time (the
 machine may be shared; CPU time is the steadier number); each setting runs ``--repeats`` times and the run
 with the least CPU time is reported.
 
-On CPU the prompt prefill (~200-450 tokens per env here) is compute-bound and costs the same batched or not;
-batching removes the per-token decode overhead. So the speed-up grows with answer length and shrinks with
-prompt length and model size.
+On CPU the prompt prefill (~200-300 tokens per env here) is compute-bound: batching saves only a little of it
+(chunks of ~1k tokens keep activations in cache). Batching removes the per-token decode overhead, and the batched
+KV cache is preallocated, so decoding does not copy it at every token. So the speed-up grows with answer length
+and shrinks with prompt length and model size.
 
     PYTHONPATH=. python benchmarks/act_speed.py                 # tiny + small, N = 1, 8, 16, 32, 1 thread
     PYTHONPATH=. python benchmarks/act_speed.py --quick         # tiny only, 2 steps
@@ -41,17 +44,18 @@ def run(student, samples, steps: int, batched: bool) -> dict:
     student.batch_size = max(n, 1) if batched else 1
     for key in student.stats:
         student.stats[key] = 0
+    answers = []
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         obs = [s[2] for s in samples]
         infos = [{"task": s[0], "admissible_actions": s[3]} for s in samples]
-        student.act_batch(obs, infos)
+        answers += [o.raw_text for o in student.act_batch(obs, infos)]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     actions, tokens = student.stats["actions"], student.stats["generated_tokens"]
     return {"envs": n, "mode": "batched" if batched else "env-by-env", "steps": steps, "actions": actions,
             "generated_tokens": tokens, "prompt_tokens": student.stats["prompt_tokens"], "wall_s": wall,
             "cpu_s": cpu, "actions_per_s": actions / wall, "tokens_per_s": tokens / wall,
-            "actions_per_cpu_s": actions / cpu, "tokens_per_cpu_s": tokens / cpu}
+            "actions_per_cpu_s": actions / cpu, "tokens_per_cpu_s": tokens / cpu, "answers": answers}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.envs:
             b = next(r for r in rows if (r["model"], r["envs"], r["mode"]) == (size, n, "batched"))
             s = next(r for r in rows if (r["model"], r["envs"], r["mode"]) == (size, n, "env-by-env"))
+            same = sum(x == y for x, y in zip(b["answers"], s["answers"], strict=True)) / len(b["answers"])
             speedups.append({"model": size, "envs": n, "speedup_wall": b["actions_per_s"] / s["actions_per_s"],
-                             "speedup_cpu": b["actions_per_cpu_s"] / s["actions_per_cpu_s"]})
+                             "speedup_cpu": b["actions_per_cpu_s"] / s["actions_per_cpu_s"], "same_answers": same})
 
+    for r in rows:  # the answers were only for the check above
+        r.pop("answers")
     meta = {"threads": args.threads, "steps": args.steps, "max_new_tokens": args.max_new_tokens,
             "repeats": args.repeats, "dtype": args.dtype,
             "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
@@ -112,10 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['envs']} | {r['mode']} | {r['actions_per_s']:.2f} | "
               f"{r['tokens_per_s']:.1f} | {r['actions_per_cpu_s']:.2f} | {r['tokens_per_cpu_s']:.1f} | "
               f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} |")
-    print("\n| model | envs | batched / env-by-env (wall) | (CPU time) |")
-    print("|---|---|---|---|")
+    print("\n| model | envs | batched / env-by-env (wall) | (CPU time) | same greedy answers |")
+    print("|---|---|---|---|---|")
     for s in speedups:
-        print(f"| {s['model']} | {s['envs']} | {s['speedup_wall']:.1f}x | {s['speedup_cpu']:.1f}x |")
+        print(f"| {s['model']} | {s['envs']} | {s['speedup_wall']:.1f}x | {s['speedup_cpu']:.1f}x | "
+              f"{s['same_answers']:.0%} |")
 
     out = Path(args.out)
     from leap_gym.io import atomic_write_json

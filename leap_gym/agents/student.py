@@ -99,8 +99,8 @@ class HFStudent(Agent):
     history longer than ``history_tokens`` (default ``max_prompt_tokens``) drops its oldest steps first, the way
     training rows were fitted (``leap_gym.leap.dataset.fit_prompt``), so the student never acts on longer
     histories than it was trained on; a history-free prompt is cut from the left at ``max_prompt_tokens``.
-    ``prefill_tokens`` is the padded size of one prefill chunk of a batch (``leap_gym.agents.kv_cache``): about a
-    thousand tokens keeps a CPU's activations in cache; on a GPU a larger value (one chunk) is as good.
+    ``prefill_tokens`` caps the padded size of one prefill chunk of a batch (``leap_gym.agents.kv_cache``); the
+    default is 1024 on CPU, where about a thousand tokens keeps the activations in cache, and no cap on a GPU.
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, adapter: str | None = None, *, env: str | None = None,
@@ -109,7 +109,7 @@ class HFStudent(Agent):
                  dtype: Any = None, constrained: bool = False, max_prompt_tokens: int = 1024,
                  history_tokens: int | None = None, batch_size: int = 32, score_batch_size: int = 64, max_obs_chars: int | None = 600,
                  merge_adapter: bool = True, privileged_keys: Sequence[str] = (), share_prefix: bool = True,
-                 prefill_tokens: int = 1024):
+                 prefill_tokens: int | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -140,7 +140,9 @@ class HFStudent(Agent):
         self.batch_size, self.score_batch_size = max(1, batch_size), max(1, score_batch_size)
         self.privileged_keys = PRIVILEGED_INFO_KEYS | frozenset(privileged_keys)
         self._calls = 0
-        self.share_prefix, self.prefill_tokens = share_prefix, max(1, prefill_tokens)
+        self.share_prefix = share_prefix
+        self.prefill_tokens = max(1, prefill_tokens) if prefill_tokens is not None else \
+            (1024 if self.device.type == "cpu" else 1 << 30)
         self._system_cache: list[int] | None = None
         self.tasks: list[str] = [""]
         self.histories: list[list[tuple[str, str]]] = [[]]

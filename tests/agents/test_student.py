@@ -183,6 +183,8 @@ def test_load_from_path_and_adapter(tiny, tmp_path):
     peft_model.train()
     in_memory = [o.raw_text for o in HFStudent(peft_model, tok, max_new_tokens=12).act_batch(obs, infos)]
     assert peft_model.training  # acting switches to eval mode and back
+    chunked = HFStudent(peft_model, tok, max_new_tokens=12, prefill_tokens=1)  # a PEFT forward per prompt
+    assert [o.raw_text for o in chunked.act_batch(obs, infos)] == in_memory
     loaded = HFStudent(str(path), adapter=str(tmp_path / "adapter"), max_new_tokens=12)
     assert [o.raw_text for o in loaded.act_batch(obs, infos)] == in_memory
     assert in_memory != [o.raw_text for o in from_disk]
