@@ -256,7 +256,7 @@ def test_chunked_prefill_keeps_greedy_answers_and_order(tiny):
                                 share_prefix=share, batch_size=4 if budget == 1 else 32)  # 1: generate in 2 batches
             calls = []
             forward = student._forward_cache
-            student._forward_cache = lambda *a: calls.append(a[0].shape) or forward(*a)
+            student._forward_cache = lambda *a, calls=calls, forward=forward: calls.append(a[0].shape) or forward(*a)
             assert [o.raw_text for o in student.act_batch(obs, infos)] == singles, (budget, share)
             assert len(calls) in chunks
 
@@ -299,3 +299,19 @@ def test_reserved_layer_appends_in_place_and_overflows_safely():
     layer2 = ReservedLayer(keys, values, 1)
     layer2.update(torch.ones(2, 3, 2, 4), torch.ones(2, 3, 2, 4))
     assert layer2.keys.data_ptr() == keys.data_ptr() and torch.equal(keys[:, :, 1:3], torch.ones(2, 3, 2, 4))
+
+
+def test_chunked_prefill_never_reads_unwritten_cache(tiny, monkeypatch):
+    """Reserved buffers start uninitialised: fill them with NaN, and every answer (one-token prompts after the
+    shared prefix included) must still equal the prompt completed alone."""
+    model, tok, _ = tiny
+    student = HFStudent(model, tok, env="alfworld", max_new_tokens=8, prefill_tokens=1)
+    head = student._system_ids()
+    prompts = [head + tok("go", add_special_tokens=False)["input_ids"][:1],
+               head + tok("TASK: put a mug in fridge 1.", add_special_tokens=False)["input_ids"],
+               head + tok("OBSERVATION: a mug", add_special_tokens=False)["input_ids"]]
+    alone = [student.complete([p], prefix=head)[0].text for p in prompts]
+    new_empty = torch.Tensor.new_empty
+    monkeypatch.setattr(torch.Tensor, "new_empty", lambda self, *a, **k: new_empty(self, *a, **k).fill_(float("nan")))
+    for share in (head, None):
+        assert [c.text for c in student.complete(prompts, prefix=share)] == alone
