@@ -2,7 +2,8 @@
 
 All envs of a vector env are answered with one left-padded ``generate`` call (KV cache on): the per-token
 decode overhead is paid once per batch instead of once per env. The system message, identical for every env,
-is prefilled once per call and its KV cache shared by all rows. Each env slot keeps its own history of
+is prefilled once per call and its KV cache shared by all rows. The batch's KV cache is preallocated with room
+for the answer and a large batch is prefilled in chunks of similar-length prompts (``leap_gym.agents.kv_cache``). Each env slot keeps its own history of
 ``(observation, action)`` pairs; ``reset_batch(tasks, indices)`` clears slots whose env reset (a slot whose
 ``info["task"]`` changes is cleared automatically).
 
