@@ -4,14 +4,17 @@ For each model size and env count N, the same episodes are acted twice: ``batche
 step answers all N envs with one left-padded generate) and ``env-by-env`` (the same student with batch size 1,
 i.e. what the LEAP authors' code does). Prompts are ALFWorld-like student prompts (task, growing history,
 observation, ~11 candidates) from the prompt builder. The tiny models are untrained, so they rarely stop before
-``max_new_tokens``: every action generates about the same number of tokens, which makes runs comparable.
+``max_new_tokens``: every action generates about the same number of tokens, which makes runs comparable. Both
+modes must give the same greedy answers (reported as "same greedy answers"): a speed-up that changed the answers
+would not count.
 Throughput is actions/s and generated tokens/s, both against wall time and against process CPU time (the
-machine may be shared; CPU time is the steadier number); each setting runs ``--repeats`` times and the run
-with the least CPU time is reported.
+machine may be shared; CPU time is the steadier number); each setting runs ``--repeats`` times, the two modes
+alternating so that both see the same load, and the run with the least CPU time is reported.
 
-On CPU the prompt prefill (~200-450 tokens per env here) is compute-bound and costs the same batched or not;
-batching removes the per-token decode overhead. So the speed-up grows with answer length and shrinks with
-prompt length and model size.
+On CPU the prompt prefill (~200-300 tokens per env here) is compute-bound: batching saves only a little of it
+(chunks of ~1k tokens keep activations in cache). Batching removes the per-token decode overhead, and the batched
+KV cache is preallocated, so decoding does not copy it at every token. So the speed-up grows with answer length
+and shrinks with prompt length and model size.
 
     PYTHONPATH=. python benchmarks/act_speed.py                 # tiny + small, N = 1, 8, 16, 32, 1 thread
     PYTHONPATH=. python benchmarks/act_speed.py --quick         # tiny only, 2 steps
@@ -41,17 +44,18 @@ def run(student, samples, steps: int, batched: bool) -> dict:
     student.batch_size = max(n, 1) if batched else 1
     for key in student.stats:
         student.stats[key] = 0
+    answers = []
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         obs = [s[2] for s in samples]
         infos = [{"task": s[0], "admissible_actions": s[3]} for s in samples]
-        student.act_batch(obs, infos)
+        answers += [o.raw_text for o in student.act_batch(obs, infos)]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     actions, tokens = student.stats["actions"], student.stats["generated_tokens"]
     return {"envs": n, "mode": "batched" if batched else "env-by-env", "steps": steps, "actions": actions,
             "generated_tokens": tokens, "prompt_tokens": student.stats["prompt_tokens"], "wall_s": wall,
             "cpu_s": cpu, "actions_per_s": actions / wall, "tokens_per_s": tokens / wall,
-            "actions_per_cpu_s": actions / cpu, "tokens_per_cpu_s": tokens / cpu}
+            "actions_per_cpu_s": actions / cpu, "tokens_per_cpu_s": tokens / cpu, "answers": answers}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="steps per episode (history grows)")
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3, help="runs per setting; the one with least CPU time counts")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per setting; the one with least CPU time counts")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--quick", action="store_true", help="tiny model, 2 steps")
     parser.add_argument("--out", default="benchmarks/results/act_speed.json")
@@ -85,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
                                strict=True))  # warm-up
         for n in args.envs:
             samples = episodes(n, seed=n)
+            runs = {True: [], False: []}
+            for _ in range(args.repeats):  # alternate, so that both modes see the same load on a shared machine
+                for batched in (True, False):
+                    runs[batched].append(run(student, samples, args.steps, batched))
             for batched in (True, False):
-                runs = [run(student, samples, args.steps, batched) for _ in range(args.repeats)]
                 row = {"model": size, "params": params, "dtype": args.dtype,
-                       **min(runs, key=lambda r: r["cpu_s"]), "repeats": args.repeats}
+                       **min(runs[batched], key=lambda r: r["cpu_s"]), "repeats": args.repeats}
                 rows.append(row)
                 print(f"  {size:<6} N={n:<3} {row['mode']:<10} {row['actions_per_s']:8.2f} act/s "
                       f"{row['tokens_per_s']:8.1f} tok/s  (cpu {row['cpu_s']:.1f} s, wall {row['wall_s']:.1f} s)",
@@ -99,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.envs:
             b = next(r for r in rows if (r["model"], r["envs"], r["mode"]) == (size, n, "batched"))
             s = next(r for r in rows if (r["model"], r["envs"], r["mode"]) == (size, n, "env-by-env"))
+            same = sum(x == y for x, y in zip(b["answers"], s["answers"], strict=True)) / len(b["answers"])
             speedups.append({"model": size, "envs": n, "speedup_wall": b["actions_per_s"] / s["actions_per_s"],
-                             "speedup_cpu": b["actions_per_cpu_s"] / s["actions_per_cpu_s"]})
+                             "speedup_cpu": b["actions_per_cpu_s"] / s["actions_per_cpu_s"], "same_answers": same})
 
+    for r in rows:  # the answers were only for the check above
+        r.pop("answers")
     meta = {"threads": args.threads, "steps": args.steps, "max_new_tokens": args.max_new_tokens,
             "repeats": args.repeats, "dtype": args.dtype,
             "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
@@ -112,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['envs']} | {r['mode']} | {r['actions_per_s']:.2f} | "
               f"{r['tokens_per_s']:.1f} | {r['actions_per_cpu_s']:.2f} | {r['tokens_per_cpu_s']:.1f} | "
               f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} |")
-    print("\n| model | envs | batched / env-by-env (wall) | (CPU time) |")
-    print("|---|---|---|---|")
+    print("\n| model | envs | batched / env-by-env (wall) | (CPU time) | same greedy answers |")
+    print("|---|---|---|---|---|")
     for s in speedups:
-        print(f"| {s['model']} | {s['envs']} | {s['speedup_wall']:.1f}x | {s['speedup_cpu']:.1f}x |")
+        print(f"| {s['model']} | {s['envs']} | {s['speedup_wall']:.1f}x | {s['speedup_cpu']:.1f}x | "
+              f"{s['same_answers']:.0%} |")
 
     out = Path(args.out)
     from leap_gym.io import atomic_write_json

@@ -2,7 +2,8 @@
 
 All envs of a vector env are answered with one left-padded ``generate`` call (KV cache on): the per-token
 decode overhead is paid once per batch instead of once per env. The system message, identical for every env,
-is prefilled once per call and its KV cache shared by all rows. Each env slot keeps its own history of
+is prefilled once per call and its KV cache shared by all rows. The batch's KV cache is preallocated with room
+for the answer and a large batch is prefilled in chunks of similar-length prompts (``leap_gym.agents.kv_cache``). Each env slot keeps its own history of
 ``(observation, action)`` pairs; ``reset_batch(tasks, indices)`` clears slots whose env reset (a slot whose
 ``info["task"]`` changes is cleared automatically).
 
@@ -99,6 +100,8 @@ class HFStudent(Agent):
     history longer than ``history_tokens`` (default ``max_prompt_tokens``) drops its oldest steps first, the way
     training rows were fitted (``leap_gym.leap.dataset.fit_prompt``), so the student never acts on longer
     histories than it was trained on; a history-free prompt is cut from the left at ``max_prompt_tokens``.
+    ``prefill_tokens`` caps the padded size of one prefill chunk of a batch (``leap_gym.agents.kv_cache``); the
+    default is 1024 on CPU, where about a thousand tokens keeps the activations in cache, and no cap on a GPU.
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, adapter: str | None = None, *, env: str | None = None,
@@ -106,7 +109,8 @@ class HFStudent(Agent):
                  temperature: float = 0.7, top_p: float = 1.0, seed: int | None = 0, device: str | None = None,
                  dtype: Any = None, constrained: bool = False, max_prompt_tokens: int = 1024,
                  history_tokens: int | None = None, batch_size: int = 32, score_batch_size: int = 64, max_obs_chars: int | None = 600,
-                 merge_adapter: bool = True, privileged_keys: Sequence[str] = (), share_prefix: bool = True):
+                 merge_adapter: bool = True, privileged_keys: Sequence[str] = (), share_prefix: bool = True,
+                 prefill_tokens: int | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -138,6 +142,8 @@ class HFStudent(Agent):
         self.privileged_keys = PRIVILEGED_INFO_KEYS | frozenset(privileged_keys)
         self._calls = 0
         self.share_prefix = share_prefix
+        self.prefill_tokens = max(1, prefill_tokens) if prefill_tokens is not None else \
+            (1024 if self.device.type == "cpu" else 1 << 30)
         self._system_cache: list[int] | None = None
         self.tasks: list[str] = [""]
         self.histories: list[list[tuple[str, str]]] = [[]]
@@ -250,6 +256,8 @@ class HFStudent(Agent):
         call and shared by all rows, laid out as ``[prefix | left padding | rest]``, so a batch of N prompts
         prefills the prefix once instead of N times. Computed per call, so it can never go stale after training.
         """
+        from leap_gym.agents.kv_cache import batch_cache
+
         torch = self._torch
         settings = {"max_new_tokens": max_new_tokens or self.max_new_tokens,
                     "do_sample": self.do_sample if do_sample is None else do_sample,
@@ -280,8 +288,9 @@ class HFStudent(Agent):
                     ids[row, width - len(r):] = torch.tensor(r, dtype=torch.long)
                     mask[row, width - len(r):] = 1
                 self.stats["prompt_tokens"] += int(mask.sum())
-                cache = None
-                if head_cache is not None:
+                cache = batch_cache(self._forward_cache, head_cache, h, [rests[i] for i in chunk], width - h,
+                                    settings["max_new_tokens"], pad, self.prefill_tokens, self.device)
+                if cache is None and head_cache is not None:  # cache layers we cannot reserve: generate prefills
                     cache = copy.deepcopy(head_cache)
                     cache.batch_repeat_interleave(len(chunk))
                 new = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache)
@@ -302,6 +311,14 @@ class HFStudent(Agent):
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self.device), use_cache=True,
                              **self._last_logits_only())
+        return getattr(out, "cache", None) or out.past_key_values
+
+    def _forward_cache(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any):
+        """The KV cache after running ``ids`` (left-padded, explicit positions) on top of ``cache``."""
+        kwargs = {self._cache_kwarg(): cache} if cache is not None else {}
+        with self._torch.inference_mode():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             **kwargs, **self._last_logits_only())
         return getattr(out, "cache", None) or out.past_key_values
 
     def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any],

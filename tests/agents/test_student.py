@@ -183,6 +183,8 @@ def test_load_from_path_and_adapter(tiny, tmp_path):
     peft_model.train()
     in_memory = [o.raw_text for o in HFStudent(peft_model, tok, max_new_tokens=12).act_batch(obs, infos)]
     assert peft_model.training  # acting switches to eval mode and back
+    chunked = HFStudent(peft_model, tok, max_new_tokens=12, prefill_tokens=1)  # a PEFT forward per prompt
+    assert [o.raw_text for o in chunked.act_batch(obs, infos)] == in_memory
     loaded = HFStudent(str(path), adapter=str(tmp_path / "adapter"), max_new_tokens=12)
     assert [o.raw_text for o in loaded.act_batch(obs, infos)] == in_memory
     assert in_memory != [o.raw_text for o in from_disk]
@@ -233,3 +235,83 @@ def test_split_vector_info_masks():
                                            {"task": "b", "nested": {"a": 2}}]
     with pytest.raises(ValueError, match="2 observations but 1 infos"):
         split_vector_info([{}], 2)
+
+
+def test_chunked_prefill_keeps_greedy_answers_and_order(tiny):
+    """Prefill in small chunks of mixed-length rows (each row its own chunk, pairs, or one chunk for all) gives
+    the same greedy answers, in the caller's order, as acting on each env alone."""
+    model, tok, _ = tiny
+    obs, infos = _obs_infos(6)
+    obs = [o + " You also see" + " a plate," * (3 * i) for i, o in enumerate(obs)]  # very different lengths
+    singles = []
+    for i in range(6):
+        single = HFStudent(model, tok, env="alfworld", max_new_tokens=12)
+        single.reset(infos[i]["task"])
+        singles.append(single.act(obs[i], infos[i]).raw_text)
+    lengths = [len(HFStudent(model, tok, env="alfworld")._prompt_ids(i["task"], [], o, i["admissible_actions"]))
+               for o, i in zip(obs, infos, strict=True)]
+    for budget, chunks in ((1, {6}), (2 * max(lengths), {2, 3, 4, 5}), (10**6, {0})):  # 0: generate prefills
+        for share in (True, False):
+            student = HFStudent(model, tok, env="alfworld", max_new_tokens=12, prefill_tokens=budget,
+                                share_prefix=share, batch_size=4 if budget == 1 else 32)  # 1: generate in 2 batches
+            calls = []
+            forward = student._forward_cache
+            student._forward_cache = lambda *a, calls=calls, forward=forward: calls.append(a[0].shape) or forward(*a)
+            assert [o.raw_text for o in student.act_batch(obs, infos)] == singles, (budget, share)
+            assert len(calls) in chunks
+
+
+def test_chunked_prefill_sampling_is_seeded(tiny):
+    model, tok, _ = tiny
+    obs, infos = _obs_infos(5)
+
+    def run(budget):
+        student = HFStudent(model, tok, do_sample=True, temperature=1.0, seed=3, max_new_tokens=10,
+                            prefill_tokens=budget)
+        return [o.raw_text for _ in range(2) for o in student.act_batch(obs, infos)]
+
+    assert run(1) == run(1) == run(10**6)  # the same sampling stream whichever way the prompts were prefilled
+
+
+def test_chunk_rows_stays_within_budget():
+    from leap_gym.agents.kv_cache import chunk_rows
+
+    lengths = [3, 3, 4, 8, 9, 20]
+    groups = chunk_rows(lengths, 12)
+    assert [r for g in groups for r in g] == list(range(6))  # consecutive, every row once
+    assert groups == [[0, 1, 2], [3], [4], [5]]
+    assert all(len(g) * max(lengths[r] for r in g) <= 12 or len(g) == 1 for g in groups)
+
+
+def test_reserved_layer_appends_in_place_and_overflows_safely():
+    from transformers.cache_utils import DynamicLayer
+
+    from leap_gym.agents.kv_cache import ReservedLayer
+
+    keys, values = torch.randn(2, 3, 6, 4), torch.randn(2, 3, 6, 4)
+    layer, plain = ReservedLayer(keys, values, 2), DynamicLayer()
+    plain.update(keys[:, :, :2].clone(), values[:, :, :2].clone())
+    for m in (3, 1, 2):  # the last append does not fit the room: concatenation takes over
+        k, v = torch.randn(2, 3, m, 4), torch.randn(2, 3, m, 4)
+        got, want = layer.update(k, v), plain.update(k, v)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    assert layer.get_seq_length() == 8
+    layer2 = ReservedLayer(keys, values, 1)
+    layer2.update(torch.ones(2, 3, 2, 4), torch.ones(2, 3, 2, 4))
+    assert layer2.keys.data_ptr() == keys.data_ptr() and torch.equal(keys[:, :, 1:3], torch.ones(2, 3, 2, 4))
+
+
+def test_chunked_prefill_never_reads_unwritten_cache(tiny, monkeypatch):
+    """Reserved buffers start uninitialised: fill them with NaN, and every answer (one-token prompts after the
+    shared prefix included) must still equal the prompt completed alone."""
+    model, tok, _ = tiny
+    student = HFStudent(model, tok, env="alfworld", max_new_tokens=8, prefill_tokens=1)
+    head = student._system_ids()
+    prompts = [head + tok("go", add_special_tokens=False)["input_ids"][:1],
+               head + tok("TASK: put a mug in fridge 1.", add_special_tokens=False)["input_ids"],
+               head + tok("OBSERVATION: a mug", add_special_tokens=False)["input_ids"]]
+    alone = [student.complete([p], prefix=head)[0].text for p in prompts]
+    new_empty = torch.Tensor.new_empty
+    monkeypatch.setattr(torch.Tensor, "new_empty", lambda self, *a, **k: new_empty(self, *a, **k).fill_(float("nan")))
+    for share in (head, None):
+        assert [c.text for c in student.complete(prompts, prefix=share)] == alone

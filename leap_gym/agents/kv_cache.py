@@ -1,0 +1,139 @@
+"""A batched KV cache with room reserved for the answer, filled by prefilling the prompts in small chunks.
+
+Why: Hugging Face's ``DynamicLayer`` appends every decoded token with ``torch.cat``, which copies the whole
+cache of every layer at every step. For a batch of 16 prompts of ~300 tokens that copy was about 15% of batched
+acting time on CPU. A ``ReservedLayer`` is a ``DynamicLayer`` whose keys/values are views of a buffer allocated
+once with room for the answer; appends write in place. Anything that swaps the tensors (beam reordering, batch
+selection) or outgrows the room falls back to the parent's concatenation, so it is never wrong, only slower.
+
+Prefilling ~16 x 300 tokens in one forward is also slower on CPU than the same tokens in chunks of about a
+thousand (activations stay in cache), and chunks of similar-length prompts (the caller sorts them) pad less.
+``batch_cache`` runs those chunks and assembles their caches in the left-padded layout ``generate`` expects:
+``[shared prefix | left padding | prompt]``. Measured with ``benchmarks/act_speed.py`` (tiny student, 16 envs,
+1 thread): batched acting 1.2x faster, acting env by env unchanged, the same greedy answers.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from transformers.cache_utils import DynamicLayer
+
+
+class ReservedLayer(DynamicLayer):
+    """A ``DynamicLayer`` over preallocated ``[batch, heads, capacity, dim]`` buffers; appends are in place."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
+        super().__init__()
+        self._keys_buf, self._values_buf = keys, values
+        self.keys, self.values = keys[:, :, :length], values[:, :, :length]
+        self.device, self.is_initialized = keys.device, True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        n, m = self.keys.shape[-2], key_states.shape[-2]
+        buf = self._keys_buf
+        if (self.keys.data_ptr() != buf.data_ptr() or self.keys.shape[0] != buf.shape[0]
+                or key_states.shape[0] != buf.shape[0] or n + m > buf.shape[-2]):
+            return super().update(key_states, value_states, *args, **kwargs)
+        buf[:, :, n:n + m] = key_states
+        self._values_buf[:, :, n:n + m] = value_states
+        self.keys, self.values = buf[:, :, :n + m], self._values_buf[:, :, :n + m]
+        return self.keys, self.values
+
+
+def reservable(cache: Any) -> bool:
+    """Whether every layer is a plain full-attention ``DynamicLayer`` (sliding windows etc. keep their own)."""
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
+
+
+def chunk_rows(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Consecutive row groups whose padded size (rows x longest row) stays within ``budget`` tokens."""
+    groups: list[list[int]] = []
+    longest = 0
+    for row, n in enumerate(lengths):
+        if groups and (len(groups[-1]) + 1) * max(n, longest) <= budget:
+            groups[-1].append(row)
+            longest = max(n, longest)
+        else:
+            groups.append([row])
+            longest = n
+    return groups
+
+
+def batch_cache(forward: Callable[..., Any], head_cache: Any, head_len: int, prompts: Sequence[Sequence[int]],
+                width: int, room: int, pad_id: int, budget: int, device: torch.device) -> Any:
+    """A cache for ``generate`` on ``[head | left padding | prompt]`` rows, with room for ``room`` new tokens.
+
+    ``forward(input_ids, attention_mask, position_ids, cache)`` runs the model and returns its cache;
+    ``head_cache`` (batch 1, or ``None`` when ``head_len`` is 0) holds the shared prefix. When the padded batch
+    fits in one ``budget``-token chunk, the cache holds the prefix only (``generate`` prefills the rest into the
+    reserved room: no extra forward call). Otherwise every row but its last token is prefilled here in chunks and
+    ``generate`` starts from the last tokens. ``None`` when the model's cache layers are not plain
+    ``DynamicLayer`` s or there is no prefix and nothing to chunk: the caller lets ``generate`` do everything.
+    """
+    if head_cache is not None and not reservable(head_cache):
+        return None
+    groups = chunk_rows([len(p) for p in prompts], budget)
+    if len(groups) == 1:
+        return None if head_cache is None else _reserve(copy.copy(head_cache), len(prompts), head_len, width + room)
+    span = head_len + width - 1
+    target: Any = None if head_cache is None else _reserve(copy.copy(head_cache), len(prompts), head_len,
+                                                          width - 1 + room)
+    bare: list[int] = []  # rows of one token: nothing to prefill, their padding is zeroed at the end
+    for group in groups:
+        w = max(len(prompts[r]) for r in group) - 1
+        if w == 0:
+            bare += group
+            continue
+        ids = torch.full((len(group), w), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(group), head_len + w), dtype=torch.long)
+        mask[:, :head_len] = 1
+        for i, r in enumerate(group):
+            toks = list(prompts[r][:-1])
+            if toks:
+                ids[i, w - len(toks):] = torch.tensor(toks, dtype=torch.long)
+                mask[i, head_len + w - len(toks):] = 1
+        pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)[:, head_len:]
+        cache = None
+        if head_cache is not None:
+            cache = copy.deepcopy(head_cache)
+            cache.batch_repeat_interleave(len(group))
+        cache = forward(ids.to(device), mask.to(device), pos.to(device), cache)
+        if not reservable(cache):
+            return None
+        parts = list(cache.layers)
+        if target is None:
+            target = _reserve(cache, len(prompts), 0, span + room)
+        rows = slice(group[0], group[-1] + 1)
+        for layer, part in zip(target.layers, parts, strict=True):
+            for buf, states in ((layer._keys_buf, part.keys), (layer._values_buf, part.values)):
+                buf[rows, :, head_len:span - w] = 0  # padding beyond this chunk's own: masked, but must be finite
+                buf[rows, :, span - w:span] = states[:, :, head_len:]
+    if target is None:
+        return None
+    for layer in target.layers:  # the chunks' tokens are in place: expose the full span
+        for buf in (layer._keys_buf, layer._values_buf):
+            buf[bare, :, head_len:span] = 0
+        layer.keys, layer.values = layer._keys_buf[:, :, :span], layer._values_buf[:, :, :span]
+    return target
+
+
+def _reserve(cache: Any, rows: int, length: int, room: int) -> Any:
+    """``cache`` with each layer swapped for a ``ReservedLayer`` of ``rows`` rows holding the first ``length``
+    positions of the layer's (batch-1) states. The rest is left uninitialised (zeroing whole buffers measurably
+    slowed batched acting): every position is written, or zeroed as padding, before attention reads it."""
+    layers = []
+    for layer in cache.layers:
+        k, v = layer.keys, layer.values
+        kb = k.new_empty((rows, k.shape[1], length + room, k.shape[3]))
+        vb = v.new_empty((rows, v.shape[1], length + room, v.shape[3]))
+        kb[:, :, :length] = k[:1, :, :length]
+        vb[:, :, :length] = v[:1, :, :length]
+        layers.append(ReservedLayer(kb, vb, length))
+    cache.layers = layers
+    return cache
