@@ -118,6 +118,31 @@ def test_oracle_solves_generated_from_mid_episode(gen_env, index):
     assert play_expert(gen_env, info)["won"]
 
 
+def test_revisited_generated_game_is_unpacked_not_retranslated(monkeypatch):
+    """A LEAP run revisits hundreds of generated games; past the live memo they come back from the packed one."""
+    from leap_gym.envs.alfworld import engine
+
+    class Recording(engine._LRU):
+        hits = 0
+
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            Recording.hits += value is not None
+            return value
+
+    monkeypatch.setattr(engine, "_SAS_PACKED", Recording(8))
+    env = ALFWorldEnv(split="train", seed=11)
+    first = env.reset(options={"task_index": 3})
+    after = env.step(first[1]["admissible_actions"][0])
+    assert len(engine._SAS_PACKED) >= 1 and Recording.hits == 0
+    env.reset(options={"task_index": 4})
+    engine._SAS.clear()  # as if 64 other games had been visited since
+    engine._STATES.clear()
+    assert env.reset(options={"task_index": 3}) == first
+    assert Recording.hits == 1
+    assert env.step(first[1]["admissible_actions"][0]) == after
+
+
 def test_reward_terminated_and_step_after_done(gen_env):
     _, info = gen_env.reset(options={"task_index": 0})
     plan = info["privileged"]["expert_plan"]

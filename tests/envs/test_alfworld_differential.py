@@ -62,7 +62,9 @@ def test_identical_to_unmodified_engine_sample(alf_root, tmp_path, grammar, inde
 def test_identical_after_reading_the_translation_cache(alf_root, tmp_path):
     ref, ours = _pair(alf_root, "valid_seen", tmp_path)
     ours.reset(options={"task_index": 100})  # translate and persist
-    engine._SAS.clear()
+    engine._SAS.clear()  # forget every in-memory copy: the fresh env must read the file
+    engine._SAS_PACKED.clear()
+    engine._STATES.clear()
     fresh = ALFWorldEnv(tasks="files", split="valid_seen", data_dir=alf_root, cache_dir=tmp_path)
     assert list(tmp_path.rglob("*.pkl.z")), "the translation was not persisted"
     assert replay_identical(ref, fresh, 100) > 8
