@@ -89,9 +89,14 @@ def summarize(per_seed: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def real_alfworld_eval(run_dir: Path, data_dir: str, quiet: bool) -> list[dict[str, Any]]:
-    """Evaluate every iteration's student of an ALFWorld run on the real valid_seen games."""
+    """Evaluate every iteration's student of an ALFWorld run on the real valid_seen games (results already in
+    ``evals/valid_seen`` for every trained iteration are read back, not recomputed)."""
     from leap_gym.leap.cli import eval_run
 
+    trained = sorted(int(p.parent.parent.name.split("_")[1]) for p in run_dir.glob("iter_*/train/train_log.json"))
+    saved = [run_dir / "evals" / "valid_seen" / f"iter_{i}.json" for i in trained]
+    if trained and all(p.exists() for p in saved):
+        return [json.loads(p.read_text()) for p in saved]
     return eval_run(run_dir, [f"env.test_kwargs={{tasks: files, split: valid_seen, data_dir: {data_dir}}}"],
                     name="valid_seen", num_tasks=None, quiet=quiet)
 
