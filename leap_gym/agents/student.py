@@ -3,9 +3,9 @@
 All envs of a vector env are answered with one left-padded ``generate`` call (KV cache on): the per-token
 decode overhead is paid once per batch instead of once per env. The system message, identical for every env,
 is prefilled once per call and its KV cache shared by all rows. The batch's KV cache is preallocated with room
-for the answer and a large batch is prefilled in chunks of similar-length prompts (``leap_gym.agents.kv_cache``). Each env slot keeps its own history of
-``(observation, action)`` pairs; ``reset_batch(tasks, indices)`` clears slots whose env reset (a slot whose
-``info["task"]`` changes is cleared automatically).
+for the answer and a large batch is prefilled in chunks of similar-length prompts (``leap_gym.agents.kv_cache``).
+Each env slot keeps its own history of ``(observation, action)`` pairs; ``reset_batch(tasks, indices)`` clears
+slots whose env reset (a slot whose ``info["task"]`` changes is cleared automatically).
 
 The student reads only ``task`` and ``admissible_actions`` from ``info``, after dropping every privileged key,
 so even a caller that forgets ``StudentView`` cannot leak the teacher's state into a prompt.
@@ -308,17 +308,16 @@ class HFStudent(Agent):
     def _prefill(self, ids: list[int]):
         """The KV cache of one token sequence (batch 1)."""
         torch = self._torch
-        with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self.device), use_cache=True,
-                             **self._last_logits_only())
-        return getattr(out, "cache", None) or out.past_key_values
+        return self._cache_after(input_ids=torch.tensor([ids], dtype=torch.long, device=self.device))
 
     def _forward_cache(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any):
         """The KV cache after running ``ids`` (left-padded, explicit positions) on top of ``cache``."""
         kwargs = {self._cache_kwarg(): cache} if cache is not None else {}
+        return self._cache_after(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs)
+
+    def _cache_after(self, **inputs: Any):
         with self._torch.inference_mode():
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                             **kwargs, **self._last_logits_only())
+            out = self.model(**inputs, use_cache=True, **self._last_logits_only())
         return getattr(out, "cache", None) or out.past_key_values
 
     def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any],

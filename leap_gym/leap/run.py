@@ -115,7 +115,6 @@ class Run:
         self.progress = progress
         self._log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.t0 = time.monotonic()
-        self.answer_tokens = 0  # longest training target so far (see make_student)
 
     def log(self, msg: str) -> None:
         self._log(f"[leap {time.monotonic() - self.t0:6.0f}s] {msg}")
@@ -255,7 +254,6 @@ class Run:
             if stats.max_answer_tokens > c.student.max_new_tokens - 2:
                 self.log(f"iter {i} dataset: targets up to {stats.max_answer_tokens} tokens; the student may "
                          f"generate {stats.max_answer_tokens + 2} (student.max_new_tokens={c.student.max_new_tokens})")
-        self.answer_tokens = trained_answer_tokens(self.dir, i)
         return _read_rows(out)
 
     def train(self, i: int, rows_per_iter: list[list[dict[str, Any]]], model_dir: str, adapter_dir: str | None,
@@ -283,9 +281,8 @@ class Run:
     def student_rollout(self, i: int, model_dir: str, adapter_dir: str | None) -> list[Trajectory]:
         out = self.it(i) / "rollout.jsonl"
         if not out.exists():
-            trajs = self._rollout(make_student(self.cfg, model_dir, adapter_dir, self.answer_tokens), "train",
-                                  self.rollout_tasks(i),
-                                  False, f"rollout iter {i}")
+            student = make_student(self.cfg, model_dir, adapter_dir, trained_answer_tokens(self.dir, i - 1))
+            trajs = self._rollout(student, "train", self.rollout_tasks(i), False, f"rollout iter {i}")
             write_jsonl(out, trajs)
             self.log(f"iter {i} rollout: {sum(t.won for t in trajs)}/{len(trajs)} won")
         return read_trajectories(out)
@@ -308,8 +305,8 @@ class Run:
         if out.exists():
             return json.loads(out.read_text())
         label = "BC" if i == 0 else f"LEAP iter {i}"
-        return self._evaluate(out, make_student(self.cfg, model_dir, adapter_dir, self.answer_tokens), False,
-                              label)
+        student = make_student(self.cfg, model_dir, adapter_dir, trained_answer_tokens(self.dir, i))
+        return self._evaluate(out, student, False, label)
 
     # -- outputs --------------------------------------------------------------------------------------------------
     def refresh_outputs(self) -> list[dict[str, Any]]:
