@@ -38,13 +38,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "bash": {**DEMO_CONFIG, "env": {"env_id": "leap/InterCodeBash-v0", "num_train_tasks": 100, "max_steps": 10},
              "rollout": {"score_threshold": 0.7}},
 }
+# The constructor argument that draws a different task sample per seed (each env names it for what it seeds).
+SEED_KWARG = {"alfworld": "seed", "webshop": "catalog_seed", "bash": "task_seed"}
 
 
 def config_for(env: str, seed: int, root: Path, quick: bool) -> dict[str, Any]:
     cfg = copy.deepcopy(PRESETS[env])
     cfg["seed"] = seed
     cfg["run_dir"] = str(root / env / f"seed_{seed}")
-    cfg.setdefault("env", {}).setdefault("kwargs", {})["seed"] = seed  # a different task sample per seed
+    cfg.setdefault("env", {}).setdefault("kwargs", {})[SEED_KWARG[env]] = seed
     cfg.setdefault("training", {})["seed"] = seed
     if quick:
         cfg["env"]["num_train_tasks"] = 20
