@@ -177,6 +177,33 @@ def match_candidate(action: str, candidates: Sequence[str] | None) -> str | None
     return None
 
 
+_SLOT = re.compile(r"<[^<>\s][^<>]*>")
+
+
+def is_template(candidate: str) -> bool:
+    """Whether a candidate is a pattern with a free-text slot (WebShop lists ``search[<query>]``), not an action."""
+    return _SLOT.search(candidate) is not None
+
+
+def fill_template(action: str, candidates: Sequence[str] | None) -> str | None:
+    """``action`` if it fills a template candidate's slot (``search[red shoes]`` for ``search[<query>]``), with
+    the template's closing text restored when generation stopped short of it (``search[red shoes`` ->
+    ``search[red shoes]``); else ``None``. Matching ignores case in the fixed parts; the slot needs real text."""
+    for c in candidates or ():
+        parts = _SLOT.split(c)
+        if len(parts) != 2:
+            continue
+        head, tail = parts
+        if not action.lower().startswith(head.lower()):
+            continue
+        slot = action[len(head):]
+        if tail and slot.lower().endswith(tail.lower()):
+            slot = slot[:-len(tail)]
+        if slot.strip() and slot.strip() != c[len(head):len(c) - len(tail)]:
+            return head + slot + tail
+    return None
+
+
 def parse_output(text: str | None, admissible_actions: Sequence[str] | None = None) -> AgentOutput:
     """Read ``REASON: ... ACTION: ...`` from model text; never raises.
 
@@ -214,4 +241,5 @@ def parse_output(text: str | None, admissible_actions: Sequence[str] | None = No
 
 
 __all__ = ["DEFAULT_HISTORY", "ENV_RULES", "FORMAT_RULE", "ROLE", "build_messages", "build_user_prompt",
-           "env_family", "format_target", "match_candidate", "messages_for_step", "parse_output", "system_prompt"]
+           "env_family", "fill_template", "format_target", "is_template", "match_candidate", "messages_for_step",
+           "parse_output", "system_prompt"]

@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from leap_gym.agents.base import Agent, AgentOutput
-from leap_gym.agents.prompting import DEFAULT_HISTORY, build_messages, match_candidate, parse_output
+from leap_gym.agents.prompting import (
+    DEFAULT_HISTORY,
+    build_messages,
+    fill_template,
+    is_template,
+    match_candidate,
+    parse_output,
+)
 from leap_gym.core import PRIVILEGED_INFO_KEYS
 from leap_gym.wrappers import strip_privileged
 
@@ -197,10 +204,12 @@ class HFStudent(Agent):
         outputs = []
         for i, text in enumerate(texts):
             out = parse_output(text, cands[i])
-            if self.constrained and cands[i] and match_candidate(out.action, cands[i]) is None:
-                scores = self.score_candidates(prompts[i], out.reason, cands[i])
+            concrete = [c for c in cands[i] or () if not is_template(c)]
+            if (self.constrained and concrete and match_candidate(out.action, cands[i]) is None
+                    and fill_template(out.action, cands[i]) is None):
+                scores = self.score_candidates(prompts[i], out.reason, concrete)
                 best = max(range(len(scores)), key=scores.__getitem__)
-                out = AgentOutput(reason=out.reason, action=cands[i][best], raw_text=text, format_ok=out.format_ok)
+                out = AgentOutput(reason=out.reason, action=concrete[best], raw_text=text, format_ok=out.format_ok)
                 self.stats["constrained_fallbacks"] += 1
             self.stats["format_errors"] += int(not out.format_ok)
             self.histories[i].append((str(observations[i]), out.action))

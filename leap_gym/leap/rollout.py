@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 
 from leap_gym.agents.base import Agent, AgentOutput
+from leap_gym.agents.prompting import fill_template, is_template
 from leap_gym.core import Step, Trajectory, record_info
 from leap_gym.wrappers import privileged_keys, strip_privileged
 
@@ -74,12 +75,20 @@ class BatchActor:
 def snap_action(action: str, candidates: Sequence[str] | None) -> str:
     """The admissible action closest to ``action`` by edit similarity (unchanged when it is admissible or the
     env has free-text actions): a cheap way to keep a weak model's near-miss (``go to cabinet 3`` in a room with
-    two cabinets) valid, at no model cost."""
+    two cabinets) valid, at no model cost. A free-text action that fills a template candidate
+    (``search[red shoes]`` for ``search[<query>]``) is kept, its closing bracket restored if generation cut it
+    off; a template itself is never the answer (snapping to it would search for the literal ``<query>``)."""
     if not candidates or action in candidates:
+        return action
+    filled = fill_template(action, candidates)
+    if filled is not None:
+        return filled
+    concrete = [c for c in candidates if not is_template(c)]
+    if not concrete:
         return action
     from rapidfuzz import fuzz, process
 
-    best = process.extractOne(action, list(candidates), scorer=fuzz.ratio)
+    best = process.extractOne(action, concrete, scorer=fuzz.ratio)
     return best[0] if best else action
 
 

@@ -83,3 +83,25 @@ def test_env_family():
     assert env_family("leap/InterCodeBash-v0") == "bash"
     assert env_family("ALFWorld") == "alfworld"
     assert env_family(None) == "generic" and env_family("leap-test/Toy-v0") == "generic"
+
+
+WEBSHOP_CANDS = ["click[back to search]", "click[next >]", "search[<query>]"]
+
+
+@pytest.mark.parametrize("action, filled", [
+    ("search[red running shoes]", "search[red running shoes]"),
+    ("SEARCH[red shoes]", "search[red shoes]"),    # in the template's spelling
+    ("search[red shoes", "search[red shoes]"),     # generation stopped before the bracket
+    ("search[<query>]", None),                     # the template itself is no search
+    ("search[]", None),
+    ("search[  ]", None),
+    ("click[red shoes]", None),
+    ("serch[red shoes]", None),
+])
+def test_fill_template(action, filled):
+    from leap_gym.agents.prompting import fill_template, is_template
+
+    assert fill_template(action, WEBSHOP_CANDS) == filled
+    assert fill_template(action, None) is None and fill_template(action, ["look"]) is None
+    assert [is_template(c) for c in WEBSHOP_CANDS] == [False, False, True]
+    assert not is_template("click[< prev]") and not is_template("go to cabinet 1")

@@ -127,6 +127,11 @@ def test_constrained_acting_always_admissible(tiny):
         for out, info in zip(student.act_batch(obs, infos), infos, strict=True):
             assert out.action in info["admissible_actions"]
     assert student.stats["constrained_fallbacks"] > 0  # a random model never writes a valid answer by itself
+    shop = {"task": "buy red shoes", "admissible_actions": ["click[back to search]", "click[next >]",
+                                                           "search[<query>]"]}
+    web = HFStudent(model, tok, env="webshop", max_new_tokens=8, constrained=True)
+    for _ in range(3):  # a template is a pattern, not an action: never the fallback
+        assert web.act("Page 1 (Total results: 0)", shop).action in shop["admissible_actions"][:2]
     free = HFStudent(model, tok, max_new_tokens=8, constrained=True)  # no candidates: generation only
     out = free.act("$ ", {"task": "count files", "admissible_actions": None})
     assert out.action == INVALID_ACTION or isinstance(out.action, str)

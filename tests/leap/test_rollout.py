@@ -122,6 +122,13 @@ def test_snap_keeps_near_misses_valid_and_the_history_honest():
     assert snap_action("go to cabinet 3", ["go to cabinet 2", "open drawer 1", "look"]) == "go to cabinet 2"
     assert snap_action("look", ["look", "inventory"]) == "look"
     assert snap_action("ls -la", None) == "ls -la"
+    # WebShop lists the search as a template: a search is kept (bracket restored), never snapped to the template
+    shop = ["click[back to search]", "click[next >]", "search[<query>]"]
+    assert snap_action("search[green earbuds]", shop) == "search[green earbuds]"
+    assert snap_action("search[green earbuds", shop) == "search[green earbuds]"
+    assert snap_action("search[<query>", shop) == "click[back to search]"
+    assert snap_action("click[next]", shop) == "click[next >]"
+    assert snap_action("anything", ["search[<query>]"]) == "anything"
 
     class Misspeller(BatchedRecorder):
         def act_batch(self, observations, infos):

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from leap_gym.agents.backends.openai_chat import BackendError
 from leap_gym.agents.base import INVALID_ACTION
-from leap_gym.agents.prompting import build_messages, env_family, match_candidate, parse_output
+from leap_gym.agents.prompting import build_messages, env_family, fill_template, match_candidate, parse_output
 from leap_gym.agents.teachers.base import Teacher, same_action
 from leap_gym.core import Correction, Trajectory
 
@@ -147,8 +147,9 @@ def validate_reply(data: Any, trajectory: Trajectory) -> tuple[list[Correction],
             if not action and entry.get("is_corrected") is not False:
                 error = "empty corrected_action"
             elif action and step.admissible_actions is not None:
-                snapped = match_candidate(action, step.admissible_actions)
-                if snapped is None and not _free_form_ok(trajectory.env_id, action):
+                snapped = (match_candidate(action, step.admissible_actions)
+                           or fill_template(action, step.admissible_actions))
+                if snapped is None:
                     error = f"corrected_action {action!r} is not among the candidates"
                 action = snapped or action
         if error:
@@ -160,11 +161,6 @@ def validate_reply(data: Any, trajectory: Trajectory) -> tuple[list[Correction],
         reason = step.reason if keep and not entry["corrected_reason"].strip() else entry["corrected_reason"].strip()
         out.append(Correction(t, reason, action, not same_action(action, step.action), {"valid": True}))
     return out, problems
-
-
-def _free_form_ok(env_id: str, action: str) -> bool:
-    """WebShop accepts any ``search[...]`` even though candidates list only a placeholder form."""
-    return env_family(env_id) == "webshop" and action.lower().startswith("search[") and action.endswith("]")
 
 
 @dataclass
@@ -268,8 +264,9 @@ class SelfTeacher(Teacher):
                 continue
             reason, action = self.propose(trajectory, t)
             cands = step.admissible_actions
-            valid = action != INVALID_ACTION and (cands is None or match_candidate(action, cands) is not None
-                                               or _free_form_ok(trajectory.env_id, action))
+            if action != INVALID_ACTION and cands is not None:
+                action = match_candidate(action, cands) or fill_template(action, cands) or INVALID_ACTION
+            valid = action != INVALID_ACTION
             changed = valid and not same_action(action, step.action)
             out.append(Correction(t, reason if changed else step.reason, action if changed else step.action,
                                   changed, {"valid": valid}))
