@@ -67,3 +67,32 @@ def test_rows_fit_the_requested_length():
     rows = gq.leap_rows(build_tokenizer(), 3, 2048)
     assert all(2048 * 0.97 <= r["meta"]["tokens"] <= 2048 for r in rows)
     assert all(r["prompt"][0]["role"] == "system" and r["completion"][0]["role"] == "assistant" for r in rows)
+
+
+CONFIG = ROOT / "benchmarks" / "configs" / "gpu_iteration.yaml"
+
+
+def test_gpu_iteration_config_loads():
+    from leap_gym.leap.config import load_config
+
+    cfg = load_config(CONFIG)
+    assert cfg.env.env_id == "leap/WebShop-v0" and cfg.iterations == 1
+    assert cfg.training.quantize == "auto" and cfg.training.continue_mode == "merge"
+    assert cfg.student.model == "/tmp/leap_gpu_base"  # what the documented --build-only command writes
+
+
+@pytest.mark.slow
+def test_gpu_iteration_runs_end_to_end_at_cpu_size(tmp_path):
+    """The GPU command sequence at a tiny size: build a checkpoint from config, run the config on it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    base, run_dir = tmp_path / "base", tmp_path / "run"
+    subprocess.run([sys.executable, str(SCRIPT), "--build-only", "--shape", "smoke", "--model-dir", str(base),
+                    "--threads", "1"], check=True, capture_output=True, env=env, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(CONFIG), "--quiet",
+                           f"student.model={base}", f"run_dir={run_dir}", "env.num_train_tasks=3",
+                           "evaluation.num_test_tasks=3", "training.bc_max_steps=1", "training.max_steps=1",
+                           "student.batch_size=3", "student.num_threads=1", "training.max_length=1024"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run_dir / "iter_1" / "train" / "model" / "config.json").exists()
+    assert "LEAP iter 1" in proc.stdout
