@@ -131,37 +131,41 @@ def leap_rows(tokenizer: Any, n: int, seq_len: int, seed: int = 0) -> list[dict[
     History steps are added while the row stays under ``seq_len``; the current page is then grown item by item
     up to it. ``meta.tokens`` holds the exact length, which ``train`` uses as the trainer's ``max_length``.
     """
-    from leap_gym.agents.prompting import build_messages, format_target
     from leap_gym.leap.dataset import chat_token_counter
 
     count = chat_token_counter(tokenizer)
     rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        task = f"i need a {rng.choice(_WORDS)} {rng.choice(_ITEMS)}, and price lower than {rng.randint(20, 90)} dollars"
-        answer = [{"role": "assistant", "content": format_target(
-            "The second item matches the colour, size and price, so I open it.", f"click[b0{rng.randint(10**6, 10**7 - 1)}x]")}]
-        cands = ["back to search", "next >"] + [f"b0{rng.randint(10**6, 10**7 - 1)}x" for _ in range(10)]
+    return [_fitted_row(rng, count, seq_len) for _ in range(n)]
 
-        def row(hist, items):
-            msgs = build_messages(task, hist, _page(random.Random(hash((len(hist), items))), items), cands,
-                                  k=len(hist), env="leap/WebShop-v0", max_obs_chars=None)
-            return msgs, count(msgs + answer)
 
-        hist: list[tuple[str, str]] = []
-        while True:
-            step = (_page(rng, 10), f"click[{rng.choice(['next >', 'back to search'])}]")
-            if row(hist + [step], 1)[1] > seq_len:
-                break
-            hist.append(step)
-        items, (msgs, tokens) = 1, row(hist, 1)
-        while True:
-            nxt = row(hist, items + 1)
-            if nxt[1] > seq_len:
-                break
-            items, (msgs, tokens) = items + 1, nxt
-        rows.append({"prompt": msgs, "completion": answer, "meta": {"tokens": tokens}})
-    return rows
+def _fitted_row(rng: random.Random, count: Any, seq_len: int) -> dict[str, Any]:
+    from leap_gym.agents.prompting import build_messages, format_target
+
+    task = f"i need a {rng.choice(_WORDS)} {rng.choice(_ITEMS)}, and price lower than {rng.randint(20, 90)} dollars"
+    answer = [{"role": "assistant", "content": format_target(
+        "The second item matches the colour, size and price, so I open it.",
+        f"click[b0{rng.randint(10**6, 10**7 - 1)}x]")}]
+    cands = ["back to search", "next >"] + [f"b0{rng.randint(10**6, 10**7 - 1)}x" for _ in range(10)]
+    page_seed = rng.random()
+
+    def row(hist: list[tuple[str, str]], items: int) -> tuple[list[dict[str, str]], int]:
+        page = _page(random.Random(page_seed), items)
+        msgs = build_messages(task, hist, page, cands, k=len(hist), env="leap/WebShop-v0", max_obs_chars=None)
+        return msgs, count(msgs + answer)
+
+    hist: list[tuple[str, str]] = []
+    while True:
+        step = (_page(rng, 10), f"click[{rng.choice(['next >', 'back to search'])}]")
+        if row(hist + [step], 1)[1] > seq_len:
+            break
+        hist.append(step)
+    items, (msgs, tokens) = 1, row(hist, 1)
+    while True:
+        grown = row(hist, items + 1)
+        if grown[1] > seq_len:
+            break
+        items, (msgs, tokens) = items + 1, grown
+    return {"prompt": msgs, "completion": answer, "meta": {"tokens": tokens}}
 
 
 # -- measurement ----------------------------------------------------------------------------------------------

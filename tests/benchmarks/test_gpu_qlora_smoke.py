@@ -15,6 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_qlora.py"
 
 
+def _cpu_env() -> dict[str, str]:
+    """This worktree first on the path (before any outer PYTHONPATH, e.g. another transformers), one thread,
+    no GPU even where there is one."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+
+
 def _module():
     spec = importlib.util.spec_from_file_location("leap_gpu_qlora_benchmark", SCRIPT)
     module = importlib.util.module_from_spec(spec)
@@ -24,7 +31,7 @@ def _module():
 
 def test_smoke_run_writes_every_field(tmp_path):
     out = tmp_path / "r.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = _cpu_env()
     proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--threads", "1", "--out", str(out),
                            "--model-dir", str(tmp_path / "model"), "--work-dir", str(tmp_path / "work")],
                           capture_output=True, text=True, env=env, timeout=300)
@@ -84,7 +91,7 @@ def test_gpu_iteration_config_loads():
 @pytest.mark.slow
 def test_gpu_iteration_runs_end_to_end_at_cpu_size(tmp_path):
     """The GPU command sequence at a tiny size: build a checkpoint from config, run the config on it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = _cpu_env()
     base, run_dir = tmp_path / "base", tmp_path / "run"
     subprocess.run([sys.executable, str(SCRIPT), "--build-only", "--shape", "smoke", "--model-dir", str(base),
                     "--threads", "1"], check=True, capture_output=True, env=env, timeout=300)
