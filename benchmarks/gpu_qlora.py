@@ -235,6 +235,7 @@ def train_mode(mode: str, model_dir: Path, rows: list[dict[str, Any]], args: arg
                 progress=False, callbacks=[timer])
     wall = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() if cuda else 0
+    reserved = torch.cuda.max_memory_reserved() if cuda else 0
     tokens_per_step = args.batch * sum(r["meta"]["tokens"] for r in rows) / len(rows)
     step_s = sorted(timer.times)[len(timer.times) // 2] if timer.times else float("nan")
     tok_s = tokens_per_step / step_s
@@ -244,6 +245,7 @@ def train_mode(mode: str, model_dir: Path, rows: list[dict[str, Any]], args: arg
     return {"mode": mode, "device": res.metrics["device"], "quantized": res.metrics["quantized"],
             "seq_len": round(tokens_per_step / args.batch), "batch": args.batch, "timed_steps": len(timer.times),
             "step_s_median": step_s, "train_tok_s": tok_s, "peak_gpu_gib": peak / 2**30,
+            "peak_reserved_gib": reserved / 2**30,
             "start_gpu_gib": start_alloc / 2**30, "lora_params_m": timer.trainable / 1e6,
             "flops_per_token_g": fpt / 1e9, "mfu": fpt * tok_s / (args.peak_tflops * 1e12),
             "loss": res.metrics["train_loss"], "wall_s": wall}
@@ -253,7 +255,8 @@ def acting(model_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Generated tokens/s of ``HFStudent.act_batch`` (bf16, KV cache, shared system prefix) for each env count.
 
     Every env gets a WebShop-like page of about ``--act-prompt-len`` prompt tokens; a random model rarely emits
-    an end-of-turn token, so most rows generate ``--act-new-tokens``. Only generated tokens count.
+    an end-of-turn token, so most rows generate ``--act-new-tokens``. Only generated tokens count; each env
+    count is timed ``--act-repeats`` times and the fastest is kept (the first call per shape pays warm-up).
     """
     import torch
 
@@ -274,26 +277,31 @@ def acting(model_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     for n in [1] + list(args.envs):  # the first (1 env) warms up kernels and the allocator
         obs = [page + f" [SEP] env {i}" for i in range(n)]
         infos = [{"task": f"i need item {i}", "admissible_actions": cands} for i in range(n)]
-        student.reset_batch(n)
-        before = dict(student.stats)
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        student.act_batch(obs, infos)
-        if cuda:
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        gen = student.stats["generated_tokens"] - before["generated_tokens"]
-        prompt = (student.stats["prompt_tokens"] - before["prompt_tokens"]) / n
-        out.append({"envs": n, "prompt_tokens": round(prompt), "generated_tokens": gen, "wall_s": dt,
-                    "gen_tok_s": gen / dt})
+        best = None
+        for _ in range(args.act_repeats):
+            student.reset_batch(n)  # the same prompts each time: no history grows
+            before = dict(student.stats)
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            student.act_batch(obs, infos)
+            if cuda:
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            gen = student.stats["generated_tokens"] - before["generated_tokens"]
+            prompt = (student.stats["prompt_tokens"] - before["prompt_tokens"]) / n
+            if best is None or gen / dt > best["gen_tok_s"]:
+                best = {"envs": n, "prompt_tokens": round(prompt), "generated_tokens": gen, "wall_s": dt,
+                        "gen_tok_s": gen / dt}
+        out.append(best)
     del student
     _free()
     return out[1:]
 
 
 def markdown(result: dict[str, Any]) -> str:
-    train_cols = ["mode", "seq_len", "batch", "train_tok_s", "peak_gpu_gib", "mfu", "step_s_median", "lora_params_m"]
+    train_cols = ["mode", "seq_len", "batch", "train_tok_s", "peak_gpu_gib", "peak_reserved_gib", "mfu",
+                  "step_s_median", "lora_params_m"]
     lines = [f"Model: {result['shape']} ({result['layers']} layers), random weights; device: {result['device']}",
              "", "| " + " | ".join(train_cols) + " |", "|" + "---|" * len(train_cols)]
     for r in result["train"]:
@@ -321,6 +329,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--envs", type=int, nargs="*", default=[1, 16, 64], help="env counts for acting (none: skip)")
     p.add_argument("--act-prompt-len", type=int, default=1024)
     p.add_argument("--act-new-tokens", type=int, default=64)
+    p.add_argument("--act-repeats", type=int, default=2)
     p.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100 SXM: 989)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--build-only", action="store_true", help="only save the random checkpoint to --model-dir")
