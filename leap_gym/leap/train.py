@@ -176,11 +176,13 @@ def _rows_to_dataset(rows: list[dict[str, Any]], method: str):
 def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: str | os.PathLike,
           cfg: TrainingConfig, *, from_scratch: bool = False, method: str | None = None,
           adapter_dir: str | os.PathLike | None = None, max_steps: int | None = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, callbacks: list[Any] | None = None) -> TrainResult:
     """Train on ``rows`` (from ``build_dataset``) starting from ``model_dir`` (+ ``adapter_dir`` in stack mode).
 
     Writes ``output_dir/{model,adapter}`` (see the module doc), ``train_log.json`` with the trainer's log
     history. ``from_scratch`` marks a randomly initialised base (adds ``modules_to_save`` for LoRA).
+    ``callbacks`` (``transformers.TrainerCallback``) see every step of the trainer: measurements such as the GPU
+    benchmark's step timer (``benchmarks/gpu_qlora.py``) then time exactly the path users train with.
     """
     method = method or cfg.method
     if not rows:
@@ -228,12 +230,12 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
         from trl import SFTConfig, SFTTrainer
 
         trainer = SFTTrainer(model=model, args=SFTConfig(**kw), train_dataset=data, processing_class=tokenizer,
-                             peft_config=peft_config)
+                             peft_config=peft_config, callbacks=callbacks)
     else:
         from trl import DPOConfig, DPOTrainer
 
         trainer = DPOTrainer(model=model, args=DPOConfig(**kw), train_dataset=data, processing_class=tokenizer,
-                             peft_config=peft_config)
+                             peft_config=peft_config, callbacks=callbacks)
     result = trainer.train()
     trained = trainer.model
     shutil.rmtree(partial / "trainer", ignore_errors=True)
