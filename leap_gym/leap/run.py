@@ -199,13 +199,13 @@ class Run:
             self.log(f"demos: {len(trajs)} episodes, {won} won, {sum(len(t) for t in trajs)} steps")
         return read_trajectories(out)
 
-    def base(self, demos: list[Trajectory]) -> tuple[str, bool]:
-        """``(model_dir, from_scratch)`` of the student's starting weights."""
+    def base(self, demos: list[Trajectory]) -> tuple[str, bool | None]:
+        """``(model_dir, from_scratch)`` of the student's starting weights; ``None``: the checkpoint's marker."""
         from leap_gym.models import MODEL_SIZES
 
         c = self.cfg.student
         if c.model not in MODEL_SIZES:
-            return c.model, False
+            return c.model, None
         out = self.dir / "base"
         if not (out / "config.json").exists():
             import shutil
@@ -257,7 +257,7 @@ class Run:
         return _read_rows(out)
 
     def train(self, i: int, rows_per_iter: list[list[dict[str, Any]]], model_dir: str, adapter_dir: str | None,
-              from_scratch: bool) -> tuple[str, str | None]:
+              from_scratch: bool | None) -> tuple[str, str | None]:
         out = self.it(i) / "train"
         c = self.cfg
         if not (out / "train_log.json").exists():

@@ -174,13 +174,15 @@ def _rows_to_dataset(rows: list[dict[str, Any]], method: str):
 
 
 def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: str | os.PathLike,
-          cfg: TrainingConfig, *, from_scratch: bool = False, method: str | None = None,
+          cfg: TrainingConfig, *, from_scratch: bool | None = None, method: str | None = None,
           adapter_dir: str | os.PathLike | None = None, max_steps: int | None = None,
           progress: bool = True, callbacks: list[Any] | None = None) -> TrainResult:
     """Train on ``rows`` (from ``build_dataset``) starting from ``model_dir`` (+ ``adapter_dir`` in stack mode).
 
     Writes ``output_dir/{model,adapter}`` (see the module doc), ``train_log.json`` with the trainer's log
-    history. ``from_scratch`` marks a randomly initialised base (adds ``modules_to_save`` for LoRA).
+    history. ``from_scratch`` marks a randomly initialised base (adds ``modules_to_save`` for LoRA); ``None``
+    reads the marker ``build_model`` saves in the checkpoint's config, so a user's own tiny checkpoint (e.g. one
+    pretrained further) still gets its embeddings and head trained.
     ``callbacks`` (``transformers.TrainerCallback``) see every step of the trainer: measurements such as the GPU
     benchmark's step timer (``benchmarks/gpu_qlora.py``) then time exactly the path users train with.
     """
@@ -213,6 +215,10 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if from_scratch is None:
+        from leap_gym.models import is_from_scratch
+
+        from_scratch = is_from_scratch(model)
     peft_config = None
     if cfg.finetune == "lora":
         if cfg.continue_mode == "stack" and adapter_dir is not None:

@@ -131,9 +131,12 @@ def test_sft_phase_merges_and_continues(tiny, tmp_path):
     assert not torch.equal(before["model.layers.0.self_attn.q_proj.weight"],
                            after["model.layers.0.self_attn.q_proj.weight"])
     assert not (tmp_path / "it0.partial").exists()
-    # the next iteration starts from the merged weights
-    res2 = train(_rows(tok), res.model_dir, tmp_path / "it1", cfg, from_scratch=True, progress=False)
-    assert res2.metrics["global_steps"] == 3
+    # the next iteration starts from the merged weights; their config keeps the random-init marker, which
+    # from_scratch=None (a user's own checkpoint path) reads: embeddings and head are still trained in full
+    res2 = train(_rows(tok), res.model_dir, tmp_path / "it1", cfg, progress=False)
+    assert res2.metrics["global_steps"] == 3 and res2.metrics["from_scratch"] is True
+    adapter_cfg = json.loads((tmp_path / "it1" / "adapter" / "adapter_config.json").read_text())
+    assert set(adapter_cfg["modules_to_save"]) >= {"embed_tokens", "lm_head"}
     log = json.loads((tmp_path / "it1" / "train_log.json").read_text())
     assert log["plan"]["quantize"] is False and log["log_history"]
 
