@@ -188,7 +188,8 @@ def is_template(candidate: str) -> bool:
 def fill_template(action: str, candidates: Sequence[str] | None) -> str | None:
     """``action`` if it fills a template candidate's slot (``search[red shoes]`` for ``search[<query>]``), with
     the template's closing text restored when generation stopped short of it (``search[red shoes`` ->
-    ``search[red shoes]``); else ``None``. Matching ignores case in the fixed parts; the slot needs real text."""
+    ``search[red shoes]``) and anything after the closing text dropped; else ``None``. Matching ignores case in
+    the fixed parts; the slot needs real text."""
     for c in candidates or ():
         parts = _SLOT.split(c)
         if len(parts) != 2:
@@ -197,8 +198,9 @@ def fill_template(action: str, candidates: Sequence[str] | None) -> str | None:
         if not action.lower().startswith(head.lower()):
             continue
         slot = action[len(head):]
-        if tail and slot.lower().endswith(tail.lower()):
-            slot = slot[:-len(tail)]
+        end = slot.lower().find(tail.lower()) if tail else -1
+        if end >= 0:
+            slot = slot[:end]
         if slot.strip() and slot.strip() != c[len(head):len(c) - len(tail)]:
             return head + slot + tail
     return None

@@ -92,6 +92,7 @@ WEBSHOP_CANDS = ["click[back to search]", "click[next >]", "search[<query>]"]
     ("search[red running shoes]", "search[red running shoes]"),
     ("SEARCH[red shoes]", "search[red shoes]"),    # in the template's spelling
     ("search[red shoes", "search[red shoes]"),     # generation stopped before the bracket
+    ("search[red shoes] now", "search[red shoes]"),
     ("search[<query>]", None),                     # the template itself is no search
     ("search[]", None),
     ("search[  ]", None),
