@@ -10,7 +10,8 @@ only) with ``--alfworld-data``.
     python benchmarks/learn.py --envs alfworld webshop bash --seeds 0 1 2
     python benchmarks/learn.py --alfworld-data ../shared/data/alfworld/json_2.1.1
 
-Writes ``benchmarks/results/learn.json`` and ``learn.md``; run dirs under ``runs/learn/<env>/seed_<s>``.
+Writes ``benchmarks/results/learn_<envs>.json`` and ``.md`` (named for the envs run, so a WebShop run does not
+overwrite the ALFWorld results); run dirs under ``runs/learn/<env>/seed_<s>``.
 """
 
 from __future__ import annotations
@@ -159,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results[env]["verdict"]), flush=True)
     out = Path(args.out)
     cmd = "python benchmarks/learn.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    atomic_write_json(out / "learn.json", {"command": cmd, "seeds": args.seeds, "results": results})
-    atomic_write_text(out / "learn.md", markdown(results, args.seeds, cmd))
+    stem = "learn_" + "_".join(args.envs)
+    atomic_write_json(out / f"{stem}.json", {"command": cmd, "seeds": args.seeds, "results": results})
+    atomic_write_text(out / f"{stem}.md", markdown(results, args.seeds, cmd))
     print(markdown(results, args.seeds, cmd))
     return 0
 
