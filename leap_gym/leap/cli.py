@@ -25,7 +25,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "teacher": {"privilege": 0.5, "demo_privilege": 0.5},
     "rollout": {"tasks_per_iteration": 100},
     "training": {"max_length": 384, "bc_max_steps": 400, "max_steps": 150, "batch_size": 8,
-                 "learning_rate": 2e-3, "train_on_prompt": True},
+                 "bc_learning_rate": 2e-3, "learning_rate": 5e-4, "train_on_prompt": True},
     "evaluation": {"num_test_tasks": 100},
 }
 

@@ -103,6 +103,9 @@ class TrainingConfig:
     # "stack": the next iteration keeps training the same adapter (the base stays untouched on disk).
     continue_mode: str = "merge"
     learning_rate: float = 2e-3
+    # behaviour cloning's learning rate (0 = learning_rate). A base built from random weights needs a high one
+    # to learn to read env text at all; the LEAP iterations that follow forget less at a lower one.
+    bc_learning_rate: float = 0.0
     batch_size: int = 8
     grad_accum: int = 1
     # optimizer steps per iteration (caps time regardless of how large the aggregate grows); 0 = use epochs.
@@ -244,6 +247,9 @@ def validate(cfg: LeapConfig) -> None:
         raise ConfigError(f"iterations: must be >= 0, got {cfg.iterations}")
     if cfg.rollout.tasks_per_iteration < 0:
         raise ConfigError(f"rollout.tasks_per_iteration: must be >= 0 (0 = all), got {cfg.rollout.tasks_per_iteration}")
+    for key in ("learning_rate", "bc_learning_rate", "dpo_learning_rate"):
+        if getattr(cfg.training, key) < 0:
+            raise ConfigError(f"training.{key}: must be >= 0, got {getattr(cfg.training, key)}")
     if cfg.training.finetune == "full" and cfg.training.continue_mode == "stack":
         raise ConfigError("training.continue_mode: 'stack' needs training.finetune=lora")
 

@@ -18,6 +18,7 @@ Re-running with the same config skips every finished stage; a kill mid-stage los
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -31,6 +32,7 @@ from leap_gym.io import atomic_write_json
 from leap_gym.leap.config import (
     ConfigError,
     LeapConfig,
+    TrainingConfig,
     dump_config,
     from_dict,
     load_config,
@@ -256,6 +258,11 @@ class Run:
                          f"generate {stats.max_answer_tokens + 2} (student.max_new_tokens={c.student.max_new_tokens})")
         return _read_rows(out)
 
+    def training_config(self, i: int) -> TrainingConfig:
+        """Iteration ``i``'s training settings: behaviour cloning (i = 0) may have its own learning rate."""
+        t = self.cfg.training
+        return dataclasses.replace(t, learning_rate=t.bc_learning_rate) if i == 0 and t.bc_learning_rate else t
+
     def train(self, i: int, rows_per_iter: list[list[dict[str, Any]]], model_dir: str, adapter_dir: str | None,
               from_scratch: bool | None) -> tuple[str, str | None]:
         out = self.it(i) / "train"
@@ -271,7 +278,7 @@ class Run:
                 rows = aggregate(rows_per_iter, c.training.aggregate, seed=c.seed + i)
             steps = c.training.bc_max_steps if i == 0 else c.training.max_steps
             self.log(f"iter {i} train: {method} on {len(rows)} rows, {steps} steps")
-            res = train(rows, model_dir, out, c.training, from_scratch=from_scratch, method=method,
+            res = train(rows, model_dir, out, self.training_config(i), from_scratch=from_scratch, method=method,
                         adapter_dir=adapter_dir, max_steps=steps, progress=self.progress)
             self.log(f"iter {i} train: loss {res.metrics['train_loss']:.3f} in {res.metrics['train_runtime_s']:.0f}s")
         if c.training.finetune == "lora" and c.training.continue_mode == "stack":

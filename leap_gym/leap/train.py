@@ -263,7 +263,8 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
             final_model = Path(model_dir)
     metrics = {"method": method, "rows": len(rows), "train_loss": float(result.training_loss),
                "global_steps": int(result.global_step), "train_runtime_s": float(result.metrics["train_runtime"]),
-               "quantized": plan.quantize, "device": plan.device, "from_scratch": from_scratch}
+               "quantized": plan.quantize, "device": plan.device, "from_scratch": from_scratch,
+               "learning_rate": kw["learning_rate"]}
     (partial / "train_log.json").write_text(json.dumps({"metrics": metrics, "plan": asdict(plan),
                                                         "log_history": trainer.state.log_history}, indent=1))
     del trainer, trained, model

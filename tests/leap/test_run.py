@@ -60,6 +60,7 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert "teacher reason" in report or "Iteration 1" in report
     metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["key"] for m in metrics] == keys and metrics[3]["train"]["global_steps"] == 2
+    assert metrics[2]["train"]["learning_rate"] == metrics[3]["train"]["learning_rate"] == 2e-3
 
     longest = trained_answer_tokens(run_dir, 2)
     assert longest == max(json.loads((run_dir / f"iter_{i}" / "dataset_stats.json").read_text())["max_answer_tokens"]
@@ -88,6 +89,17 @@ def test_iterations_roll_out_consecutive_slices_of_the_train_tasks(tmp_path):
     assert r.train_tasks() == list(range(5))  # demonstrations still cover every train task
     cfg["rollout"] = {"tasks_per_iteration": 0}
     assert Run(load_config(None, base=cfg), progress=False).rollout_tasks(2) == list(range(5))
+
+
+def test_behaviour_cloning_may_have_its_own_learning_rate(tmp_path):
+    from leap_gym.leap.run import Run
+
+    r = Run(load_config(None, base=toy_config(tmp_path, learning_rate=5e-4, bc_learning_rate=2e-3)), progress=False)
+    assert [r.training_config(i).learning_rate for i in (0, 1, 2)] == [2e-3, 5e-4, 5e-4]
+    r = Run(load_config(None, base=toy_config(tmp_path, learning_rate=5e-4)), progress=False)  # 0: the same
+    assert [r.training_config(i).learning_rate for i in (0, 1)] == [5e-4, 5e-4]
+    with pytest.raises(ConfigError, match="training.bc_learning_rate"):
+        load_config(None, ["training.bc_learning_rate=-1"])
 
 
 def test_dpo_runs_end_to_end(tmp_path):
