@@ -95,8 +95,9 @@ def real_alfworld_eval(run_dir: Path, data_dir: str, quiet: bool) -> list[dict[s
     """Evaluate every iteration's student of an ALFWorld run on the real valid_seen games (results already in
     ``evals/valid_seen`` for every trained iteration are read back, not recomputed)."""
     from leap_gym.leap.cli import eval_run
+    from leap_gym.leap.run import trained_iterations
 
-    trained = sorted(int(p.parent.parent.name.split("_")[1]) for p in run_dir.glob("iter_*/train/train_log.json"))
+    trained = trained_iterations(run_dir)
     saved = [run_dir / "evals" / "valid_seen" / f"iter_{i}.json" for i in trained]
     if trained and all(p.exists() for p in saved):
         return [json.loads(p.read_text()) for p in saved]

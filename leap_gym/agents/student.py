@@ -204,8 +204,8 @@ class HFStudent(Agent):
         outputs = []
         for i, text in enumerate(texts):
             out = parse_output(text, cands[i])
-            concrete = [c for c in cands[i] or () if not is_template(c)]
-            if (self.constrained and concrete and match_candidate(out.action, cands[i]) is None
+            concrete = [c for c in cands[i] or () if not is_template(c)] if self.constrained else []
+            if (concrete and match_candidate(out.action, cands[i]) is None
                     and fill_template(out.action, cands[i]) is None):
                 scores = self.score_candidates(prompts[i], out.reason, concrete)
                 best = max(range(len(scores)), key=scores.__getitem__)

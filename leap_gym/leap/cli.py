@@ -99,7 +99,7 @@ def eval_run(run_dir: str | Path, overrides: list[str] | None = None, *, name: s
     from leap_gym.leap.config import load_config, to_dict
     from leap_gym.leap.evaluate import summarize
     from leap_gym.leap.rollout import make_env, rollout
-    from leap_gym.leap.run import make_student, trained_answer_tokens
+    from leap_gym.leap.run import make_student, trained_answer_tokens, trained_iterations
     from leap_gym.leap.train import set_threads
     from leap_gym.models import MODEL_SIZES
 
@@ -108,9 +108,7 @@ def eval_run(run_dir: str | Path, overrides: list[str] | None = None, *, name: s
         raise FileNotFoundError(f"{run_dir} has no config.yaml (not a leap-gym run)")
     cfg = load_config(None, overrides, base=to_dict(load_config(run_dir / "config.yaml")))
     set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
-    done = sorted(int(p.name.split("_")[1]) for p in run_dir.glob("iter_*")
-                  if (p / "train" / "train_log.json").exists())
-    iters = [i for i in done if iterations is None or i in iterations]
+    iters = [i for i in trained_iterations(run_dir) if iterations is None or i in iterations]
     if not iters:
         raise FileNotFoundError(f"no trained iteration found in {run_dir}")
     kwargs = {**cfg.env.kwargs, **cfg.env.test_kwargs}

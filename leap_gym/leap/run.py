@@ -103,6 +103,11 @@ def trained_answer_tokens(run_dir: Path, upto: int) -> int:
     return longest
 
 
+def trained_iterations(run_dir: Path) -> list[int]:
+    """The iterations of a run whose training finished, in order."""
+    return sorted(int(p.parent.parent.name.split("_")[1]) for p in Path(run_dir).glob("iter_*/train/train_log.json"))
+
+
 def _kwargs(cfg: LeapConfig, split: str) -> dict[str, Any]:
     extra = cfg.env.train_kwargs if split == "train" else cfg.env.test_kwargs
     return {**cfg.env.kwargs, **extra}
@@ -201,13 +206,13 @@ class Run:
             self.log(f"demos: {len(trajs)} episodes, {won} won, {sum(len(t) for t in trajs)} steps")
         return read_trajectories(out)
 
-    def base(self, demos: list[Trajectory]) -> tuple[str, bool | None]:
-        """``(model_dir, from_scratch)`` of the student's starting weights; ``None``: the checkpoint's marker."""
+    def base(self, demos: list[Trajectory]) -> str:
+        """The student's starting weights; a base built here carries the random-init marker ``train`` reads."""
         from leap_gym.models import MODEL_SIZES
 
         c = self.cfg.student
         if c.model not in MODEL_SIZES:
-            return c.model, None
+            return c.model
         out = self.dir / "base"
         if not (out / "config.json").exists():
             import shutil
@@ -230,7 +235,7 @@ class Run:
             os.replace(partial, out)
             n = sum(p.numel() for p in model.parameters())
             self.log(f"base: built {c.model} model ({n / 1e6:.2f} M params, vocab {len(tok)})")
-        return str(out), True
+        return str(out)
 
     def dataset(self, i: int, trajs: list[Trajectory], corrections: list[list[Correction]] | None,
                 model_dir: str) -> list[dict[str, Any]]:
@@ -263,8 +268,8 @@ class Run:
         t = self.cfg.training
         return dataclasses.replace(t, learning_rate=t.bc_learning_rate) if i == 0 and t.bc_learning_rate else t
 
-    def train(self, i: int, rows_per_iter: list[list[dict[str, Any]]], model_dir: str, adapter_dir: str | None,
-              from_scratch: bool | None) -> tuple[str, str | None]:
+    def train(self, i: int, rows_per_iter: list[list[dict[str, Any]]], model_dir: str,
+              adapter_dir: str | None) -> tuple[str, str | None]:
         out = self.it(i) / "train"
         c = self.cfg
         if not (out / "train_log.json").exists():
@@ -278,8 +283,8 @@ class Run:
                 rows = aggregate(rows_per_iter, c.training.aggregate, seed=c.seed + i)
             steps = c.training.bc_max_steps if i == 0 else c.training.max_steps
             self.log(f"iter {i} train: {method} on {len(rows)} rows, {steps} steps")
-            res = train(rows, model_dir, out, self.training_config(i), from_scratch=from_scratch, method=method,
-                        adapter_dir=adapter_dir, max_steps=steps, progress=self.progress)
+            res = train(rows, model_dir, out, self.training_config(i), method=method, adapter_dir=adapter_dir,
+                        max_steps=steps, progress=self.progress)
             self.log(f"iter {i} train: loss {res.metrics['train_loss']:.3f} in {res.metrics['train_runtime_s']:.0f}s")
         if c.training.finetune == "lora" and c.training.continue_mode == "stack":
             return model_dir, str(out / "adapter")
@@ -335,9 +340,9 @@ class Run:
         self.teachers()
         self.refresh_outputs()
         demos = self.demos()
-        base_dir, from_scratch = self.base(demos)
+        base_dir = self.base(demos)
         rows = [self.dataset(0, demos, None, base_dir)]
-        model_dir, adapter_dir = self.train(0, rows, base_dir, None, from_scratch)
+        model_dir, adapter_dir = self.train(0, rows, base_dir, None)
         if c.evaluation.every_iteration or c.iterations == 0:
             self.evaluate_student(0, model_dir, adapter_dir)
         self.refresh_outputs()
@@ -348,7 +353,7 @@ class Run:
             if c.training.method == "dpo" and not rows[-1]:
                 self.log(f"iter {i}: no preference pairs (nothing corrected); keeping the previous student")
             else:
-                model_dir, adapter_dir = self.train(i, rows, model_dir, adapter_dir, from_scratch)
+                model_dir, adapter_dir = self.train(i, rows, model_dir, adapter_dir)
             if c.evaluation.every_iteration or i == c.iterations:
                 self.evaluate_student(i, model_dir, adapter_dir)
             self.refresh_outputs()
