@@ -154,10 +154,16 @@ class HFStudent(Agent):
         self._system_cache: list[int] | None = None
         self.tasks: list[str] = [""]
         self.histories: list[list[tuple[str, str]]] = [[]]
-        self.last_prompts: list[str] = []
+        self._last_prompt_ids: list[list[int]] = []
+        self._params_of: tuple[int, Mapping[str, Any]] | None = None
         self.stats = {"actions": 0, "generated_tokens": 0, "prompt_tokens": 0, "format_errors": 0,
                       "constrained_fallbacks": 0}
         self._torch = torch
+
+    @property
+    def last_prompts(self) -> list[str]:
+        """The prompts of the last ``act_batch`` call as text (decoded on demand: acting never needs them)."""
+        return [self.tokenizer.decode(p) for p in self._last_prompt_ids]
 
     # -- episode bookkeeping -----------------------------------------------------------------------------------
     def reset(self, task: str = "") -> None:
@@ -188,18 +194,18 @@ class HFStudent(Agent):
         if isinstance(infos, Mapping):  # vector-env info: drop privileged entries before splitting
             infos = strip_privileged(dict(infos), self.privileged_keys)
         views = [strip_privileged(i, self.privileged_keys) for i in split_vector_info(infos, n)]
-        prompts, cands = [], []
-        for i, (obs, info) in enumerate(zip(observations, views, strict=True)):
+        cands = []
+        for i, info in enumerate(views):
             task = info.get("task")
             if isinstance(task, str) and task:
                 if self.tasks[i] and task != self.tasks[i]:  # a new episode the caller did not announce
                     self.histories[i] = []
                 self.tasks[i] = task
             acts = info.get("admissible_actions")
-            acts = [str(a) for a in acts] if acts is not None else None
-            cands.append(acts)
-            prompts.append(self._prompt_ids(self.tasks[i], self.histories[i], str(obs), acts))
-        self.last_prompts = [self.tokenizer.decode(p) for p in prompts]
+            cands.append([str(a) for a in acts] if acts is not None else None)
+        prompts = self._prompts_ids([(self.tasks[i], self.histories[i], str(obs), cands[i])
+                                     for i, obs in enumerate(observations)])
+        self._last_prompt_ids = prompts
         texts = [c.text for c in self.complete(prompts, prefix=self._system_ids())]
         outputs = []
         for i, text in enumerate(texts):
@@ -242,15 +248,26 @@ class HFStudent(Agent):
             self._system_cache = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self._system_cache
 
-    def _prompt_ids(self, task: str, history: list[tuple[str, str]], obs: str, acts: list[str] | None) -> list[int]:
-        """Token ids of the prompt; drops the oldest history first, then cuts from the left, to fit."""
-        k = self.k
-        while True:
-            msgs = build_messages(task, history, obs, acts, k=k, env=self.env, max_obs_chars=self.max_obs_chars)
-            ids = self.tokenizer(render_prompt(self.tokenizer, msgs), add_special_tokens=False)["input_ids"]
-            if len(ids) <= self.history_tokens or k == 0 or not history:
-                return ids[-self.max_prompt_tokens:]
-            k = min(k, len(history)) - 1
+    def _prompts_ids(self, items: Sequence[tuple[str, list[tuple[str, str]], str, list[str] | None]]
+                     ) -> list[list[int]]:
+        """Token ids of each ``(task, history, observation, candidates)`` prompt, tokenized in one call; a
+        prompt over ``history_tokens`` drops its oldest history first, then is cut from the left, to fit."""
+        texts = [self._render(task, history, obs, acts, self.k) for task, history, obs, acts in items]
+        out = []
+        for (task, history, obs, acts), ids in zip(items, self._encode(texts), strict=True):
+            k = self.k
+            while len(ids) > self.history_tokens and k > 0 and history:
+                k = min(k, len(history)) - 1
+                ids = self._encode([self._render(task, history, obs, acts, k)])[0]
+            out.append(ids[-self.max_prompt_tokens:])
+        return out
+
+    def _render(self, task: str, history: list[tuple[str, str]], obs: str, acts: list[str] | None, k: int) -> str:
+        msgs = build_messages(task, history, obs, acts, k=k, env=self.env, max_obs_chars=self.max_obs_chars)
+        return render_prompt(self.tokenizer, msgs)
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
     def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None,
                  do_sample: bool | None = None, temperature: float | None = None, top_p: float | None = None,
@@ -352,8 +369,11 @@ class HFStudent(Agent):
         return out[:, ids.shape[1]:].cpu()
 
     def _forward_params(self) -> Mapping[str, Any]:
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        return inspect.signature(base.forward).parameters
+        """The model's ``forward`` parameters, looked up once per model (``inspect`` costs ~0.1 ms a call)."""
+        if self._params_of is None or self._params_of[0] != id(self.model):
+            base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            self._params_of = (id(self.model), inspect.signature(base.forward).parameters)
+        return self._params_of[1]
 
     def _cache_kwarg(self) -> str:
         """transformers >= 5.24 renamed the argument ``past_key_values`` (forward and generate) to ``cache``."""

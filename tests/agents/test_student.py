@@ -95,16 +95,16 @@ def test_history_budget_matches_training_rows(tiny):
     model, tok, _ = tiny
     obs, infos = _obs_infos(1)
     full = HFStudent(model, tok, env="alfworld", max_new_tokens=4, k=3)
-    base = len(full._prompt_ids(infos[0]["task"], [], obs[0], infos[0]["admissible_actions"]))
-    one = len(full._prompt_ids(infos[0]["task"], [(obs[0], "look")], obs[0], infos[0]["admissible_actions"]))
+    base = len(full._prompts_ids([(infos[0]["task"], [], obs[0], infos[0]["admissible_actions"])])[0])
+    one = len(full._prompts_ids([(infos[0]["task"], [(obs[0], "look")], obs[0], infos[0]["admissible_actions"])])[0])
     capped = HFStudent(model, tok, env="alfworld", max_new_tokens=4, k=3, history_tokens=one,
                        max_prompt_tokens=4 * one)
     history = [(obs[0], "look")] * 3
-    assert len(full._prompt_ids(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])) > one
-    assert len(capped._prompt_ids(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])) == one
+    assert len(full._prompts_ids([(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])])[0]) > one
+    assert len(capped._prompts_ids([(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])])[0]) == one
     tight = HFStudent(model, tok, env="alfworld", max_new_tokens=4, k=3, history_tokens=base - 1,
                       max_prompt_tokens=4 * one)  # no history fits: the bare prompt is kept whole
-    assert len(tight._prompt_ids(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])) == base
+    assert len(tight._prompts_ids([(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])])[0]) == base
 
 
 def test_shared_prefix_cache_changes_nothing(tiny):
@@ -140,7 +140,7 @@ def test_constrained_acting_always_admissible(tiny):
 def test_candidate_scores_match_full_forward(tiny):
     model, tok, _ = tiny
     student = HFStudent(model, tok, score_batch_size=2)
-    prompt = student._prompt_ids("put a mug in fridge 1.", [], "You see a mug 1.", None)
+    prompt = student._prompts_ids([("put a mug in fridge 1.", [], "You see a mug 1.", None)])[0]
     cands = ["go to shelf 1", "take mug 1 from shelf 1", "look"]
     scores = student.score_candidates(prompt, "the mug is here", cands)
     head = tok("REASON: the mug is here\nACTION:", add_special_tokens=False)["input_ids"]
@@ -253,7 +253,7 @@ def test_chunked_prefill_keeps_greedy_answers_and_order(tiny):
         single = HFStudent(model, tok, env="alfworld", max_new_tokens=12)
         single.reset(infos[i]["task"])
         singles.append(single.act(obs[i], infos[i]).raw_text)
-    lengths = [len(HFStudent(model, tok, env="alfworld")._prompt_ids(i["task"], [], o, i["admissible_actions"]))
+    lengths = [len(HFStudent(model, tok, env="alfworld")._prompts_ids([(i["task"], [], o, i["admissible_actions"])])[0])
                for o, i in zip(obs, infos, strict=True)]
     for budget, chunks in ((1, {6}), (2 * max(lengths), {2, 3, 4, 5}), (10**6, {0})):  # 0: generate prefills
         for share in (True, False):
