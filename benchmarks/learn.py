@@ -83,8 +83,14 @@ def summarize(per_seed: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
         last, bc = table[f"iter_{iters[-1]}"], table["iter_0"]
         spread = max(last["success_sd"], bc["success_sd"])
         gain = last["success_mean"] - bc["success_mean"]
+        # The same seed's BC and last iteration share their BC stage, so the per-seed difference is the paired
+        # measurement; reported beside the bar, which stays the conservative one (the larger of the two sds).
+        paired = [by[f"iter_{iters[-1]}"] - by["iter_0"] for by in (
+            {r["key"]: r["success"] for r in rows if "success" in r} for rows in per_seed.values())
+            if f"iter_{iters[-1]}" in by and "iter_0" in by]
         verdict = {"last_iteration": iters[-1], "gain_over_bc": gain, "spread": spread,
-                   "beats_bc_by_2x_spread": gain > 2 * spread}
+                   "beats_bc_by_2x_spread": gain > 2 * spread, "gain_per_seed": paired,
+                   "gain_per_seed_sd": _mean_sd(paired)[1]}
         if "teacher_no_privilege" in table:
             verdict["beats_teacher_without_privilege"] = (last["success_mean"]
                                                           > table["teacher_no_privilege"]["success_mean"])

@@ -31,3 +31,22 @@ def test_every_preset_passes_only_kwargs_its_env_takes(env, tmp_path):
         assert key in params, f"{env}: {key!r} is not a parameter of {spec.entry_point}"
     assert a["env"]["kwargs"] != b["env"]["kwargs"], "seeds must draw different tasks"
     assert a["run_dir"] != b["run_dir"]
+
+
+def test_verdict_uses_the_larger_spread_and_reports_paired_gains():
+    learn = _learn_module()
+
+    def rows(bc, last, teacher):
+        return [{"key": "teacher_no_privilege", "success": teacher, "score": teacher},
+                {"key": "iter_0", "success": bc, "score": bc}, {"key": "iter_2", "success": last, "score": last}]
+
+    res = learn.summarize({0: rows(0.50, 0.55, 0.77), 1: rows(0.55, 0.59, 0.76), 2: rows(0.45, 0.50, 0.72)})
+    v = res["verdict"]
+    assert v["last_iteration"] == 2
+    assert v["gain_per_seed"] == pytest.approx([0.05, 0.04, 0.05])
+    assert v["gain_per_seed_sd"] == pytest.approx(0.00577, abs=1e-4)
+    assert v["spread"] == pytest.approx(res["agents"]["iter_0"]["success_sd"])  # BC's sd (0.05) is the larger
+    assert not v["beats_bc_by_2x_spread"]  # 0.047 < 2 x 0.05, although every seed gained
+    assert not v["beats_teacher_without_privilege"]
+    wide = learn.summarize({0: rows(0.10, 0.40, 0.30), 1: rows(0.12, 0.42, 0.30)})["verdict"]
+    assert wide["beats_bc_by_2x_spread"] and wide["beats_teacher_without_privilege"]
