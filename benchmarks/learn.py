@@ -88,9 +88,9 @@ def summarize(per_seed: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
         paired = [by[f"iter_{iters[-1]}"] - by["iter_0"] for by in (
             {r["key"]: r["success"] for r in rows if "success" in r} for rows in per_seed.values())
             if f"iter_{iters[-1]}" in by and "iter_0" in by]
-        verdict = {"last_iteration": iters[-1], "gain_over_bc": gain, "spread": spread,
-                   "beats_bc_by_2x_spread": gain > 2 * spread, "gain_per_seed": paired,
-                   "gain_per_seed_sd": _mean_sd(paired)[1]}
+        verdict = {"last_iteration": iters[-1], "gain_over_bc": round(gain, 4), "spread": round(spread, 4),
+                   "beats_bc_by_2x_spread": gain > 2 * spread, "gain_per_seed": [round(g, 4) for g in paired],
+                   "gain_per_seed_sd": round(_mean_sd(paired)[1], 4)}
         if "teacher_no_privilege" in table:
             verdict["beats_teacher_without_privilege"] = (last["success_mean"]
                                                           > table["teacher_no_privilege"]["success_mean"])
