@@ -85,9 +85,11 @@ def summarize(per_seed: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
         gain = last["success_mean"] - bc["success_mean"]
         # The same seed's BC and last iteration share their BC stage, so the per-seed difference is the paired
         # measurement; reported beside the bar, which stays the conservative one (the larger of the two sds).
-        paired = [by[f"iter_{iters[-1]}"] - by["iter_0"] for by in (
-            {r["key"]: r["success"] for r in rows if "success" in r} for rows in per_seed.values())
-            if f"iter_{iters[-1]}" in by and "iter_0" in by]
+        paired = []
+        for rows in per_seed.values():
+            by = {r["key"]: r["success"] for r in rows if "success" in r}
+            if f"iter_{iters[-1]}" in by and "iter_0" in by:
+                paired.append(by[f"iter_{iters[-1]}"] - by["iter_0"])
         verdict = {"last_iteration": iters[-1], "gain_over_bc": round(gain, 4), "spread": round(spread, 4),
                    "beats_bc_by_2x_spread": gain > 2 * spread, "gain_per_seed": [round(g, 4) for g in paired],
                    "gain_per_seed_sd": round(_mean_sd(paired)[1], 4)}
