@@ -11,12 +11,18 @@ Throughput is actions/s and generated tokens/s, both against wall time and again
 machine may be shared; CPU time is the steadier number); each setting runs ``--repeats`` times, the two modes
 alternating so that both see the same load, and the run with the least CPU time is reported.
 
+``--threads`` defaults to torch's own default (one per core), which is how a user's run acts; ``--threads 1 2``
+measures each count in the same run. Acting env by env cannot use a second core (one row per matmul, and the
+per-token overhead is Python), a batch can, so the speed-up grows with cores; 1 thread is the per-core view.
+With more than one thread an idle worker spins, so process CPU time overstates the work: compare wall time.
+
 On CPU the prompt prefill (~200-300 tokens per env here) is compute-bound: batching saves only a little of it
 (chunks of ~1k tokens keep activations in cache). Batching removes the per-token decode overhead, and the batched
 KV cache is preallocated, so decoding does not copy it at every token. So the speed-up grows with answer length
 and shrinks with prompt length and model size.
 
-    PYTHONPATH=. python benchmarks/act_speed.py                 # tiny + small, N = 1, 8, 16, 32, 1 thread
+    PYTHONPATH=. python benchmarks/act_speed.py                 # tiny + small, N = 1, 8, 16, 32, all cores
+    PYTHONPATH=. python benchmarks/act_speed.py --sizes tiny --threads 1 2
     PYTHONPATH=. python benchmarks/act_speed.py --quick         # tiny only, 2 steps
     PYTHONPATH=. python benchmarks/act_speed.py --sizes tiny --dtype bfloat16
 """
@@ -24,6 +30,7 @@ and shrinks with prompt length and model size.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import time
@@ -64,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--envs", nargs="+", type=int, default=[1, 8, 16, 32])
     parser.add_argument("--steps", type=int, default=3, help="steps per episode (history grows)")
     parser.add_argument("--max-new-tokens", type=int, default=24)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", nargs="+", type=int, default=None,
+                        help="torch threads per setting (default: torch's default, one per core)")
     parser.add_argument("--repeats", type=int, default=5, help="runs per setting; the one with least CPU time counts")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--quick", action="store_true", help="tiny model, 2 steps")
@@ -78,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from leap_gym.agents.student import HFStudent
     from leap_gym.models import build_tiny_student
 
-    torch.set_num_threads(args.threads)
+    threads = args.threads or [torch.get_num_threads()]
     rows = []
     for size in args.sizes:
         model, tok = build_tiny_student(size, seed=0)
@@ -87,45 +95,53 @@ def main(argv: list[str] | None = None) -> int:
                             max_new_tokens=args.max_new_tokens, device="cpu")
         student.act_batch(*zip(*[(s[2], {"task": s[0], "admissible_actions": s[3]}) for s in episodes(2)],
                                strict=True))  # warm-up
-        for n in args.envs:
-            samples = episodes(n, seed=n)
-            runs = {True: [], False: []}
-            for _ in range(args.repeats):  # alternate, so that both modes see the same load on a shared machine
+        for t in threads:
+            torch.set_num_threads(t)
+            for n in args.envs:
+                samples = episodes(n, seed=n)
+                runs = {True: [], False: []}
+                for _ in range(args.repeats):  # alternate, so that both modes see the same load
+                    for batched in (True, False):
+                        runs[batched].append(run(student, samples, args.steps, batched))
                 for batched in (True, False):
-                    runs[batched].append(run(student, samples, args.steps, batched))
-            for batched in (True, False):
-                row = {"model": size, "params": params, "dtype": args.dtype,
-                       **min(runs[batched], key=lambda r: r["cpu_s"]), "repeats": args.repeats}
-                rows.append(row)
-                print(f"  {size:<6} N={n:<3} {row['mode']:<10} {row['actions_per_s']:8.2f} act/s "
-                      f"{row['tokens_per_s']:8.1f} tok/s  (cpu {row['cpu_s']:.1f} s, wall {row['wall_s']:.1f} s)",
-                      flush=True)
+                    row = {"model": size, "params": params, "dtype": args.dtype, "threads": t,
+                           **min(runs[batched], key=lambda r: r["cpu_s"]), "repeats": args.repeats}
+                    rows.append(row)
+                    print(f"  {size:<6} threads={t} N={n:<3} {row['mode']:<10} {row['actions_per_s']:8.2f} act/s "
+                          f"{row['tokens_per_s']:8.1f} tok/s  (cpu {row['cpu_s']:.1f} s, wall {row['wall_s']:.1f} s)",
+                          flush=True)
 
     speedups = []
     for size in args.sizes:
-        for n in args.envs:
-            b = next(r for r in rows if (r["model"], r["envs"], r["mode"]) == (size, n, "batched"))
-            s = next(r for r in rows if (r["model"], r["envs"], r["mode"]) == (size, n, "env-by-env"))
-            same = sum(x == y for x, y in zip(b["answers"], s["answers"], strict=True)) / len(b["answers"])
-            speedups.append({"model": size, "envs": n, "speedup_wall": b["actions_per_s"] / s["actions_per_s"],
-                             "speedup_cpu": b["actions_per_cpu_s"] / s["actions_per_cpu_s"], "same_answers": same})
+        for t in threads:
+            for n in args.envs:
+                key = (size, t, n)
+                b = next(r for r in rows if (r["model"], r["threads"], r["envs"], r["mode"]) == (*key, "batched"))
+                s = next(r for r in rows if (r["model"], r["threads"], r["envs"], r["mode"]) == (*key, "env-by-env"))
+                same = sum(x == y for x, y in zip(b["answers"], s["answers"], strict=True)) / len(b["answers"])
+                speedups.append({"model": size, "threads": t, "envs": n,
+                                 "speedup_wall": b["actions_per_s"] / s["actions_per_s"],
+                                 "speedup_cpu": b["actions_per_cpu_s"] / s["actions_per_cpu_s"],
+                                 "same_answers": same})
 
     for r in rows:  # the answers were only for the check above
         r.pop("answers")
-    meta = {"threads": args.threads, "steps": args.steps, "max_new_tokens": args.max_new_tokens,
+    meta = {"threads": threads, "cores": os.cpu_count(), "steps": args.steps, "max_new_tokens": args.max_new_tokens,
             "repeats": args.repeats, "dtype": args.dtype,
             "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
     print(f"\nsettings: {meta}")
-    print("\n| model | params | envs | mode | actions/s | gen tokens/s | actions/CPU-s | tokens/CPU-s | wall s | CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| model | params | threads | envs | mode | actions/s | gen tokens/s | actions/CPU-s | tokens/CPU-s | wall s "
+          "| CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['envs']} | {r['mode']} | {r['actions_per_s']:.2f} | "
+        print(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['threads']} | {r['envs']} | {r['mode']} | "
+              f"{r['actions_per_s']:.2f} | "
               f"{r['tokens_per_s']:.1f} | {r['actions_per_cpu_s']:.2f} | {r['tokens_per_cpu_s']:.1f} | "
               f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} |")
-    print("\n| model | envs | batched / env-by-env (wall) | (CPU time) | same greedy answers |")
-    print("|---|---|---|---|---|")
+    print("\n| model | threads | envs | batched / env-by-env (wall) | (CPU time) | same greedy answers |")
+    print("|---|---|---|---|---|---|")
     for s in speedups:
-        print(f"| {s['model']} | {s['envs']} | {s['speedup_wall']:.1f}x | {s['speedup_cpu']:.1f}x | "
+        print(f"| {s['model']} | {s['threads']} | {s['envs']} | {s['speedup_wall']:.1f}x | {s['speedup_cpu']:.1f}x | "
               f"{s['same_answers']:.0%} |")
 
     out = Path(args.out)

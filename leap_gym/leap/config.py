@@ -55,7 +55,7 @@ class StudentConfig:
     # candidate-constrained acting: score every admissible action by likelihood when the generated one is not
     # admissible (HFStudent constrained=True; exact but costs about one generation per 6 candidates).
     constrained: bool = False
-    # torch threads for acting and training (0 = min(2, cpu count)).
+    # torch threads for acting and training (0 = automatic: 1 for the tiny built models, else min(2, cpu count)).
     num_threads: int = 0
 
 
