@@ -137,3 +137,42 @@ def _reserve(cache: Any, rows: int, length: int, room: int) -> Any:
         layers.append(ReservedLayer(kb, vb, length))
     cache.layers = layers
     return cache
+
+
+# -- episode caches: one batch-1 cache per env slot, kept across the steps of an episode --------------------------
+
+SlotCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape [1, heads, length, dim]
+
+
+def stack_slot_caches(config: Any, parts: Sequence[SlotCache | None], room: int) -> tuple[Any, list[int]]:
+    """A batched cache of the slots' caches, right-aligned as ``[zeros | slot i's states]`` in
+    ``ReservedLayer`` buffers with ``room`` free positions for what ``generate`` adds (the new turns and the
+    answer); returns it with each row's left padding. ``None`` when no slot has a cache yet."""
+    from transformers import DynamicCache
+
+    lengths = [0 if p is None else p[0][0].shape[-2] for p in parts]
+    width = max(lengths)
+    if width == 0:
+        return None, lengths
+    sample = next(p for p in parts if p is not None)
+    cache = DynamicCache(config=config)
+    layers = []
+    for li, (k0, v0) in enumerate(sample):
+        kb = k0.new_zeros((len(parts), k0.shape[1], width + room, k0.shape[3]))
+        vb = v0.new_zeros((len(parts), v0.shape[1], width + room, v0.shape[3]))
+        for row, part in enumerate(parts):
+            if part is not None:
+                k, v = part[li]
+                kb[row, :, width - k.shape[-2]:width] = k[0]
+                vb[row, :, width - v.shape[-2]:width] = v[0]
+        layers.append(ReservedLayer(kb, vb, width))
+    cache.layers = layers
+    return cache, [width - n for n in lengths]
+
+
+def slot_cache(cache: Any, row: int, positions: torch.Tensor) -> SlotCache:
+    """Row ``row`` of a batched cache at ``positions`` (its real tokens, padding left out), as a slot cache."""
+    out = []
+    for layer in cache.layers:
+        out.append((layer.keys[row:row + 1, :, positions].clone(), layer.values[row:row + 1, :, positions].clone()))
+    return out

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from leap_gym.agents.base import Agent, AgentOutput
+from leap_gym.agents.conversation import ChatSegments, episode_messages, user_turn
 from leap_gym.agents.prompting import (
     DEFAULT_HISTORY,
     build_messages,
     fill_template,
+    format_target,
     is_template,
     match_candidate,
     parse_output,
@@ -43,6 +45,18 @@ if TYPE_CHECKING:
 
 # End-of-turn tokens of common chat families; whichever exist in a tokenizer's vocab stop generation.
 END_OF_TURN_TOKENS = ("<|end|>", "<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
+
+
+@dataclass
+class _Episode:
+    """One env slot's chat in the episode format: its messages, their tokens and the KV cache of those tokens."""
+
+    task: str
+    messages: list[dict[str, str]]
+    ids: list[int]
+    reasons: list[str]
+    steps: int  # history length the cache covers (the answer of the last step is not in it yet)
+    cache: Any = None
 
 
 @dataclass
@@ -117,16 +131,21 @@ class HFStudent(Agent):
                  dtype: Any = None, constrained: bool = False, max_prompt_tokens: int = 1024,
                  history_tokens: int | None = None, batch_size: int = 32, score_batch_size: int = 64, max_obs_chars: int | None = 600,
                  merge_adapter: bool = True, privileged_keys: Sequence[str] = (), share_prefix: bool = True,
-                 prefill_tokens: int | None = None):
+                 prefill_tokens: int | None = None, prompt_format: str = "step"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device, self.dtype = default_device_dtype(device, dtype)
-        if isinstance(tokenizer, str) or (tokenizer is None and isinstance(model, str)):
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer or model)
-        if tokenizer is None:
+        if tokenizer is None and not isinstance(model, str):
             raise ValueError("pass the tokenizer with a loaded model")
+        if isinstance(tokenizer, str) and not isinstance(model, str):
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         if isinstance(model, str):
+            from leap_gym.models.pretrained import resolve_model
+
+            model = resolve_model(model)
+            if tokenizer is None or isinstance(tokenizer, str):
+                tokenizer = AutoTokenizer.from_pretrained(tokenizer if isinstance(tokenizer, str) else model)
             model = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype).to(self.device)
         if adapter is not None:
             from peft import PeftModel
@@ -134,7 +153,7 @@ class HFStudent(Agent):
             model = PeftModel.from_pretrained(model, adapter)
             if merge_adapter:
                 model = model.merge_and_unload()
-            model.to(self.device)
+            model.to(device=self.device, dtype=self.dtype)
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
         if tokenizer.pad_token_id is None:
@@ -156,6 +175,11 @@ class HFStudent(Agent):
         self.histories: list[list[tuple[str, str]]] = [[]]
         self._last_prompt_ids: list[list[int]] = []
         self._params_of: tuple[int, Mapping[str, Any]] | None = None
+        if prompt_format not in ("step", "episode"):
+            raise ValueError(f"prompt_format must be 'step' or 'episode', got {prompt_format!r}")
+        self.prompt_format = prompt_format
+        self._segments = ChatSegments(tokenizer)
+        self._episodes: dict[int, _Episode] = {}
         self.stats = {"actions": 0, "generated_tokens": 0, "prompt_tokens": 0, "format_errors": 0,
                       "constrained_fallbacks": 0}
         self._torch = torch
@@ -203,10 +227,14 @@ class HFStudent(Agent):
                 self.tasks[i] = task
             acts = info.get("admissible_actions")
             cands.append([str(a) for a in acts] if acts is not None else None)
-        prompts = self._prompts_ids([(self.tasks[i], self.histories[i], str(obs), cands[i])
-                                     for i, obs in enumerate(observations)])
-        self._last_prompt_ids = prompts
-        texts = [c.text for c in self.complete(prompts, prefix=self._system_ids())]
+        if self.prompt_format == "episode":
+            texts = self._act_episodes([str(o) for o in observations])
+            prompts = self._last_prompt_ids
+        else:
+            prompts = self._prompts_ids([(self.tasks[i], self.histories[i], str(obs), cands[i])
+                                         for i, obs in enumerate(observations)])
+            self._last_prompt_ids = prompts
+            texts = [c.text for c in self.complete(prompts, prefix=self._system_ids())]
         outputs = []
         for i, text in enumerate(texts):
             out = parse_output(text, cands[i])
@@ -219,9 +247,121 @@ class HFStudent(Agent):
                 self.stats["constrained_fallbacks"] += 1
             self.stats["format_errors"] += int(not out.format_ok)
             self.histories[i].append((str(observations[i]), out.action))
+            episode = self._episodes.get(id(self.histories[i]))
+            if episode is not None:
+                episode.reasons.append(out.reason)
             outputs.append(out)
         self.stats["actions"] += n
         return outputs
+
+    # -- episode format: one chat per episode, its KV cache kept from step to step ---------------------------
+    def _act_episodes(self, observations: list[str]) -> list[str]:
+        """Answers in the episode format (``leap_gym.agents.conversation``). Each slot's chat so far is cached
+        (tokens and KV states, keyed by its history list); a step computes only its new turns: the last answer
+        as the history records it (after any snapping by the caller), the new observation and the assistant
+        header. A slot whose history no longer matches its cache (a new episode, a history edited by the
+        caller) or whose chat outgrows ``max_prompt_tokens`` is rebuilt from its history, keeping the latest
+        steps that fit."""
+        from leap_gym.agents.kv_cache import slot_cache, stack_slot_caches
+
+        torch = self._torch
+        live = {id(h) for h in self.histories}
+        self._episodes = {k: e for k, e in self._episodes.items() if k in live}
+        states, news = [], []
+        for i, obs in enumerate(observations):
+            history = self.histories[i]
+            ep = self._episodes.get(id(history))
+            new: list[int] = []
+            if ep is not None and ep.task == self.tasks[i] and ep.steps == len(history) == len(ep.reasons):
+                msgs = ep.messages
+                if history:
+                    msgs.append({"role": "assistant", "content": format_target(ep.reasons[-1], history[-1][1])})
+                    new += self._segments.turn_ids(msgs, len(msgs) - 1)[1]
+                msgs.append({"role": "user", "content": user_turn(None if history else self.tasks[i], obs,
+                                                                  self.max_obs_chars)})
+                new += self._segments.turn_ids(msgs, len(msgs) - 1)[0] + self._segments.header_ids(msgs)
+                if len(ep.ids) + len(new) + self.max_new_tokens > self.max_prompt_tokens:
+                    ep = None
+            if ep is None:
+                reasons = ep_reasons if (ep_reasons := getattr(self._episodes.get(id(history)), "reasons", None)) \
+                    and len(ep_reasons) == len(history) else [""] * len(history)
+                ep = self._fresh_episode(self.tasks[i], history, reasons, obs)
+                self._episodes[id(history)] = ep
+                new, ep.ids, ep.cache = ep.ids, [], None
+            states.append(ep)
+            news.append(new)
+        n = len(observations)
+        cache, pads = stack_slot_caches(self.model.config, [e.cache for e in states],
+                                        max(len(x) for x in news) + self.max_new_tokens)
+        width = max(len(e.ids) for e in states)
+        nw = max(len(x) for x in news)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((n, width + nw), pad, dtype=torch.long)
+        mask = torch.zeros((n, width + nw), dtype=torch.long)
+        for row, (ep, new) in enumerate(zip(states, news, strict=True)):
+            if ep.ids:
+                ids[row, width - len(ep.ids):width] = torch.tensor(ep.ids, dtype=torch.long)
+                mask[row, width - len(ep.ids):width] = 1
+            ids[row, width + nw - len(new):] = torch.tensor(new, dtype=torch.long)
+            mask[row, width + nw - len(new):] = 1
+        self.stats["prompt_tokens"] += sum(len(x) for x in news)
+        settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                    "temperature": self.temperature, "top_p": self.top_p, "seed": None}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if cache is None:
+                cache = self._episode_prefill_cache(ids, mask)
+            out = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache)
+        finally:
+            self.model.train(was_training)
+        texts = []
+        self._last_prompt_ids = []
+        for row, (ep, new) in enumerate(zip(states, news, strict=True)):
+            ep.ids = ep.ids + new
+            self._last_prompt_ids.append(ep.ids)
+            positions = torch.nonzero(mask[row], as_tuple=False)[:, 0]
+            ep.cache = slot_cache(cache, row, positions.to(self.device)) if cache is not None else None
+            ep.steps = len(self.histories[row]) + 1
+            toks = out[row].tolist()
+            stop = next((j for j, t in enumerate(toks) if t in self.stop_ids), None)
+            k = len(toks) if stop is None else stop + 1
+            self.stats["generated_tokens"] += k
+            texts.append(self.tokenizer.decode(toks[:k], skip_special_tokens=True))
+        return texts
+
+    def _episode_prefill_cache(self, ids: torch.Tensor, mask: torch.Tensor) -> Any:
+        """An empty cache with room reserved for the whole batch (first steps): ``generate`` fills it."""
+        from transformers import DynamicCache
+
+        from leap_gym.agents.kv_cache import ReservedLayer
+
+        cfg = self.model.config.get_text_config(decoder=True)
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        cache = DynamicCache(config=self.model.config)
+        if not all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers):
+            return None
+        dtype = next(self.model.parameters()).dtype
+        room = ids.shape[1] + self.max_new_tokens
+        layers = []
+        for _ in cache.layers:
+            kb = self._torch.zeros((ids.shape[0], heads, room, dim), dtype=dtype, device=self.device)
+            layers.append(ReservedLayer(kb, self._torch.zeros_like(kb), 0))
+        cache.layers = layers
+        return cache
+
+    def _fresh_episode(self, task: str, history: list[tuple[str, str]], reasons: list[str], obs: str) -> _Episode:
+        """A slot's chat rebuilt from its history: the latest steps whose chat fits ``max_prompt_tokens``."""
+        steps = [(o, r, a) for (o, a), r in zip(history, reasons, strict=True)]
+        for start in range(len(steps) + 1):
+            msgs = episode_messages(task, steps[start:], obs, env=self.env, max_obs_chars=self.max_obs_chars)
+            ids = self._encode([self._segments.render(msgs, generation_prompt=True)])[0]
+            if len(ids) + self.max_new_tokens <= self.max_prompt_tokens or start == len(steps):
+                break
+        ep = _Episode(task=task, messages=msgs, ids=ids[-(self.max_prompt_tokens - self.max_new_tokens):],
+                      reasons=list(reasons), steps=len(history))
+        return ep
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _stop_ids(self) -> list[int]:

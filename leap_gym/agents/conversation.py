@@ -1,0 +1,129 @@
+"""The episode as one chat: the student's prompt format for pretrained chat models, in training and acting alike.
+
+Turn by turn: a system message (role, the env's rules, the answer format), then one user turn per step
+(``TASK: ...`` and the first observation, then each new observation) and one assistant turn per step
+(``REASON: ...`` / ``ACTION: ...``, ``format_target``). Candidate actions are not listed: the student writes the
+command (a near miss is snapped to the closest admissible one by the rollout), which keeps a step to about the
+observation and the answer, ~70 tokens on ALFWorld instead of ~400 with the candidate list and a re-rendered
+history. Because every earlier turn stays exactly as it was, a student acting step after step only has to
+compute the new turns: its KV cache is kept across the episode (``HFStudent(prompt_format="episode")``).
+
+The token stream is built segment by segment (``encode_turns``): each message is tokenized on its own, an
+assistant message as its header (``<|im_start|>assistant\\n``) and its body. Acting appends exactly those
+segments as the episode goes on, and training rows are tokenized by the same function, so the tokens a student
+is trained on are the tokens it acts on, with no drift at turn boundaries.
+
+Only student-view information goes in: the task, the observations and the student's own (or, in
+demonstrations, the teacher's) reasons and actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from leap_gym.agents.prompting import ENV_RULES, ROLE, env_family, format_target
+
+EPISODE_FORMAT_RULE = ("Write the action yourself, in the form the environment uses. Answer in exactly this "
+                       "format:\nREASON: <one short sentence>\nACTION: <one action>")
+
+# Long observations (WebShop pages) are clipped to this many characters in every turn.
+DEFAULT_OBS_CHARS = 1000
+
+
+def episode_system_prompt(env: str | None = None) -> str:
+    return f"{ROLE}\n{ENV_RULES[env_family(env)]}\n{EPISODE_FORMAT_RULE}"
+
+
+def _clip(text: str, max_chars: int | None) -> str:
+    text = text.strip()
+    if max_chars is not None and len(text) > max_chars:
+        return text[:max_chars].rstrip() + " ..."
+    return text
+
+
+def user_turn(task: str | None, observation: str, max_obs_chars: int | None = DEFAULT_OBS_CHARS) -> str:
+    """A step's user message: the first one also states the task."""
+    obs = f"OBSERVATION: {_clip(observation, max_obs_chars)}"
+    return f"TASK: {task.strip()}\n{obs}" if task is not None else obs
+
+
+def episode_messages(task: str, steps: Sequence[tuple[str, str, str]], observation: str | None = None,
+                     env: str | None = None, max_obs_chars: int | None = DEFAULT_OBS_CHARS
+                     ) -> list[dict[str, str]]:
+    """System, then a user and an assistant turn for each ``(observation, reason, action)`` of ``steps``, then
+    the user turn of ``observation`` when given (the prompt of the next decision)."""
+    msgs = [{"role": "system", "content": episode_system_prompt(env)}]
+    for t, (obs, reason, action) in enumerate(steps):
+        msgs.append({"role": "user", "content": user_turn(task if t == 0 else None, obs, max_obs_chars)})
+        msgs.append({"role": "assistant", "content": format_target(reason, action)})
+    if observation is not None:
+        msgs.append({"role": "user", "content": user_turn(task if not steps else None, observation,
+                                                          max_obs_chars)})
+    return msgs
+
+
+class ChatSegments:
+    """Tokenizes a chat message by message with a tokenizer's chat template (plain role headers without one).
+
+    ``segment(messages, j)`` is the text message ``j`` adds to the rendered chat, split into the part before its
+    content (the role header) and the rest; rendering is checked to be prefix-stable, which holds for ChatML,
+    Llama-3 and Zephyr-style templates (a template that rewrites earlier turns cannot be used this way).
+    """
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.templated = bool(getattr(tokenizer, "chat_template", None))
+
+    def render(self, messages: Sequence[dict[str, str]], generation_prompt: bool = False) -> str:
+        if not messages:
+            return ""
+        if self.templated:
+            return self.tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                                      add_generation_prompt=generation_prompt)
+        body = "".join(f"{m['role'].upper()}:\n{m['content']}\n\n" for m in messages)
+        return body + ("ASSISTANT:\n" if generation_prompt else "")
+
+    def segment(self, messages: Sequence[dict[str, str]], j: int) -> tuple[str, str]:
+        """``(header, rest)`` of message ``j``: ``header`` is what the generation prompt adds for its role."""
+        before = self.render(messages[:j])
+        full = self.render(messages[:j + 1])
+        if not full.startswith(before):
+            raise ValueError("the tokenizer's chat template is not prefix-stable; use prompt_format='step'")
+        added = full[len(before):]
+        if messages[j]["role"] == "assistant":
+            prompt = self.render(messages[:j], generation_prompt=True)
+            header = prompt[len(before):]
+            if not (prompt.startswith(before) and added.startswith(header)):
+                raise ValueError("the chat template's generation prompt is not the assistant header")
+            return header, added[len(header):]
+        return added, ""
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def header_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """Tokens of the assistant header that follows ``messages`` (where a generated answer starts)."""
+        before = self.render(messages)
+        return self.encode(self.render(messages, generation_prompt=True)[len(before):])
+
+    def turn_ids(self, messages: Sequence[dict[str, str]], j: int) -> tuple[list[int], list[int]]:
+        """``(header tokens, body tokens)`` of message ``j`` (body empty for non-assistant messages)."""
+        header, body = self.segment(messages, j)
+        return self.encode(header), self.encode(body)
+
+
+def encode_turns(tokenizer: Any, messages: Sequence[dict[str, str]], trained: Sequence[int]
+                 ) -> tuple[list[int], list[int]]:
+    """``(input_ids, labels)`` of a chat; loss (labels = ids) only on the bodies of the assistant messages whose
+    indexes are in ``trained`` (their end-of-turn token included), -100 elsewhere."""
+    seg = ChatSegments(tokenizer)
+    ids: list[int] = []
+    labels: list[int] = []
+    train = set(trained)
+    for j in range(len(messages)):
+        head, body = seg.turn_ids(messages, j)
+        ids += head + body
+        labels += [-100] * len(head)
+        labels += body if j in train else [-100] * len(body)
+    return ids, labels
