@@ -440,7 +440,7 @@ def load_student(spec: str, adapter: str | None = None, iteration: int | None = 
 
     ``spec`` is a leap-gym run directory (its last trained student, or ``iteration``), a model directory, one of
     the library's model names (``tiny``/``small``/``base``: built here with random weights, nothing downloaded),
-    or a hub id (``org/name``, the only case that reaches the network).
+    or a hub id (``org/name`` where no local ``org/`` exists: the only case that reaches the network).
     """
     from leap_gym.agents.student import HFStudent, default_device_dtype
     from leap_gym.models import MODEL_SIZES
@@ -448,11 +448,13 @@ def load_student(spec: str, adapter: str | None = None, iteration: int | None = 
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "config.yaml").exists() and not (path / "config.json").exists():
         if adapter is not None:
-            raise ValueError("a run directory brings its own adapter: drop --adapter (or pass --iteration)")
+            raise ValueError("a run directory brings its own adapter: drop --adapter (--iteration picks another iteration)")
         model, adapter, i = run_checkpoint(path, iteration)
         what = f"run {spec}, iteration {i}" + (" (base + LoRA adapter)" if adapter else "")
     elif iteration is not None:
         raise ValueError("--iteration applies to a leap-gym run directory")
+    elif path.is_dir() and not (path / "config.json").exists():
+        raise ValueError(f"{spec} is neither a model directory (no config.json) nor a leap-gym run (no config.yaml)")
     elif path.exists():
         model, what = str(path), f"model {spec}"
     elif spec in MODEL_SIZES:
@@ -465,11 +467,12 @@ def load_student(spec: str, adapter: str | None = None, iteration: int | None = 
         dev, dt = default_device_dtype(device, dtype)
         student = HFStudent(built.to(device=dev, dtype=dt), tok, seed=None, **student_kw)
         return student, f"{spec}: built here, untrained (random weights; serve a run directory for a trained one)"
-    elif re.fullmatch(r"[\w.-]+/[\w.-]+", spec) and not spec.startswith("."):
+    elif re.fullmatch(r"[\w.-]+/[\w.-]+", spec) and not path.parent.is_dir():
         model, what = spec, f"hub model {spec}"
     else:
         raise ValueError(f"{spec!r} is not a model directory, a leap-gym run directory, a hub id (org/name) or one "
-                         f"of the built-in models ({', '.join(MODEL_SIZES)})")
+                         f"of the built-in models ({', '.join(MODEL_SIZES)})"
+                         + (f"; {path.parent}/ exists here but has no {path.name}" if "/" in spec and path.parent.is_dir() else ""))
     student = HFStudent(model, tokenizer, adapter=adapter, device=device, dtype=dtype, seed=None, **student_kw)
     return student, what + (f" + adapter {adapter}" if adapter and "adapter" not in what else "")
 

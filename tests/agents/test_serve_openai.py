@@ -197,8 +197,12 @@ def test_run_directory_resolves_to_its_trained_student(tmp_path):
         load_student(str(stacked), adapter=str(train / "adapter"))
 
 
-def test_unknown_model_spec_fails_without_network():
+def test_unknown_model_spec_fails_without_network(tmp_path):
     with pytest.raises(ValueError, match="not a model directory.*tiny"):
         load_student("no-such-model")
+    with pytest.raises(ValueError, match=f"{tmp_path}/ exists here but has no dmeo"):
+        load_student(str(tmp_path / "dmeo"))  # a mistyped local path is not looked up on the hub
+    with pytest.raises(ValueError, match="no config.json"):
+        load_student(str(tmp_path))
     with pytest.raises(ValueError, match="needs the base"):
         load_student("tiny", adapter="/nowhere")
