@@ -8,10 +8,9 @@ instant.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 import yaml
 
@@ -38,71 +37,6 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-_PLAY_HELP = """commands: type an action, a number to pick that admissible action,
-  :actions  list admissible actions    :privileged  show the privileged state (teacher's view)
-  :reset    new episode                :quit        leave"""
-
-
-def play(env_id: str, env_kwargs: dict[str, Any], seed: int | None, task_index: int | None,
-         stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
-    """Interactive loop; reads commands line by line so it works with a terminal and with piped stdin."""
-    import gymnasium as gym
-
-    import leap_gym  # noqa: F401  (registers the envs)
-
-    def out(text: str = "") -> None:
-        print(text, file=stdout, flush=True)
-
-    env = gym.make(env_id, **env_kwargs)
-    options = {"task_index": task_index} if task_index is not None else None
-    try:
-        obs, info = env.reset(seed=seed, options=options)
-        out(f"== {env_id}  task {info.get('task_id', '?')}")
-        out(_PLAY_HELP)
-        out(obs)
-        total = 0.0
-        while True:
-            stdout.write("> ")
-            stdout.flush()
-            line = stdin.readline()
-            if not line:
-                out("\n(end of input)")
-                return 0
-            cmd = line.strip()
-            if not cmd:
-                continue
-            if cmd == ":quit":
-                return 0
-            if cmd == ":privileged":
-                out(json.dumps(info.get("privileged", {}), indent=2, ensure_ascii=False))
-                continue
-            if cmd == ":actions":
-                acts = info.get("admissible_actions")
-                out("(free text: any command)" if acts is None else
-                    "\n".join(f"{i:3d}. {a}" for i, a in enumerate(acts)))
-                continue
-            if cmd == ":reset":
-                obs, info = env.reset(options=options)
-                total = 0.0
-                out(obs)
-                continue
-            acts = info.get("admissible_actions")
-            if cmd.isdigit() and acts is not None and int(cmd) < len(acts):
-                cmd = acts[int(cmd)]
-                out(f"({cmd})")
-            obs, reward, terminated, truncated, info = env.step(cmd)
-            total += float(reward)
-            out(obs)
-            if not info.get("action_valid", True):
-                out("(the env did not accept that action)")
-            if terminated or truncated:
-                out(f"== episode over: won={info.get('won')} score={info.get('score')} "
-                    f"return={total:g} ({'terminated' if terminated else 'truncated'})")
-                out("type :reset for a new episode or :quit")
-    finally:
-        env.close()
-
-
 def cmd_play(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
@@ -111,6 +45,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     except gym.error.Error as e:  # Gymnasium's own "did you mean" message
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from leap_gym.play import play
+
     return play(args.env_id, parse_kv(args.kw), args.seed, args.task_index)
 
 

@@ -5,7 +5,8 @@ import sys
 import pytest
 
 import leap_gym
-from leap_gym.cli import main, play
+from leap_gym.cli import main
+from leap_gym.play import play
 from tests.toy_env import TOY_ID
 
 
@@ -21,7 +22,7 @@ def test_play_toy_env_with_piped_stdin():
     stdout = io.StringIO()
     assert play(TOY_ID, {}, seed=0, task_index=None, stdin=stdin, stdout=stdout) == 0
     out = stdout.getvalue()
-    assert "go to kitchen" in out and '"key_room"' in out
+    assert "go to kitchen" in out and "key_room" in out
     assert "Nothing happens." in out and "did not accept" in out
 
 
@@ -37,4 +38,4 @@ def test_play_every_env_through_the_console_script(env_id):
     proc = subprocess.run([sys.executable, "-m", "leap_gym.cli", "play", env_id, "--seed", "1"], input=script,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert '"expert_action"' in proc.stdout
+    assert "\nexpert_action " in proc.stdout  # the :privileged summary

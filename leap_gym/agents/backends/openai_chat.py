@@ -116,6 +116,9 @@ class OpenAIChat:
     def chat(self, messages: Sequence[dict[str, str]], **params: Any) -> ChatResult:
         """One chat completion; served from the cache when this exact request was answered before."""
         merged = {k: v for k, v in {**self.params, **params}.items() if v is not None}  # None: server default
+        if merged.get("stream"):
+            raise ValueError("OpenAIChat reads whole responses: stream=True is not supported (the openai client "
+                             "streams)")
         body = {"model": self.model, "messages": [dict(m) for m in messages], **merged}
         key = self.cache_key(body)
         cached = self._cache_get(key)
