@@ -53,8 +53,9 @@ class ALFWorldEnv(gym.Env):
             ``~/.cache/leap-gym/alfworld-sas`` or ``$LEAP_GYM_CACHE``; ``False`` keeps them in memory only;
             generated games are kept in memory unless a folder is given).
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current observation).
-        privileged: ``False`` skips the world model and the expert's plan at every step (about half of a step's
-            time with ``expert="oracle"``); ``info["privileged"]`` is then ``{}``.
+        privileged: ``False`` skips the world model and the expert's plan at every step (about a third of a
+            step's time with ``expert="oracle"``, and the planner's search with ``expert="planner"``);
+            ``info["privileged"]`` is then ``{}``.
 
     The call rules (step before reset, task indexes, steps after the end) are those of ``leap_gym.envs.contract``.
     """
