@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -19,6 +20,22 @@ def test_spec_and_entry_points_are_strings():
         spec = gym.spec(env_id)
         assert isinstance(spec.entry_point, str) and spec.entry_point.startswith("leap_gym.envs.")
         assert spec.max_episode_steps > 0
+
+
+@pytest.mark.parametrize("env_id,says", [("leap/WebShop-v1", "It provides versioned environments: [ `v0` ]"),
+                                         ("leap/Webshop-v0", "Did you mean: `WebShop`")])
+def test_unknown_env_id_is_gymnasiums_error_not_a_missing_teacher(tmp_path, env_id, says):
+    from leap_gym.agents.teachers import make_expert
+
+    with pytest.raises(gym.error.UnregisteredEnv, match=re.escape(says)):
+        make_expert(env_id)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"env:\n  env_id: {env_id}\nrun_dir: {tmp_path / 'run'}\n")
+    out = subprocess.run([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(config)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [f"error: env.env_id: {out.stderr.split('env.env_id: ', 1)[1].strip()}"]
+    assert says in out.stderr and "teacher" not in out.stderr
 
 
 def test_misspelt_id_gets_gymnasium_suggestion():

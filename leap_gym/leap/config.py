@@ -252,6 +252,21 @@ def validate(cfg: LeapConfig) -> None:
             raise ConfigError(f"training.{key}: must be >= 0, got {getattr(cfg.training, key)}")
     if cfg.training.finetune == "full" and cfg.training.continue_mode == "stack":
         raise ConfigError("training.continue_mode: 'stack' needs training.finetune=lora")
+    check_env_id(cfg.env.env_id)
+
+
+def check_env_id(env_id: str) -> None:
+    """A ``ConfigError`` carrying Gymnasium's own message (with its did-you-mean) for an unknown env id."""
+    import gymnasium as gym
+
+    import leap_gym  # noqa: F401  (registers the leap/* ids)
+
+    if ":" in env_id:  # "module:Env-v0": gym.make imports the module that registers it
+        return
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as e:
+        raise ConfigError(f"env.env_id: {e}") from None
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

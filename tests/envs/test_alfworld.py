@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,7 +160,7 @@ def test_reward_terminated_and_step_after_done(gen_env):
 def test_invalid_action_is_nothing_happens(gen_env):
     _, info = gen_env.reset(options={"task_index": 1})
     before = info["privileged"]
-    for bad in ("fly to the moon", "", "   ", None, 42, "GO TO " + info["admissible_actions"][0][6:]):
+    for bad in ("fly to the moon", "", "   ", "GO TO " + info["admissible_actions"][0][6:]):  # non-str: contract test
         obs, r, terminated, truncated, info = gen_env.step(bad)
         assert obs == "Nothing happens." and info["action_valid"] is False and r == 0.0
         check_info(info)
@@ -274,6 +276,47 @@ def test_files_corrupt_game_gives_clear_error(tmp_path, alf_data):
     (dst / "traj_data.json").write_text((src / "traj_data.json").read_text())
     (dst / "game.tw-pddl").write_text("{not json")
     with pytest.raises(ValueError, match="corrupt ALFWorld file"):
+        ALFWorldEnv(tasks="files", split="valid_seen", data_dir=str(tmp_path))
+
+
+def _truncate(data, key):
+    return {**data, key: data[key][: len(data[key]) // 2]}
+
+
+@pytest.mark.parametrize("corrupt,match", [
+    (lambda text, data: text[: len(text) // 2], r"line \d+ column"),  # the file itself cut
+    (lambda text, data: json.dumps(_truncate(data, "pddl_problem")), r"pddl_problem is truncated: it ends at line"),
+    (lambda text, data: json.dumps(_truncate(data, "pddl_domain")), r"pddl_domain is truncated: it ends at line"),
+    (lambda text, data: json.dumps(_truncate(data, "grammar")), r"grammar line \d+ uses the rule"),
+    (lambda text, data: json.dumps({**data, "grammar": None}), r"missing 'grammar'"),
+])
+def test_files_truncated_game_is_reported_at_load_with_file_and_line(tmp_path, alf_data, corrupt, match):
+    """Not Fast Downward's ParseError or TextWorld's grammar error at reset: the env refuses to load."""
+    src = sorted((alf_data / "json_2.1.1" / "valid_seen").glob("*/*"))[0]
+    dst = tmp_path / "json_2.1.1" / "valid_seen" / src.parent.name / src.name
+    shutil.copytree(src, dst)
+    text = (src / "game.tw-pddl").read_text()
+    (dst / "game.tw-pddl").write_text(corrupt(text, json.loads(text)))
+    with pytest.raises(ValueError, match=rf"corrupt ALFWorld (game|file) {re.escape(str(dst))}/game.tw-pddl: .*{match}"):
+        ALFWorldEnv(tasks="files", split="valid_seen", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_alfworld_data_names_the_variable_not_the_working_directory(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("ALFWORLD_DATA", value)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "unrelated_file_in_cwd").touch()
+    with pytest.raises(ValueError, match=r"\$ALFWORLD_DATA is empty") as e:
+        ALFWorldEnv(tasks="files")
+    assert "unrelated" not in str(e.value)
+    monkeypatch.delenv("ALFWORLD_DATA")
+    with pytest.raises(ValueError, match=r"\$ALFWORLD_DATA is not set"):
+        ALFWorldEnv(tasks="files")
+
+
+def test_missing_split_names_the_data_folder(tmp_path):
+    (tmp_path / "json_2.1.1" / "train").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"no split 'valid_seen' in the ALFWorld data folder .*\['train'\]"):
         ALFWorldEnv(tasks="files", split="valid_seen", data_dir=str(tmp_path))
 
 

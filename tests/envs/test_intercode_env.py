@@ -155,11 +155,11 @@ def test_skip_submit_and_after_the_end(env):
     env.reset(options={"task_index": 1})
     obs, reward, term, trunc, info = env.step("skip")
     assert (obs, reward, term) == ("skipped", 0.0, True)
-    obs, reward, term, trunc, info = env.step("ls")
-    assert term and info["action_valid"] is False
-    obs, _ = env.reset(options={"task_index": 1})
-    obs, reward, term, trunc, info = env.step(123)  # not a string: well defined, never raises
-    assert obs == MALFORMED and info["action_valid"] is False and not term
+    obs, reward, term, trunc, info = env.step("ls")  # nothing runs after the end (leap_gym.envs.contract)
+    assert (obs, reward, term) == ("skipped", 0.0, True) and info["action_valid"] is False
+    env.reset(options={"task_index": 1})
+    with pytest.raises(TypeError, match="expected a str"):
+        env.step(123)
 
 
 def test_timeout_and_fresh_state_per_episode():
@@ -213,6 +213,30 @@ def test_original_tasks_from_files(shared_data):
         assert e.step("echo $file_system_version $script")[0] == "2 setup_nl2b_fs_2.sh\n"
     finally:
         e.close()
+
+
+def test_files_split_picks_file_systems(shared_data):
+    """The LEAP paper trains on file systems 1-2 and tests on 3-4; task ids name the file system."""
+    data = str(shared_data / "intercode")
+    sizes = {"train": 60 + 53, "test": 60 + 27, "all": 200, "fs3": 60}
+    for split, want in sizes.items():
+        e = InterCodeBashEnv(tasks="files", data_dir=data, split=split, spares=0)
+        try:
+            systems = {t.task_id.split(".json:")[0] for t in e._source.tasks}
+            assert len(e) == want, split
+            assert systems == {"train": {"nl2bash_fs_1", "nl2bash_fs_2"}, "test": {"nl2bash_fs_3", "nl2bash_fs_4"},
+                               "all": {f"nl2bash_fs_{n}" for n in range(1, 5)}, "fs3": {"nl2bash_fs_3"}}[split]
+        finally:
+            e.close()
+    e = InterCodeBashEnv(tasks="files", data_dir=data, split="test", spares=0)
+    try:
+        obs, info = e.reset(options={"task_index": 0})
+        assert info["task_id"] == "nl2bash_fs_3.json:0"
+        assert e.step("echo $file_system_version")[0] == "3\n"
+    finally:
+        e.close()
+    with pytest.raises(ValueError, match="split must be one of"):
+        InterCodeBashEnv(tasks="files", data_dir=data, split="valid")
 
 
 @pytest.mark.slow

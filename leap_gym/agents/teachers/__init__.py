@@ -25,7 +25,13 @@ def load_symbol(path: str) -> Any:
 
 
 def make_expert(env_id: str, privilege: float = 0.5, **kwargs: Any) -> Teacher:
-    """The programmatic expert teacher of ``env_id`` at a privilege level in [0, 1]."""
+    """The programmatic expert teacher of ``env_id`` at a privilege level in [0, 1].
+
+    An id Gymnasium does not know raises Gymnasium's own error first (it suggests the id meant).
+    """
+    import gymnasium as gym
+
+    gym.spec(env_id)
     if env_id not in EXPERTS:
         raise ValueError(f"no expert teacher for {env_id!r}; known: {sorted(EXPERTS)}")
     if not 0.0 <= privilege <= 1.0:

@@ -21,6 +21,7 @@ import gymnasium as gym
 from leap_gym.envs.alfworld import oracle
 from leap_gym.envs.alfworld.tasks import GRAMMARS, TASK_TYPES, Game
 from leap_gym.envs.alfworld.world import World
+from leap_gym.envs.contract import RENDER_MODES, ResetNeeded, check_action, check_render_mode, task_index
 from leap_gym.spaces import UnicodeText
 
 TASK_SOURCES = ("generated", "files")
@@ -51,15 +52,23 @@ class ALFWorldEnv(gym.Env):
         cache_dir: where translated game files persist across processes (files: default
             ``~/.cache/leap-gym/alfworld-sas`` or ``$LEAP_GYM_CACHE``; ``False`` keeps them in memory only;
             generated games are kept in memory unless a folder is given).
+        render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current observation).
+        privileged: ``False`` skips the world model and the expert's plan at every step (about a third of a
+            step's time with ``expert="oracle"``, and the planner's search with ``expert="planner"``);
+            ``info["privileged"]`` is then ``{}``.
+
+    The call rules (step before reset, task indexes, steps after the end) are those of ``leap_gym.envs.contract``.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": list(RENDER_MODES)}
     privileged_info_keys: tuple[str, ...] = ()
 
     def __init__(self, tasks: str = "generated", split: str | None = None, data_dir: str | None = None,
                  grammar: str = "file", task_types: tuple[str, ...] | list[str] | None = None, seed: int = 0,
                  num_tasks: int | None = None, expert: str = "oracle", fast: bool = True,
-                 cache_dir: str | bool | None = None):
+                 cache_dir: str | bool | None = None, render_mode: str | None = None, privileged: bool = True):
+        self.render_mode = check_render_mode(render_mode)
+        self.privileged = bool(privileged)
         if tasks not in TASK_SOURCES:
             raise ValueError(f"tasks must be one of {TASK_SOURCES}, got {tasks!r}")
         if grammar not in GRAMMARS:
@@ -96,40 +105,42 @@ class ALFWorldEnv(gym.Env):
         self._loaded_key: tuple | None = None
         self._state = None
         self._won = False
+        self._terminated = False
 
     # -- games ---------------------------------------------------------------------------------------------
     def game(self, task_index: int) -> Game:
         """The game at ``task_index`` (generated games are built and validated on first use)."""
         if self.tasks == "files":
             from leap_gym.envs.alfworld.tasks import load_game_dir
-            return load_game_dir(self._dirs[task_index % self.num_tasks], self._root, self.grammar)
+            return load_game_dir(self._dirs[task_index], self._root, self.grammar)
         from leap_gym.envs.alfworld.generate import generate_game
         return generate_game(self.split, self.seed_, task_index, task_types=self.task_types)
 
     def _engine_for(self):
         if self._engine is None:
             from leap_gym.envs.alfworld.engine import make_engine
-            self._engine = make_engine(fast=self.fast, planner=self.expert == "planner",
+            self._engine = make_engine(fast=self.fast, planner=self.expert == "planner" and self.privileged,
                                        cache_dir=self.cache_dir)
         return self._engine
 
     # -- Gymnasium API -------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        if "task_index" in options:
-            index = int(options["task_index"])
-            if index < 0:
-                raise ValueError(f"task_index must be >= 0, got {index}")
-        else:
+        index = task_index(options, self.num_tasks)
+        if index is None:
             index = int(self.np_random.integers(self.num_tasks))
         engine = self._engine_for()
-        key = (self.tasks, self.split, self.seed_, index % self.num_tasks if self.tasks == "files" else index)
+        key = (self.tasks, self.split, self.seed_, index)
         from leap_gym.envs.alfworld.engine import guard_argv
         with guard_argv():
             if key != self._loaded_key:
+                self._loaded_key = None
                 self._game = self.game(index)
-                engine.load(self._game.data)
+                try:
+                    engine.load(self._game.data)
+                except Exception as e:  # a game that passed the load-time checks but not the engine's parser
+                    where = self._game.meta.get("path", self._game.task_id)
+                    raise ValueError(f"cannot load ALFWorld game {where}: {type(e).__name__}: {e}") from None
                 self._loaded_key = key
                 templates = engine._logic.actions  # forwarded by the wrappers to the PddlEnv
                 self._templates = {verb: templates[name].template for verb, name in _TEMPLATE_ACTIONS.items()
@@ -137,14 +148,17 @@ class ALFWorldEnv(gym.Env):
                 from leap_gym.envs.alfworld.tasks import task_description
                 self._task = task_description(self._game.data["grammar"])
             self._state = engine.reset()
-        self._static = World.from_facts(self._state["_facts"], self._state["_entity_infos"])
-        self._won = False
+        if self.privileged:
+            self._static = World.from_facts(self._state["_facts"], self._state["_entity_infos"])
+        self._won = self._terminated = False
         return self._state.feedback, self._info(self._state, True)
 
     def step(self, action: str):
         if self._state is None:
-            raise RuntimeError("call reset() before step()")
-        command = action.strip() if isinstance(action, str) else ""
+            raise ResetNeeded()
+        command = check_action(action).strip()
+        if self._terminated:  # the contract: nothing runs after the end
+            return self._state.feedback, 0.0, True, False, self._info(self._state, False)
         valid = command in self._state["_valid_commands"]
         from leap_gym.envs.alfworld.engine import guard_argv
         with guard_argv():
@@ -152,18 +166,28 @@ class ALFWorldEnv(gym.Env):
         won = bool(self._state["won"])
         reward = 1.0 if won and not self._won else 0.0
         self._won = self._won or won
+        self._terminated = won
         return self._state.feedback, reward, won, False, self._info(self._state, valid)
 
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        if self._state is None:
+            raise ResetNeeded("render")
+        return self._state.feedback
+
     def _info(self, state, valid: bool) -> dict[str, Any]:
-        world = World.from_facts(state["_facts"], state["_entity_infos"], self._static)
         goal = self._game.goal
-        if self.expert == "planner":
-            plan = list(state.get("policy_commands") or [])
-        else:
-            plan = oracle.plan(world, goal, self._templates)
-        privileged = world.privileged(goal)
-        privileged["expert_plan"] = plan
-        privileged["expert_action"] = plan[0] if plan else _IDLE_ACTION
+        privileged: dict[str, Any] = {}
+        if self.privileged:
+            world = World.from_facts(state["_facts"], state["_entity_infos"], self._static)
+            if self.expert == "planner":
+                plan = list(state.get("policy_commands") or [])
+            else:
+                plan = oracle.plan(world, goal, self._templates)
+            privileged = world.privileged(goal)
+            privileged["expert_plan"] = plan
+            privileged["expert_action"] = plan[0] if plan else _IDLE_ACTION
         won = bool(state["won"])
         return {
             "task": self._task,

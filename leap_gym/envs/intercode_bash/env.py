@@ -27,6 +27,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from leap_gym.envs.contract import RENDER_MODES, ResetNeeded, check_action, check_render_mode, task_index
 from leap_gym.envs.intercode_bash import reward as rw
 from leap_gym.envs.intercode_bash.generated import FAMILIES, Task, generate_task
 from leap_gym.envs.intercode_bash.sandbox import (
@@ -41,7 +42,6 @@ from leap_gym.spaces import UnicodeText
 
 TIMED_OUT = "Command timed out"
 MALFORMED = "Malformed command"
-EPISODE_OVER = "The episode is over; call reset() to start a new one."
 SANDBOX_LOST = "The sandbox stopped working"
 
 
@@ -81,7 +81,11 @@ class InterCodeBashEnv(gym.Env):
             from ``data_dir``) or ``"package"`` (the toy set inside the ``intercode-bench`` package).
         data_dir: for ``tasks="files"``: a folder with ``nl2bash_fs_{1..4}.json`` and ``setup_nl2b_fs_{1..4}.sh``
             (or an InterCode checkout).
-        split, task_seed, families, num_tasks: the generated task stream; a reset without ``task_index`` draws an
+        split: generated: ``"train"`` (default), ``"test"`` or ``"valid"``; files: the file systems, ``"train"``
+            (1-2, as the LEAP paper trains), ``"test"`` (3-4, as it tests), ``"all"`` (default) or ``"fs1"`` ..
+            ``"fs4"``; ``info["task_id"]`` (``nl2bash_fs_<n>.json:<i>``) names a task's file system either way.
+            The package's toy set has no splits (``"all"`` or unset).
+        task_seed, families, num_tasks: the generated task stream; a reset without ``task_index`` draws an
             index in ``[0, num_tasks)`` from the reset seed.
         rootfs: ``"host"`` (read-only binds of the host's /usr; no set-up) or ``"debian"`` (faithful; build once
             with ``leap-gym intercode build-rootfs``).
@@ -91,22 +95,32 @@ class InterCodeBashEnv(gym.Env):
             two (the agent's and the gold's). 0 disables the pool: each reset then builds both (~100-250 ms).
         same_hostname: give the gold's sandbox the agent's hostname (the original's differ, so ``env`` and
             ``hostname`` golds could not reach 1.0 there).
+        render_mode: ``None`` or ``"ansi"`` (``render()`` returns the last observation).
+        privileged: ``False`` skips the per-step check of whether submitting now would win (a ``git status`` in
+            the sandbox when the output matches the gold's); ``info["privileged"]`` is then ``{}``. The gold still
+            runs at reset: the reward needs it.
+
+    The call rules (step before reset, task indexes, steps after the end) are those of ``leap_gym.envs.contract``.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": list(RENDER_MODES)}
     # the reward details after submit name the gold's file changes: teachers may read them, students not
     privileged_info_keys: tuple[str, ...] = ("reward_info",)
 
-    def __init__(self, tasks: str = "generated", data_dir: str | None = None, split: str = "train",
+    def __init__(self, tasks: str = "generated", data_dir: str | None = None, split: str | None = None,
                  task_seed: int = 0, families: list[str] | None = None, num_tasks: int = 100_000,
                  rootfs: str = "host", compat: str = "intercode", timeout: float = 10.0,
-                 gold_timeout: float = 60.0, spares: int = 2, same_hostname: bool = True):
+                 gold_timeout: float = 60.0, spares: int = 2, same_hostname: bool = True,
+                 render_mode: str | None = None, privileged: bool = True):
         if compat not in ("intercode", "clean"):
             raise ValueError(f"compat must be 'intercode' or 'clean', got {compat!r}")
         if tasks not in ("generated", "files", "package"):
             raise ValueError(f"tasks must be 'generated', 'files' or 'package', got {tasks!r}")
+        self.render_mode = check_render_mode(render_mode)
+        self.privileged = bool(privileged)
         self.observation_space = UnicodeText()
         self.action_space = UnicodeText()
+        split = split or ("train" if tasks == "generated" else "all")
         self.tasks, self.split, self.task_seed, self.compat = tasks, split, int(task_seed), compat
         self.families = tuple(families) if families else tuple(FAMILIES)
         self.num_tasks = int(num_tasks)
@@ -122,12 +136,13 @@ class InterCodeBashEnv(gym.Env):
         else:
             from leap_gym.envs.intercode_bash.original import OriginalTasks
 
-            self._source = OriginalTasks(tasks, data_dir, self.rootfs)
+            self._source = OriginalTasks(tasks, data_dir, self.rootfs, split)
             self.num_tasks = len(self._source)
         self._pool = SandboxPool(spares)
         self._sandbox: Sandbox | None = None
         self._task: Task | None = None
         self._done = True
+        self._result: rw.RewardResult | None = None
 
     # ------------------------------------------------------------------------------------------ tasks
 
@@ -150,12 +165,8 @@ class InterCodeBashEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        if "task_index" in options and options["task_index"] is not None:
-            index = int(options["task_index"])
-            if not 0 <= index < self.num_tasks:
-                raise ValueError(f"task_index {index} out of range [0, {self.num_tasks})")
-        else:
+        index = task_index(options, self.num_tasks)
+        if index is None:
             index = int(self.np_random.integers(0, self.num_tasks))
         self.close_sandbox()
         task = self.get_task(index)
@@ -176,7 +187,7 @@ class InterCodeBashEnv(gym.Env):
             raise
         finally:
             gold_box.close()
-        self._workdir, self._last_obs, self._done = "/", task.query, False
+        self._workdir, self._last_obs, self._done, self._result = "/", task.query, False, None
         self._expert_done = False
         return task.query, self._info(action_valid=True)
 
@@ -234,12 +245,10 @@ class InterCodeBashEnv(gym.Env):
 
     def step(self, action: str):
         if self._task is None:
-            raise RuntimeError("call reset() before step()")
-        if self._done:
-            return EPISODE_OVER, 0.0, True, False, self._info(action_valid=False)
-        if not isinstance(action, str):
-            self._last_obs = MALFORMED
-            return MALFORMED, 0.0, False, False, self._info(action_valid=False, action_executed=False)
+            raise ResetNeeded()
+        check_action(action)
+        if self._done:  # the contract: nothing runs after the end
+            return self._last_obs, 0.0, True, False, self._info(False, action_executed=False, result=self._result)
         stripped = action.strip()
         if stripped == "skip":
             self._done = True
@@ -247,13 +256,20 @@ class InterCodeBashEnv(gym.Env):
             return "skipped", 0.0, True, False, self._info(action_valid=True, action_executed=False)
         if stripped.startswith("submit"):
             self._done = True
-            result = self._reward()
+            result = self._result = self._reward()
             info = self._info(action_valid=True, action_executed=True, result=result)
             return self._last_obs, float(result.reward), True, False, info
         obs, executed, valid = self._run_agent(action)
         self._last_obs = obs
-        self._expert_done = self._would_succeed(obs)
+        self._expert_done = self.privileged and self._would_succeed(obs)
         return obs, 0.0, False, False, self._info(action_valid=valid, action_executed=executed)
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        if self._task is None:
+            raise ResetNeeded("render")
+        return self._last_obs
 
     # ------------------------------------------------------------------------------------------ commands
 
@@ -354,14 +370,16 @@ class InterCodeBashEnv(gym.Env):
     def _info(self, action_valid: bool, action_executed: bool | None = None,
               result: rw.RewardResult | None = None) -> dict[str, Any]:
         task, gold = self._task, self._gold
-        expert = "submit" if (self._expert_done or self._done) else task.gold
-        privileged = {
-            "gold_command": task.gold,
-            "gold_output": gold["output"],
-            "gold_changes": [list(x) for x in gold["changes"]],
-            "expert_action": expert,
-            "expert_plan": [expert] if expert == "submit" else [task.gold, "submit"],
-        }
+        privileged = {}
+        if self.privileged:
+            expert = "submit" if (self._expert_done or self._done) else task.gold
+            privileged = {
+                "gold_command": task.gold,
+                "gold_output": gold["output"],
+                "gold_changes": [list(x) for x in gold["changes"]],
+                "expert_action": expert,
+                "expert_plan": [expert] if expert == "submit" else [task.gold, "submit"],
+            }
         won = result is not None and result.reward == 1.0
         info = {
             "task": task.query, "task_id": task.task_id, "task_type": task.task_type,

@@ -21,6 +21,9 @@ from leap_gym.envs.intercode_bash.rootfs import HOSTNAME, RootFS, cache_dir, cho
 from leap_gym.envs.intercode_bash.sandbox import IGNORED_NAMES, PATH_ENV, Limits, Sandbox, SandboxConfig
 
 FS_NUMBERS = (1, 2, 3, 4)
+# split -> file systems; the LEAP paper trains on file systems 1-2 and tests on 3-4
+FILE_SPLITS: dict[str, tuple[int, ...]] = {"train": (1, 2), "test": (3, 4), "all": FS_NUMBERS,
+                                           **{f"fs{n}": (n,) for n in FS_NUMBERS}}
 GIT_DATE = "2023-06-01T00:00:00+00:00"
 LAYER_VERSION = "1"
 _GITIGNORE = "# Folders\n" + "\n".join(n for n in IGNORED_NAMES if not n.startswith(".")) + "\n\n# Files\n.dockerenv"
@@ -66,18 +69,21 @@ def _first_command(gold: str) -> str:
 class OriginalTasks:
     """Tasks, setup scripts and the cached layers of the original InterCode Bash data."""
 
-    def __init__(self, source: str, data_dir: str | os.PathLike | None, rootfs: RootFS):
+    def __init__(self, source: str, data_dir: str | os.PathLike | None, rootfs: RootFS, split: str = "all"):
         self.tasks: list[Task] = []
         self.scripts: dict[int, tuple[str, bytes]] = {}  # fs number -> (script name, bytes)
         self.gitignore = _GITIGNORE.encode()
         if source == "files":
+            if split not in FILE_SPLITS:
+                raise ValueError(f"tasks='files' splits by file system: split must be one of {list(FILE_SPLITS)}, "
+                                 f"got {split!r}")
             if data_dir is None:
                 raise ValueError("tasks='files' needs data_dir= (an InterCode checkout or a folder with "
                                  "nl2bash_fs_{1..4}.json and setup_nl2b_fs_{1..4}.sh); the library does not ship them")
             root = Path(data_dir)
             if not root.is_dir():
                 raise FileNotFoundError(f"data_dir {root} is not a directory")
-            for n in FS_NUMBERS:
+            for n in FILE_SPLITS[split]:
                 qpath = _find(root, f"nl2bash_fs_{n}.json", ("data/nl2bash",))
                 script = _find(root, f"setup_nl2b_fs_{n}.sh", ("docker/bash_scripts",))
                 self.scripts[n] = (script.name, script.read_bytes())
@@ -90,6 +96,9 @@ class OriginalTasks:
             if ignore:
                 self.gitignore = ignore[0].read_bytes()
         else:
+            if split != "all":
+                raise ValueError(f"tasks='package' (the toy set) has no splits: leave split unset or 'all', "
+                                 f"got {split!r}")
             assets = _package_assets()
             self.scripts[0] = ("setup_fs.sh", (assets / "docker" / "setup_fs.sh").read_bytes())
             for i, item in enumerate(_load_queries(assets / "datasets" / "bash_queries.json")):

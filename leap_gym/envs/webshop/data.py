@@ -16,6 +16,7 @@ items and goal price bounds come from a generator seeded with ``seed`` instead o
 
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
 import json
@@ -34,11 +35,39 @@ import numpy as np
 from leap_gym.envs.webshop.catalog import index_text, price_bound
 
 SPLIT_SEED = 233
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: meta.json records the size of products.jsonl, checked at load
 
 
 class DataError(ValueError):
     """A WebShop data file that is missing or cannot be read, with the file and what is wrong."""
+
+
+def utf8_error(path: str | os.PathLike) -> DataError:
+    """A ``DataError`` naming the line and byte of the first invalid UTF-8 in ``path`` (read in chunks)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    start, lines = 0, 1
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            pending = decoder.getstate()[0]
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                data = pending + chunk
+                lines += data.count(b"\n", 0, e.start)
+                return DataError(f"{path}: line {lines}: not UTF-8 (byte "
+                                 f"{start - len(pending) + e.start} is {data[e.start:e.start + 1]!r})")
+            start += len(chunk)
+            lines += chunk.count(b"\n")
+    return DataError(f"{path}: not UTF-8")
+
+
+def _line_of(path: Path, needle: str) -> int | None:
+    """The line on which ``needle`` first occurs in a text file (for error messages only)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            if needle in line:
+                return lineno
+    return None
 
 
 class _Reader:
@@ -46,11 +75,25 @@ class _Reader:
 
     def __init__(self, f, path: Path, chunk_size: int):
         self.f, self.path, self.chunk = f, path, chunk_size
-        self.buf, self.pos, self.consumed = "", 0, 0
+        self.buf, self.pos, self.consumed, self.lines = "", 0, 0, 1
         self.decoder = json.JSONDecoder()
 
     def fail(self, what: str) -> DataError:
-        return DataError(f"{self.path}: invalid or truncated JSON near character {self.consumed + self.pos}: {what}")
+        line = self.lines + self.buf.count("\n", 0, self.pos)
+        return DataError(f"{self.path}: line {line}: invalid or truncated JSON near character "
+                         f"{self.consumed + self.pos}: {what}")
+
+    def read(self, size: int) -> str:
+        try:
+            return self.f.read(size)
+        except UnicodeDecodeError:
+            raise utf8_error(self.path) from None
+
+    def drop(self, upto: int) -> None:
+        """Forget the buffer before ``upto`` (counting its characters and lines)."""
+        self.consumed += upto
+        self.lines += self.buf.count("\n", 0, upto)
+        self.buf, self.pos = self.buf[upto:], self.pos - upto
 
     def peek(self) -> str:
         """The next non-space character ('' at the end of the file), reading on as needed."""
@@ -59,11 +102,11 @@ class _Reader:
                 self.pos += 1
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
-            more = self.f.read(self.chunk)
+            more = self.read(self.chunk)
             if not more:
                 return ""
-            self.consumed += self.pos
-            self.buf, self.pos = more, 0
+            self.drop(self.pos)
+            self.buf = more
 
     def expect(self, chars: str) -> str:
         c = self.peek()
@@ -81,16 +124,15 @@ class _Reader:
                 obj, end = self.decoder.raw_decode(self.buf, self.pos)
                 break
             except json.JSONDecodeError as e:
-                more = self.f.read(max(self.chunk, len(self.buf) - self.pos))  # grows with the element
+                more = self.read(max(self.chunk, len(self.buf) - self.pos))  # grows with the element
                 if not more:
                     self.pos = e.pos
                     raise self.fail(e.msg) from None
-                self.consumed += self.pos
-                self.buf, self.pos = self.buf[self.pos:] + more, 0
+                self.drop(self.pos)
+                self.buf += more
         self.pos = end
         if self.pos > self.chunk:
-            self.consumed += self.pos
-            self.buf, self.pos = self.buf[self.pos:], 0
+            self.drop(self.pos)
         return obj
 
 
@@ -137,6 +179,8 @@ def _load_json(path: Path) -> Any:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except UnicodeDecodeError:
+        raise utf8_error(path) from None
 
 
 def parse_pricing(pricing: Any) -> tuple[list[float], str]:
@@ -215,8 +259,32 @@ def load_products(path: str | os.PathLike, attributes: Mapping[str, Any], num_pr
     return list(iter_products(path, attributes, num_products, seed))
 
 
+def check_human_goals(human: Mapping[str, Any], path: Path | None = None) -> None:
+    """Raise ``DataError`` naming the file, line and ASIN of the first instruction ``human_goals`` cannot use."""
+    for asin, entries in human.items():
+        problem = None if isinstance(entries, list) else "expected a list of instructions"
+        for i, ins in enumerate(entries if problem is None else ()):
+            if not isinstance(ins, dict):
+                problem = f"instruction {i} is not an object"
+            elif not isinstance(ins.get("instruction"), str):
+                problem = f"instruction {i} has 'instruction': {ins.get('instruction')!r}, expected text"
+            else:
+                for key in ("instruction_attributes", "instruction_options"):
+                    if not isinstance(ins.get(key) or [], list):
+                        problem = f"instruction {i} has {key!r}: {ins[key]!r}, expected a list"
+            if problem:
+                break
+        if problem:
+            line = _line_of(path, f'"{asin}"') if path is not None else None
+            where = f"{path}: line {line}: " if line else (f"{path}: " if path is not None else "")
+            raise DataError(f"{where}ASIN {asin}: {problem}")
+
+
 def human_goals(products: Iterable[dict[str, Any]], human: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]]:
-    """The original's human goals, in product order (each instruction with attributes; price clause added)."""
+    """The original's human goals, in product order (each instruction with attributes; price clause added).
+
+    ``human`` must pass ``check_human_goals``.
+    """
     rng = random.Random(seed + 1)
     goals = []
     for p in products:
@@ -279,13 +347,20 @@ class FileCatalog:
         store = root / f"{self.cache_key}-store"
         if not (store / "meta.json").exists():
             self._build_store(store, num_products)
+        self._store = store
         try:
+            meta = _load_json(store / "meta.json")
             self._offsets = np.load(store / "offsets.npy")
             asins = np.load(store / "asins.npy")
             with open(store / "goals.json", encoding="utf-8") as f:
                 goals = json.load(f)
+            size = (store / "products.jsonl").stat().st_size
         except (OSError, ValueError) as e:
             raise DataError(f"corrupt WebShop product store at {store} (delete it to rebuild): {e}") from None
+        if (size, len(self._offsets)) != (meta.get("bytes"), meta.get("products")):  # e.g. a truncated copy
+            raise DataError(f"corrupt WebShop product store at {store} (delete it to rebuild): products.jsonl has "
+                            f"{size} bytes and offsets.npy {len(self._offsets)} products, meta.json says "
+                            f"{meta.get('bytes')} bytes and {meta.get('products')} products")
         self._order = np.argsort(asins, kind="stable")
         self._sorted = asins[self._order]
         self._asins = asins
@@ -298,6 +373,7 @@ class FileCatalog:
         human = _load_json(self.human_path)
         if not isinstance(human, dict):
             raise DataError(f"{self.human_path} must hold a JSON object keyed by ASIN")
+        check_human_goals(human, self.human_path)
         store.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{store.name}.", dir=store.parent))
         try:
@@ -316,7 +392,8 @@ class FileCatalog:
             with open(tmp / "goals.json", "w", encoding="utf-8") as f:
                 json.dump(goals, f)
             with open(tmp / "meta.json", "w", encoding="utf-8") as f:
-                json.dump({"format": STORE_FORMAT, "products": len(asins), "goals": len(goals)}, f)
+                json.dump({"format": STORE_FORMAT, "products": len(asins), "goals": len(goals),
+                           "bytes": (tmp / "products.jsonl").stat().st_size}, f)
             try:
                 os.rename(tmp, store)
             except OSError:
@@ -333,7 +410,14 @@ class FileCatalog:
             raise IndexError(f"product {i} out of range (catalog has {len(self._offsets)})")
         with open(self._products_file, "rb") as f:
             f.seek(int(self._offsets[i]))
-            return json.loads(f.readline())
+            return self._parse(f.readline(), i + 1)
+
+    def _parse(self, line: bytes, lineno: int) -> dict[str, Any]:
+        try:
+            return json.loads(line)
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+            raise DataError(f"{self._products_file}: line {lineno}: {e} (the product store is corrupt; delete "
+                            f"{self._store} to rebuild it)") from None
 
     def asin(self, i: int) -> str:
         return str(self._asins[i])
@@ -347,8 +431,8 @@ class FileCatalog:
 
     def index_texts(self) -> Iterator[str]:
         with open(self._products_file, "rb") as f:
-            for line in f:
-                yield index_text(json.loads(line))
+            for lineno, line in enumerate(f, 1):
+                yield index_text(self._parse(line, lineno))
 
     def goals(self, split: str) -> Sequence[dict[str, Any]]:
         if split not in self._splits:

@@ -24,13 +24,13 @@ parse, ``< prev`` re-running the search, ``next >`` without bound, silent no-ops
 
 from __future__ import annotations
 
-import numbers
 import re
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
+from leap_gym.envs.contract import RENDER_MODES, ResetNeeded, check_action, check_render_mode, task_index
 from leap_gym.envs.webshop import expert as _expert
 from leap_gym.envs.webshop import pages
 from leap_gym.envs.webshop.pages import BACK, BUY, DONE, ITEM, NEXT, PREV, RESULTS, SEARCH, SUBPAGE, PageState
@@ -87,20 +87,24 @@ def _fresh(obj: Any) -> Any:
 
 
 class WebShopEnv(gym.Env):
-    """WebShop as a Gymnasium text env. See the module docstring and ``specs/webshop.md``."""
+    """WebShop as a Gymnasium text env. See the module docstring.
 
-    metadata = {"render_modes": ["ansi"]}
+    ``privileged=False`` skips the expert's search at reset and its plan at every step; ``info["privileged"]`` is
+    then ``{}`` (``reward_breakdown`` is still reported at the end). The call rules (step before reset, task
+    indexes, steps after the end) are those of ``leap_gym.envs.contract``; ``task_index`` indexes the split's goals.
+    """
+
+    metadata = {"render_modes": list(RENDER_MODES)}
     privileged_info_keys = ("reward_breakdown",)
 
     def __init__(self, split: str = "train", observation_mode: str = "text_rich",
                  num_products: int | None = None, catalog_seed: int = 0, data_dir: str | None = None,
                  noun_extractor: str = "catalog", catalog: Any = None, cache_dir: str | None = None,
-                 render_mode: str | None = None):
+                 render_mode: str | None = None, privileged: bool = True):
         if observation_mode not in OBSERVATION_MODES:
             raise ValueError(f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.observation_mode, self.render_mode, self.split = observation_mode, render_mode, split
+        self.observation_mode, self.render_mode, self.split = observation_mode, check_render_mode(render_mode), split
+        self.privileged = bool(privileged)
         root = cache_root() if cache_dir is None else Path(cache_dir)
         if catalog is None:
             if data_dir is not None:
@@ -125,6 +129,12 @@ class WebShopEnv(gym.Env):
         self.state = PageState()
         self.goal: dict[str, Any] = {}
         self.goal_index = 0
+        self._started = False
+
+    @property
+    def num_tasks(self) -> int:
+        """The number of goals in this split (``task_index`` ranges over them)."""
+        return len(self.goals)
 
     # --- search ----------------------------------------------------------------------------------------------
     def search(self, query: str) -> list[int]:
@@ -139,16 +149,24 @@ class WebShopEnv(gym.Env):
     # --- gym API ---------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        index = options.get("task_index", options.get("goal_index"))
+        options = options or {}  # "goal_index" is the older name of "task_index"
+        key = "goal_index" if options.get("task_index") is None and options.get("goal_index") is not None \
+            else "task_index"
+        index = task_index(options, len(self.goals), key)
         if index is None:
             index = int(self.np_random.integers(len(self.goals)))
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < len(self.goals):
-            raise ValueError(f"task_index must be an int in [0, {len(self.goals)}), got {index!r}")
-        self.goal_index = index = int(index)
+        self.goal_index = index
         self.goal = self.goals[index]
         self._search_cache.clear()
         self.target_index = self.catalog.index_of(self.goal["asin"])
+        if self.privileged:
+            self._plan_expert()
+        self.state = PageState()
+        self._last_valid = self._started = True
+        return self._observe(), self._info()
+
+    def _plan_expert(self) -> None:
+        """The target, the options that satisfy the goal and the expert's query (its search runs here)."""
         self.target = self.catalog.product(self.target_index)
         self.option_keys = satisfying_options(self.target, list(self.goal.get("goal_options") or []))
         self.query_ranks = []  # (kind, query, rank of the target or None), tried until one lists it on page 1
@@ -159,21 +177,25 @@ class WebShopEnv(gym.Env):
             if rank is not None and rank < pages.RESULTS_PER_PAGE:
                 break
         self.expert_query, self.expert_rank = _expert.choose_query([(q, r) for _, q, r in self.query_ranks])
-        self.state = PageState()
-        self._last_valid = True
-        return self._observe(), self._info()
 
     def step(self, action: str):
-        if self.state.page == DONE:
+        if not self._started:
+            raise ResetNeeded()
+        action = check_action(action)
+        if self.state.page == DONE:  # the contract: nothing runs after the end
             self._last_valid = False
             return self._observe(), 0.0, True, False, self._info()
-        valid, reward = self._apply(action if isinstance(action, str) else "")
+        valid, reward = self._apply(action)
         self._last_valid = valid
         terminated = self.state.page == DONE
         return self._observe(), reward, terminated, False, self._info()
 
     def render(self) -> str | None:
-        return self._observe() if self.render_mode == "ansi" else None
+        if self.render_mode != "ansi":
+            return None
+        if not self._started:
+            raise ResetNeeded("render")
+        return self._observe()
 
     # --- mechanics -------------------------------------------------------------------------------------------
     def _apply(self, action: str) -> tuple[bool, float]:
@@ -229,11 +251,6 @@ class WebShopEnv(gym.Env):
         admissible = [f"click[{k}]" for k in keys if k != "search"] + [SEARCH_PLACEHOLDER]
         done = s.page == DONE
         reward = float(s.reward) if done and s.reward is not None else 0.0
-        plan = _expert.plan(s, self.goal["asin"], self.target_index, self.option_keys, self.expert_query,
-                            self.expert_rank)
-        # -1, not None, when the target is not listed: vector envs need one type per key across envs
-        rank = s.hits.index(self.target_index) if s.page in (RESULTS, ITEM, SUBPAGE) and \
-            self.target_index in s.hits else -1
         goal = self.goal
         info = {
             "task": goal["instruction_text"],
@@ -245,21 +262,30 @@ class WebShopEnv(gym.Env):
             "score": reward,
             "page": s.page,
             "available_actions": {"has_search_bar": s.page == SEARCH, "clickables": list(keys)},
-            "privileged": _fresh({
-                "goal": {k: goal.get(k) for k in ("instruction_text", "attributes", "goal_options", "price_upper",
-                                                  "asin", "name", "query", "category", "product_category")},
-                "target_asin": goal["asin"],
-                "target": self.target,
-                "option_assignment": {g: v for g, v in self.option_keys},
-                "target_rank": rank,
-                "current_asin": s.asin,
-                "chosen_options": dict(s.options),
-                "search_queries": [{"kind": k, "query": q, "rank": r} for k, q, r in self.query_ranks],
-                "expert_action": plan[0] if plan else "",
-                "expert_plan": plan,
-            }),
+            "privileged": self._privileged() if self.privileged else {},
         }
         if done:
             # the original's verbose info has no option terms when the goal has no options
             info["reward_breakdown"] = {k: v for k, v in (s.breakdown or {}).items() if v is not None}
         return info
+
+    def _privileged(self) -> dict[str, Any]:
+        s, goal = self.state, self.goal
+        plan = _expert.plan(s, goal["asin"], self.target_index, self.option_keys, self.expert_query,
+                            self.expert_rank)
+        # -1, not None, when the target is not listed: vector envs need one type per key across envs
+        rank = s.hits.index(self.target_index) if s.page in (RESULTS, ITEM, SUBPAGE) and \
+            self.target_index in s.hits else -1
+        return _fresh({
+            "goal": {k: goal.get(k) for k in ("instruction_text", "attributes", "goal_options", "price_upper",
+                                              "asin", "name", "query", "category", "product_category")},
+            "target_asin": goal["asin"],
+            "target": self.target,
+            "option_assignment": {g: v for g, v in self.option_keys},
+            "target_rank": rank,
+            "current_asin": s.asin,
+            "chosen_options": dict(s.options),
+            "search_queries": [{"kind": k, "query": q, "rank": r} for k, q, r in self.query_ranks],
+            "expert_action": plan[0] if plan else "",
+            "expert_plan": plan,
+        })

@@ -162,6 +162,56 @@ def test_file_catalog_store_is_built_once_and_read_on_demand(data_dir, tmp_path,
         FileCatalog(data_dir, cache_dir=cache)
 
 
+def _line_with(path, needle):
+    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize("name,needle", [("items_shuffle_1000.json", "Rain Jacket"),
+                                         ("items_human_ins.json", "i need cotton socks")])
+def test_non_utf8_files_name_the_file_and_line(data_dir, tmp_path, name, needle):
+    path = data_dir / name
+    line = _line_with(path, needle) if name != "items_human_ins.json" else 1
+    path.write_bytes(path.read_bytes().replace(needle.encode(), needle.encode() + b"\xe9t\xe9"))
+    with pytest.raises(DataError, match=rf"{path}: line {line}: not UTF-8 \(byte \d+ is b'\\xe9'\)"):
+        FileCatalog(data_dir, cache_dir=tmp_path / "store")
+
+
+def test_streamed_json_errors_name_the_line(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('[\n{"asin": "B0"},\n{"asin": "B1"}\n{"asin": "B2"}]')
+    for chunk in (4, 1 << 20):
+        with pytest.raises(DataError, match=rf"{path}: line 4: invalid or truncated JSON"):
+            list(iter_json_array(path, chunk_size=chunk))
+
+
+@pytest.mark.parametrize("field,value,msg", [("instruction", None, "'instruction': None, expected text"),
+                                             ("instruction_attributes", "cotton", "expected a list")])
+def test_a_bad_goal_names_the_file_line_and_asin(data_dir, tmp_path, field, value, msg):
+    """Not an AttributeError in the middle of building the goals."""
+    human = json.loads(json.dumps(HUMAN))
+    human["B0TEST0002"][0][field] = value
+    path = data_dir / "items_human_ins.json"
+    path.write_text(json.dumps(human, indent=1))
+    line = _line_with(path, '"B0TEST0002"')
+    with pytest.raises(DataError, match=rf"{path}: line {line}: ASIN B0TEST0002: instruction 0 has .*{msg}"):
+        FileCatalog(data_dir, cache_dir=tmp_path / "store")
+
+
+def test_a_truncated_product_store_fails_at_load_not_mid_episode(data_dir, tmp_path):
+    cache = tmp_path / "store"
+    FileCatalog(data_dir, cache_dir=cache)
+    products = next(cache.glob("*-store")) / "products.jsonl"
+    text = products.read_bytes()
+    products.write_bytes(text[: len(text) // 2])
+    with pytest.raises(DataError, match=r"corrupt WebShop product store .* \(delete it to rebuild\): products.jsonl"):
+        FileCatalog(data_dir, cache_dir=cache)
+    # same size, damaged in the middle: the read of that product names the file and line
+    products.write_bytes(text.replace(b'"B0TEST0002"', b'"B0TEST0002 ', 1))
+    cat = FileCatalog(data_dir, cache_dir=cache)
+    with pytest.raises(DataError, match=rf"{products}: line 2: .*delete .* to rebuild"):
+        cat.product(1)
+
+
 def test_truncated_catalog_uses_all_goals_for_every_split(data_dir, tmp_path):
     cat = FileCatalog(data_dir, num_products=2, cache_dir=tmp_path / "s")
     assert len(cat) == 2 and cat.goals("train") == cat.goals("test") == cat.goals("eval")
