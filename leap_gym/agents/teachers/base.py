@@ -27,9 +27,20 @@ class Teacher(ABC):
     def propose(self, trajectory: Trajectory, t: int) -> tuple[str, str]:
         """``(reason, action)`` the teacher would take at step ``t``, from ``steps[: t + 1]`` only."""
 
+    def keep_reason(self, trajectory: Trajectory, t: int) -> str | None:
+        """A reason for the student's own action at step ``t`` when it is as good as the teacher's (it keeps an
+        optimal solution reachable): rewriting it would teach an arbitrary preference, not a fix. ``None``: judge
+        the step by ``propose``. Teachers that can tell override this."""
+        return None
+
     def correct(self, trajectory: Trajectory) -> list[Correction]:
         out = []
         for t, step in enumerate(trajectory.steps):
+            kept = self.keep_reason(trajectory, t) if step.action.strip() else None
+            if kept is not None:
+                out.append(Correction(step_index=t, reason=kept, action=step.action, was_corrected=False,
+                                      metadata={"kept": "optimal"}))
+                continue
             reason, action = self.propose(trajectory, t)
             out.append(Correction(step_index=t, reason=reason, action=action,
                                   was_corrected=not same_action(action, step.action)))

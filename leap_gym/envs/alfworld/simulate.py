@@ -29,7 +29,8 @@ def _klass(name: str) -> str:
 
 @functools.cache
 def _affordances() -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
-    """(receptacle class, object class) pairs of ALFWorld's canContain table, and the toggleable classes."""
+    """(receptacle class, object class) pairs of ALFWorld's canContain table, and the toggleable classes (both
+    from the alfworld package, which recorded ALFWorld states come from)."""
     from leap_gym.envs.alfworld.generate import _tables
     tables = _tables()
     pairs = frozenset((r.lower(), o.lower()) for r, objs in tables["holds"].items() for o in objs)
@@ -126,3 +127,16 @@ def remaining(world: World, goal: Goal) -> int | None:
     if world.won(goal):
         return 0
     return len(oracle.plan(world, goal)) or None
+
+
+def keeps_optimal(privileged: dict[str, Any], command: str, together: Iterable[Iterable[str]] = ()) -> bool:
+    """Whether ``command`` (admissible in the recorded state) leaves the task completable in one command fewer
+    than the shortest plan from that state: it lies on *some* optimal plan, not only the one the oracle printed.
+    ``False`` when the rebuilt state needs more commands than the recorded plan (it would be misjudged)."""
+    goal = goal_of(privileged)
+    world = world_from_privileged(privileged, together)
+    before = remaining(world, goal)
+    if not before or before > len(privileged.get("expert_plan") or ()):
+        return False
+    after = remaining(apply(world, command), goal)
+    return after is not None and after <= before - 1
