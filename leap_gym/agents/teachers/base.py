@@ -2,7 +2,8 @@
 
 A teacher sees ``trajectory.steps[: t + 1]``: the student's own history up to step ``t`` and, in
 ``steps[t].info["privileged"]``, the privileged state at that step (recorded by the rollout). It never runs the
-env forward. ``TeacherAgent`` lets a teacher act in an env (demonstrations, "replay the teacher" checks).
+env forward. ``keep_reason`` may also read ``steps[t + 1]``, the recorded outcome of the student's action at
+``t`` (corrections are made after the episode). ``TeacherAgent`` lets a teacher act in an env (demonstrations, "replay the teacher" checks).
 """
 
 from __future__ import annotations
@@ -16,6 +17,19 @@ from leap_gym.core import Correction, Step, Trajectory, record_info
 
 def same_action(a: str, b: str) -> bool:
     return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
+def plan_shortened(trajectory: Trajectory, t: int) -> bool:
+    """Whether the student's action at ``t`` shortened the env's privileged expert plan by at least one command,
+    judged on the recorded outcome (the next step's plan; after the last step, whether the episode was won)."""
+    steps = trajectory.steps
+    before = (steps[t].info.get("privileged") or {}).get("expert_plan")
+    if not before:
+        return False
+    if t + 1 == len(steps):
+        return trajectory.won
+    after = (steps[t + 1].info.get("privileged") or {}).get("expert_plan")
+    return after is not None and len(after) <= len(before) - 1
 
 
 class Teacher(ABC):
