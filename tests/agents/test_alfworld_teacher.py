@@ -127,3 +127,74 @@ def test_replay_success_on_200_generated_test_tasks():
         assert wins >= 198, (privilege, wins)
         report = leak_report([(t, ALFWorldExpertTeacher(privilege).correct(t)) for t in trajs])
         assert privilege == 1.0 or report.leaks == 0
+
+
+# -- goal-equivalent actions are not mistakes ------------------------------------------------------------------
+
+def student_run(actions, split="train", index=0):
+    """A student trajectory that takes ``actions`` in a generated game, recorded as a rollout records it."""
+    env = gym.make(ENV_ID, split=split)
+    obs, info = env.reset(options={"task_index": index})
+    traj = Trajectory(env_id=ENV_ID, task_id=info["task_id"], task=info["task"])
+    for action in actions:
+        assert action in info["admissible_actions"], action
+        traj.steps.append(Step(observation=obs, action=action, admissible_actions=info["admissible_actions"],
+                               info=record_info(info)))
+        obs, _, terminated, _, info = env.step(action)
+        if terminated:
+            break
+    traj.won = info["won"]
+    return traj
+
+
+@pytest.fixture(scope="module")
+def alarmclock_run():
+    """The demo case (generated/train/0/0, "put a alarmclock in sidetable", three alarmclocks on desk 1): the
+    oracle's plan takes alarmclock 3; the student takes alarmclock 2, which serves the goal as well."""
+    traj = student_run(["go to desk 1", "take alarmclock 2 from desk 1", "go to sidetable 1",
+                        "move alarmclock 2 to sidetable 1"])
+    assert traj.won and traj.steps[1].info["privileged"]["expert_action"] != traj.steps[1].action
+    return traj
+
+
+@pytest.mark.parametrize("privilege", [0.0, 0.5, 1.0])
+def test_goal_equivalent_instance_is_not_corrected(alarmclock_run, privilege):
+    """Without privilege the teacher does not know the alarmclocks are on the desk: heading there first is a lucky
+    guess it corrects to its own search order (side tables before desks); the rest it keeps, as the others do."""
+    corrections = ALFWorldExpertTeacher(privilege).correct(alarmclock_run)
+    assert [c.was_corrected for c in corrections] == [privilege == 0.0, False, False, False]
+    assert [c.action for c in corrections[1:]] == [s.action for s in alarmclock_run.steps[1:]]
+    assert "alarmclock 2" in corrections[1].reason and "desk 1" in corrections[1].reason
+    assert "alarmclock 2" in corrections[3].reason and "sidetable 1" in corrections[3].reason
+    if privilege < 1:
+        assert leak_report([(alarmclock_run, corrections)]).leaks == 0
+
+
+def test_real_mistakes_are_corrected_and_only_they_count():
+    """Going to a drawer first (one command more than needed) and picking up a book are mistakes; heading for the
+    desk from the drawer is optimal again and stays."""
+    traj = student_run(["go to drawer 1", "go to desk 1", "take book 2 from desk 1", "go to sidetable 1"])
+    for privilege in (0.5, 1.0):
+        corrections = ALFWorldExpertTeacher(privilege).correct(traj)
+        assert [c.was_corrected for c in corrections] == [True, False, True, True]
+        assert corrections[0].action == "go to desk 1" and corrections[1].action == "go to desk 1"
+        assert corrections[2].action.startswith("take alarmclock ") and corrections[2].action.endswith("desk 1")
+        assert corrections[3].action.startswith("move book 2 to ")  # put the wrong object down first
+        assert sum(c.was_corrected for c in corrections) == 3
+        assert corrections[1].metadata == {"kept": "optimal"} and not corrections[0].metadata
+
+
+def test_unprivileged_teacher_keeps_an_equally_likely_search_move():
+    """Without privilege the teacher searches in a common-sense order: for a cup (generated/train/0/3) it checks
+    a countertop first, and any countertop is as good a guess as the one it names, while a garbage can is not. The
+    privileged teacher knows which countertop holds the cup and corrects the same move."""
+    teacher = ALFWorldExpertTeacher(0.0)
+    _, own = teacher.propose(student_run(["look"], index=3), 0)
+    assert own == "go to countertop 1"
+    traj = student_run(["go to countertop 2"], index=3)
+    kept = teacher.correct(traj)[0]
+    assert not kept.was_corrected and kept.action == "go to countertop 2" and "countertop" in kept.reason
+    assert traj.steps[0].info["privileged"]["expert_action"] == "go to countertop 3"
+    assert ALFWorldExpertTeacher(0.5).correct(traj)[0].was_corrected
+    fixed = teacher.correct(student_run(["go to garbagecan 1"], index=3))[0]
+    assert fixed.was_corrected and fixed.action == own

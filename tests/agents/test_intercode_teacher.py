@@ -85,6 +85,29 @@ def test_correct_flags_student_mistakes_on_policy(env):
     assert all(c.reason for c in corrections)
 
 
+def test_command_equivalent_to_the_gold_is_kept(env):
+    """``grep -lr`` where the gold says ``grep -rl``: same output, same files, so submitting next scores 1.0; the
+    teacher keeps it and counts only the wasted ``ls /``."""
+    obs, info = env.reset(options={"task_index": 2})  # grep_list
+    gold = info["privileged"]["gold_command"]
+    assert gold.startswith("grep -rl ")
+    same = gold.replace("grep -rl ", "grep -lr ", 1)
+    traj = Trajectory(env_id=ENV_ID, task_id=info["task_id"], task=info["task"])
+    for action in ("ls /", same, "submit"):
+        traj.steps.append(Step(observation=obs, action=action, info=record_info(info)))
+        obs, reward, term, trunc, info = env.step(action)
+    traj.won = info["won"]
+    assert traj.won
+    for privilege in (0.5, 1.0):
+        corrections = BashExpertTeacher(privilege).correct(traj)
+        assert [c.was_corrected for c in corrections] == [True, False, False]
+        assert corrections[1].action == same and "grep" in corrections[1].reason
+        assert sum(c.was_corrected for c in corrections) == 1
+    assert leak_report([(traj, BashExpertTeacher(0.5).correct(traj))]).leaks == 0
+    # without privilege the teacher cannot tell the command reached the gold's effect: it judges by its guess
+    assert BashExpertTeacher(0.0).correct(traj)[1].was_corrected
+
+
 def test_teacher_registry_and_guesser():
     teacher = make_expert(ENV_ID, privilege=0.5)
     assert isinstance(teacher, BashExpertTeacher)

@@ -7,7 +7,7 @@ import leap_gym  # noqa: F401
 from leap_gym.agents.teachers import TeacherAgent, make_expert
 from leap_gym.agents.teachers.leak import find_leaks, leak_report
 from leap_gym.agents.teachers.webshop import WebShopExpertTeacher, instruction_query, privileged_only_facts
-from leap_gym.core import Trajectory
+from leap_gym.core import Step, Trajectory, record_info
 
 ENV_ID = "leap/WebShop-v0"
 
@@ -140,3 +140,35 @@ def test_unprivileged_teacher_reads_both_observation_modes(env, cache):
         _, plain = replay(text_env, WebShopExpertTeacher(privilege=0.0), 5, start=start)
         assert [[s.action for s in t.steps] for t in rich] == [[s.action for s in t.steps] for t in plain]
     text_env.close()
+
+
+def test_goal_options_in_another_order_are_kept(env):
+    """The expert clicks the goal's options in a fixed order; a student that clicks them the other way round is
+    on a shortest route too and is not corrected, while a detour (``next >`` on the first results page, away from
+    the target) still is, and only it counts."""
+    for i in range(40):
+        obs, info = env.reset(seed=i, options={"task_index": i})
+        plan = info["privileged"]["expert_plan"]
+        options = [a for a in plan[2:-1] if a.startswith("click[")]
+        if len(options) >= 2 and info["privileged"]["target_rank"] == -1 and plan[1].startswith("click[b"):
+            break
+    else:
+        pytest.skip("no goal with two options found")
+    k = plan.index(options[0])
+    student = plan[:1] + ["click[next >]", "click[< prev]"] + plan[1:k] + [options[1], options[0]] + plan[k + 2:]
+    traj = Trajectory(env_id=ENV_ID, task_id=info["task_id"], task=info["task"])
+    for action in student:
+        traj.steps.append(Step(observation=obs, action=action, admissible_actions=info["admissible_actions"],
+                               info=record_info(info)))
+        obs, _, terminated, _, info = env.step(action)
+        if terminated:
+            break
+    traj.won = info["won"]
+    assert traj.won and len(traj.steps) == len(student)
+    for privilege in (0.5, 1.0):
+        corrections = WebShopExpertTeacher(privilege).correct(traj)
+        changed = [c.step_index for c in corrections if c.was_corrected]
+        assert changed == [1]  # the detour; "< prev" back to the target's page is optimal again
+        swapped = corrections[1 + 2 + k - 1]
+        assert swapped.action == options[1] and not swapped.was_corrected
+    assert leak_report([(traj, WebShopExpertTeacher(0.5).correct(traj))]).leaks == 0

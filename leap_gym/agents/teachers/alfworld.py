@@ -11,6 +11,15 @@
   common sense, never an unobserved location.
 * ``1``: acts on the oracle and may say where the hidden object is.
 
+Kept steps (``keep_reason``): an admissible student action after which the task can still be completed in one
+command fewer than the shortest plan from the step's state lies on *some* optimal plan (any instance of the goal
+class that serves the goal, any equally near receptacle, equally long plans in another order), so it is left as it
+is, with a reason that fits it; only real changes count as corrections. "Optimal" is relative to what the teacher
+at its privilege level acts on: above 0 the recorded privileged state, rebuilt and stepped by
+``leap_gym.envs.alfworld.simulate`` (the oracle's shortest plan, so the rule never needs the env again); at 0 only
+the observations: the known state (what was seen, unvisited receptacles counted empty) once the goal's objects
+have been seen, and before that any unvisited receptacle its search order ranks as high as its own choice.
+
 ``privileged_only_facts(trajectory, t)`` lists what the student cannot know at step ``t``: unobserved target
 objects, their receptacles and ``"<object> is in <receptacle>"`` statements. Honest reasons name receptacles by
 class when heading somewhere unobserved, and instances only where the student has already looked.
@@ -25,6 +34,7 @@ from dataclasses import dataclass, field
 
 from leap_gym.agents.teachers.base import Teacher
 from leap_gym.core import Trajectory
+from leap_gym.envs.alfworld.simulate import apply, keeps_optimal, remaining, world_from_privileged
 from leap_gym.envs.alfworld.world import APPLIANCE as _APPLIANCE
 from leap_gym.envs.alfworld.world import Goal
 
@@ -164,18 +174,19 @@ class _Student:
 
     def __init__(self, goal: Goal, belief: Belief, admissible: list[str]):
         self.g, self.b, self.adm = goal, belief, admissible
+        self.searching: tuple[str, tuple[str, ...]] = ("", ())  # what the last ``_explore`` looked for
 
     def _ok(self, obj: str) -> bool:
         return _klass(obj) == self.g.object and (not self.g.state or self.g.state in self.b.states.get(obj, ()))
 
-    def _order(self, want: str, places: tuple[str, ...] = ()) -> list[str]:
+    def rank(self, recep: str, want: str, places: tuple[str, ...] = ()) -> tuple[bool, int]:
+        """How promising ``recep`` is to search for ``want`` (lower first); equal ranks are equally good."""
         holders = _holders().get(want, frozenset(places))
+        k = _klass(recep)
+        return k not in holders and k not in places, _POPULAR.index(k) if k in _POPULAR else 99
 
-        def rank(r):
-            k = _klass(r)
-            return (k not in holders and k not in places, _POPULAR.index(k) if k in _POPULAR else 99, r)
-
-        return sorted(self.b.receptacles, key=rank)
+    def _order(self, want: str, places: tuple[str, ...] = ()) -> list[str]:
+        return sorted(self.b.receptacles, key=lambda r: (*self.rank(r, want, places), r))
 
     def _goto_or(self, recep: str, then: str) -> tuple[str, str]:
         if self.b.at != recep:
@@ -193,6 +204,7 @@ class _Student:
     def _explore(self, want: str, places: tuple[str, ...] = ()) -> tuple[str, str]:
         if self.b.at and self.b.at in self.b.closed:
             return "open", "open " + self.b.at
+        self.searching = (want, places)
         for r in self._order(want, places):
             if r not in self.b.visited:
                 return "search", "go to " + r
@@ -359,10 +371,68 @@ class ALFWorldExpertTeacher(Teacher):
         shown = privileged if self.privilege >= 1 else {}
         return _explain("", action, goal, belief, rng, self.privilege, shown), action
 
+    def keep_reason(self, trajectory: Trajectory, t: int) -> str | None:
+        """Keep an admissible student action that lies on some shortest plan (see the module docstring)."""
+        step = trajectory.steps[t]
+        action = " ".join(step.action.split())
+        if action not in (step.admissible_actions or ()):
+            return None
+        if self.privilege > 0:
+            privileged = step.info.get("privileged", {})
+            if not privileged.get("expert_plan"):
+                return None
+            seen_together = [s.info.get("privileged", {}).get("agent_location", []) for s in trajectory.steps[:t]]
+            if not keeps_optimal(privileged, action, seen_together):
+                return None
+        elif not _belief_keeps(trajectory, t, action):
+            return None
+        goal, belief = parse_goal(trajectory, t), read_history(trajectory, t)
+        rng = random.Random(f"{self.seed}/{trajectory.task_id}/{t}")
+        shown = step.info.get("privileged", {}) if self.privilege >= 1 else {}
+        return _explain("", action, goal, belief, rng, self.privilege, shown)
+
     @staticmethod
     def _fallback(belief: Belief, admissible: list[str], rng: random.Random) -> str:
         unvisited = [a for a in admissible if a.startswith("go to ") and a[6:] not in belief.visited]
         return rng.choice(unvisited or admissible)
+
+
+def _known_state(goal: Goal, belief: Belief) -> dict:
+    """What the student's observations show, in the layout of ``info["privileged"]``: unvisited receptacles
+    count as empty, receptacles of openable classes as closed until seen open."""
+    openable = {r for r in belief.receptacles if _klass(r) in _openable_classes()} | belief.closed
+    contents = {r: list(belief.seen.get(r, [])) for r in belief.receptacles}
+    locations = {o: r for r, objs in contents.items() for o in objs}
+    if belief.holding:
+        locations[belief.holding] = "agent"
+    return {"receptacle_contents": contents, "object_locations": locations,
+            "opened": {r: r in belief.visited and r not in belief.closed for r in openable},
+            "agent_location": [belief.at] if belief.at else [],
+            "object_states": {o: sorted(s) for o, s in belief.states.items()}, "goal": goal.to_json()}
+
+
+@functools.cache
+def _openable_classes() -> frozenset[str]:
+    from leap_gym.envs.alfworld.generate import _tables
+    return frozenset(c.lower() for c in _tables()["openable"])
+
+
+def _belief_keeps(trajectory: Trajectory, t: int, action: str) -> bool:
+    """Privilege 0: optimal relative to what the student's observations show. With the goal's objects (and lamp)
+    already seen, keep an action on a shortest plan over the known state; while still searching, keep a ``go to``
+    an unvisited receptacle that the teacher's search order ranks as high as its own choice."""
+    goal, belief = parse_goal(trajectory, t), read_history(trajectory, t)
+    known = world_from_privileged(_known_state(goal, belief))
+    before = remaining(known, goal)
+    if before:
+        after = remaining(apply(known, action), goal)
+        return after is not None and after <= before - 1
+    student = _Student(goal, belief, list(trajectory.steps[t].admissible_actions or []))
+    kind, own = student.act()
+    if kind != "search" or not action.startswith("go to ") or action[6:] in belief.visited:
+        return False
+    want, places = student.searching
+    return student.rank(action[6:], want, places) == student.rank(own[6:], want, places)
 
 
 def privileged_only_facts(trajectory: Trajectory, t: int) -> list[str]:

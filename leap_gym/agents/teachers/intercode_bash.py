@@ -10,6 +10,11 @@
 - ``privilege >= 0.75``: gives the gold command directly and states the gold output.
 
 Reasons are short first-person sentences from templates, varied deterministically per task, step and seed.
+
+A student command other than the gold one is kept (not corrected) when it reached the gold's effect: the env
+then records ``submit`` as the expert's next action (its output equals the gold's and the file changes match),
+so submitting next scores 1.0, as fast as the gold would. Only teachers with privilege judge this (the gold's
+output is privileged); the reason then explains the student's own command.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import hashlib
 import re
 import shlex
 
-from leap_gym.agents.teachers.base import Teacher
+from leap_gym.agents.teachers.base import Teacher, plan_shortened
 from leap_gym.core import Trajectory
 
 SUBMIT = "submit"
@@ -177,6 +182,21 @@ class BashExpertTeacher(Teacher):
         family = step.info.get("task_type", "")
         reason = _choose(SYNTAX[family], *key) if family in SYNTAX else _general_syntax_reason(action)
         return reason, action
+
+
+    def keep_reason(self, trajectory: Trajectory, t: int) -> str | None:
+        step = trajectory.steps[t]
+        action = step.action.strip()
+        priv = step.info.get("privileged") or {}
+        if self.band == 0 or action == SUBMIT or priv.get("expert_action") == SUBMIT:
+            return None  # submitting is the only optimal move once the effect is reached: nothing to keep
+        if not plan_shortened(trajectory, t):
+            return None
+        reason = _general_syntax_reason(action)
+        if self.band == 2:
+            out = (priv.get("gold_output") or "").strip()
+            reason += f" It prints: {out[:300]}" if out else " It prints nothing."
+        return reason
 
 
 # --------------------------------------------------------------------------------------------- guesser

@@ -10,6 +10,12 @@
   state the target's ASIN, title and hidden price.
 
 Reasons are short first-person sentences drawn from templates, varied deterministically per task and step.
+
+With privilege, a student action is kept (not corrected) when its recorded outcome shortened the privileged
+expert's plan by at least one action: it lies on a shortest route to buying the target with a goal-satisfying
+option assignment (goal options clicked in another order, another query that lists the target as early). A
+different product that would also score 1.0 is not recognised: the recorded state names one target, and
+whether another product satisfies the goal needs the reward's product data.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import hashlib
 import re
 from typing import Any
 
-from leap_gym.agents.teachers.base import Teacher
+from leap_gym.agents.teachers.base import Teacher, plan_shortened
 from leap_gym.core import Trajectory
 
 SEARCH_PLACEHOLDER = "search[<query>]"
@@ -190,6 +196,13 @@ class WebShopExpertTeacher(Teacher):
                                 query=action[len("search["):-1] if action.startswith("search[") else "",
                                 value=action[len("click["):-1]), action
         return self._reason(trajectory, t, kind, value=action[len("click["):-1]), action
+
+    def keep_reason(self, trajectory: Trajectory, t: int) -> str | None:
+        step = trajectory.steps[t]
+        if self.level == "none" or _page(step) == "done" or not plan_shortened(trajectory, t):
+            return None
+        action = step.action.strip()
+        return self._reason(trajectory, t, self._kind(action, _page(step)), value=action[len("click["):-1])
 
     def _search_action(self, priv: dict[str, Any]) -> str:
         """At ``hint`` level prefer a query built from the instruction that lists the target (title last)."""

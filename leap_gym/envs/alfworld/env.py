@@ -7,7 +7,8 @@ scene data, ``split="train"`` on ALFWorld's training scenes, ``split="test"`` on
 ``info["privileged"]`` (students never see it, see ``leap_gym.wrappers.StudentView``):
 ``object_locations`` (object -> receptacle, or ``"agent"`` when held), ``receptacle_contents``, ``opened``
 (openable receptacle -> bool), ``agent_location`` (the receptacles at the agent's position, ``[]`` before the
-first ``go to``), ``object_states`` (object -> subset of clean/hot/cool/toggled), ``goal`` (task type, target
+first ``go to``), ``shared_locations`` (groups of receptacles one ``go to`` reaches together),
+``object_states`` (object -> subset of clean/hot/cool/toggled), ``goal`` (task type, target
 object/receptacle/lamp classes, ``count``, required ``state``, ``satisfied`` instances), ``expert_plan`` (the
 oracle's remaining commands from this very state) and ``expert_action`` (its first command).
 """

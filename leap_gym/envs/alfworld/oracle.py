@@ -1,9 +1,13 @@
 """A planner-free oracle over the engine's facts: the remaining command list from ANY state, in microseconds.
 
 It plans the way the task decomposes (put away a wrong held object, fetch an instance, change its state at an
-appliance, bring it to the destination; look: fetch, go to the lamp, switch it on), always taking the cheapest
-option (fewest ``go to``/``open`` commands), ties broken by raw id so plans are deterministic. The plan is
-simulated on a copy of the world, so the commands are consistent with each other. Fast Downward stays available
+appliance, bring it to the destination; look: fetch, go to the lamp, switch it on) and returns the shortest plan
+over the choices that decomposition leaves: which instance(s), which destination, appliance and lamp (choices
+that cannot differ in cost, such as two instances in the same receptacle, are tried once). A greedy pass (the
+cheapest next fetch) is not enough: it takes a vase from a shelf when the one beside the lamp is as near.
+Ties keep the greedy choice, broken by raw id, so plans are deterministic. Each plan is simulated on a copy of the
+world, so its commands are consistent with each other. Putting a wrong held object away still takes the
+cheapest receptacle that accepts it. Fast Downward stays available
 through the env's ``planner`` option, but costs seconds per call.
 
 A state can be a dead end (holding an object no receptacle accepts: initial placements ignore ``canContain``);
@@ -13,6 +17,7 @@ A state can be a dead end (holding an object no receptacle accepts: initial plac
 from __future__ import annotations
 
 import copy
+import itertools
 
 from leap_gym.envs.alfworld.world import APPLIANCE, Goal, World
 
@@ -58,9 +63,8 @@ class _Planner:
         self.w.held.discard(obj)
         self.w.in_recep[obj] = {recep}
 
-    def treat(self, obj: str, state: str) -> bool:
-        klass, verb = APPLIANCE[state]
-        appliance = self._cheapest(self.w.receptacles_of(klass))
+    def treat(self, obj: str, state: str, appliance: str | None) -> bool:
+        verb = APPLIANCE[state][1]
         if appliance is None:
             return False
         self.go(appliance)
@@ -85,74 +89,135 @@ class _Planner:
     def pickable(self, obj: str) -> bool:
         return any(r in self.w.recep_loc for r in self.w.in_recep.get(obj, ()))
 
-    def fetch_cost(self, obj: str) -> int:
-        return min(self.w.cost(r) for r in self.w.in_recep[obj] if r in self.w.recep_loc)
-
-    # -- task types ----------------------------------------------------------------------------------------
-    def look(self) -> bool:
+    # -- task types: one plan per choice of object(s), lamp, appliance and destination ------------------------
+    def look(self, obj: str | None, lamp: str) -> bool:
+        """Hold ``obj`` (``None``: the goal object already held) and switch on ``lamp`` where it stands."""
         g, w = self.goal, self.w
         if w.won(g):
             return True
-        held_target = [o for o in w.held if w.obj_class.get(o) == g.object]
         for o in sorted(w.held):
-            if o not in held_target and not self.put_away(o):
+            if o != obj and w.obj_class.get(o) != g.object and not self.put_away(o):
                 return False
-        if not held_target:
-            cands = [o for o in w.objects_of(g.object) if self.pickable(o)]
-            if not cands:
-                return False
-            self.take(min(cands, key=lambda o: (self.fetch_cost(o), o)))
-        lamps = [o for o in w.objects_of(g.lamp) if o in w.toggleable
-                 and any(r in w.recep_loc for r in w.in_recep.get(o, ()))]
-        if not lamps:
-            return False
-
-        def lamp_cost(o):
-            return min((int(not w.reachable(r)), r) for r in w.in_recep[o] if r in w.recep_loc)
-
-        lamp = min(lamps, key=lambda o: (lamp_cost(o), o))
-        self.go(lamp_cost(lamp)[1])
+        if obj is not None:
+            for o in sorted(w.held):  # a different goal object in hand: put it down first
+                if not self.put_away(o):
+                    return False
+            self.take(obj)
+        recep = min((int(not w.reachable(r)), r) for r in w.in_recep[lamp] if r in w.recep_loc)[1]
+        self.go(recep)
         if not (w.has(lamp, "toggled") and w.won(g)):
             self.plan.append(self.t["use"].format(o=w.name(lamp)))
             w.states.setdefault(lamp, set()).add("toggled")
         return True
 
-    def place(self) -> bool:
+    def place(self, dest: str, picks: tuple[str, ...], appliance: str | None) -> bool:
+        """Bring goal objects (the one in hand first, then ``picks`` in order) to ``dest``, treated at
+        ``appliance`` when the goal needs a state."""
         g, w = self.goal, self.w
-        dests = w.receptacles_of(g.receptacle)
-        if not dests:
-            return False
-
-        def good_inside(r):
-            return [o for o in w.contents(r) if w.obj_class.get(o) == g.object
-                    and (not g.state or w.has(o, g.state))]
-
-        dest = min(dests, key=lambda r: (-min(g.count, len(good_inside(r))), w.cost(r), r))
-        done = set(good_inside(dest)[: g.count])
+        done = set(_good_inside(w, g, dest)[: g.count])
         for o in sorted(w.held):
             if w.obj_class.get(o) != g.object and not self.put_away(o):
                 return False
+        queue = list(picks)
         while len(done) < g.count:
-            held = [o for o in w.held if w.obj_class.get(o) == g.object]
+            held = sorted(o for o in w.held if w.obj_class.get(o) == g.object)
             if held:
                 obj = held[0]
             else:
-                cands = [o for o in w.objects_of(g.object) if o not in done and self.pickable(o)]
-                if not cands:
+                if not queue:
                     return False
-                obj = min(cands, key=lambda o: (not (not g.state or w.has(o, g.state)), self.fetch_cost(o), o))
+                obj = queue.pop(0)
+                if obj in done or not self.pickable(obj):
+                    return False
                 self.take(obj)
-            if g.state and not w.has(obj, g.state) and not self.treat(obj, g.state):
+            if g.state and not w.has(obj, g.state) and not self.treat(obj, g.state, appliance):
                 return False
             self.put(obj, dest)
             done.add(obj)
         return True
 
 
+def _good_inside(w: World, goal: Goal, recep: str) -> list[str]:
+    return [o for o in w.contents(recep) if w.obj_class.get(o) == goal.object and (not goal.state or w.has(o, goal.state))]
+
+
+def _distinct(items: list[str], key, per_key: int = 1) -> list[str]:
+    """``items`` (already in preference order) keeping at most ``per_key`` of those that share ``key``: such
+    choices give plans of the same length, so trying one (two, when the goal needs two objects) is enough."""
+    seen: dict = {}
+    out = []
+    for x in items:
+        k = key(x)
+        if seen.get(k, 0) < per_key:
+            seen[k] = seen.get(k, 0) + 1
+            out.append(x)
+    return out
+
+
+def _options(world: World, goal: Goal):
+    """The choices a plan can make, the greedy one first: ``("look", obj, lamp)`` or
+    ``("place", dest, picks, appliance)``."""
+    w = world
+    shared: dict[str, list[str]] = {}
+    for r, loc in w.recep_loc.items():
+        shared.setdefault(loc, []).append(r)
+
+    def where(o):  # objects in the same receptacles and states are interchangeable
+        return tuple(sorted(w.in_recep.get(o, ()))), tuple(sorted(w.states.get(o, ())))
+
+    def fetch_cost(o):
+        return min(w.cost(r) for r in w.in_recep[o] if r in w.recep_loc)
+
+    def pickable(o):
+        return any(r in w.recep_loc for r in w.in_recep.get(o, ()))
+
+    held_target = sorted(o for o in w.held if w.obj_class.get(o) == goal.object)
+    if goal.task_type == "look_at_obj_in_light":
+        lamps = sorted((o for o in w.objects_of(goal.lamp) if o in w.toggleable and pickable(o)),
+                       key=lambda o: (min((int(not w.reachable(r)), r) for r in w.in_recep[o] if r in w.recep_loc),
+                                      o))
+        cands = sorted((o for o in w.objects_of(goal.object) if pickable(o)), key=lambda o: (fetch_cost(o), o))
+        objs: list[str | None] = ([None] if held_target else []) + _distinct(cands, where)
+        for obj in objs:
+            for lamp in lamps:
+                yield ("look", obj, lamp)
+        return
+    dests = w.receptacles_of(goal.receptacle)
+
+    def good_inside(r):
+        return _good_inside(w, goal, r)
+
+    def dest_key(r):  # a destination away from everything else is as good as any other with the same cost
+        busy = w.reachable(r) or len(shared[w.recep_loc[r]]) > 1 or any(w.obj_class.get(o) == goal.object
+                                                                         for o in w.contents(r))
+        return r if busy else ("plain", w.cost(r))
+
+    dests = _distinct(sorted(dests, key=lambda r: (-min(goal.count, len(good_inside(r))), w.cost(r), r)), dest_key)
+    appliances = [None]
+    if goal.state:
+        klass = APPLIANCE[goal.state][0]
+        appliances = sorted(w.receptacles_of(klass), key=lambda r: (w.cost(r), r)) or [None]
+    for dest in dests:
+        keep = good_inside(dest)[: goal.count]
+        need = goal.count - len(keep) - len(held_target[:1])
+        cands = sorted((o for o in w.objects_of(goal.object) if o not in keep and o not in held_target and pickable(o)),
+                       key=lambda o: (not (not goal.state or w.has(o, goal.state)), fetch_cost(o), o))
+        cands = _distinct(cands, where, per_key=max(need, 1))
+        for picks in itertools.permutations(cands, max(need, 0)):
+            for appliance in appliances:
+                yield ("place", dest, picks, appliance)
+
+
 def plan(world: World, goal: Goal, templates: dict[str, str] | None = None) -> list[str]:
-    """The oracle's remaining commands from ``world`` (``[]`` when already won or at a dead end)."""
+    """The oracle's shortest remaining commands from ``world`` over its choices (``[]`` when already won or at a
+    dead end); among plans of the same length the greedy choices come first."""
     if world.won(goal):
         return []
-    p = _Planner(world, goal, {**DEFAULT_TEMPLATES, **(templates or {})})
-    ok = p.look() if goal.task_type == "look_at_obj_in_light" else p.place()
-    return p.plan if ok else []
+    templates = {**DEFAULT_TEMPLATES, **(templates or {})}
+    best: list[str] | None = None
+    for option in _options(world, goal):
+        p = _Planner(world, goal, templates)
+        ok = p.look(*option[1:]) if option[0] == "look" else p.place(*option[1:])
+        if ok and (best is None or len(p.plan) < len(best)):
+            best = p.plan
+    return best or []

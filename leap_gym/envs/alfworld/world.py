@@ -165,6 +165,11 @@ class World:
                     if r in self.recep_class}
         states = {n(o): sorted(self.states[o]) for o in sorted(self.states, key=n) if self.states[o]}
         here = sorted(n(r) for r in self.recep_loc if self.reachable(r) and r in self.recep_class)
+        by_loc: dict[str, list[str]] = {}
+        for r in self.recep_loc:
+            if r in self.recep_class:
+                by_loc.setdefault(self.recep_loc[r], []).append(n(r))
+        shared = sorted(sorted(group) for group in by_loc.values() if len(group) > 1)
         if goal.task_type == "look_at_obj_in_light":
             satisfied = sorted(n(o) for o in self.held if self.obj_class.get(o) == goal.object)
         else:
@@ -174,6 +179,7 @@ class World:
             "receptacle_contents": contents,
             "opened": {n(r): r in self.opened for r in sorted(self.openable, key=n) if r in self.recep_class},
             "agent_location": here,
+            "shared_locations": shared,
             "object_states": states,
             "goal": {**goal.to_json(), "satisfied": satisfied},
         }
