@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leap_gym.agents.conversation import encode_turns, episode_messages
 from leap_gym.agents.prompting import build_messages, format_target
 from leap_gym.core import Correction, Trajectory
 
@@ -85,6 +86,60 @@ def fit_prompt(trajectory: Trajectory, t: int, completion: str, k: int, max_leng
     return None
 
 
+def _steps_of(trajectory: Trajectory, end: int) -> list[tuple[str, str, str]]:
+    """``(observation, reason, action)`` of steps ``0..end-1``: the turns the student's chat holds then."""
+    return [(s.observation, s.reason, s.action) for s in trajectory.steps[:end]]
+
+
+def _chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
+    return len(encode_turns(tokenizer, messages, ())[0])
+
+
+def episode_rows(trajectory: Trajectory, tokenizer: Any, max_length: int | None) -> list[tuple[list, list, int]]:
+    """A demonstration as chats in the episode format, loss on every answer: ``(prompt, completion, tokens)``.
+
+    One chat holds the whole episode when it fits ``max_length`` tokens; a longer one is cut into consecutive
+    windows, each restating the task, so every step is trained once. A single step that cannot fit alone is
+    kept whole (the target is never cut)."""
+    steps = _steps_of(trajectory, len(trajectory))
+    task, env = trajectory.task, trajectory.env_id
+    out = []
+    start = 0
+    while start < len(steps):
+        end = start + 1
+        msgs = episode_messages(task, steps[start:end], env=env)
+        n = _chat_tokens(tokenizer, msgs) if tokenizer is not None else 0
+        while end < len(steps) and tokenizer is not None and max_length:
+            longer = episode_messages(task, steps[start:end + 1], env=env)
+            m = _chat_tokens(tokenizer, longer)
+            if m > max_length:
+                break
+            msgs, n, end = longer, m, end + 1
+        if tokenizer is None or not max_length:
+            msgs, end = episode_messages(task, steps, env=env), len(steps)
+            n = _chat_tokens(tokenizer, msgs) if tokenizer is not None else 0
+        out.append((msgs[:2], msgs[2:], n))
+        start = end
+    return out
+
+
+def episode_prompt(trajectory: Trajectory, t: int, completion: str, tokenizer: Any, max_length: int | None
+                   ) -> tuple[list[dict[str, str]], int, int]:
+    """The chat the student had at step ``t`` (its own earlier observations, reasons and actions), keeping the
+    latest steps whose chat plus ``completion`` fits ``max_length``, as ``HFStudent`` does when a chat outgrows
+    its budget: ``(prompt, steps shown, tokens)``."""
+    steps, obs = _steps_of(trajectory, t), trajectory.steps[t].observation
+    answer = [{"role": "assistant", "content": completion}]
+    for start in range(len(steps) + 1):
+        prompt = episode_messages(trajectory.task, steps[start:], obs, env=trajectory.env_id)
+        if tokenizer is None or not max_length:
+            return prompt, len(steps) - start, 0
+        n = _chat_tokens(tokenizer, prompt + answer)
+        if n <= max_length or start == len(steps):
+            return prompt, len(steps) - start, n
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class DatasetStats:
     rows: int = 0
@@ -101,13 +156,18 @@ class DatasetStats:
 def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequence[Correction]] | None = None,
                   *, method: str = "sft", history_k: int = 4, max_length: int | None = None,
                   tokenizer: Any = None, only_corrected: bool = False, iteration: int = 0,
-                  stats: DatasetStats | None = None, hard_max_length: int | None = None) -> list[dict[str, Any]]:
+                  stats: DatasetStats | None = None, hard_max_length: int | None = None,
+                  prompt_format: str = "step") -> list[dict[str, Any]]:
     """Rows for ``SFTTrainer`` (``prompt``/``completion``) or ``DPOTrainer`` (``prompt``/``chosen``/``rejected``).
 
     ``corrections[i]`` belongs to ``trajectories[i]``; without corrections the trajectories are demonstrations
     and their own reasons/actions are the targets (iteration 0). DPO rows are made only where the correction
     differs from what the student did (``rejected`` = the student's original answer). ``tokenizer`` (with a chat
     template) is needed to enforce ``max_length``.
+
+    ``prompt_format="episode"`` builds rows in the episode format (``leap_gym.agents.conversation``): a
+    demonstration becomes one multi-turn chat with loss on every answer (``completion`` holds the turns after
+    the first observation), a corrected step the student's own chat up to that step plus the corrected answer.
     """
     if method not in ("sft", "dpo"):
         raise ValueError(f"method must be 'sft' or 'dpo', got {method!r}")
@@ -117,8 +177,21 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
         raise ValueError("DPO rows need corrections (chosen) to pair with the student's actions (rejected)")
     stats = stats if stats is not None else DatasetStats()
     count = chat_token_counter(tokenizer) if tokenizer is not None and max_length else None
+    if prompt_format not in ("step", "episode"):
+        raise ValueError(f"prompt_format must be 'step' or 'episode', got {prompt_format!r}")
     rows: list[dict[str, Any]] = []
     for i, traj in enumerate(trajectories):
+        if prompt_format == "episode" and corrections is None and method == "sft":
+            for prompt, completion, tokens in episode_rows(traj, tokenizer, max_length):
+                rows.append({"prompt": prompt, "completion": completion,
+                             "meta": {"iteration": iteration, "task_id": traj.task_id, "step": -1,
+                                      "tokens": tokens, "was_corrected": False, "turns": len(completion) // 2 + 1}})
+                stats.over_length += int(max_length is not None and tokens > max_length)
+                if tokenizer is not None:
+                    stats.max_answer_tokens = max([stats.max_answer_tokens] + [
+                        len(tokenizer(m["content"], add_special_tokens=False)["input_ids"])
+                        for m in completion if m["role"] == "assistant"])
+            continue
         fixes = {c.step_index: c for c in corrections[i]} if corrections is not None else None
         for t, step in enumerate(traj.steps):
             if fixes is None:
@@ -134,7 +207,11 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
             if not action:
                 continue
             target = format_target(reason, action)
-            fitted = fit_prompt(traj, t, target, history_k, max_length, count, hard_max_length)
+            if prompt_format == "episode":
+                prompt, shown, n = episode_prompt(traj, t, target, tokenizer, max_length)
+                fitted = (prompt, min(shown, history_k) if shown < t else history_k, False, n)
+            else:
+                fitted = fit_prompt(traj, t, target, history_k, max_length, count, hard_max_length)
             if fitted is None:
                 stats.dropped_too_long += 1
                 continue
