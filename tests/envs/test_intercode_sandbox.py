@@ -6,7 +6,9 @@ inside does not appear on the host, and the shell is a low PID of its own namesp
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -231,6 +233,35 @@ def test_git_status_emulation(box):
 @pytest.mark.parametrize("backend", ["native", "bwrap"])
 def test_rootless_sandbox(backend):
     """As an unprivileged user (nobody) the sandbox works, uid 0 inside mapped to that user; the bwrap fallback too."""
+    with _rootless_cache(backend) as cache:
+        _run_rootless(cache, backend)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+@pytest.mark.parametrize("backend", ["native", "bwrap"])
+def test_seccomp_denies_attacks_rootless(backend):
+    """The same attacks through ``env.step`` as an unprivileged user, where the sandbox's root holds every
+    capability of its user namespace: the filter, not missing capabilities, stops them."""
+    script = textwrap.dedent("""
+        import json, sys
+        from leap_gym.envs.intercode_bash.env import InterCodeBashEnv
+        e = InterCodeBashEnv(spares=0)
+        e.reset(options={"task_index": 0})
+        print(json.dumps([e.step(a)[0] for a in json.loads(sys.argv[1])]))
+        e.close()
+    """)
+    with _rootless_cache(backend) as cache:
+        proc = _as_nobody([_rootless_python(cache, backend), "-c", script,
+                           json.dumps([a[1] for a in ATTACKS] + [SANE])], _rootless_env(cache, backend))
+    assert proc.returncode == 0, proc.stderr
+    *observations, sane = json.loads(proc.stdout)
+    for (name, _, expected), obs in zip(ATTACKS, observations, strict=True):
+        assert "PWNED" not in obs and expected in obs, (name, obs)
+    assert sane == "7\nfine\n"
+
+
+@contextlib.contextmanager
+def _rootless_cache(backend: str):
     if backend == "bwrap":
         from leap_gym.envs.intercode_bash.sandbox import find_bwrap
         if find_bwrap() is None:
@@ -241,7 +272,7 @@ def test_rootless_sandbox(backend):
     cache.mkdir()
     shutil.chown(cache, "nobody", "nogroup")
     try:
-        _run_rootless(cache, backend)
+        yield cache
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -260,20 +291,97 @@ def _run_rootless(cache: Path, backend: str) -> None:
             r = b.exec(["/bin/bash", "-c", "id -u; touch /rootless_probe && echo wrote; cat /proc/self/uid_map"])
             print(r.output.decode())
     """)
-    site = [p for p in sys.path if p.endswith("site-packages")]
-    env = {"PATH": os.environ["PATH"], "LEAP_GYM_CACHE": str(cache), "HOME": str(cache),
-           "LEAP_GYM_SANDBOX_BACKEND": backend,
-           "PYTHONPATH": os.pathsep.join([str(REPO), *site])}
-    # the interpreter must be reachable by nobody (a venv under /root is not)
-    for python in (sys.executable, "/usr/bin/python3"):
-        check = "import subprocess, sys, leap_gym.envs.intercode_bash.sandbox; subprocess.run([sys.executable, '-V'])"
-        if _as_nobody([python, "-c", check], env).returncode == 0:
-            break
-    else:
-        pytest.skip("no Python interpreter with leap_gym importable by the nobody user")
-    proc = _as_nobody([python, "-c", script], env)
+    env = _rootless_env(cache, backend)
+    proc = _as_nobody([_rootless_python(cache, backend), "-c", script], env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split("\n")
     assert lines[0] == "0" and lines[1] == "wrote"
     assert lines[2].split() == ["0", "65534", "1"]
     assert not os.path.exists("/rootless_probe")
+
+
+# ------------------------------------------------------------------------------------ attacks through env.step
+
+# (name, action, text that must not appear, text that must appear). Written without double quotes, so they read
+# the same in both compat modes. Each would succeed (print PWNED) without the seccomp filter.
+ATTACKS = [
+    ("vsock", "python3 -c 'import socket; socket.socket(socket.AF_VSOCK)' && echo PWNED",
+     "Address family not supported"),
+    ("packet socket", "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)' && echo PWNED",
+     "Address family not supported"),
+    ("nested user namespace and tmpfs", "unshare -Urm sh -c 'mount -t tmpfs -o size=100% none /mnt && echo PWNED'",
+     "Operation not permitted"),
+    ("user namespace alone", "unshare -U true && echo PWNED", "Operation not permitted"),
+    ("ptrace", "strace -o /dev/null true && echo PWNED", "Operation not permitted"),
+    ("kernel log", "dmesg && echo PWNED", "Operation not permitted"),
+    ("clock", "date -s @0 && echo PWNED", "Operation not permitted"),
+]
+SANE = "python3 -c 'import socket, threading; [socket.socket(f) for f in (1, 2, 10)]; t = threading.Thread(target=print, args=(7,)); t.start(); t.join()'; sleep 0.1 & wait; echo fine"
+
+
+@pytest.fixture(scope="module")
+def attack_env():
+    from leap_gym.envs.intercode_bash.env import InterCodeBashEnv
+
+    e = InterCodeBashEnv(spares=1)
+    e.reset(options={"task_index": 0})
+    probe(e._sandbox)
+    yield e
+    e.close()
+
+
+@pytest.mark.parametrize("name, action, expected", ATTACKS, ids=[a[0] for a in ATTACKS])
+def test_seccomp_denies_attacks_through_step(attack_env, name, action, expected):
+    obs, reward, term, trunc, info = attack_env.step(action)
+    assert "PWNED" not in obs and expected in obs, obs
+    assert not (term or trunc) and attack_env.step("echo alive")[0] == "alive\n"
+
+
+def test_allowed_sockets_threads_and_jobs_still_work(attack_env):
+    assert attack_env.step(SANE)[0] == "7\nfine\n"
+
+
+def _syscall_script(calls: list[tuple]) -> str:
+    """A python3 -c action calling raw syscalls ``(nr, *args)`` and printing ``nr result errno`` per call; a child
+    made by a clone that should not have worked exits at once."""
+    return ("python3 -c 'import ctypes, os\nl = ctypes.CDLL(None, use_errno=True)\nl.syscall.restype = ctypes.c_long\n"
+            f"for c in {calls!r}:\n    ctypes.set_errno(0)\n    r = l.syscall(*[ctypes.c_long(a) for a in c])\n"
+            "    r == 0 and c[0] in (56, 220) and os._exit(0)\n    print(c[0], r, ctypes.get_errno())'")
+
+
+def test_seccomp_denies_each_listed_syscall(attack_env):
+    import errno
+
+    from leap_gym.envs.intercode_bash import sandbox_init as si
+
+    column = 0 if os.uname().machine == "x86_64" else 1
+    nr = {name: numbers[column] for name, numbers in {**si.DENIED_SYSCALLS, **si.ARG_SYSCALLS}.items()}
+    denied = [(numbers[column], 0, 0, 0, 0, 0) for numbers in si.DENIED_SYSCALLS.values()]
+    obs = attack_env.step(_syscall_script(denied))[0]
+    results = {int(n): (int(r), int(e)) for n, r, e in (line.split() for line in obs.splitlines())}
+    wrong = {name: results[numbers[column]] for name, numbers in si.DENIED_SYSCALLS.items()
+             if results[numbers[column]] != (-1, errno.EPERM)}
+    assert len(results) == len(denied) and not wrong, wrong
+    by_argument = [(nr["unshare"], 0x10000000), (nr["clone"], 0x10000000 | 17, 0, 0, 0, 0),
+                   (nr["socket"], 40, 1, 0), (nr["socketpair"], 17, 3, 0, 0), (nr["clone3"], 0, 0),
+                   (nr["unshare"], 0x400), (nr["socket"], 2, 1, 0)]
+    lines = [line.split() for line in attack_env.step(_syscall_script(by_argument))[0].splitlines()]
+    assert [(int(r), int(e)) for _, r, e in lines[:5]] == [(-1, errno.EPERM), (-1, errno.EPERM),
+                                                           (-1, errno.EAFNOSUPPORT), (-1, errno.EAFNOSUPPORT),
+                                                           (-1, errno.ENOSYS)], lines
+    assert int(lines[5][1]) == 0 and int(lines[6][1]) >= 0, lines  # unshare(CLONE_FILES) and AF_INET: allowed
+
+
+def _rootless_env(cache: Path, backend: str) -> dict:
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    return {"PATH": os.environ["PATH"], "LEAP_GYM_CACHE": str(cache), "HOME": str(cache),
+            "LEAP_GYM_SANDBOX_BACKEND": backend, "PYTHONPATH": os.pathsep.join([str(REPO), *site])}
+
+
+def _rootless_python(cache: Path, backend: str) -> str:
+    """An interpreter reachable by nobody (a venv under /root is not) that imports leap_gym, else skip."""
+    check = "import subprocess, sys, leap_gym.envs.intercode_bash.env; subprocess.run([sys.executable, '-V'])"
+    for python in (sys.executable, "/usr/bin/python3"):
+        if _as_nobody([python, "-c", check], _rootless_env(cache, backend)).returncode == 0:
+            return python
+    pytest.skip("no Python interpreter with leap_gym importable by the nobody user")
