@@ -385,3 +385,73 @@ def _rootless_python(cache: Path, backend: str) -> str:
         if _as_nobody([python, "-c", check], _rootless_env(cache, backend)).returncode == 0:
             return python
     pytest.skip("no Python interpreter with leap_gym importable by the nobody user")
+
+
+# ------------------------------------------------------------------------------------ leftovers
+
+def _python(script: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=str(REPO), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _sandbox_cgroups(owner: int) -> list[Path]:
+    from leap_gym.envs.intercode_bash.sandbox import _own_cgroup
+
+    parents = {_own_cgroup(c) for c in ("memory", "pids", "")} - {None}
+    return [p for parent in parents for p in parent.glob(f"leap-gym-sandbox-{owner}-*")]
+
+
+def test_close_reaps_every_helper_and_removes_their_cgroups():
+    """After ``env.close()`` (before the process exits) no helper is left as a zombie and no cgroup remains."""
+    proc = _python("""
+        import glob, json, os
+        from leap_gym.envs.intercode_bash import sandbox
+        from leap_gym.envs.intercode_bash.env import InterCodeBashEnv
+        e = InterCodeBashEnv(spares=2)
+        for i in range(4):
+            e.reset(options={"task_index": i})
+            e.step("ls")
+        made = sorted({p for paths in sandbox._cgroups_of.values() for p in paths})
+        e.close()
+        children = []
+        for path in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                fields = open(path).read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                children.append(fields[0])
+        print(json.dumps({"made": made, "left": [p for p in made if os.path.exists(p)], "children": children}))
+    """)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert result["children"] == [], "helpers left behind (Z = zombie)"
+    assert result["left"] == []
+
+
+def test_cgroups_of_a_killed_run_are_swept_at_the_next_start():
+    """``kill -9`` of a run leaves its sandbox cgroups; the next process removes those of dead owners only."""
+    from leap_gym.envs.intercode_bash.sandbox import sweep_stale_cgroups
+
+    proc = _python("""
+        import os, signal
+        from leap_gym.envs.intercode_bash.env import InterCodeBashEnv
+        e = InterCodeBashEnv(spares=1)
+        e.reset(options={"task_index": 0})
+        print("ready", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    out, err = proc.communicate(timeout=120)
+    assert out == "ready\n", err
+    left = _sandbox_cgroups(proc.pid)
+    if not left:
+        pytest.skip("no writable cgroup here (needs root or a delegated cgroup)")
+    live = left[0].parent / f"leap-gym-sandbox-{os.getpid()}-0"  # a live owner's: kept
+    live.mkdir()
+    try:
+        removed = sweep_stale_cgroups()
+        assert _sandbox_cgroups(proc.pid) == [] and set(map(str, left)) <= set(removed)
+        assert live.is_dir()
+    finally:
+        live.rmdir()
