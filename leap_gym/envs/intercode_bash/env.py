@@ -11,7 +11,9 @@ reset time; its output and file-system changes are the privileged state and the 
 Deviations from the original in both modes (see the spec): every episode starts from pristine layers, a timed-out
 command is killed with everything it started, output is capped at 1 MiB (the command is killed past 16 MiB), the
 gold gets 60 s instead of no timeout, and a broken reward computation yields reward 0 with
-``info["reward_info"]["error"]`` set instead of raising.
+``info["reward_info"]["error"]`` set instead of raising. An action holding a NUL byte or longer than the kernel
+accepts for one argument is invalid (nothing runs); a sandbox that dies under an episode ends it with
+``truncated=True`` and ``info["env_error"]`` (see SECURITY.md for what the sandbox promises).
 
 Determinism: fixed hostname, environment (no LANG, no TZ), tmpfs size and ``noatime``; generated files are created
 in sorted order with times relative to the reset time. What cannot be pinned: ``/proc``'s link count (the host's
