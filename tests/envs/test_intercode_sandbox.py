@@ -456,3 +456,51 @@ def test_cgroups_of_a_killed_run_are_swept_at_the_next_start():
         assert live.is_dir()
     finally:
         live.rmdir()
+
+
+def _run_filter(program: bytes, nr: int, arch: int, args: tuple[int, ...] = ()) -> int:
+    """Evaluate a classic-BPF seccomp program (the instructions the filter uses) on one ``seccomp_data``."""
+    import struct
+
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *(list(args) + [0] * 6)[:6])
+    code = [struct.unpack("HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    while True:
+        op, jt, jf, k = code[pc]
+        if op == 0x20:
+            acc = struct.unpack_from("<I", data, k)[0]
+            pc += 1
+        elif op == 0x06:
+            return k
+        else:
+            taken = {0x15: acc == k, 0x35: acc >= k, 0x45: bool(acc & k)}[op]
+            pc += 1 + (jt if taken else jf)
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_filter_program_for_each_architecture(machine):
+    """The filter's decisions per architecture, including the one this machine is not (tables differ: 56 is
+    clone on x86_64 but openat on aarch64, which must pass whatever its first argument)."""
+    import errno
+
+    from leap_gym.envs.intercode_bash import sandbox_init as si
+
+    program, arch, column = si.seccomp_program(machine), si.AUDIT_ARCH[machine], 0 if machine == "x86_64" else 1
+    nr = {name: numbers[column] for name, numbers in {**si.DENIED_SYSCALLS, **si.ARG_SYSCALLS}.items()}
+    eperm, allow = si.RET_ERRNO | errno.EPERM, si.RET_ALLOW
+    for name in si.DENIED_SYSCALLS:
+        assert _run_filter(program, nr[name], arch) == eperm, name
+    assert _run_filter(program, nr["clone"], arch, (0x10000000 | 17,)) == eperm
+    assert _run_filter(program, nr["clone"], arch, (0x01200000 | 17,)) == allow  # fork's flags
+    assert _run_filter(program, nr["unshare"], arch, (0x00020000,)) == eperm
+    assert _run_filter(program, nr["unshare"], arch, (0x400,)) == allow
+    assert _run_filter(program, nr["socket"], arch, (40, 1)) == si.RET_ERRNO | errno.EAFNOSUPPORT
+    assert _run_filter(program, nr["socket"], arch, (1 << 32 | 2, 1)) == allow  # the kernel reads an int
+    assert all(_run_filter(program, nr["socketpair"], arch, (f, 1)) == allow for f in si.SOCKET_FAMILIES)
+    assert _run_filter(program, nr["clone3"], arch) == si.RET_ERRNO | errno.ENOSYS
+    assert _run_filter(program, 0x40000003, 0x40000003) == si.RET_KILL_PROCESS  # i386 (int 0x80) on x86_64
+    read, openat = (0, 257) if machine == "x86_64" else (63, 56)
+    assert _run_filter(program, read, arch) == allow
+    assert _run_filter(program, openat, arch, (2**64 - 100,)) == allow
+    if machine == "x86_64":
+        assert _run_filter(program, si.X32_SYSCALL_BIT | 0, arch) == eperm
