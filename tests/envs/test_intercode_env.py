@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import signal
+import time
+
 import gymnasium as gym
 import pytest
 
 import leap_gym  # noqa: F401
-from leap_gym.envs.intercode_bash.env import MALFORMED, TIMED_OUT, InterCodeBashEnv, simplify_path
+from leap_gym.envs.intercode_bash.env import (
+    MALFORMED,
+    MAX_ACTION_BYTES,
+    SANDBOX_LOST,
+    TIMED_OUT,
+    InterCodeBashEnv,
+    simplify_path,
+)
 from leap_gym.envs.intercode_bash.generated import FAMILIES, generate_task
 from leap_gym.info import check_info
 from leap_gym.wrappers import StudentView
@@ -280,3 +292,70 @@ def test_package_tasks_when_intercode_bench_is_installed():
         assert reward == 1.0 and info["task_id"] == "bash_queries.json:0"
     finally:
         e.close()
+
+
+def _pid_1_of(box) -> int:
+    """Host pid of a sandbox's PID 1: the native helper's only child."""
+    helper = box._helper.proc.pid
+    for path in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(path).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == helper:
+            return int(path.split("/")[2])
+    pytest.skip("the sandbox's PID 1 is not the helper's child (bwrap backend)")
+
+
+@pytest.mark.parametrize("action", ["ls /", "submit"])
+def test_dead_sandbox_ends_the_episode_and_the_next_reset_recovers(action):
+    e = InterCodeBashEnv(spares=1)
+    try:
+        e.reset(options={"task_index": 0})
+        os.kill(_pid_1_of(e._sandbox), signal.SIGKILL)
+        obs, reward, term, trunc, info = e.step(action)
+        assert trunc and not term and reward == 0.0 and not info["action_valid"]
+        assert obs.startswith(SANDBOX_LOST) and info["env_error"] == obs and "reward_info" not in info
+        check_info(info)
+        assert e.step("ls")[0] == obs  # the contract: nothing runs after the end
+        e.reset(options={"task_index": 0})
+        assert e.step("echo back")[0] == "back\n"
+    finally:
+        e.close()
+
+
+def test_dead_spares_do_not_fail_the_reset():
+    """Ready sandboxes killed while waiting (e.g. by the host's OOM killer): the reset takes or builds others."""
+    e = InterCodeBashEnv(spares=2)
+    try:
+        e.reset(options={"task_index": 0})
+        e.close_sandbox()
+        deadline = time.monotonic() + 30
+        while sum(map(len, e._pool._ready.values())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for boxes in e._pool._ready.values():
+            for box in boxes:
+                os.kill(_pid_1_of(box), signal.SIGKILL)
+        e.reset(options={"task_index": 0})
+        assert e.step("echo back")[0] == "back\n"
+    finally:
+        e.close()
+
+
+def test_action_over_the_kernel_argument_limit_is_invalid_at_once(env):
+    env.reset(options={"task_index": 0})
+    obs, reward, term, trunc, info = env.step("echo " + "a" * 1_000_000)
+    assert info["action_valid"] is False and info["action_executed"] is False and not (term or trunc)
+    assert obs.startswith("Invalid action") and "1000005 bytes" in obs and str(MAX_ACTION_BYTES) in obs
+    longest = "echo " + "a" * (MAX_ACTION_BYTES - 5)  # still runs: exactly the kernel's limit
+    obs, reward, term, trunc, info = env.step(longest)
+    assert info["action_valid"] and obs == longest[5:] + "\n"
+    assert env.step(longest + "a")[4]["action_valid"] is False
+
+
+@pytest.mark.parametrize("action", ["echo a\0b", "\0", "submit\0"])
+def test_nul_byte_is_an_invalid_action(env, action):
+    env.reset(options={"task_index": 0})
+    obs, reward, term, trunc, info = env.step(action)
+    assert info["action_valid"] is False and "NUL" in obs and not (term or trunc)
+    assert env.step("echo ok")[0] == "ok\n"

@@ -6,7 +6,9 @@ inside does not appear on the host, and the shell is a low PID of its own namesp
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -231,6 +233,35 @@ def test_git_status_emulation(box):
 @pytest.mark.parametrize("backend", ["native", "bwrap"])
 def test_rootless_sandbox(backend):
     """As an unprivileged user (nobody) the sandbox works, uid 0 inside mapped to that user; the bwrap fallback too."""
+    with _rootless_cache(backend) as cache:
+        _run_rootless(cache, backend)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+@pytest.mark.parametrize("backend", ["native", "bwrap"])
+def test_seccomp_denies_attacks_rootless(backend):
+    """The same attacks through ``env.step`` as an unprivileged user, where the sandbox's root holds every
+    capability of its user namespace: the filter, not missing capabilities, stops them."""
+    script = textwrap.dedent("""
+        import json, sys
+        from leap_gym.envs.intercode_bash.env import InterCodeBashEnv
+        e = InterCodeBashEnv(spares=0)
+        e.reset(options={"task_index": 0})
+        print(json.dumps([e.step(a)[0] for a in json.loads(sys.argv[1])]))
+        e.close()
+    """)
+    with _rootless_cache(backend) as cache:
+        proc = _as_nobody([_rootless_python(cache, backend), "-c", script,
+                           json.dumps([a[1] for a in ATTACKS] + [SANE])], _rootless_env(cache, backend))
+    assert proc.returncode == 0, proc.stderr
+    *observations, sane = json.loads(proc.stdout)
+    for (name, _, expected), obs in zip(ATTACKS, observations, strict=True):
+        assert "PWNED" not in obs and expected in obs, (name, obs)
+    assert sane == "7\nfine\n"
+
+
+@contextlib.contextmanager
+def _rootless_cache(backend: str):
     if backend == "bwrap":
         from leap_gym.envs.intercode_bash.sandbox import find_bwrap
         if find_bwrap() is None:
@@ -241,7 +272,7 @@ def test_rootless_sandbox(backend):
     cache.mkdir()
     shutil.chown(cache, "nobody", "nogroup")
     try:
-        _run_rootless(cache, backend)
+        yield cache
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -260,20 +291,216 @@ def _run_rootless(cache: Path, backend: str) -> None:
             r = b.exec(["/bin/bash", "-c", "id -u; touch /rootless_probe && echo wrote; cat /proc/self/uid_map"])
             print(r.output.decode())
     """)
-    site = [p for p in sys.path if p.endswith("site-packages")]
-    env = {"PATH": os.environ["PATH"], "LEAP_GYM_CACHE": str(cache), "HOME": str(cache),
-           "LEAP_GYM_SANDBOX_BACKEND": backend,
-           "PYTHONPATH": os.pathsep.join([str(REPO), *site])}
-    # the interpreter must be reachable by nobody (a venv under /root is not)
-    for python in (sys.executable, "/usr/bin/python3"):
-        check = "import subprocess, sys, leap_gym.envs.intercode_bash.sandbox; subprocess.run([sys.executable, '-V'])"
-        if _as_nobody([python, "-c", check], env).returncode == 0:
-            break
-    else:
-        pytest.skip("no Python interpreter with leap_gym importable by the nobody user")
-    proc = _as_nobody([python, "-c", script], env)
+    env = _rootless_env(cache, backend)
+    proc = _as_nobody([_rootless_python(cache, backend), "-c", script], env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split("\n")
     assert lines[0] == "0" and lines[1] == "wrote"
     assert lines[2].split() == ["0", "65534", "1"]
     assert not os.path.exists("/rootless_probe")
+
+
+# ------------------------------------------------------------------------------------ attacks through env.step
+
+# (name, action, text that must not appear, text that must appear). Written without double quotes, so they read
+# the same in both compat modes. Each would succeed (print PWNED) without the seccomp filter.
+ATTACKS = [
+    ("vsock", "python3 -c 'import socket; socket.socket(socket.AF_VSOCK)' && echo PWNED",
+     "Address family not supported"),
+    ("packet socket", "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)' && echo PWNED",
+     "Address family not supported"),
+    ("nested user namespace and tmpfs", "unshare -Urm sh -c 'mount -t tmpfs -o size=100% none /mnt && echo PWNED'",
+     "Operation not permitted"),
+    ("user namespace alone", "unshare -U true && echo PWNED", "Operation not permitted"),
+    ("ptrace", "python3 -c 'import ctypes, os, sys; l = ctypes.CDLL(None, use_errno=True); l.ptrace(0, 0, 0, 0) "
+               "and sys.exit(os.strerror(ctypes.get_errno()))' && echo PWNED", "Operation not permitted"),
+    ("kernel log", "dmesg && echo PWNED", "Operation not permitted"),
+    ("clock", "date -s @0 && echo PWNED", "Operation not permitted"),
+]
+SANE = "python3 -c 'import socket, threading; [socket.socket(f) for f in (1, 2, 10)]; t = threading.Thread(target=print, args=(7,)); t.start(); t.join()'; sleep 0.1 & wait; echo fine"
+
+
+@pytest.fixture(scope="module")
+def attack_env():
+    from leap_gym.envs.intercode_bash.env import InterCodeBashEnv
+
+    e = InterCodeBashEnv(spares=1)
+    e.reset(options={"task_index": 0})
+    probe(e._sandbox)
+    yield e
+    e.close()
+
+
+@pytest.mark.parametrize("name, action, expected", ATTACKS, ids=[a[0] for a in ATTACKS])
+def test_seccomp_denies_attacks_through_step(attack_env, name, action, expected):
+    obs, reward, term, trunc, info = attack_env.step(action)
+    assert "PWNED" not in obs and expected in obs, obs
+    assert not (term or trunc) and attack_env.step("echo alive")[0] == "alive\n"
+
+
+def test_allowed_sockets_threads_and_jobs_still_work(attack_env):
+    assert attack_env.step(SANE)[0] == "7\nfine\n"
+
+
+def _syscall_script(calls: list[tuple]) -> str:
+    """A python3 -c action calling raw syscalls ``(nr, *args)`` and printing ``nr result errno`` per call; a child
+    made by a clone that should not have worked exits at once."""
+    return ("python3 -c 'import ctypes, os\nl = ctypes.CDLL(None, use_errno=True)\nl.syscall.restype = ctypes.c_long\n"
+            f"for c in {calls!r}:\n    ctypes.set_errno(0)\n    r = l.syscall(*[ctypes.c_long(a) for a in c])\n"
+            "    r == 0 and c[0] in (56, 220) and os._exit(0)\n    print(c[0], r, ctypes.get_errno())'")
+
+
+def test_seccomp_denies_each_listed_syscall(attack_env):
+    import errno
+
+    from leap_gym.envs.intercode_bash import sandbox_init as si
+
+    column = 0 if os.uname().machine == "x86_64" else 1
+    nr = {name: numbers[column] for name, numbers in {**si.DENIED_SYSCALLS, **si.ARG_SYSCALLS}.items()}
+    denied = [(numbers[column], 0, 0, 0, 0, 0) for numbers in si.DENIED_SYSCALLS.values()]
+    obs = attack_env.step(_syscall_script(denied))[0]
+    results = {int(n): (int(r), int(e)) for n, r, e in (line.split() for line in obs.splitlines())}
+    wrong = {name: results[numbers[column]] for name, numbers in si.DENIED_SYSCALLS.items()
+             if results[numbers[column]] != (-1, errno.EPERM)}
+    assert len(results) == len(denied) and not wrong, wrong
+    by_argument = [(nr["unshare"], 0x10000000), (nr["clone"], 0x10000000 | 17, 0, 0, 0, 0),
+                   (nr["socket"], 40, 1, 0), (nr["socketpair"], 17, 3, 0, 0), (nr["clone3"], 0, 0),
+                   (nr["unshare"], 0x400), (nr["socket"], 2, 1, 0)]
+    lines = [line.split() for line in attack_env.step(_syscall_script(by_argument))[0].splitlines()]
+    assert [(int(r), int(e)) for _, r, e in lines[:5]] == [(-1, errno.EPERM), (-1, errno.EPERM),
+                                                           (-1, errno.EAFNOSUPPORT), (-1, errno.EAFNOSUPPORT),
+                                                           (-1, errno.ENOSYS)], lines
+    assert int(lines[5][1]) == 0 and int(lines[6][1]) >= 0, lines  # unshare(CLONE_FILES) and AF_INET: allowed
+
+
+def _rootless_env(cache: Path, backend: str) -> dict:
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    return {"PATH": os.environ["PATH"], "LEAP_GYM_CACHE": str(cache), "HOME": str(cache),
+            "LEAP_GYM_SANDBOX_BACKEND": backend, "PYTHONPATH": os.pathsep.join([str(REPO), *site])}
+
+
+def _rootless_python(cache: Path, backend: str) -> str:
+    """An interpreter reachable by nobody (a venv under /root is not) that imports leap_gym, else skip."""
+    check = "import subprocess, sys, leap_gym.envs.intercode_bash.env; subprocess.run([sys.executable, '-V'])"
+    for python in (sys.executable, "/usr/bin/python3"):
+        if _as_nobody([python, "-c", check], _rootless_env(cache, backend)).returncode == 0:
+            return python
+    pytest.skip("no Python interpreter with leap_gym importable by the nobody user")
+
+
+# ------------------------------------------------------------------------------------ leftovers
+
+def _python(script: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=str(REPO), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _sandbox_cgroups(owner: int) -> list[Path]:
+    from leap_gym.envs.intercode_bash.sandbox import _own_cgroup
+
+    parents = {_own_cgroup(c) for c in ("memory", "pids", "")} - {None}
+    return [p for parent in parents for p in parent.glob(f"leap-gym-sandbox-{owner}-*")]
+
+
+def test_close_reaps_every_helper_and_removes_their_cgroups():
+    """After ``env.close()`` (before the process exits) no helper is left as a zombie and no cgroup remains."""
+    proc = _python("""
+        import glob, json, os
+        from leap_gym.envs.intercode_bash import sandbox
+        from leap_gym.envs.intercode_bash.env import InterCodeBashEnv
+        e = InterCodeBashEnv(spares=2)
+        for i in range(4):
+            e.reset(options={"task_index": i})
+            e.step("ls")
+        made = sorted({p for paths in sandbox._cgroups_of.values() for p in paths})
+        e.close()
+        children = []
+        for path in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                fields = open(path).read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                children.append(fields[0])
+        print(json.dumps({"made": made, "left": [p for p in made if os.path.exists(p)], "children": children}))
+    """)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert result["children"] == [], "helpers left behind (Z = zombie)"
+    assert result["left"] == []
+
+
+def test_cgroups_of_a_killed_run_are_swept_at_the_next_start():
+    """``kill -9`` of a run leaves its sandbox cgroups; the next process removes those of dead owners only."""
+    from leap_gym.envs.intercode_bash.sandbox import sweep_stale_cgroups
+
+    proc = _python("""
+        import os, signal
+        from leap_gym.envs.intercode_bash.env import InterCodeBashEnv
+        e = InterCodeBashEnv(spares=1)
+        e.reset(options={"task_index": 0})
+        print("ready", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    out, err = proc.communicate(timeout=120)
+    assert out == "ready\n", err
+    left = _sandbox_cgroups(proc.pid)
+    if not left:
+        pytest.skip("no writable cgroup here (needs root or a delegated cgroup)")
+    live = left[0].parent / f"leap-gym-sandbox-{os.getpid()}-0"  # a live owner's: kept
+    live.mkdir()
+    try:
+        removed = sweep_stale_cgroups()
+        assert _sandbox_cgroups(proc.pid) == [] and set(map(str, left)) <= set(removed)
+        assert live.is_dir()
+    finally:
+        live.rmdir()
+
+
+def _run_filter(program: bytes, nr: int, arch: int, args: tuple[int, ...] = ()) -> int:
+    """Evaluate a classic-BPF seccomp program (the instructions the filter uses) on one ``seccomp_data``."""
+    import struct
+
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *(list(args) + [0] * 6)[:6])
+    code = [struct.unpack("HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    while True:
+        op, jt, jf, k = code[pc]
+        if op == 0x20:
+            acc = struct.unpack_from("<I", data, k)[0]
+            pc += 1
+        elif op == 0x06:
+            return k
+        else:
+            taken = {0x15: acc == k, 0x35: acc >= k, 0x45: bool(acc & k)}[op]
+            pc += 1 + (jt if taken else jf)
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_filter_program_for_each_architecture(machine):
+    """The filter's decisions per architecture, including the one this machine is not (tables differ: 56 is
+    clone on x86_64 but openat on aarch64, which must pass whatever its first argument)."""
+    import errno
+
+    from leap_gym.envs.intercode_bash import sandbox_init as si
+
+    program, arch, column = si.seccomp_program(machine), si.AUDIT_ARCH[machine], 0 if machine == "x86_64" else 1
+    nr = {name: numbers[column] for name, numbers in {**si.DENIED_SYSCALLS, **si.ARG_SYSCALLS}.items()}
+    eperm, allow = si.RET_ERRNO | errno.EPERM, si.RET_ALLOW
+    for name in si.DENIED_SYSCALLS:
+        assert _run_filter(program, nr[name], arch) == eperm, name
+    assert _run_filter(program, nr["clone"], arch, (0x10000000 | 17,)) == eperm
+    assert _run_filter(program, nr["clone"], arch, (0x01200000 | 17,)) == allow  # fork's flags
+    assert _run_filter(program, nr["unshare"], arch, (0x00020000,)) == eperm
+    assert _run_filter(program, nr["unshare"], arch, (0x400,)) == allow
+    assert _run_filter(program, nr["socket"], arch, (40, 1)) == si.RET_ERRNO | errno.EAFNOSUPPORT
+    assert _run_filter(program, nr["socket"], arch, (1 << 32 | 2, 1)) == allow  # the kernel reads an int
+    assert all(_run_filter(program, nr["socketpair"], arch, (f, 1)) == allow for f in si.SOCKET_FAMILIES)
+    assert _run_filter(program, nr["clone3"], arch) == si.RET_ERRNO | errno.ENOSYS
+    assert _run_filter(program, 0x40000003, 0x40000003) == si.RET_KILL_PROCESS  # i386 (int 0x80) on x86_64
+    read, openat = (0, 257) if machine == "x86_64" else (63, 56)
+    assert _run_filter(program, read, arch) == allow
+    assert _run_filter(program, openat, arch, (2**64 - 100,)) == allow
+    if machine == "x86_64":
+        assert _run_filter(program, si.X32_SYSCALL_BIT | 0, arch) == eperm

@@ -11,7 +11,9 @@ reset time; its output and file-system changes are the privileged state and the 
 Deviations from the original in both modes (see the spec): every episode starts from pristine layers, a timed-out
 command is killed with everything it started, output is capped at 1 MiB (the command is killed past 16 MiB), the
 gold gets 60 s instead of no timeout, and a broken reward computation yields reward 0 with
-``info["reward_info"]["error"]`` set instead of raising.
+``info["reward_info"]["error"]`` set instead of raising. An action holding a NUL byte or longer than the kernel
+accepts for one argument is invalid (nothing runs); a sandbox that dies under an episode ends it with
+``truncated=True`` and ``info["env_error"]`` (see SECURITY.md for what the sandbox promises).
 
 Determinism: fixed hostname, environment (no LANG, no TZ), tmpfs size and ``noatime``; generated files are created
 in sorted order with times relative to the reset time. What cannot be pinned: ``/proc``'s link count (the host's
@@ -43,6 +45,9 @@ from leap_gym.spaces import UnicodeText
 TIMED_OUT = "Command timed out"
 MALFORMED = "Malformed command"
 SANDBOX_LOST = "The sandbox stopped working"
+# Linux's MAX_ARG_STRLEN: the longest single command-line argument (terminating NUL included) execve accepts.
+# Each action reaches bash as one such argument (its script), so a longer one can never run.
+MAX_ACTION_BYTES = 32 * 4096 - 1
 
 
 def simplify_path(current: str, path: str) -> str:
@@ -169,12 +174,26 @@ class InterCodeBashEnv(gym.Env):
         if index is None:
             index = int(self.np_random.integers(0, self.num_tasks))
         self.close_sandbox()
+        self._done = True  # until the new episode is ready: a failed reset leaves no episode to step in
         task = self.get_task(index)
         now = float(int(time.time()))
         hostname = "3b8f4c2e9d1a"
         self._env = self._env_vars(task, hostname)
         self._task = task
         gold_host = hostname if self.same_hostname else "9c4e1f7a2b6d"
+        for attempt in range(2):  # a ready sandbox may have died while waiting: once more with new ones
+            try:
+                self._start(task, now, hostname, gold_host)
+                break
+            except SandboxError:
+                if attempt:
+                    raise
+        self._workdir, self._last_obs, self._done, self._result = "/", task.query, False, None
+        self._expert_done = False
+        return task.query, self._info(action_valid=True)
+
+    def _start(self, task: Task, now: float, hostname: str, gold_host: str) -> None:
+        """Take the agent's and the gold's sandboxes, fill both and run the gold; only the agent's is kept."""
         self._sandbox = None
         gold_box = self._pool.get(self._config(task, gold_host))
         try:
@@ -187,9 +206,6 @@ class InterCodeBashEnv(gym.Env):
             raise
         finally:
             gold_box.close()
-        self._workdir, self._last_obs, self._done, self._result = "/", task.query, False, None
-        self._expert_done = False
-        return task.query, self._info(action_valid=True)
 
     def _run_gold(self, box: Sandbox, task: Task, hostname: str, now: float) -> dict:
         """Gold in its own sandbox from the same layers and reset time: output, changes, hashes of new paths.
@@ -249,19 +265,30 @@ class InterCodeBashEnv(gym.Env):
         check_action(action)
         if self._done:  # the contract: nothing runs after the end
             return self._last_obs, 0.0, True, False, self._info(False, action_executed=False, result=self._result)
+        problem = self._invalid(action)
+        if problem:  # before any parsing: shlex.split is quadratic in the action's length
+            self._last_obs = problem
+            return problem, 0.0, False, False, self._info(action_valid=False, action_executed=False)
         stripped = action.strip()
         if stripped == "skip":
             self._done = True
             self._last_obs = "skipped"
             return "skipped", 0.0, True, False, self._info(action_valid=True, action_executed=False)
         if stripped.startswith("submit"):
+            try:
+                result = self._reward()
+            except SandboxError as e:
+                return self._lost(e)
             self._done = True
-            result = self._result = self._reward()
+            self._result = result
             info = self._info(action_valid=True, action_executed=True, result=result)
             return self._last_obs, float(result.reward), True, False, info
-        obs, executed, valid = self._run_agent(action)
+        try:
+            obs, executed, valid = self._run_agent(action)
+            self._expert_done = self.privileged and self._would_succeed(obs)
+        except SandboxError as e:
+            return self._lost(e)
         self._last_obs = obs
-        self._expert_done = self.privileged and self._would_succeed(obs)
         return obs, 0.0, False, False, self._info(action_valid=valid, action_executed=executed)
 
     def render(self) -> str | None:
@@ -270,6 +297,29 @@ class InterCodeBashEnv(gym.Env):
         if self._task is None:
             raise ResetNeeded("render")
         return self._last_obs
+
+    @staticmethod
+    def _invalid(action: str) -> str | None:
+        """Why ``action`` can never run as a command line (a NUL byte, longer than the kernel allows), or None."""
+        if "\0" in action:
+            return "Invalid action: it contains a NUL byte, which a command line cannot hold"
+        if len(action) > MAX_ACTION_BYTES // 4:
+            size = len(action.encode("utf-8", "surrogatepass"))
+            if size > MAX_ACTION_BYTES:
+                return (f"Invalid action: it is {size} bytes long, over the kernel's limit of {MAX_ACTION_BYTES} "
+                        "bytes for one command-line argument")
+        return None
+
+    def _lost(self, error: SandboxError):
+        """The sandbox died under the episode (its PID 1 was killed, e.g. by the host's OOM killer): end the
+        episode as truncated and say why; the next reset takes a new sandbox."""
+        self._done = True
+        self.close_sandbox()
+        reason = f"{SANDBOX_LOST} ({error}); the episode ends here, the next reset starts a new sandbox"
+        self._last_obs = reason
+        info = self._info(action_valid=False, action_executed=False)
+        info["env_error"] = reason
+        return reason, 0.0, False, True, info
 
     # ------------------------------------------------------------------------------------------ commands
 
@@ -315,11 +365,7 @@ class InterCodeBashEnv(gym.Env):
         argv = self._argv(action)
         if argv is None:
             return MALFORMED, False, False
-        try:
-            res = box.exec(argv, cwd, env, limits)
-        except SandboxError as e:  # the sandbox died (e.g. the host's OOM killer): never raise into the loop
-            return f"{SANDBOX_LOST}: {e}", False, False
-        return self._observe(res)
+        return self._observe(box.exec(argv, cwd, env, limits))
 
     def _run_clean(self, action: str) -> tuple[str, bool, bool]:
         """A lone ``cd DIR`` changes the working directory (resolved by bash); anything else runs as written."""
@@ -353,6 +399,8 @@ class InterCodeBashEnv(gym.Env):
                                    parts={"file_diff": p1, "file_changes": p2, "answer_similarity": p3},
                                    diff_miss=miss, diff_extra=extra, same=same, same_correct=correct,
                                    similarity=sim)
+        except SandboxError:
+            raise  # no reward can be computed without the agent's sandbox: the episode is lost, not failed
         except Exception as e:  # never raise into a training loop: a flagged zero instead
             return rw.RewardResult(reward=0.0, error=f"{type(e).__name__}: {e}")
 
@@ -362,6 +410,8 @@ class InterCodeBashEnv(gym.Env):
             return False
         try:
             return set(self._parse(self._sandbox.status())) == set(self._gold["changes"])
+        except SandboxError:
+            raise
         except Exception:
             return False
 

