@@ -332,7 +332,7 @@ def test_smollm2_acts_in_alfworld(smollm2):
     envs = [gym.make("leap/ALFWorld-v0") for _ in range(2)]
     try:
         obs, infos = zip(*(env.reset(seed=0, options={"task_index": i}) for i, env in enumerate(envs)), strict=True)
-        student = HFStudent(smollm2.model, smollm2.tok, env="leap/ALFWorld-v0", max_new_tokens=40)
+        student = HFStudent(smollm2.model, smollm2.tok, env="leap/ALFWorld-v0", max_new_tokens=32)
         student.reset_batch([info["task"] for info in infos])
         for _ in range(2):
             outs = student.act_batch(list(obs), list(infos))
