@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import importlib.util
 import json
@@ -120,6 +121,10 @@ def convert_gguf(gguf: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"GGUF file not found: {gguf}")
     key = _source_key(gguf)
     with _lock(out_dir.with_name(out_dir.name + ".lock")):
+        # a conversion killed outright (SIGKILL, out of memory) leaves its partial folder behind: under the lock
+        # no other process is writing one, so every partial of this folder is stale
+        for stale in out_dir.parent.glob(f"{glob.escape(out_dir.name)}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         if is_complete(out_dir) and _manifest(out_dir).get("source_key") == key:
             return out_dir
         partial = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
