@@ -197,7 +197,7 @@ _CSS = """body{font-family:sans-serif;margin:1.5em 2em;max-width:1300px;color:#2
 h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;
 font-size:14px}th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ci{color:#666;font-size:12px}.ok{color:#080}.bad{color:#b00}details{margin:.5em 0}summary{cursor:pointer}
+.ci{color:#666;font-size:12px}.ok{color:#080}.bad{color:#b00}details{margin:.5em 0}details details{margin-left:1.2em}summary{cursor:pointer}
 tr.changed td.teacher{background:#fff3cd}tr.agree td.oracle{color:#080}td.obs{white-space:pre-wrap;max-width:480px}
 table.episode{width:100%}code{white-space:pre-wrap}.raw{color:#888;font-size:12px}
 dl.defs{font-size:13px;color:#444;margin:.4em 0}dl.defs dt{font-weight:bold;float:left;clear:left;width:9.5em}
