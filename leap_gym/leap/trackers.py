@@ -60,9 +60,9 @@ class RunTrackers:
         for name in requested(report_to):
             try:
                 importlib.import_module(name)
-            except ImportError:
-                warn(f"report_to asks for {name}, which is not installed (pip install {name}); "
-                     f"run-level metrics are not sent there")
+            except ImportError as e:
+                warn(f"report_to asks for {name}, which cannot be imported ({e}); run-level metrics are not sent "
+                     "there")
                 continue
             self.trackers.append(name)
         self._wandb_run = None

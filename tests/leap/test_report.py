@@ -159,7 +159,7 @@ def test_an_absent_tracker_is_skipped_with_one_warning(tmp_path, tracker):
     t = RunTrackers(tmp_path, tracker, warnings.append)
     t.log([{"agent": "student", "key": "iter_0", "iteration": 0, "success": 0.5, "score": 0.5, "n": 4}])
     t.close()
-    assert len(warnings) == 1 and f"report_to asks for {tracker}, which is not installed" in warnings[0]
+    assert len(warnings) == 1 and f"report_to asks for {tracker}, which cannot be imported" in warnings[0]
     assert not (tmp_path / "tensorboard").exists()
 
 
@@ -181,3 +181,23 @@ def test_tensorboard_gets_success_per_iteration_rebuilt_without_duplicates(tmp_p
     events = acc.Scalars("leap/success")
     assert [e.step for e in events] == [0, 1, 2]
     assert events[2].value == pytest.approx(19 / 30)
+
+
+def test_wandb_gets_each_iteration_once_with_the_iteration_as_x_axis(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    write_run(tmp_path / "run")
+    from leap_gym.leap.run import collect_metrics
+
+    rows = collect_metrics(tmp_path / "run")
+    t = RunTrackers(tmp_path / "run", "wandb", pytest.fail, {"iterations": 2})
+    t.log(rows[:3])  # teachers and BC
+    run = t._wandb_run
+    assert run.step == 1 and run.summary["leap/success"] == pytest.approx(0.2)
+    t.log(rows)
+    t.log(rows)  # nothing new: nothing logged twice
+    assert run.step == 3 and run.summary["leap/iteration"] == 2
+    assert run.summary["leap/success"] == pytest.approx(19 / 30) and run.name == "run"
+    t.close()
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
