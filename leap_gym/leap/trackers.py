@@ -20,12 +20,34 @@ from leap_gym.leap.report import success_interval
 TRACKERS = ("tensorboard", "wandb")
 
 
+def _names(report_to: str | list[str] | None) -> list[str]:
+    if isinstance(report_to, list):
+        return report_to
+    return [n for n in str(report_to or "none").replace(",", " ").split() if n != "none"]
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
 def requested(report_to: str | list[str] | None) -> list[str]:
-    """The trackers ``report_to`` names, as transformers reads it ("none", "all", one name or several)."""
-    names = report_to if isinstance(report_to, list) else str(report_to or "none").replace(",", " ").split()
+    """The trackers of ours that ``report_to`` names: "none", "all" (those installed, as transformers reads it),
+    or one or more names separated by commas."""
+    names = _names(report_to)
     if "all" in names:
-        return list(TRACKERS)
+        return [n for n in TRACKERS if _importable(n)]
     return [n for n in TRACKERS if n in names]
+
+
+def trainer_report_to(report_to: str | list[str] | None) -> list[str]:
+    """``report_to`` for the trainer: the names as a list, less TensorBoard or W&B where they cannot be imported
+    (transformers would stop the run when training starts; the run warns once instead)."""
+    names = _names(report_to)
+    return [n for n in names if n not in TRACKERS or _importable(n)]
 
 
 def scalars(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, float]]]:
@@ -60,7 +82,7 @@ class RunTrackers:
         for name in requested(report_to):
             try:
                 importlib.import_module(name)
-            except ImportError as e:
+            except ImportError as e:  # the trainer skips it too (``trainer_report_to``)
                 warn(f"report_to asks for {name}, which cannot be imported ({e}); run-level metrics are not sent "
                      "there")
                 continue

@@ -131,10 +131,22 @@ def test_stage_times_keep_the_latest_run_of_a_stage(tmp_path):
     assert list(stages) == ["iter_1/train", "iter_1/eval"] and stages["iter_1/train"]["wall_s"] == 7.0
 
 
-def test_report_to_names_the_trackers_as_transformers_does():
+def test_report_to_names_the_trackers_and_the_trainer_gets_only_those_installed():
+    from leap_gym.leap.trackers import trainer_report_to
+
     assert requested("none") == [] and requested(None) == []
     assert requested("tensorboard") == ["tensorboard"] and requested("wandb,tensorboard") == ["tensorboard", "wandb"]
-    assert requested("all") == ["tensorboard", "wandb"] and requested(["wandb"]) == ["wandb"]
+    assert requested(["wandb"]) == ["wandb"]
+    installed = []
+    for name in ("tensorboard", "wandb"):
+        try:
+            __import__(name)
+            installed.append(name)
+        except ImportError:
+            pass
+    assert requested("all") == installed  # as transformers reads "all": the integrations installed
+    assert trainer_report_to("none") == []
+    assert trainer_report_to("tensorboard, wandb mlflow") == [*installed, "mlflow"]  # others: the trainer's call
 
 
 def test_scalars_are_success_per_iteration_with_teachers_as_references(tmp_path):

@@ -3,6 +3,7 @@ DPO end to end, and the CLI."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -77,7 +78,12 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert student.max_new_tokens == 42
 
     before = _stage_files(run_dir)
-    again = run(toy_config(run_dir), progress=False)
+    logs: list[str] = []  # resumed asking for TensorBoard: run-level metrics there, or one warning without it
+    again = run(toy_config(run_dir, report_to="tensorboard"), progress=False, log=logs.append)
+    if importlib.util.find_spec("tensorboard"):
+        assert list((run_dir / "tensorboard" / "leap").glob("events.out.tfevents.*"))
+    else:
+        assert sum("report_to asks for tensorboard, which cannot be imported" in m for m in logs) == 1
     assert _stage_files(run_dir) == before  # nothing recomputed
     assert json.loads((run_dir / "stages.json").read_text()) == stages  # the skipped stages keep their times
     assert [r["success"] for r in again] == [r["success"] for r in rows]
