@@ -139,6 +139,9 @@ def write_loss_curves(run_dir: str | Path, path: str | Path) -> bool:
         xs, ys = zip(*c["points"], strict=True) if c["points"] else ((), ())
         ax.plot(xs, ys, "o-" if len(xs) < 20 else "-", markersize=3,
                 label=f"{'BC' if i == 0 else f'iter {i}'} ({c['method']})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimiser step within the iteration")
     ax.set_ylabel("training loss")
     ax.legend(loc="best", fontsize=8)
@@ -280,14 +283,14 @@ _STAGE_KINDS = ("teachers", "demos", "base", "rollout", "corrections", "dataset"
 
 
 def _stages_html(stages: dict[str, dict[str, Any]]) -> str:
-    """One row per iteration (teacher evaluations and the base model on their own rows), one column per kind of
-    stage, a bar for the row's share of the run's total."""
+    """One row per iteration (building the base model counts to BC, the teachers' evaluations have their own
+    row), one column per kind of stage, a bar for the row's share of the run's total."""
     if not stages:
         return "<p>No stage times recorded.</p>"
     grid: dict[str, dict[str, float]] = {}  # rows in the order they first started
     for name, s in sorted(stages.items(), key=lambda kv: kv[1]["started"]):
         head, _, tail = name.partition("/")
-        row, kind = (head, tail) if head.startswith("iter_") else (head, head)
+        row, kind = (head, tail) if head.startswith("iter_") else ("iter_0", head) if head == "base" else (head, head)
         grid.setdefault(row, {})
         grid[row][kind] = grid[row].get(kind, 0.0) + float(s["wall_s"])
     kinds = [k for k in _STAGE_KINDS if any(k in v for v in grid.values())]
