@@ -1,9 +1,9 @@
-"""Run outputs a person reads: the results table, the learning-curve and loss-curve PNGs and a static HTML report.
+"""Run outputs a person reads: the results table, the learning and loss curves (PNG) and a static HTML report.
 
 The HTML report shows the held-out results with 95% confidence intervals (overall and per task type), the
 learning and training-loss curves, the wall time of every stage, a few of the student's own held-out episodes,
-and, per iteration, a few corrected episodes step by step: what the student saw and did, what the teacher would
-have done instead, and whether that changed the action.
+and, per iteration, a few corrected episodes step by step: what the student saw and did, what the teacher
+would have done instead, and whether that changed the action.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 
 from leap_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-# One line per column of the results table, shown under it: a number is only worth showing with what it counts.
+# One line per column of the results table, shown under it: a number is worth showing with what it counts.
 DEFINITIONS = {
     "success": "share of held-out episodes won; the bracket is the 95% Wilson score interval for n episodes.",
-    "oracle agreement": "share of steps, among those where the env's privileged oracle names an action, on which "
-                        "the agent took that action (case-insensitive); read from the recorded state afterwards, "
-                        "never shown to the student.",
+    "oracle agreement": "share of steps, among those where the env's privileged oracle names an action, on "
+                        "which the agent took that action (case-insensitive); read from the recorded state "
+                        "afterwards, never shown to the student.",
     "format errors": "share of steps whose model output held no parseable action (no ACTION: line or code "
                      "block); the env then received an invalid action.",
     "invalid actions": "share of steps on which the env rejected the action as not valid in that state.",
@@ -31,8 +31,8 @@ DEFINITIONS = {
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion: unlike the normal approximation it stays inside [0, 1] and
-    is not of width 0 at 0 or n successes, both common for small evaluations (n=100 gives about +/-0.1)."""
+    """Wilson score interval of a binomial proportion: unlike the normal approximation it stays inside [0, 1]
+    and is not of width 0 at 0 or n successes, both common in small evaluations (n=100: about +/-0.1)."""
     if n <= 0:
         return 0.0, 1.0
     p = successes / n
@@ -56,15 +56,16 @@ def _label(row: dict[str, Any]) -> str:
 
 def results_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: one line per evaluated agent (teachers first, then the student's iterations)."""
-    lines = [f"{'agent':<32} {'success':>7} {'95% CI':>13} {'score':>7} {'steps':>6} {'oracle agr.':>11} {'n':>5}",
-             "-" * 86]
+    lines = [f"{'agent':<32} {'success':>7} {'95% CI':>13} {'score':>7} {'steps':>6} {'oracle agr.':>11} "
+             f"{'n':>5}", "-" * 86]
     for r in rows:
         if "success" not in r:
             continue
         agr = r.get("expert_agreement")
         lo, hi = success_interval(r)
+        agr_text = "-" if agr is None else f"{agr:.3f}"
         lines.append(f"{_label(r):<32} {r['success']:>7.3f} {f'[{lo:.2f}, {hi:.2f}]':>13} {r['score']:>7.3f} "
-                     f"{r.get('avg_steps', 0):>6.1f} {'-' if agr is None else f'{agr:.3f}':>11} {r.get('n', 0):>5}")
+                     f"{r.get('avg_steps', 0):>6.1f} {agr_text:>11} {r.get('n', 0):>5}")
     return "\n".join(lines)
 
 
@@ -114,8 +115,8 @@ def write_learning_curve(rows: list[dict[str, Any]], path: str | Path) -> None:
 
 
 def loss_curves(run_dir: str | Path) -> dict[int, dict[str, Any]]:
-    """Per trained iteration: the method and the (step, loss) points of the trainer's log history, or the final
-    mean loss at the last step when training was shorter than one logging interval."""
+    """Per trained iteration: the method and the (step, loss) points of the trainer's log history, or the
+    final mean loss at the last step when training was shorter than one logging interval."""
     out: dict[int, dict[str, Any]] = {}
     for p in sorted(Path(run_dir).glob("iter_*/train/train_log.json"), key=lambda p: int(p.parts[-3][5:])):
         log = json.loads(p.read_text())
@@ -151,12 +152,12 @@ def write_loss_curves(run_dir: str | Path, path: str | Path) -> bool:
     return True
 
 
-# -- stage wall times ------------------------------------------------------------------------------------------
+# -- stage wall times --------------------------------------------------------------------------------------
 STAGES_FILE = "stages.json"
 
 
 def record_stage(run_dir: str | Path, name: str, started: float, wall_s: float) -> None:
-    """Add (or replace, when a killed stage was redone) one finished stage's wall time in ``run_dir/stages.json``.
+    """Add (or replace, when a killed stage was redone) a finished stage's time in ``run_dir/stages.json``.
 
     Written after the stage's output, so a resumed run keeps the times of the stages it skips."""
     path = Path(run_dir) / STAGES_FILE
@@ -179,7 +180,7 @@ def _duration(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
-# -- HTML ------------------------------------------------------------------------------------------------------
+# -- HTML --------------------------------------------------------------------------------------------------
 def _esc(text: Any, limit: int | None = 400) -> str:
     s = str(text)
     if limit and len(s) > limit:
@@ -199,9 +200,12 @@ def _success_cell(rates: dict[str, Any]) -> str:
 _CSS = """body{font-family:sans-serif;margin:1.5em 2em;max-width:1300px;color:#222;line-height:1.4}
 h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;
-font-size:14px}th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ci{color:#666;font-size:12px}.ok{color:#080}.bad{color:#b00}details{margin:.5em 0}details details{margin-left:1.2em}summary{cursor:pointer}
-tr.changed td.teacher{background:#fff3cd}tr.agree td.oracle{color:#080}td.obs{white-space:pre-wrap;max-width:480px}
+font-size:14px}th{background:#f3f3f3;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.ci{color:#666;font-size:12px}.ok{color:#080}.bad{color:#b00}summary{cursor:pointer}
+details{margin:.5em 0}details details{margin-left:1.2em}
+tr.changed td.teacher{background:#fff3cd}tr.agree td.oracle{color:#080}
+td.obs{white-space:pre-wrap;max-width:480px}
 table.episode{width:100%}code{white-space:pre-wrap}.raw{color:#888;font-size:12px}
 dl.defs{font-size:13px;color:#444;margin:.4em 0}dl.defs dt{font-weight:bold;float:left;clear:left;width:9.5em}
 dl.defs dd{margin-left:10em;margin-bottom:.2em}.figs{display:flex;flex-wrap:wrap;gap:12px}
@@ -215,19 +219,20 @@ def write_report(run_dir: str | Path, rows: list[dict[str, Any]], episodes_per_i
     run_dir = Path(run_dir)
     evaluated = [r for r in rows if "success" in r]
     parts = [f"<!doctype html><meta charset='utf-8'><title>LEAP run {_esc(run_dir.name)}</title>",
-             f"<style>{_CSS}</style><h1>LEAP run <code>{_esc(run_dir.name)}</code></h1>", _run_summary(run_dir)]
+             f"<style>{_CSS}</style><h1>LEAP run <code>{_esc(run_dir.name)}</code></h1>",
+             _run_summary(run_dir)]
+    cfg = run_dir / "config.yaml"
+    if cfg.exists():
+        parts.append(f"<details><summary>config</summary><pre>{_esc(cfg.read_text(), None)}</pre></details>")
     parts.append("<h2>Held-out results</h2>" + _results_html(evaluated))
     parts.append("<h2>Per task type (held-out success)</h2>" + _per_type_html(evaluated))
-    figs = [f"<img src='{name}' alt='{alt}' width='600' height='400'>"
-            for name, alt in (("learning_curve.png", "learning curve"), ("loss_curves.png", "training loss curves"))
+    pngs = (("learning_curve.png", "learning curve"), ("loss_curves.png", "training loss curves"))
+    figs = [f"<img src='{name}' alt='{alt}' width='600' height='400'>" for name, alt in pngs
             if (run_dir / name).exists()]
     if figs:
         parts.append("<h2>Curves</h2><div class=figs>" + "".join(figs) + "</div>")
     parts.append("<h2>Wall time per stage</h2>" + _stages_html(load_stages(run_dir)))
     parts.append(_heldout_html(run_dir, rows, heldout_episodes))
-    cfg = run_dir / "config.yaml"
-    if cfg.exists():
-        parts.append(f"<details><summary>config</summary><pre>{_esc(cfg.read_text(), None)}</pre></details>")
     parts.append(_corrections_html(run_dir, episodes_per_iteration))
     atomic_write_text(run_dir / "report.html", "\n".join(parts))
 
@@ -240,9 +245,9 @@ def _run_summary(run_dir: Path) -> str:
 
     c = load_config(cfg_path)
     return (f"<p class=meta>{_esc(c.env.env_id)}, student <code>{_esc(c.student.model)}</code>, "
-            f"teacher {_esc(c.teacher.kind)} (privilege {c.teacher.privilege:g}), {c.iterations} LEAP iterations "
-            f"({_esc(c.training.method)}), {c.env.num_train_tasks} train / {c.evaluation.num_test_tasks} held-out "
-            f"tasks; directory <code>{_esc(run_dir)}</code></p>")
+            f"teacher {_esc(c.teacher.kind)} (privilege {c.teacher.privilege:g}), "
+            f"{c.iterations} LEAP iterations ({_esc(c.training.method)}), {c.env.num_train_tasks} train / "
+            f"{c.evaluation.num_test_tasks} held-out tasks; directory <code>{_esc(run_dir)}</code></p>")
 
 
 def _results_html(rows: list[dict[str, Any]]) -> str:
@@ -255,7 +260,8 @@ def _results_html(rows: list[dict[str, Any]]) -> str:
                    f"<td class=num>{r['score']:.3f}</td><td class=num>{r.get('avg_steps', 0):.1f}</td>"
                    f"<td class=num>{_rate(r.get('expert_agreement'))}</td>"
                    f"<td class=num>{_rate(r.get('format_error_rate'))}</td>"
-                   f"<td class=num>{_rate(r.get('invalid_action_rate'))}</td><td class=num>{r.get('n', 0)}</td>"
+                   f"<td class=num>{_rate(r.get('invalid_action_rate'))}</td>"
+                   f"<td class=num>{r.get('n', 0)}</td>"
                    f"<td class=num>{'-' if wall is None else _duration(wall)}</td></tr>")
     out.append("</table><dl class=defs>")
     out += [f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in DEFINITIONS.items()]
@@ -290,20 +296,21 @@ def _stages_html(stages: dict[str, dict[str, Any]]) -> str:
     grid: dict[str, dict[str, float]] = {}  # rows in the order they first started
     for name, s in sorted(stages.items(), key=lambda kv: kv[1]["started"]):
         head, _, tail = name.partition("/")
-        row, kind = (head, tail) if head.startswith("iter_") else ("iter_0", head) if head == "base" else (head, head)
+        row, kind = (head, tail) if head.startswith("iter_") else ("iter_0" if head == "base" else head, head)
         grid.setdefault(row, {})
         grid[row][kind] = grid[row].get(kind, 0.0) + float(s["wall_s"])
     kinds = [k for k in _STAGE_KINDS if any(k in v for v in grid.values())]
     kinds += sorted({k for v in grid.values() for k in v} - set(kinds))
     total = sum(sum(v.values()) for v in grid.values()) or 1.0
-    out = ["<table id=stages><tr><th></th>" + "".join(f"<th>{k}</th>" for k in kinds) + "<th>total</th><th></th>"
-           "</tr>"]
+    out = ["<table id=stages><tr><th></th>" + "".join(f"<th>{_esc(k)}</th>" for k in kinds)
+           + "<th>total</th><th></th></tr>"]
     for row, v in grid.items():
         label = "BC (iter 0)" if row == "iter_0" else row.replace("_", " ")
         cells = "".join(f"<td class=num>{_duration(v[k]) if k in v else ''}</td>" for k in kinds)
         share = sum(v.values()) / total
         out.append(f"<tr><td>{_esc(label)}</td>{cells}<td class=num>{_duration(sum(v.values()))}</td>"
-                   f"<td><span class=bar style='width:{200 * share:.0f}px'></span> {100 * share:.0f}%</td></tr>")
+                   f"<td><span class=bar style='width:{200 * share:.0f}px'></span> {100 * share:.0f}%</td>"
+                   "</tr>")
     first = min(s["started"] for s in stages.values())
     out.append(f"</table><p class=meta>{_duration(total)} in recorded stages (first started {_esc(first)}); "
                "a resumed run keeps the times of the stages it skipped.</p>")
@@ -331,7 +338,8 @@ def _heldout_html(run_dir: Path, rows: list[dict[str, Any]], k: int) -> str:
         trajs = read_trajectories(path)
         out.append(f"<details{' open' if n == 0 else ''}><summary><b>{_esc(_label(r))}</b>: "
                    f"{sum(t.won for t in trajs)}/{len(trajs)} won; {min(k, len(trajs))} shown</summary>")
-        out += [_heldout_episode_html(t, open_=n == 0 and j == 0) for j, t in enumerate(_pick_episodes(trajs, k))]
+        out += [_heldout_episode_html(t, open_=n == 0 and j == 0)
+                for j, t in enumerate(_pick_episodes(trajs, k))]
         out.append("</details>")
     if not found:
         out.append("<p>No evaluated student yet.</p>")
@@ -353,13 +361,15 @@ def _action_cell(step) -> str:
 
 
 def _heldout_episode_html(traj, open_: bool = False) -> str:
-    out = [f"<details{' open' if open_ else ''}><summary>{_esc(traj.task_id)}: {_esc(traj.task, 160)} ({_outcome(traj)})</summary>",
+    out = [f"<details{' open' if open_ else ''}><summary>{_esc(traj.task_id)}: {_esc(traj.task, 160)} "
+           f"({_outcome(traj)})</summary>",
            "<table class=episode><tr><th>t</th><th>observation</th><th>student reason / action</th>"
            "<th>oracle action</th><th>reward</th></tr>"]
     for t, step in enumerate(traj.steps):
         oracle = str(step.info.get("privileged", {}).get("expert_action") or "")
         agree = oracle and oracle.strip().lower() == step.action.strip().lower()
-        out.append(f"<tr{' class=agree' if agree else ''}><td>{t}</td><td class=obs>{_esc(step.observation, 600)}</td>"
+        out.append(f"<tr{' class=agree' if agree else ''}><td>{t}</td>"
+                   f"<td class=obs>{_esc(step.observation, 600)}</td>"
                    f"<td>{_action_cell(step)}</td><td class=oracle>{_esc(oracle)}</td>"
                    f"<td class=num>{step.reward:g}</td></tr>")
     out.append("</table></details>")
@@ -383,8 +393,9 @@ def _corrections_html(run_dir: Path, k: int) -> str:
 
 def _episode_html(traj, corrections) -> str:
     changed = sum(c.was_corrected for c in corrections)
-    out = [f"<details><summary>{_esc(traj.task_id)}: {_esc(traj.task, 160)} ({_outcome(traj)}, {changed} changed)"
-           "</summary>", "<table class=episode><tr><th>t</th><th>observation</th><th>student reason / action</th>"
+    out = [f"<details><summary>{_esc(traj.task_id)}: {_esc(traj.task, 160)} ({_outcome(traj)}, "
+           f"{changed} changed)</summary>",
+           "<table class=episode><tr><th>t</th><th>observation</th><th>student reason / action</th>"
            "<th>teacher reason / action</th><th>changed</th></tr>"]
     by_step = {c.step_index: c for c in corrections}
     for t, step in enumerate(traj.steps):

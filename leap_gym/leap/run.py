@@ -176,8 +176,8 @@ class Run:
 
     def _evaluate(self, out: Path, agent: Any, privileged: bool, name: str,
                   started: float | None = None) -> dict[str, Any]:
-        """Evaluate on the test tasks; the episodes are kept beside ``out`` (the report shows some). ``started``:
-        when the stage began (before loading the agent), for its recorded wall time."""
+        """Evaluate on the test tasks; the episodes are kept beside ``out`` (the report shows some).
+        ``started``: when the stage began (before loading the agent), for its recorded wall time."""
         if out.exists():
             return json.loads(out.read_text())
         from leap_gym.leap.evaluate import summarize

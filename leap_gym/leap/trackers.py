@@ -1,9 +1,9 @@
-"""Run-level metrics (held-out success per iteration, with the teachers as references) for the experiment trackers
+"""Run-level metrics (held-out success per iteration, the teachers as references) for the experiment trackers
 that ``training.report_to`` names, beside the per-step training logs the trainer itself sends there.
 
-TensorBoard: ``run_dir/tensorboard/leap`` is rebuilt from the run's metrics after every stage, so a resumed run
-never logs a point twice. W&B: one W&B run per process (named after the run directory, grouped by it) gets every
-evaluated iteration once. A tracker that is not installed is skipped with a one-line warning.
+TensorBoard: ``run_dir/tensorboard/leap`` is rebuilt from the run's metrics after every stage, so a resumed
+run never logs a point twice. W&B: one W&B run per process (named after the run directory, grouped by it) gets
+every evaluated iteration once. A tracker that is not installed is skipped with a one-line warning.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def _importable(name: str) -> bool:
 
 
 def requested(report_to: str | list[str] | None) -> list[str]:
-    """The trackers of ours that ``report_to`` names: "none", "all" (those installed, as transformers reads it),
-    or one or more names separated by commas."""
+    """The trackers of ours that ``report_to`` names: "none", "all" (those installed, as transformers reads
+    it), or one or more names separated by commas."""
     names = _names(report_to)
     if "all" in names:
         return [n for n in TRACKERS if _importable(n)]
@@ -44,8 +44,8 @@ def requested(report_to: str | list[str] | None) -> list[str]:
 
 
 def trainer_report_to(report_to: str | list[str] | None) -> list[str]:
-    """``report_to`` for the trainer: the names as a list, less TensorBoard or W&B where they cannot be imported
-    (transformers would stop the run when training starts; the run warns once instead)."""
+    """``report_to`` for the trainer: the names as a list, less TensorBoard or W&B where they cannot be
+    imported (transformers would stop the run when training starts; the run warns once instead)."""
     names = _names(report_to)
     return [n for n in names if n not in TRACKERS or _importable(n)]
 
@@ -83,8 +83,8 @@ class RunTrackers:
             try:
                 importlib.import_module(name)
             except ImportError as e:  # the trainer skips it too (``trainer_report_to``)
-                warn(f"report_to asks for {name}, which cannot be imported ({e}); run-level metrics are not sent "
-                     "there")
+                warn(f"report_to asks for {name}, which cannot be imported ({e}); run-level metrics are not "
+                     "sent there")
                 continue
             self.trackers.append(name)
         self._wandb_run = None
@@ -101,7 +101,7 @@ class RunTrackers:
         from torch.utils.tensorboard import SummaryWriter
 
         final = self.dir / "tensorboard" / "leap"
-        partial = final.with_name("leap.partial")
+        partial = self.dir / ".tensorboard_leap.partial"  # outside the folder TensorBoard watches
         shutil.rmtree(partial, ignore_errors=True)
         with SummaryWriter(log_dir=str(partial)) as w:
             for step, values in points:
@@ -118,9 +118,9 @@ class RunTrackers:
             return
         if self._wandb_run is None:
             # a run of its own (not the trainer's current one), with the LEAP iteration as its x axis
-            self._wandb_run = wandb.init(project=os.environ.get("WANDB_PROJECT", "leap-gym"), name=self.dir.name,
-                                         group=self.dir.name, job_type="leap", dir=str(self.dir),
-                                         config=self.config, reinit="create_new")
+            self._wandb_run = wandb.init(project=os.environ.get("WANDB_PROJECT", "leap-gym"),
+                                         name=self.dir.name, group=self.dir.name, job_type="leap",
+                                         dir=str(self.dir), config=self.config, reinit="create_new")
             self._wandb_run.define_metric("leap/iteration")
             self._wandb_run.define_metric("*", step_metric="leap/iteration")
         for i, values in new:

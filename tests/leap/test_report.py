@@ -31,11 +31,12 @@ def test_wilson_interval_matches_the_closed_form_and_stays_in_bounds():
 
 
 def _episode(task: int, won: bool, steps: int) -> Trajectory:
-    """An ALFWorld-like held-out episode: the oracle's action recorded in the privileged info, one format error
-    in failed episodes."""
+    """An ALFWorld-like held-out episode: the oracle's action recorded in the privileged info, one format
+    error in failed episodes."""
     kind = TYPES[task % len(TYPES)]
-    traj = Trajectory(env_id="leap/ALFWorld-v0", task_id=f"{kind}/{task}", task=f"put a clean mug {task} in coffeemachine",
-                      won=won, score=1.0 if won else 0.0, metadata={"task_type": kind})
+    traj = Trajectory(env_id="leap/ALFWorld-v0", task_id=f"{kind}/{task}",
+                      task=f"put a clean mug {task} in coffeemachine", won=won, score=1.0 if won else 0.0,
+                      metadata={"task_type": kind})
     for t in range(steps):
         oracle = f"go to countertop {t + 1}"
         bad = not won and t == 1
@@ -52,10 +53,10 @@ def _episode(task: int, won: bool, steps: int) -> Trajectory:
 
 
 def write_run(run_dir: Path) -> None:
-    """A finished 2-iteration run's records: config, teacher evaluations, per-iteration training logs, held-out
-    evaluations with their episodes, corrections, and stage times."""
-    base = {"run_dir": str(run_dir), "iterations": 2, "env": {"env_id": "leap/ALFWorld-v0", "num_train_tasks": 30},
-            "evaluation": {"num_test_tasks": 30}}
+    """A finished 2-iteration run's records: config, teacher evaluations, per-iteration training logs,
+    held-out evaluations with their episodes, corrections, and stage times."""
+    base = {"run_dir": str(run_dir), "iterations": 2, "evaluation": {"num_test_tasks": 30},
+            "env": {"env_id": "leap/ALFWorld-v0", "num_train_tasks": 30}}
     Run(load_config(None, base=base), progress=False).setup()
 
     def evaluation(path: Path, name: str, wins: int) -> None:
@@ -78,7 +79,8 @@ def write_run(run_dir: Path) -> None:
         evaluation(d / "eval.json", "BC" if i == 0 else f"LEAP iter {i}", wins)
         if i:
             trajs = [_episode(k, False, 5) for k in range(3)]
-            fixes = [[Correction(step_index=t, reason="the mug is on countertop 1", action=f"go to countertop {t + 1}",
+            fixes = [[Correction(step_index=t, reason="the mug is on countertop 1",
+                                 action=f"go to countertop {t + 1}",
                                  was_corrected=s.action != f"go to countertop {t + 1}")
                       for t, s in enumerate(tr.steps)] for tr in trajs]
             write_corrections(d / "corrections.jsonl", trajs, fixes)
@@ -99,10 +101,11 @@ def test_report_has_tables_curves_and_episodes_and_renders_readably_at_1400px(tm
     write_run(run_dir)
     Run(load_config(run_dir / "config.yaml"), progress=False).refresh_outputs()
     page = (run_dir / "report.html").read_text()
-    for needle in ("<table id=results>", "<table id=per_type>", "<table id=stages>", "<th>heat_then_place</th>",
-                   "<img src='learning_curve.png'", "<img src='loss_curves.png'", "95% Wilson score interval",
-                   "<dt>oracle agreement</dt>", "<dt>format errors</dt>", "The student's own held-out episodes",
-                   "Iteration 2: teacher corrections", "model output: REASON: I need the mug"):
+    for needle in ("<table id=results>", "<table id=per_type>", "<table id=stages>",
+                   "<th>heat_then_place</th>", "<img src='learning_curve.png'", "<img src='loss_curves.png'",
+                   "95% Wilson score interval", "<dt>oracle agreement</dt>", "<dt>format errors</dt>",
+                   "The student's own held-out episodes", "Iteration 2: teacher corrections",
+                   "model output: REASON: I need the mug"):
         assert needle in page, needle
     assert "<b>0.63</b> <span class=ci>[0.46, 0.78]</span>" in page  # iter 2: 19/30 with its Wilson interval
     for png in ("learning_curve.png", "loss_curves.png"):
@@ -113,8 +116,9 @@ def test_report_has_tables_curves_and_episodes_and_renders_readably_at_1400px(tm
         pytest.skip("chromium is not installed (apt-get install chromium): the page was not rendered")
     shot = tmp_path / "report.png"
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2600", f"--screenshot={shot}",
-                    (run_dir / "report.html").as_uri()], check=True, capture_output=True, timeout=120)
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2600",
+                    f"--screenshot={shot}", (run_dir / "report.html").as_uri()],
+                   check=True, capture_output=True, timeout=120)
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape == (2600, 1400, 3)
     assert (pixels != 255).any(axis=2).mean() > 0.03  # text, tables and plots, not a blank page
@@ -135,7 +139,8 @@ def test_report_to_names_the_trackers_and_the_trainer_gets_only_those_installed(
     from leap_gym.leap.trackers import trainer_report_to
 
     assert requested("none") == [] and requested(None) == []
-    assert requested("tensorboard") == ["tensorboard"] and requested("wandb,tensorboard") == ["tensorboard", "wandb"]
+    assert requested("tensorboard") == ["tensorboard"]
+    assert requested("wandb,tensorboard") == ["tensorboard", "wandb"]
     assert requested(["wandb"]) == ["wandb"]
     installed = []
     for name in ("tensorboard", "wandb"):
@@ -146,7 +151,8 @@ def test_report_to_names_the_trackers_and_the_trainer_gets_only_those_installed(
             pass
     assert requested("all") == installed  # as transformers reads "all": the integrations installed
     assert trainer_report_to("none") == []
-    assert trainer_report_to("tensorboard, wandb mlflow") == [*installed, "mlflow"]  # others: the trainer's call
+    # the trainer decides about the integrations that are not ours
+    assert trainer_report_to("tensorboard, wandb mlflow") == [*installed, "mlflow"]
 
 
 def test_scalars_are_success_per_iteration_with_teachers_as_references(tmp_path):
@@ -156,7 +162,8 @@ def test_scalars_are_success_per_iteration_with_teachers_as_references(tmp_path)
     points = scalars(collect_metrics(tmp_path / "run"))
     assert [i for i, _ in points] == [0, 1, 2]
     assert points[2][1]["leap/success"] == pytest.approx(19 / 30)
-    assert points[2][1]["leap/success_ci_low"] < points[2][1]["leap/success"] < points[2][1]["leap/success_ci_high"]
+    last = points[2][1]
+    assert last["leap/success_ci_low"] < last["leap/success"] < last["leap/success_ci_high"]
     assert all(v["reference/teacher_privileged/success"] == pytest.approx(0.9) for _, v in points)
 
 
