@@ -108,6 +108,7 @@ class RunTrackers:
                 for tag, v in values.items():
                     w.add_scalar(tag, v, global_step=step)
         shutil.rmtree(final, ignore_errors=True)
+        final.parent.mkdir(exist_ok=True)
         os.replace(partial, final)
 
     def _wandb(self, points: list[tuple[int, dict[str, float]]]) -> None:
