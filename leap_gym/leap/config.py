@@ -127,7 +127,7 @@ class TrainingConfig:
     # act, and the prompt gives it ~10x more tokens to learn from per step than the answer alone.
     train_on_prompt: bool = False
     bf16: bool = False  # bf16 autocast on CPU (weights stay fp32); always on for CUDA QLoRA
-    report_to: str = "none"  # passed to the trainer: "none", "wandb", "tensorboard"
+    report_to: str = "none"  # trainer and run-level metrics: "none", "wandb", "tensorboard", "all" (comma list)
     seed: int = 0
 
 

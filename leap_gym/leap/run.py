@@ -11,7 +11,8 @@ Layout (every file written atomically; a stage is done when its output exists)::
     run_dir/iter_<i>/dataset.jsonl       this iteration's training rows
     run_dir/iter_<i>/train/              model/ (merged weights), adapter/, train_log.json
     run_dir/iter_<i>/eval.json           held-out evaluation of the iteration's student (+ eval_trajectories.jsonl)
-    run_dir/metrics.jsonl, learning_curve.png, report.html   rebuilt from the files above after every stage
+    run_dir/stages.json                  wall time of every stage, written when the stage finishes
+    run_dir/metrics.jsonl, learning_curve.png, loss_curves.png, report.html   rebuilt after every stage
 
 Re-running with the same config skips every finished stage; a kill mid-stage loses only that stage's work.
 """
@@ -122,9 +123,17 @@ class Run:
         self.progress = progress
         self._log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.t0 = time.monotonic()
+        self._trackers = None
 
     def log(self, msg: str) -> None:
         self._log(f"[leap {time.monotonic() - self.t0:6.0f}s] {msg}")
+
+    def stage_done(self, name: str, started: float) -> None:
+        """Record the wall time of a stage that ran (``started``: its ``time.time()``) for the report; a stage
+        that a resume skips keeps the time recorded when it ran."""
+        from leap_gym.leap.report import record_stage
+
+        record_stage(self.dir, name, started, time.time() - started)
 
     # -- paths --------------------------------------------------------------------------------------------------
     def it(self, i: int) -> Path:
@@ -165,16 +174,20 @@ class Run:
                        batch_size=c.student.batch_size, privileged=privileged, progress=self.progress, desc=desc,
                        snap=c.student.snap_to_admissible and not privileged)
 
-    def _evaluate(self, out: Path, agent: Any, privileged: bool, name: str) -> dict[str, Any]:
+    def _evaluate(self, out: Path, agent: Any, privileged: bool, name: str,
+                  started: float | None = None) -> dict[str, Any]:
+        """Evaluate on the test tasks; the episodes are kept beside ``out`` (the report shows some).
+        ``started``: when the stage began (before loading the agent), for its recorded wall time."""
         if out.exists():
             return json.loads(out.read_text())
         from leap_gym.leap.evaluate import summarize
 
-        t = time.monotonic()
+        started = started or time.time()
         trajs = self._rollout(agent, "test", self.test_tasks(), privileged, f"eval {name}")
-        metrics = {"name": name, **summarize(trajs), "wall_s": round(time.monotonic() - t, 2)}
+        metrics = {"name": name, **summarize(trajs), "wall_s": round(time.time() - started, 2)}
         write_jsonl(out.with_name(out.stem + "_trajectories.jsonl"), trajs)
         atomic_write_json(out, metrics)
+        self.stage_done(str(out.relative_to(self.dir).with_suffix("")), started)
         self.log(f"eval {name}: success {metrics['success']:.3f} score {metrics['score']:.3f}")
         return metrics
 
@@ -196,12 +209,14 @@ class Run:
     def demos(self) -> list[Trajectory]:
         out = self.it(0) / "demos.jsonl"
         if not out.exists():
+            started = time.time()
             c = self.cfg
             trajs = []
             for r in range(c.rollout.demos_per_task):
                 trajs += self._rollout(teacher_agent_factory(c, c.teacher.demo_privilege), "train",
                                        self.train_tasks(), True, "demos", seed=c.seed + r)
             write_jsonl(out, trajs)
+            self.stage_done("iter_0/demos", started)
             won = sum(t.won for t in trajs)
             self.log(f"demos: {len(trajs)} episodes, {won} won, {sum(len(t) for t in trajs)} steps")
         return read_trajectories(out)
@@ -215,6 +230,7 @@ class Run:
             return c.model
         out = self.dir / "base"
         if not (out / "config.json").exists():
+            started = time.time()
             import shutil
 
             from leap_gym.agents.prompting import format_target
@@ -233,6 +249,7 @@ class Run:
             model.save_pretrained(partial)
             tok.save_pretrained(partial)
             os.replace(partial, out)
+            self.stage_done("base", started)
             n = sum(p.numel() for p in model.parameters())
             self.log(f"base: built {c.model} model ({n / 1e6:.2f} M params, vocab {len(tok)})")
         return str(out)
@@ -241,6 +258,7 @@ class Run:
                 model_dir: str) -> list[dict[str, Any]]:
         out = self.it(i) / "dataset.jsonl"
         if not out.exists():
+            started = time.time()
             from transformers import AutoTokenizer
 
             from leap_gym.leap.dataset import DatasetStats, build_dataset
@@ -254,6 +272,7 @@ class Run:
                                  only_corrected=c.rollout.only_corrected_steps, iteration=i, stats=stats)
             atomic_write_json(self.it(i) / "dataset_stats.json", vars(stats))
             write_jsonl(out, rows)  # last: its existence marks the stage done
+            self.stage_done(f"iter_{i}/dataset", started)
             self.log(f"iter {i} dataset: {stats.rows} rows ({stats.dropped_too_long} dropped as too long, "
                      f"{stats.over_length} kept over max_length, "
                      f"{stats.history_cut} with history cut, {stats.observation_clipped} observations clipped, "
@@ -273,6 +292,7 @@ class Run:
         out = self.it(i) / "train"
         c = self.cfg
         if not (out / "train_log.json").exists():
+            started = time.time()
             from leap_gym.leap.dataset import aggregate
             from leap_gym.leap.train import train
 
@@ -285,6 +305,7 @@ class Run:
             self.log(f"iter {i} train: {method} on {len(rows)} rows, {steps} steps")
             res = train(rows, model_dir, out, self.training_config(i), method=method, adapter_dir=adapter_dir,
                         max_steps=steps, progress=self.progress)
+            self.stage_done(f"iter_{i}/train", started)
             self.log(f"iter {i} train: loss {res.metrics['train_loss']:.3f} in {res.metrics['train_runtime_s']:.0f}s")
         if c.training.finetune == "lora" and c.training.continue_mode == "stack":
             return model_dir, str(out / "adapter")
@@ -293,21 +314,25 @@ class Run:
     def student_rollout(self, i: int, model_dir: str, adapter_dir: str | None) -> list[Trajectory]:
         out = self.it(i) / "rollout.jsonl"
         if not out.exists():
+            started = time.time()
             student = make_student(self.cfg, model_dir, adapter_dir, trained_answer_tokens(self.dir, i - 1))
             trajs = self._rollout(student, "train", self.rollout_tasks(i), False, f"rollout iter {i}")
             write_jsonl(out, trajs)
+            self.stage_done(f"iter_{i}/rollout", started)
             self.log(f"iter {i} rollout: {sum(t.won for t in trajs)}/{len(trajs)} won")
         return read_trajectories(out)
 
     def corrections(self, i: int, rollouts: list[Trajectory]) -> tuple[list[Trajectory], list[list[Correction]]]:
         out = self.it(i) / "corrections.jsonl"
         if not out.exists():
+            started = time.time()
             from leap_gym.leap.correct import correct
 
             c = self.cfg
             kept, fixes = correct(rollouts, make_teacher(c, c.teacher.privilege), select=c.rollout.select,
                                   score_threshold=c.rollout.score_threshold, progress=self.progress)
             write_corrections(out, kept, fixes)
+            self.stage_done(f"iter_{i}/corrections", started)
             changed = sum(x.was_corrected for f in fixes for x in f)
             self.log(f"iter {i} corrections: {len(kept)} episodes, {changed}/{sum(map(len, fixes))} steps changed")
         return read_corrections_file(out)
@@ -317,20 +342,26 @@ class Run:
         if out.exists():
             return json.loads(out.read_text())
         label = "BC" if i == 0 else f"LEAP iter {i}"
+        started = time.time()
         student = make_student(self.cfg, model_dir, adapter_dir, trained_answer_tokens(self.dir, i))
-        return self._evaluate(out, student, False, label)
+        return self._evaluate(out, student, False, label, started)
 
     # -- outputs --------------------------------------------------------------------------------------------------
     def refresh_outputs(self) -> list[dict[str, Any]]:
-        from leap_gym.leap.report import write_learning_curve, write_report
+        from leap_gym.leap.report import write_learning_curve, write_loss_curves, write_report
+        from leap_gym.leap.trackers import RunTrackers
 
         rows = collect_metrics(self.dir)
         write_jsonl(self.dir / "metrics.jsonl", rows)
         try:
             write_learning_curve(rows, self.dir / "learning_curve.png")
+            write_loss_curves(self.dir, self.dir / "loss_curves.png")
         except ImportError:  # matplotlib is optional (the train extra)
             pass
         write_report(self.dir, rows)
+        if self._trackers is None:
+            self._trackers = RunTrackers(self.dir, self.cfg.training.report_to, self.log, to_dict(self.cfg))
+        self._trackers.log(rows)
         return rows
 
     def __call__(self) -> list[dict[str, Any]]:
@@ -358,7 +389,9 @@ class Run:
                 self.evaluate_student(i, model_dir, adapter_dir)
             self.refresh_outputs()
         self.log(f"done: {self.dir}")
-        return self.refresh_outputs()
+        rows = self.refresh_outputs()
+        self._trackers.close()
+        return rows
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from leap_gym.leap.config import TrainingConfig
+from leap_gym.leap.trackers import trainer_report_to
 
 CPU_QLORA_NOTICE = ("leap-gym: QLoRA (4-bit) needs CUDA; training plain LoRA in full precision on CPU "
                     "(bitsandbytes' CPU 4-bit path breaks LoRA gradients after generation).")
@@ -108,7 +109,7 @@ def trainer_kwargs(plan: QuantPlan, cfg: TrainingConfig, method: str, output_dir
         "max_length": cfg.max_length,
         "logging_steps": 10,
         "save_strategy": "no",
-        "report_to": cfg.report_to,
+        "report_to": trainer_report_to(cfg.report_to),  # a tracker that is not installed is skipped
         "seed": cfg.seed,
         "data_seed": cfg.seed,
         "dataloader_num_workers": 0,

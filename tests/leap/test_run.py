@@ -3,6 +3,7 @@ DPO end to end, and the CLI."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -47,7 +48,8 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     keys = [r["key"] for r in rows]
     assert keys == ["teacher_no_privilege", "teacher_privileged", "iter_0", "iter_1", "iter_2"]
     assert all("success" in r and "per_type" in r for r in rows)
-    for name in ("config.yaml", "metrics.jsonl", "learning_curve.png", "report.html", "base/config.json",
+    for name in ("config.yaml", "metrics.jsonl", "learning_curve.png", "loss_curves.png", "report.html",
+                 "stages.json", "iter_2/eval_trajectories.jsonl", "base/config.json",
                  "iter_2/train/model/model.safetensors", "iter_2/train/adapter/adapter_config.json"):
         assert (run_dir / name).exists(), name
     assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
@@ -58,6 +60,11 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert all(not t.won for t in trajs)  # only failures are corrected by default
     report = (run_dir / "report.html").read_text()
     assert "teacher reason" in report or "Iteration 1" in report
+    assert "<table id=per_type>" in report and "The student's own held-out episodes" in report
+    stages = json.loads((run_dir / "stages.json").read_text())
+    assert {"base", "iter_0/demos", "iter_0/train", "iter_0/eval", "iter_1/rollout", "iter_1/corrections",
+            "iter_2/train", "teachers/teacher_privileged"} <= set(stages)
+    assert all(s["wall_s"] >= 0 for s in stages.values())
     metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["key"] for m in metrics] == keys and metrics[3]["train"]["global_steps"] == 2
     assert metrics[2]["train"]["learning_rate"] == metrics[3]["train"]["learning_rate"] == 2e-3
@@ -71,8 +78,14 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert student.max_new_tokens == 42
 
     before = _stage_files(run_dir)
-    again = run(toy_config(run_dir), progress=False)
+    logs: list[str] = []  # resumed asking for TensorBoard: run-level metrics there, or one warning without it
+    again = run(toy_config(run_dir, report_to="tensorboard"), progress=False, log=logs.append)
+    if importlib.util.find_spec("tensorboard"):
+        assert list((run_dir / "tensorboard" / "leap").glob("events.out.tfevents.*"))
+    else:
+        assert sum("report_to asks for tensorboard, which cannot be imported" in m for m in logs) == 1
     assert _stage_files(run_dir) == before  # nothing recomputed
+    assert json.loads((run_dir / "stages.json").read_text()) == stages  # the skipped stages keep their times
     assert [r["success"] for r in again] == [r["success"] for r in rows]
     with pytest.raises(ConfigError, match="training.max_steps"):
         run(toy_config(run_dir, max_steps=5), progress=False)
