@@ -125,13 +125,19 @@ def eval_run(run_dir: str | Path, overrides: list[str] | None = None, *, name: s
     """Evaluate a run's trained students on held-out tasks (``env.test_kwargs`` overrides pick e.g. real game
     files); ``num_tasks=None`` uses every task of a file source, else ``evaluation.num_test_tasks``. Results go to
     ``run_dir/evals/<name>/``; library output to ``run_dir/leap.log`` (see ``leap_gym.leap.logs``)."""
+    from leap_gym.leap.config import load_config, to_dict
     from leap_gym.leap.logs import LOG_FILE, run_logging
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir} has no config.yaml (not a leap-gym run)")
+    cfg = load_config(None, overrides, base=to_dict(load_config(run_dir / "config.yaml")))
+    env = _check_env_kwargs(cfg)  # before anything heavy loads: a bad keyword fails at once
+    if num_tasks is None and {**cfg.env.kwargs, **cfg.env.test_kwargs}.get("tasks") == "files":
+        num_tasks = getattr(env.unwrapped, "num_tasks", None)
+    env.close()
     with run_logging(run_dir / LOG_FILE, verbose=verbose):
-        return _eval_run(run_dir, overrides, name, num_tasks, iterations, quiet)
+        return _eval_run(run_dir, cfg, name, num_tasks, iterations, quiet)
 
 
 def _check_env_kwargs(cfg: Any) -> Any:
@@ -153,11 +159,10 @@ def _check_env_kwargs(cfg: Any) -> Any:
         raise ConfigError(f"{key}: {cfg.env.env_id} takes no argument {bad.group(1)!r}") from None
 
 
-def _eval_run(run_dir: Path, overrides: list[str] | None, name: str, num_tasks: int | None,
-              iterations: list[int] | None, quiet: bool) -> list[dict[str, Any]]:
+def _eval_run(run_dir: Path, cfg: Any, name: str, num_tasks: int | None, iterations: list[int] | None,
+              quiet: bool) -> list[dict[str, Any]]:
     from leap_gym.core import write_jsonl
     from leap_gym.io import atomic_write_json
-    from leap_gym.leap.config import load_config, to_dict
     from leap_gym.leap.evaluate import summarize
     from leap_gym.leap.rollout import rollout
     from leap_gym.leap.run import (
@@ -169,12 +174,7 @@ def _eval_run(run_dir: Path, overrides: list[str] | None, name: str, num_tasks: 
     from leap_gym.leap.train import set_threads
     from leap_gym.models import MODEL_SIZES
 
-    cfg = load_config(None, overrides, base=to_dict(load_config(run_dir / "config.yaml")))
     kwargs = {**cfg.env.kwargs, **cfg.env.test_kwargs}
-    env = _check_env_kwargs(cfg)
-    if num_tasks is None:
-        num_tasks = getattr(env.unwrapped, "num_tasks", None) if kwargs.get("tasks") == "files" else None
-    env.close()
     set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
     iters = [i for i in trained_iterations(run_dir) if iterations is None or i in iterations]
     if not iters:
