@@ -181,3 +181,30 @@ def test_quiet_run_to_a_pipe_stays_small_and_readable(tmp_path):
     log = (run_dir / "leap.log").read_text()
     assert "train_runtime" in log and "iter 1 train: loss" in log and "QLoRA" in log
     assert "\r" not in log
+
+
+def test_ctrl_c_during_training_is_one_line_and_exit_130(tmp_path):
+    import signal
+    import time
+
+    cfg = toy_config(tmp_path / "run")
+    cfg["training"]["bc_max_steps"] = 1000  # long enough to be interrupted mid-stage
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path)], cwd=REPO,
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trainer = tmp_path / "run" / "iter_0" / "train.partial" / "trainer"
+    deadline = time.monotonic() + 300
+    try:
+        while not trainer.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("interrupted: re-run the same command to resume")
