@@ -256,6 +256,6 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--verbose", action="store_true",
                    help="also show third-party output (always in run_dir/leap.log)")
-    p.add_argument("overrides", nargs="*", help="overrides of the run's config, e.g. env.test_kwargs='{tasks: "
-                                                "files, split: valid_seen}'")
+    p.add_argument("overrides", nargs="*", help="overrides of the run's config (its fields: leap-gym train --help), "
+                                                "e.g. env.test_kwargs='{tasks: files, split: valid_seen}'")
     p.set_defaults(func=cmd_eval)

@@ -5,7 +5,9 @@ The docs are read from the config dataclasses themselves (``leap_gym.leap.config
 comments a developer writes next to a field are what ``leap-gym train --help`` shows and nothing is restated.
 ``argparse`` options are not registered one by one: a ``--key.sub value`` option becomes the override
 ``key.sub=value`` and goes through the same schema check, so a misspelt key gets the config's own message
-(``unknown config key 'training.max_stepz' (known: ...)``) rather than argparse's.
+(``unknown config key 'training.max_stepz' (known: ...)``) rather than argparse's. ``HfArgumentParser`` and
+``TrlParser`` (the installed maintained parsers) take flat dataclasses, while these sections nest and share field
+names (``seed``, ``batch_size``, ``kwargs``) and hold mappings (``env.kwargs``), so the config keeps its own parser.
 """
 
 from __future__ import annotations
@@ -92,9 +94,12 @@ def _plain(doc: str | None) -> str:
 
 
 def format_config_help(base: dict[str, Any] | None = None, width: int = 110) -> str:
-    """Every config field with its type, default and doc, grouped by section, for an argparse epilog."""
-    out = ["config fields (defaults, then --config YAML, then overrides; an override is key.sub=value or "
-           "--key.sub value, values in YAML):"]
+    """Every config field with its type, default and doc, grouped by section, for an argparse epilog; with a
+    preset ``base`` the defaults shown are the preset's."""
+    order = ("the values shown, then overrides" if base is not None else
+             "the defaults shown, then the --config YAML, then overrides")
+    out = [textwrap.fill(f"config fields ({order}; an override is key.sub=value or --key.sub value, "
+                         "values in YAML):", width)]
     for section, doc, rows in config_fields(base):
         out.append("")
         out.append(textwrap.fill(f"{section}: {doc}", width, subsequent_indent="  "))
