@@ -102,9 +102,11 @@ def _reattach(name: str, state: tuple[list[logging.Handler], bool]) -> None:
 def _library_bars(enabled: bool | dict[str, bool]) -> dict[str, bool]:
     """Turn the loading/tokenising bars of transformers and datasets on or off (or back to a saved state);
     returns what they were."""
-    import datasets
-    from transformers.utils import logging as hf_logging
-
+    try:  # the train extra; without it there are no such bars
+        import datasets
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return {}
     hf_logging.get_logger()  # transformers installs its console handler on first use: install it now
     was = {"transformers": hf_logging.is_progress_bar_enabled(), "datasets": datasets.is_progress_bar_enabled()}
     want = enabled if isinstance(enabled, dict) else dict.fromkeys(was, enabled)
@@ -119,7 +121,10 @@ def _block_bitsandbytes_off_cuda() -> bool:
     entry in ``sys.modules`` makes ``importlib.util.find_spec`` report the package absent for the run."""
     if "bitsandbytes" in sys.modules:
         return False
-    import torch
+    try:
+        import torch
+    except ImportError:  # no torch, no bitsandbytes either
+        return False
 
     if torch.cuda.is_available():
         return False
