@@ -70,11 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _extra_subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Subcommands contributed by other modules; each module exposes ``add_subcommand(subparsers)``."""
+def _subcommand_modules() -> list[Any]:
     import importlib
 
-    return [importlib.import_module(module).add_subcommand for module in _SUBCOMMAND_MODULES]
+    return [importlib.import_module(module) for module in _SUBCOMMAND_MODULES]
+
+
+def _extra_subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Subcommands contributed by other modules; each module exposes ``add_subcommand(subparsers)`` and may
+    expose ``rewrite_argv(argv)`` (e.g. ``--key.sub value`` config options into overrides)."""
+    return [module.add_subcommand for module in _subcommand_modules()]
 
 
 # Modules that add subcommands; each must import cheaply (heavy imports go inside their handlers).
@@ -84,9 +89,23 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: list[str] | None = None) -> int:
-    _SUBCOMMANDS[:] = _extra_subcommands()
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    """Exit status 0 on success, 2 on bad input (one line on stderr), 130 on Ctrl-C."""
+    try:
+        _SUBCOMMANDS[:] = _extra_subcommands()
+        argv = list(sys.argv[1:] if argv is None else argv)
+        for module in _subcommand_modules():
+            argv = getattr(module, "rewrite_argv", lambda a: a)(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        # key=value overrides after an option (argparse stops a positional list at the first option)
+        if extra and hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
+            args.overrides = [*args.overrides, *extra]
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

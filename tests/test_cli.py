@@ -39,3 +39,24 @@ def test_play_every_env_through_the_console_script(env_id):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "\nexpert_action " in proc.stdout  # the :privileged summary
+
+
+def test_ctrl_c_in_play_is_one_line_and_exit_130():
+    """SIGINT at the prompt of the real `leap-gym play` process: no traceback, exit status 130."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "leap_gym.cli", "play", "leap/ALFWorld-v0"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        shown = ""
+        while not shown.endswith("> "):  # the prompt: the env is up and play waits for a command
+            ch = proc.stdout.read(1)
+            assert ch, proc.stderr.read()[-3000:]
+            shown += ch
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in err and err.strip().splitlines() == ["interrupted"]

@@ -22,11 +22,13 @@ from leap_gym.io import atomic_write_text
 class EnvConfig:
     """Which environment, and how its train (rollouts, demonstrations) and test (evaluation) tasks are drawn."""
 
+    # a registered Gymnasium id (leap-gym envs lists them), or "module:id" to import a module that registers it.
     env_id: str = "leap/ALFWorld-v0"
     # gym.make kwargs shared by both splits (e.g. {"tasks": "generated"}).
     kwargs: dict[str, Any] = field(default_factory=dict)
-    # extra gym.make kwargs for the training tasks and for the held-out evaluation tasks.
+    # extra gym.make kwargs for the training tasks (rollouts, demonstrations).
     train_kwargs: dict[str, Any] = field(default_factory=lambda: {"split": "train"})
+    # extra gym.make kwargs for the held-out evaluation tasks.
     test_kwargs: dict[str, Any] = field(default_factory=lambda: {"split": "test"})
     # number of distinct training tasks (task_index 0..n-1); each iteration rolls out on all of them.
     num_train_tasks: int = 100
@@ -38,6 +40,7 @@ class EnvConfig:
 class StudentConfig:
     """The student model: a tiny model built locally (``tiny``/``small``/``base``) or any HF checkpoint path."""
 
+    # "tiny", "small" or "base" (built from random weights on env text), or a Hugging Face model id or path.
     model: str = "tiny"
     # tokenizer vocabulary ceiling for built models (trained on env text; the real size may be smaller).
     vocab_size: int = 2048
@@ -47,6 +50,7 @@ class StudentConfig:
     history_k: int = 4
     # generation: greedy unless temperature > 0.
     temperature: float = 0.0
+    # generated tokens per action (reason + action); raised, with a warning, to fit the longest training target.
     max_new_tokens: int = 48
     # rollout batch size (envs stepped in lockstep and acted for in one generate call).
     batch_size: int = 32
@@ -65,6 +69,8 @@ class TeacherConfig:
 
     # "expert" = the env's programmatic privileged expert (leap_gym.agents.teachers.make_expert), or "module:Class".
     kind: str = "expert"
+    # how much the correcting teacher may use the privileged state, in [0, 1] (LEAP's realizability knob: 0 none,
+    # 0.5 acts on the oracle with general reasons, 1 may also name hidden facts).
     privilege: float = 0.5
     # privilege of the teacher that writes the iteration-0 demonstrations (LEAP: the privileged expert).
     demo_privilege: float = 0.5
@@ -78,6 +84,7 @@ class RolloutConfig:
 
     # "failures" (score <= score_threshold, as the paper), or "all".
     select: str = "failures"
+    # an episode not won counts as a failure when its final score is at most this (Bash in the paper: 0.7).
     score_threshold: float = 0.0
     # keep only steps the teacher changed (WebShop/Bash in the paper); ALFWorld keeps every step.
     only_corrected_steps: bool = False
@@ -93,32 +100,43 @@ class RolloutConfig:
 class TrainingConfig:
     """How each iteration trains (TRL SFTTrainer or DPOTrainer, LoRA; QLoRA on CUDA)."""
 
-    method: str = "sft"  # "sft" or "dpo"
+    method: str = "sft"  # "sft" or "dpo" (iteration 0, behaviour cloning, is always SFT)
     # "lora" (adapters; a built, randomly initialised base also trains embed_tokens/lm_head) or "full".
     finetune: str = "lora"
+    # LoRA rank.
     lora_r: int = 16
+    # LoRA scaling numerator (the update is scaled by lora_alpha / lora_r).
     lora_alpha: int = 32
+    # dropout on the LoRA branch.
     lora_dropout: float = 0.0
     # "merge": each iteration merges its adapter into the weights, the next adds a fresh adapter on top.
     # "stack": the next iteration keeps training the same adapter (the base stays untouched on disk).
     continue_mode: str = "merge"
+    # the SFT learning rate of the LEAP iterations (constant after warmup_steps).
     learning_rate: float = 2e-3
     # behaviour cloning's learning rate (0 = learning_rate). A base built from random weights needs a high one
     # to learn to read env text at all; the LEAP iterations that follow forget less at a lower one.
     bc_learning_rate: float = 0.0
+    # training rows per device per optimizer step (before gradient accumulation).
     batch_size: int = 8
+    # gradient accumulation steps per optimizer step.
     grad_accum: int = 1
     # optimizer steps per iteration (caps time regardless of how large the aggregate grows); 0 = use epochs.
     max_steps: int = 150
+    # optimizer steps of behaviour cloning (iteration 0); 0 = use epochs.
     bc_max_steps: int = 200
+    # passes over the data per iteration when the step count is 0.
     epochs: float = 1.0
+    # linear learning-rate warmup steps.
     warmup_steps: int = 10
+    # tokens per training row (prompt + answer); the prompt's history is cut to fit, never the answer.
     max_length: int = 384
     # aggregation over iterations: "equal" (each iteration's data subsampled to the smallest, as the paper),
     # "all" (plain union), or "last" (only the current iteration; DPO's default in the paper).
     aggregate: str = "equal"
-    # DPO
+    # DPO's beta (training.method=dpo): how far the policy may move from the reference model.
     dpo_beta: float = 0.1
+    # learning rate of the DPO iterations.
     dpo_learning_rate: float = 5e-4
     # "auto": 4-bit QLoRA on CUDA, plain LoRA on CPU; "never" disables quantisation; "always" fails off CUDA.
     quantize: str = "auto"
@@ -128,13 +146,14 @@ class TrainingConfig:
     train_on_prompt: bool = False
     bf16: bool = False  # bf16 autocast on CPU (weights stay fp32); always on for CUDA QLoRA
     report_to: str = "none"  # trainer and run-level metrics: "none", "wandb", "tensorboard", "all" (comma list)
-    seed: int = 0
+    seed: int = 0  # the trainer's seed (data order, LoRA initialisation)
 
 
 @dataclass
 class EvaluationConfig:
     """Held-out evaluation: which tasks, and which reference agents are evaluated beside the student."""
 
+    # held-out tasks (task_index 0..n-1 of the test split) every agent is evaluated on.
     num_test_tasks: int = 50
     # reference agents: privileged teacher and teacher without privilege (privilege 0), evaluated once per run.
     teachers: bool = True
@@ -148,8 +167,11 @@ class EvaluationConfig:
 class LeapConfig:
     """A whole LEAP run: BC on demonstrations (iteration 0), then ``iterations`` rounds of correction."""
 
+    # the run directory: every stage's output, the resolved config, the report and leap.log.
     run_dir: str = "runs/leap"
+    # seeds the env resets, the built model and the data order.
     seed: int = 0
+    # LEAP iterations after behaviour cloning (0 = BC only).
     iterations: int = 2
     env: EnvConfig = field(default_factory=EnvConfig)
     student: StudentConfig = field(default_factory=StudentConfig)

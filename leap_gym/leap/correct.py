@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from leap_gym.agents.teachers.base import Teacher
 from leap_gym.core import Correction, Trajectory
+from leap_gym.leap.logs import progress as progress_display
 
 
 def select_episodes(trajectories: Sequence[Trajectory], select: str = "failures",
@@ -30,20 +31,20 @@ def correct(trajectories: Sequence[Trajectory], teacher: Teacher, *, select: str
     chosen = [t for t in select_episodes(trajectories, select, score_threshold) if t.steps]
     kept: list[Trajectory] = []
     out: list[list[Correction]] = []
-    iterator = chosen
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(chosen, desc="correct", unit="ep", leave=False)
-    for traj in iterator:
+    bar = progress_display(len(chosen), "correct", "ep", enabled=progress)
+    for traj in chosen:
         try:
             corrections = teacher.correct(traj)
         except Exception as e:  # one bad episode must not sink an iteration
             traj.metadata["correction_error"] = f"{type(e).__name__}: {e}"
+            corrections = None
+        bar.update(1)
+        if corrections is None:
             continue
         if len(corrections) != len(traj.steps):
             traj.metadata["correction_error"] = f"{len(corrections)} corrections for {len(traj.steps)} steps"
             continue
         kept.append(traj)
         out.append(corrections)
+    bar.close()
     return kept, out

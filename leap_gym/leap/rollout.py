@@ -17,6 +17,7 @@ import gymnasium as gym
 from leap_gym.agents.base import Agent, AgentOutput
 from leap_gym.agents.prompting import fill_template, is_template
 from leap_gym.core import Step, Trajectory, record_info
+from leap_gym.leap.logs import progress as progress_display
 from leap_gym.wrappers import privileged_keys, strip_privileged
 
 
@@ -127,11 +128,7 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
         slots.append(_Slot(env=env, keys=privileged_keys(env)))
     results: dict[int, Trajectory] = {}
     pending = list(enumerate(tasks))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(tasks), desc=desc, unit="ep", leave=False)
+    bar = progress_display(len(tasks), desc, "ep", enabled=progress)
 
     def start(slot_id: int) -> bool:
         slot = slots[slot_id]
@@ -155,8 +152,7 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
         traj.won = bool(slot.info.get("won", False))
         traj.score = float(slot.info.get("score", 0.0))
         results[traj.metadata["order"]] = traj
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
         start(slot_id)
 
     try:
@@ -185,8 +181,7 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
                 if terminated or truncated or (max_steps and len(traj.steps) >= max_steps):
                     finish(i)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         for s in slots:
             s.env.close()
     return [results[k] for k in sorted(results)]

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -94,6 +94,16 @@ def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None
                      batch_size=s.batch_size)
 
 
+def max_new_tokens_notice(cfg: LeapConfig, answer_tokens: int) -> str | None:
+    """The warning to give when ``make_student`` raises ``student.max_new_tokens`` for ``answer_tokens``."""
+    new_tokens = answer_tokens + 2
+    if new_tokens <= cfg.student.max_new_tokens:
+        return None
+    return (f"warning: student.max_new_tokens raised from {cfg.student.max_new_tokens} to {new_tokens} for acting: "
+            f"training targets run up to {answer_tokens} tokens (+ end of turn and one spare) and a lower cap "
+            f"would cut actions off; set student.max_new_tokens={new_tokens} or more to silence this")
+
+
 def trained_answer_tokens(run_dir: Path, upto: int) -> int:
     """The longest training target (tokens) of iterations ``0..upto`` of a run (0 when not recorded)."""
     longest = 0
@@ -117,16 +127,22 @@ def _kwargs(cfg: LeapConfig, split: str) -> dict[str, Any]:
 class Run:
     """The stages of one run; each method is idempotent (skips when its output exists)."""
 
-    def __init__(self, cfg: LeapConfig, progress: bool = True, log: Callable[[str], None] | None = None):
+    def __init__(self, cfg: LeapConfig, progress: bool = True, log: Callable[[str], None] | None = None,
+                 verbose: bool = False):
         self.cfg = cfg
         self.dir = Path(cfg.run_dir)
         self.progress = progress
-        self._log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.verbose = verbose
+        self._log = log
         self.t0 = time.monotonic()
         self._trackers = None
 
-    def log(self, msg: str) -> None:
-        self._log(f"[leap {time.monotonic() - self.t0:6.0f}s] {msg}")
+    def log(self, msg: str, level: int = logging.INFO) -> None:
+        """A line of the run's own: to ``log`` when given, else to the console and ``run_dir/leap.log``."""
+        line = f"[leap {time.monotonic() - self.t0:6.0f}s] {msg}"
+        if self._log is not None:
+            self._log(line)
+        logging.getLogger(__name__).log(level, line)
 
     def stage_done(self, name: str, started: float) -> None:
         """Record the wall time of a stage that ran (``started``: its ``time.time()``) for the report; a stage
@@ -277,9 +293,9 @@ class Run:
                      f"{stats.over_length} kept over max_length, "
                      f"{stats.history_cut} with history cut, {stats.observation_clipped} observations clipped, "
                      f"{stats.skipped_uncorrected} uncorrected skipped)")
-            if stats.max_answer_tokens > c.student.max_new_tokens - 2:
-                self.log(f"iter {i} dataset: targets up to {stats.max_answer_tokens} tokens; the student may "
-                         f"generate {stats.max_answer_tokens + 2} (student.max_new_tokens={c.student.max_new_tokens})")
+            notice = max_new_tokens_notice(c, stats.max_answer_tokens)
+            if notice:
+                self.log(f"iter {i} dataset: {notice}", logging.WARNING)
         return _read_rows(out)
 
     def training_config(self, i: int) -> TrainingConfig:
@@ -365,8 +381,14 @@ class Run:
         return rows
 
     def __call__(self) -> list[dict[str, Any]]:
+        from leap_gym.leap.logs import LOG_FILE, run_logging
+
+        self.setup()  # refuses a changed config before anything is written
+        with run_logging(self.dir / LOG_FILE, verbose=self.verbose, console=self._log is None):
+            return self._stages()
+
+    def _stages(self) -> list[dict[str, Any]]:
         c = self.cfg
-        self.setup()
         self.log(f"run {self.dir} ({c.env.env_id}, student {c.student.model}, {c.iterations} LEAP iterations)")
         self.teachers()
         self.refresh_outputs()
@@ -443,15 +465,19 @@ def collect_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def run(config: LeapConfig | dict[str, Any] | str | os.PathLike, overrides: list[str] | None = None, *,
-        progress: bool = True, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Run (or resume) LEAP; returns the metric rows also written to ``run_dir/metrics.jsonl``."""
+        progress: bool = True, log: Callable[[str], None] | None = None, verbose: bool = False
+        ) -> list[dict[str, Any]]:
+    """Run (or resume) LEAP; returns the metric rows also written to ``run_dir/metrics.jsonl``.
+
+    The run's own lines and one progress display per stage go to the console (``log``, when given, receives the
+    lines instead), everything else to ``run_dir/leap.log``; ``verbose`` shows that on the console too."""
     if isinstance(config, LeapConfig):
         cfg = config if not overrides else load_config(None, overrides, base=to_dict(config))
     elif isinstance(config, dict):
         cfg = load_config(None, overrides, base=config)
     else:
         cfg = load_config(config, overrides)
-    return Run(cfg, progress=progress, log=log)()
+    return Run(cfg, progress=progress, log=log, verbose=verbose)()
 
 
 __all__ = ["Run", "collect_metrics", "dump_config", "from_dict", "read_corrections_file", "run",

@@ -27,14 +27,15 @@ leaves a half-written model where a finished one is expected.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from leap_gym.leap.config import TrainingConfig
+from leap_gym.leap.logs import quiet_trainer
 from leap_gym.leap.trackers import trainer_report_to
 
 CPU_QLORA_NOTICE = ("leap-gym: QLoRA (4-bit) needs CUDA; training plain LoRA in full precision on CPU "
@@ -200,7 +201,7 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
     partial.mkdir(parents=True)
     plan = quantization_plan(_device(), cfg)
     if plan.notice:
-        print(plan.notice, file=sys.stderr)
+        logging.getLogger(__name__).debug(plan.notice)  # the run's log file
     steps = cfg.max_steps if max_steps is None else max_steps
     torch.manual_seed(cfg.seed)
     if not progress:
@@ -243,6 +244,7 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
 
         trainer = DPOTrainer(model=model, args=DPOConfig(**kw), train_dataset=data, processing_class=tokenizer,
                              peft_config=peft_config, callbacks=callbacks)
+    quiet_trainer(trainer, enabled=progress)  # one progress display; the per-step log dicts to the log file
     result = trainer.train()
     trained = trainer.model
     shutil.rmtree(partial / "trainer", ignore_errors=True)
