@@ -69,10 +69,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _run_and_print(cfg, quiet: bool) -> int:
     from leap_gym.leap.report import results_table
-    from leap_gym.leap.run import run
+    from leap_gym.leap.run import StageError, run
 
     t = time.monotonic()
-    rows = run(cfg, progress=not quiet)
+    try:
+        rows = run(cfg, progress=not quiet)
+    except StageError as e:  # the stage is not marked done: a re-run retries it
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print()
     print(f"Held-out test tasks ({cfg.env.env_id}, {cfg.env.test_kwargs}):")
     print(results_table(_table_rows(rows)))
