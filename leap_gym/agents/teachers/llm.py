@@ -244,7 +244,8 @@ class LLMTeacher(Teacher):
                                     + ". Reply again with the full corrected JSON, one entry per timestep."}]
         if best is None:
             self.stats.failed_episodes += 1
-            return [Correction(t, s.reason, s.action, False, {"valid": False, "error": "no usable reply"})
+            error = f"no usable reply after {self.max_tries} tries: {'; '.join(problems[:3])}"[:500]
+            return [Correction(t, s.reason, s.action, False, {"valid": False, "error": error})
                     for t, s in enumerate(trajectory.steps)]
         self.stats.invalid_steps += len(best) - _valid(best)
         return best
