@@ -140,6 +140,9 @@ class TrainingConfig:
     train_on_prompt: bool = False
     bf16: bool = False  # bf16 autocast on CPU (weights stay fp32); always on for CUDA QLoRA
     report_to: str = "none"  # passed to the trainer: "none", "wandb", "tensorboard"
+    # save a trainer checkpoint (weights, optimizer, scheduler, RNG) every N optimizer steps, so a killed run
+    # resumes its training stage from the last one instead of from step 0; 0 = never.
+    checkpoint_steps: int = 50
     seed: int = 0
 
 
@@ -264,6 +267,8 @@ def validate(cfg: LeapConfig) -> None:
         raise ConfigError(f"iterations: must be >= 0, got {cfg.iterations}")
     if cfg.rollout.tasks_per_iteration < 0:
         raise ConfigError(f"rollout.tasks_per_iteration: must be >= 0 (0 = all), got {cfg.rollout.tasks_per_iteration}")
+    if cfg.training.checkpoint_steps < 0:
+        raise ConfigError(f"training.checkpoint_steps: must be >= 0 (0 = never), got {cfg.training.checkpoint_steps}")
     for key in ("learning_rate", "bc_learning_rate", "dpo_learning_rate"):
         if getattr(cfg.training, key) < 0:
             raise ConfigError(f"training.{key}: must be >= 0, got {getattr(cfg.training, key)}")
