@@ -380,7 +380,7 @@ class Run:
 
     def evaluate_student(self, i: int, model_dir: str, adapter_dir: str | None) -> dict[str, Any]:
         out = self.it(i) / "eval.json"
-        done = read_output(out, read_json, self.log)
+        done = read_output(out, read_json)  # an unreadable one is reported (once) by _evaluate
         if done is not None:
             return done
         label = "BC" if i == 0 else f"LEAP iter {i}"
