@@ -35,8 +35,10 @@ CONFIG = {
                  "bc_learning_rate": 2e-3, "learning_rate": 5e-4},
     "evaluation": {"num_test_tasks": 8},
 }
-# Outputs whose bytes carry wall times or run-local paths: compared by their other content, or not at all.
-VOLATILE = ("metrics.jsonl", "report.html", "learning_curve.png", "train_log.json", "trainer_state.json")
+# Outputs whose bytes carry wall times or the run directory's path (the two runs live in different
+# directories): not compared. Weights, datasets, rollouts, corrections and evaluations are.
+VOLATILE = ("metrics.jsonl", "report.html", "learning_curve.png", "train_log.json", "trainer_state.json",
+            "adapter_config.json", "README.md", "inputs.sha256")
 _CHILD = "import json, sys; from leap_gym.leap.run import run; run(json.loads(sys.argv[1]), progress=False)"
 
 
