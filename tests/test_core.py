@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,7 @@ from leap_gym.core import (
     to_record,
     write_jsonl,
 )
-from leap_gym.io import atomic_open, atomic_write_text
+from leap_gym.io import atomic_open, atomic_write_text, remove_stale_temporaries
 
 
 def _traj(n=3):
@@ -116,6 +117,26 @@ def test_killed_writer_never_leaves_partial_file(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert path.read_text() == "old\n"
+    # the killed writer's temporary is left behind; a run clears such leftovers when it starts
+    (stale,) = [p for p in tmp_path.iterdir() if p.name != "big.jsonl"]
+    (tmp_path / "sub").mkdir()
+    keep = [tmp_path / ".hidden.tmp", tmp_path / "sub" / "notes.tmp"]  # not atomic_open's: never touched
+    for p in keep:
+        p.write_text("mine")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden.tmp", "big.jsonl", "sub"]
+    assert all(p.read_text() == "mine" for p in keep)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_files_respect_the_umask(tmp_path, umask):
+    """Written as ``open()`` would: 0666 minus the umask (mkstemp's 0600 hid runs from colleagues)."""
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~umask
 
 
 def test_record_info_keeps_privileged_and_drops_bulk():

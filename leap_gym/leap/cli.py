@@ -100,10 +100,14 @@ def _train(args: argparse.Namespace, base: dict[str, Any] | None) -> int:
 
 def _run_and_print(cfg, quiet: bool, verbose: bool = False) -> int:
     from leap_gym.leap.report import results_table
-    from leap_gym.leap.run import run
+    from leap_gym.leap.run import StageError, run
 
     t = time.monotonic()
-    rows = run(cfg, progress=not quiet, verbose=verbose)
+    try:
+        rows = run(cfg, progress=not quiet, verbose=verbose)
+    except StageError as e:  # the stage is not marked done: a re-run retries it
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print()
     print(f"Held-out test tasks ({cfg.env.env_id}, {cfg.env.test_kwargs}):")
     print(results_table(_table_rows(rows)))

@@ -74,8 +74,20 @@ class TeacherConfig:
     privilege: float = 0.5
     # privilege of the teacher that writes the iteration-0 demonstrations (LEAP: the privileged expert).
     demo_privilege: float = 0.5
-    # extra keyword arguments for the teacher's constructor.
+    # the teacher of the demonstrations when it is not ``kind`` ("" = ``kind``), e.g. "expert" with an LLM or
+    # self-teacher for the corrections; it gets ``kwargs`` only when it is ``kind``.
+    demo_kind: str = ""
+    # extra keyword arguments for the teacher's constructor. The LLM teachers take ``backend``: the keyword
+    # arguments of an OpenAI-compatible endpoint (model, base_url, api_key_env, ...; see
+    # examples/configs/alfworld_llm_teacher.yaml); its answers are cached in run_dir/teacher_cache unless
+    # ``backend.cache_dir`` says otherwise.
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # the correction stage stops after this many episodes in a row without one valid correction (a dead
+    # endpoint), instead of spending every retry on every episode; 0 = never stop.
+    max_consecutive_failures: int = 3
+    # a correction stage with more than this fraction of invalid steps (teacher failures) is not marked done:
+    # the run stops and says why, and a re-run retries the stage. Invalid steps never become training rows.
+    max_invalid_fraction: float = 0.5
 
 
 @dataclass
@@ -146,6 +158,9 @@ class TrainingConfig:
     train_on_prompt: bool = False
     bf16: bool = False  # bf16 autocast on CPU (weights stay fp32); always on for CUDA QLoRA
     report_to: str = "none"  # trainer and run-level metrics: "none", "wandb", "tensorboard", "all" (comma list)
+    # save a trainer checkpoint (weights, optimizer, scheduler, RNG) every N optimizer steps, so a killed run
+    # resumes its training stage from the last one instead of from step 0; 0 = never.
+    checkpoint_steps: int = 50
     seed: int = 0  # the trainer's seed (data order, LoRA initialisation)
 
 
@@ -265,10 +280,17 @@ def validate(cfg: LeapConfig) -> None:
                        ("teacher.demo_privilege", cfg.teacher.demo_privilege)):
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {value}")
+    if not 0.0 <= cfg.teacher.max_invalid_fraction <= 1.0:
+        raise ConfigError(f"teacher.max_invalid_fraction: must lie in [0, 1], got {cfg.teacher.max_invalid_fraction}")
+    if cfg.teacher.max_consecutive_failures < 0:
+        raise ConfigError("teacher.max_consecutive_failures: must be >= 0 (0 = never stop), got "
+                          f"{cfg.teacher.max_consecutive_failures}")
     if cfg.iterations < 0:
         raise ConfigError(f"iterations: must be >= 0, got {cfg.iterations}")
     if cfg.rollout.tasks_per_iteration < 0:
         raise ConfigError(f"rollout.tasks_per_iteration: must be >= 0 (0 = all), got {cfg.rollout.tasks_per_iteration}")
+    if cfg.training.checkpoint_steps < 0:
+        raise ConfigError(f"training.checkpoint_steps: must be >= 0 (0 = never), got {cfg.training.checkpoint_steps}")
     for key in ("learning_rate", "bc_learning_rate", "dpo_learning_rate"):
         if getattr(cfg.training, key) < 0:
             raise ConfigError(f"training.{key}: must be >= 0, got {getattr(cfg.training, key)}")

@@ -145,6 +145,7 @@ class DatasetStats:
     rows: int = 0
     dropped_too_long: int = 0
     skipped_uncorrected: int = 0
+    skipped_invalid: int = 0  # steps the teacher failed to correct (metadata valid: false): never trained on
     history_cut: int = 0  # rows shown fewer than history_k steps to fit max_length
     observation_clipped: int = 0  # rows whose current observation was clipped to fit (no history left to cut)
     over_length: int = 0  # rows kept longer than max_length (no history, yet too many candidates)
@@ -162,8 +163,9 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
 
     ``corrections[i]`` belongs to ``trajectories[i]``; without corrections the trajectories are demonstrations
     and their own reasons/actions are the targets (iteration 0). DPO rows are made only where the correction
-    differs from what the student did (``rejected`` = the student's original answer). ``tokenizer`` (with a chat
-    template) is needed to enforce ``max_length``.
+    differs from what the student did (``rejected`` = the student's original answer). A correction the teacher
+    failed to make (``metadata["valid"]`` false) carries the student's own action and is skipped. ``tokenizer``
+    (with a chat template) is needed to enforce ``max_length``.
 
     ``prompt_format="episode"`` builds rows in the episode format (``leap_gym.agents.conversation``): a
     demonstration becomes one multi-turn chat with loss on every answer (``completion`` holds the turns after
@@ -200,6 +202,9 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
                 if t not in fixes:
                     continue
                 c = fixes[t]
+                if not c.metadata.get("valid", True):  # the student's own action, not a teacher's answer
+                    stats.skipped_invalid += 1
+                    continue
                 reason, action, corrected = c.reason, c.action, c.was_corrected
                 if (only_corrected or method == "dpo") and not corrected:
                     stats.skipped_uncorrected += 1

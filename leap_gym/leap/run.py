@@ -14,7 +14,10 @@ Layout (every file written atomically; a stage is done when its output exists)::
     run_dir/stages.json                  wall time of every stage, written when the stage finishes
     run_dir/metrics.jsonl, learning_curve.png, loss_curves.png, report.html   rebuilt after every stage
 
-Re-running with the same config skips every finished stage; a kill mid-stage loses only that stage's work.
+Re-running with the same config skips every finished stage; a kill mid-stage loses only that stage's work
+(training resumes from its last checkpoint). A stage output that cannot be read back (a truncated file) is
+redone with a one-line warning; temporaries left by a writer killed mid-write are removed at start. A correction
+stage where the teacher mostly failed raises ``StageError`` and is not marked done, so a re-run retries it.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from leap_gym.core import Correction, Trajectory, read_trajectories, write_jsonl
-from leap_gym.io import atomic_write_json
+from leap_gym.io import atomic_write_json, remove_stale_temporaries
 from leap_gym.leap.config import (
     ConfigError,
     LeapConfig,
@@ -43,7 +46,31 @@ from leap_gym.leap.config import (
 
 # Keys a resumed run may change: they do not alter finished stages.
 RESUMABLE_CHANGES = ("iterations", "run_dir", "evaluation.every_iteration", "training.report_to",
-                     "student.num_threads")
+                     "student.num_threads", "training.checkpoint_steps")
+
+_T = TypeVar("_T")
+
+
+class StageError(RuntimeError):
+    """A stage that could not produce trustworthy output; it is not marked done, so a re-run retries it."""
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_output(path: Path, read: Callable[[Path], _T], warn: Callable[[str], None] | None = None) -> _T | None:
+    """A finished stage's output, or ``None`` when the stage must (re)run: ``path`` is missing, or cannot be read
+    back (truncated or edited by hand; ``warn`` gets one line and the stage is redone)."""
+    if not path.exists():
+        return None
+    try:
+        return read(path)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError, RecordError, UnicodeDecodeError
+        if warn is not None:
+            what = str(e).splitlines()[0] if str(e) else type(e).__name__
+            warn(f"warning: {path} is unreadable ({what[:200]}); redoing its stage")
+        return None
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -64,18 +91,24 @@ def check_resume(saved: LeapConfig, cfg: LeapConfig) -> None:
                           "run_dir or the same settings to resume")
 
 
-def make_teacher(cfg: LeapConfig, privilege: float):
+def make_teacher(cfg: LeapConfig, privilege: float, kind: str | None = None):
+    """The configured teacher (or ``kind``) at ``privilege``; an endpoint given as ``kwargs.backend`` caches its
+    answers in ``run_dir/teacher_cache`` unless it names its own ``cache_dir``, so a re-run never pays twice."""
     from leap_gym.agents.teachers import load_symbol, make_expert
 
-    if cfg.teacher.kind == "expert":
-        return make_expert(cfg.env.env_id, privilege, **cfg.teacher.kwargs)
-    return load_symbol(cfg.teacher.kind)(privilege=privilege, **cfg.teacher.kwargs)
+    kind = kind or cfg.teacher.kind
+    kwargs = dict(cfg.teacher.kwargs) if kind == cfg.teacher.kind else {}
+    if kind == "expert":
+        return make_expert(cfg.env.env_id, privilege, **kwargs)
+    if isinstance(kwargs.get("backend"), dict):
+        kwargs["backend"] = {"cache_dir": str(Path(cfg.run_dir) / "teacher_cache"), **kwargs["backend"]}
+    return load_symbol(kind)(privilege=privilege, **kwargs)
 
 
-def teacher_agent_factory(cfg: LeapConfig, privilege: float) -> Callable[[], Any]:
+def teacher_agent_factory(cfg: LeapConfig, privilege: float, kind: str | None = None) -> Callable[[], Any]:
     from leap_gym.agents.teachers import TeacherAgent
 
-    return lambda: TeacherAgent(make_teacher(cfg, privilege), cfg.env.env_id)
+    return lambda: TeacherAgent(make_teacher(cfg, privilege, kind), cfg.env.env_id)
 
 
 def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None, answer_tokens: int = 0):
@@ -108,9 +141,8 @@ def trained_answer_tokens(run_dir: Path, upto: int) -> int:
     """The longest training target (tokens) of iterations ``0..upto`` of a run (0 when not recorded)."""
     longest = 0
     for i in range(upto + 1):
-        stats = run_dir / f"iter_{i}" / "dataset_stats.json"
-        if stats.exists():
-            longest = max(longest, int(json.loads(stats.read_text()).get("max_answer_tokens", 0)))
+        stats = read_output(run_dir / f"iter_{i}" / "dataset_stats.json", read_json) or {}
+        longest = max(longest, int(stats.get("max_answer_tokens", 0)))
     return longest
 
 
@@ -173,8 +205,15 @@ class Run:
     def setup(self) -> None:
         path = self.dir / "config.yaml"
         if path.exists():
-            check_resume(load_config(path), self.cfg)
+            if path.read_text(encoding="utf-8").strip():
+                check_resume(load_config(path), self.cfg)
+            elif any(p.name != "config.yaml" for p in self.dir.iterdir()):
+                raise ConfigError(f"{path} is empty, so the settings this run was made with are unknown; restore "
+                                  "it to resume, or use a new run_dir")
         self.dir.mkdir(parents=True, exist_ok=True)
+        stale = remove_stale_temporaries(self.dir)
+        if stale:
+            self.log(f"removed {len(stale)} temporary file(s) left by a run killed mid-write")
         save_config(self.cfg, path)
         from leap_gym.leap.train import set_threads
 
@@ -194,8 +233,9 @@ class Run:
                   started: float | None = None) -> dict[str, Any]:
         """Evaluate on the test tasks; the episodes are kept beside ``out`` (the report shows some).
         ``started``: when the stage began (before loading the agent), for its recorded wall time."""
-        if out.exists():
-            return json.loads(out.read_text())
+        done = read_output(out, read_json, self.log)
+        if done is not None:
+            return done
         from leap_gym.leap.evaluate import summarize
 
         started = started or time.time()
@@ -224,18 +264,20 @@ class Run:
 
     def demos(self) -> list[Trajectory]:
         out = self.it(0) / "demos.jsonl"
-        if not out.exists():
+        done = read_output(out, read_trajectories, self.log)
+        if done is None:
             started = time.time()
             c = self.cfg
             trajs = []
+            agent = teacher_agent_factory(c, c.teacher.demo_privilege, c.teacher.demo_kind)
             for r in range(c.rollout.demos_per_task):
-                trajs += self._rollout(teacher_agent_factory(c, c.teacher.demo_privilege), "train",
-                                       self.train_tasks(), True, "demos", seed=c.seed + r)
+                trajs += self._rollout(agent, "train", self.train_tasks(), True, "demos", seed=c.seed + r)
             write_jsonl(out, trajs)
             self.stage_done("iter_0/demos", started)
             won = sum(t.won for t in trajs)
             self.log(f"demos: {len(trajs)} episodes, {won} won, {sum(len(t) for t in trajs)} steps")
-        return read_trajectories(out)
+            done = trajs
+        return done
 
     def base(self, demos: list[Trajectory]) -> str:
         """The student's starting weights; a base built here carries the random-init marker ``train`` reads."""
@@ -273,7 +315,8 @@ class Run:
     def dataset(self, i: int, trajs: list[Trajectory], corrections: list[list[Correction]] | None,
                 model_dir: str) -> list[dict[str, Any]]:
         out = self.it(i) / "dataset.jsonl"
-        if not out.exists():
+        done = read_output(out, _read_rows, self.log)
+        if done is None:
             started = time.time()
             from transformers import AutoTokenizer
 
@@ -292,11 +335,13 @@ class Run:
             self.log(f"iter {i} dataset: {stats.rows} rows ({stats.dropped_too_long} dropped as too long, "
                      f"{stats.over_length} kept over max_length, "
                      f"{stats.history_cut} with history cut, {stats.observation_clipped} observations clipped, "
-                     f"{stats.skipped_uncorrected} uncorrected skipped)")
+                     f"{stats.skipped_uncorrected} uncorrected skipped, "
+                     f"{stats.skipped_invalid} the teacher failed to correct skipped)")
             notice = max_new_tokens_notice(c, stats.max_answer_tokens)
             if notice:
                 self.log(f"iter {i} dataset: {notice}", logging.WARNING)
-        return _read_rows(out)
+            done = _read_rows(out)
+        return done
 
     def training_config(self, i: int) -> TrainingConfig:
         """Iteration ``i``'s training settings: behaviour cloning (i = 0) may have its own learning rate."""
@@ -307,7 +352,7 @@ class Run:
               adapter_dir: str | None) -> tuple[str, str | None]:
         out = self.it(i) / "train"
         c = self.cfg
-        if not (out / "train_log.json").exists():
+        if read_output(out / "train_log.json", lambda p: read_json(p)["metrics"], self.log) is None:
             started = time.time()
             from leap_gym.leap.dataset import aggregate
             from leap_gym.leap.train import train
@@ -329,34 +374,56 @@ class Run:
 
     def student_rollout(self, i: int, model_dir: str, adapter_dir: str | None) -> list[Trajectory]:
         out = self.it(i) / "rollout.jsonl"
-        if not out.exists():
+        done = read_output(out, read_trajectories, self.log)
+        if done is None:
             started = time.time()
             student = make_student(self.cfg, model_dir, adapter_dir, trained_answer_tokens(self.dir, i - 1))
-            trajs = self._rollout(student, "train", self.rollout_tasks(i), False, f"rollout iter {i}")
-            write_jsonl(out, trajs)
+            done = self._rollout(student, "train", self.rollout_tasks(i), False, f"rollout iter {i}")
+            write_jsonl(out, done)
             self.stage_done(f"iter_{i}/rollout", started)
-            self.log(f"iter {i} rollout: {sum(t.won for t in trajs)}/{len(trajs)} won")
-        return read_trajectories(out)
+            self.log(f"iter {i} rollout: {sum(t.won for t in done)}/{len(done)} won")
+        return done
 
     def corrections(self, i: int, rollouts: list[Trajectory]) -> tuple[list[Trajectory], list[list[Correction]]]:
         out = self.it(i) / "corrections.jsonl"
-        if not out.exists():
+        done = read_output(out, read_corrections_file, self.log)
+        if done is None:
             started = time.time()
-            from leap_gym.leap.correct import correct
+            from leap_gym.leap.correct import TeacherUnavailable, correct, failure_reason, is_valid
 
             c = self.cfg
-            kept, fixes = correct(rollouts, make_teacher(c, c.teacher.privilege), select=c.rollout.select,
-                                  score_threshold=c.rollout.score_threshold, progress=self.progress)
+            retry = "not marked done; fix the teacher and re-run to retry"
+            try:
+                kept, fixes = correct(rollouts, make_teacher(c, c.teacher.privilege), select=c.rollout.select,
+                                      score_threshold=c.rollout.score_threshold, progress=self.progress,
+                                      max_consecutive_failures=c.teacher.max_consecutive_failures)
+            except TeacherUnavailable as e:
+                raise StageError(f"iter {i} corrections stopped: {e}; {retry}") from None
+            # steps of the episodes dropped because the teacher raised count as invalid too
+            dropped = [t for t in rollouts if "correction_error" in t.metadata]
+            total = sum(map(len, fixes)) + sum(len(t) for t in dropped)
+            invalid = sum(not is_valid(x) for f in fixes for x in f) + sum(len(t) for t in dropped)
+            if total and invalid > c.teacher.max_invalid_fraction * total:
+                reasons = [r for r in (failure_reason(t, f) for t, f in zip(kept, fixes, strict=True)) if r]
+                reasons += [t.metadata["correction_error"] for t in dropped]
+                example = next((x.metadata.get("error") for f in fixes for x in f if not is_valid(x)), None)
+                why = (reasons or [example or "invalid corrections"])[0][:300]
+                raise StageError(f"iter {i} corrections: the teacher failed on {invalid}/{total} steps (more than "
+                                 f"teacher.max_invalid_fraction={c.teacher.max_invalid_fraction:g}; e.g. {why}); "
+                                 f"{retry}")
             write_corrections(out, kept, fixes)
             self.stage_done(f"iter_{i}/corrections", started)
             changed = sum(x.was_corrected for f in fixes for x in f)
-            self.log(f"iter {i} corrections: {len(kept)} episodes, {changed}/{sum(map(len, fixes))} steps changed")
-        return read_corrections_file(out)
+            self.log(f"iter {i} corrections: {len(kept)} episodes, {changed}/{sum(map(len, fixes))} steps changed"
+                     + (f", {invalid} invalid (not trained on)" if invalid else ""))
+            done = kept, fixes
+        return done
 
     def evaluate_student(self, i: int, model_dir: str, adapter_dir: str | None) -> dict[str, Any]:
         out = self.it(i) / "eval.json"
-        if out.exists():
-            return json.loads(out.read_text())
+        done = read_output(out, read_json)  # an unreadable one is reported (once) by _evaluate
+        if done is not None:
+            return done
         label = "BC" if i == 0 else f"LEAP iter {i}"
         started = time.time()
         student = make_student(self.cfg, model_dir, adapter_dir, trained_answer_tokens(self.dir, i))
@@ -447,17 +514,17 @@ def collect_metrics(run_dir: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for sub, agent in (("teachers", "teacher"), ("baselines", "baseline")):
         for p in sorted((run_dir / sub).glob("*.json")):
-            rows.append({"agent": agent, "key": p.stem, **json.loads(p.read_text())})
+            if (metrics := read_output(p, read_json)) is not None:  # unreadable: its stage is redone
+                rows.append({"agent": agent, "key": p.stem, **metrics})
     i = 0
     while (run_dir / f"iter_{i}").exists():
         d = run_dir / f"iter_{i}"
         row: dict[str, Any] = {"agent": "student", "key": f"iter_{i}", "iteration": i}
-        if (d / "eval.json").exists():
-            row.update(json.loads((d / "eval.json").read_text()))
-        if (d / "train" / "train_log.json").exists():
-            row["train"] = json.loads((d / "train" / "train_log.json").read_text())["metrics"]
-        if (d / "dataset_stats.json").exists():
-            row["dataset"] = json.loads((d / "dataset_stats.json").read_text())
+        row.update(read_output(d / "eval.json", read_json) or {})
+        if (train := read_output(d / "train" / "train_log.json", lambda p: read_json(p)["metrics"])) is not None:
+            row["train"] = train
+        if (stats := read_output(d / "dataset_stats.json", read_json)) is not None:
+            row["dataset"] = stats
         if len(row) > 3:
             rows.append(row)
         i += 1
@@ -480,5 +547,5 @@ def run(config: LeapConfig | dict[str, Any] | str | os.PathLike, overrides: list
     return Run(cfg, progress=progress, log=log, verbose=verbose)()
 
 
-__all__ = ["Run", "collect_metrics", "dump_config", "from_dict", "read_corrections_file", "run",
+__all__ = ["Run", "StageError", "collect_metrics", "dump_config", "from_dict", "read_corrections_file", "run",
            "write_corrections"]

@@ -21,11 +21,14 @@ embeddings and head stall the loss): ``lora_config_for`` then also trains ``embe
 (``modules_to_save``), which ``merge`` folds back into the checkpoint.
 
 Outputs are written to ``<output_dir>.partial`` and renamed into place when complete, so a killed run never
-leaves a half-written model where a finished one is expected.
+leaves a half-written model where a finished one is expected. Trainer checkpoints are saved there every
+``checkpoint_steps``; training the same inputs again resumes from the last complete one
+(``resume_from_checkpoint``), as with any ``Trainer``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -175,6 +178,31 @@ def _rows_to_dataset(rows: list[dict[str, Any]], method: str):
     return Dataset.from_list([{k: r[k] for k in keys} for r in rows])
 
 
+def resume_checkpoint(partial: Path, inputs: dict[str, Any]) -> str | None:
+    """The last complete trainer checkpoint that an interrupted training of the same ``inputs`` left in
+    ``partial``; otherwise ``partial`` is emptied for a fresh start (and ``None`` returned).
+
+    A checkpoint is complete once its ``trainer_state.json`` (the last file ``Trainer`` writes) parses; a newer,
+    half-written one (killed mid-save) is removed.
+    """
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    stamp = partial / "inputs.sha256"
+    complete = []
+    if stamp.exists() and stamp.read_text() == digest:
+        for ckpt in (partial / "trainer").glob("checkpoint-*"):
+            try:
+                json.loads((ckpt / "trainer_state.json").read_text())
+                complete.append(ckpt)
+            except (OSError, ValueError):
+                shutil.rmtree(ckpt, ignore_errors=True)
+    if complete:
+        return str(max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1])))
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    stamp.write_text(digest)
+    return None
+
+
 def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: str | os.PathLike,
           cfg: TrainingConfig, *, from_scratch: bool | None = None, method: str | None = None,
           adapter_dir: str | os.PathLike | None = None, max_steps: int | None = None,
@@ -197,12 +225,13 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
 
     output_dir = Path(output_dir)
     partial = output_dir.with_name(output_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     plan = quantization_plan(_device(), cfg)
     if plan.notice:
         logging.getLogger(__name__).debug(plan.notice)  # the run's log file
     steps = cfg.max_steps if max_steps is None else max_steps
+    inputs = {"rows": rows, "model_dir": str(model_dir), "adapter_dir": str(adapter_dir), "method": method,
+              "max_steps": steps, "cfg": {k: v for k, v in asdict(cfg).items() if k != "checkpoint_steps"}}
+    resume = resume_checkpoint(partial, inputs)
     torch.manual_seed(cfg.seed)
     if not progress:
         import datasets
@@ -234,6 +263,8 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
     kw = trainer_kwargs(plan, cfg, method, str(partial / "trainer"), steps, progress)
     # rows were fitted by build_dataset (history cut, never the target): let TRL keep the longest one whole
     kw["max_length"] = max([cfg.max_length] + [int(r.get("meta", {}).get("tokens", 0)) + 1 for r in rows])
+    if cfg.checkpoint_steps > 0:  # two kept: a kill mid-save still leaves the previous one complete
+        kw.update(save_strategy="steps", save_steps=cfg.checkpoint_steps, save_total_limit=2)
     if method == "sft":
         from trl import SFTConfig, SFTTrainer
 
@@ -245,7 +276,9 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
         trainer = DPOTrainer(model=model, args=DPOConfig(**kw), train_dataset=data, processing_class=tokenizer,
                              peft_config=peft_config, callbacks=callbacks)
     quiet_trainer(trainer, enabled=progress)  # one progress display; the per-step log dicts to the log file
-    result = trainer.train()
+    if resume:
+        logging.getLogger(__name__).info(f"resuming training from {resume}")
+    result = trainer.train(resume_from_checkpoint=resume)
     trained = trainer.model
     shutil.rmtree(partial / "trainer", ignore_errors=True)
 

@@ -148,3 +148,21 @@ def test_stats_record_the_longest_target_in_tokens(tokenizer):
     rows = build_dataset([traj], [fixes], max_length=2048, tokenizer=tokenizer, stats=stats)
     lengths = [len(tokenizer(r["completion"][0]["content"], add_special_tokens=False)["input_ids"]) for r in rows]
     assert stats.max_answer_tokens == max(lengths) and lengths.index(max(lengths)) == 2
+
+
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_corrections_the_teacher_failed_never_become_rows(method):
+    """A failed correction carries the student's own action: training on it would teach the student its own
+    failures (an endpoint answering 500 once produced a whole dataset of them)."""
+    traj = _traj(4)
+    fixes = _fixes(traj, changed=lambda t: True)
+    for t in (1, 2):
+        fixes[t] = Correction(t, traj.steps[t].reason, traj.steps[t].action, False,
+                              {"valid": False, "error": "backend: HTTP 500"})
+    stats = DatasetStats()
+    rows = build_dataset([traj], [fixes], method=method, history_k=2, stats=stats)
+    assert [r["meta"]["step"] for r in rows] == [0, 3]
+    assert stats.skipped_invalid == 2 and stats.rows == 2
+    every = build_dataset([traj], [[Correction(t, "", s.action, False, {"valid": False})
+                                    for t, s in enumerate(traj.steps)]], method=method)
+    assert every == []

@@ -90,6 +90,36 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     with pytest.raises(ConfigError, match="training.max_steps"):
         run(toy_config(run_dir, max_steps=5), progress=False)
 
+    # unreadable outputs (truncated by hand or by a full disk) are redone with one line each; temporaries of
+    # writers killed mid-write are removed; finished stages stay untouched
+    (run_dir / "iter_2" / "eval.json").write_text('{"name": "LEAP it')
+    (run_dir / "iter_2" / "train" / "train_log.json").write_text("")
+    stale = run_dir / "iter_1" / ".rollout.jsonl.0123456789abcdef.tmp"
+    stale.write_text("half")
+    lines: list[str] = []
+    again = run(toy_config(run_dir), progress=False, log=lines.append)
+    warnings = [x for x in lines if "warning" in x]
+    assert len(warnings) == 2 and all("is unreadable" in x and "redoing its stage" in x for x in warnings)
+    assert any("removed 1 temporary file(s)" in x for x in lines) and not stale.exists()
+    assert json.loads((run_dir / "iter_2" / "eval.json").read_text())["name"] == "LEAP iter 2"
+    assert json.loads((run_dir / "iter_2" / "train" / "train_log.json").read_text())["metrics"]["global_steps"] == 2
+    after = _stage_files(run_dir)
+    assert {k for k in after if after[k] != before[k]} == {"iter_2/eval.json"}  # + iter_2/train, not listed
+    assert [r["key"] for r in again] == keys
+
+    (run_dir / "config.yaml").write_text("")
+    with pytest.raises(ConfigError, match=r"config.yaml is empty, so the settings this run was made with"):
+        run(toy_config(run_dir), progress=False)
+
+
+def test_empty_config_of_an_empty_run_dir_is_replaced(tmp_path):
+    from leap_gym.leap.run import Run
+
+    (tmp_path / "config.yaml").write_text("\n")  # e.g. a killed `touch`, nothing else in the directory
+    cfg = load_config(None, base=toy_config(tmp_path))
+    Run(cfg, progress=False, log=lambda m: None).setup()
+    assert load_config(tmp_path / "config.yaml") == cfg
+
 
 def test_iterations_roll_out_consecutive_slices_of_the_train_tasks(tmp_path):
     from leap_gym.leap.run import Run
@@ -132,9 +162,11 @@ run(json.loads({cfg!r}), progress=False)
 """
 
 
-def test_sigkill_mid_training_then_resume(tmp_path):
+def test_sigkill_mid_training_then_resume(tmp_path, capfd):
+    """SIGKILL once training has saved a checkpoint: the re-run keeps every finished stage and resumes the
+    training stage from that checkpoint, not from step 0."""
     run_dir = tmp_path / "run"
-    cfg = toy_config(run_dir, bc_max_steps=150)  # long enough to be caught mid-stage
+    cfg = toy_config(run_dir, bc_max_steps=150, checkpoint_steps=5)  # long enough to be caught mid-stage
     cfg["iterations"] = 1
     code = _CHILD.format(repo=str(REPO), cfg=json.dumps(cfg))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -143,11 +175,10 @@ def test_sigkill_mid_training_then_resume(tmp_path):
     partial = run_dir / "iter_0" / "train.partial"
     deadline = time.monotonic() + 300
     try:
-        while not (partial / "trainer").exists():  # the trainer is running
+        while not list(partial.glob("trainer/checkpoint-*/trainer_state.json")):  # a checkpoint is complete
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "training never started"
+            assert time.monotonic() < deadline, "training never saved a checkpoint"
             time.sleep(0.05)
-        time.sleep(0.5)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -158,7 +189,13 @@ def test_sigkill_mid_training_then_resume(tmp_path):
     demos_mtime = (run_dir / "iter_0" / "demos.jsonl").stat().st_mtime_ns
     dataset = (run_dir / "iter_0" / "dataset.jsonl").read_text()
 
+    capfd.readouterr()
     rows = run(cfg, progress=False)
+    resumed = capfd.readouterr().err
+    assert "resuming training from" in resumed and "checkpoint-" in resumed, resumed[-2000:]
+    step = int(resumed.split("resuming training from ")[1].split("checkpoint-")[1].split()[0])
+    log = json.loads((run_dir / "iter_0" / "train" / "train_log.json").read_text())
+    assert step >= 5 and log["metrics"]["global_steps"] == 150
     assert [r["key"] for r in rows][-2:] == ["iter_0", "iter_1"]
     assert (run_dir / "iter_0" / "demos.jsonl").stat().st_mtime_ns == demos_mtime  # finished work kept
     assert (run_dir / "iter_0" / "dataset.jsonl").read_text() == dataset

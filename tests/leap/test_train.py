@@ -170,3 +170,84 @@ def test_no_rows_is_a_clear_error(tiny, tmp_path):
 
     with pytest.raises(ValueError, match="no training rows"):
         train([], tiny[0], tmp_path / "x", TrainingConfig())
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _step_recorder(stop_after: int | None = None):
+    """A callback that records the optimizer steps it sees and, like a kill, interrupts after ``stop_after``."""
+    from transformers import TrainerCallback
+
+    class Recorder(TrainerCallback):
+        steps: list[int] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps.append(state.global_step)
+            if stop_after is not None and state.global_step >= stop_after:
+                raise _Interrupt(f"interrupted after step {state.global_step}")
+
+    return Recorder()
+
+
+@pytest.mark.slow  # four short trainings (~30 s on 2 shared cores)
+def test_interrupted_training_resumes_from_its_last_checkpoint(tiny, tmp_path, capfd):
+    """Checkpoints every 2 steps; interrupted after step 5, the next call resumes at step 4 (not 0), and ends
+    with the very weights an uninterrupted training ends with."""
+    from safetensors.torch import load_file
+
+    from leap_gym.leap.train import train
+
+    path, tok = tiny
+    rows = _rows(tok)
+    cfg = TrainingConfig(max_steps=8, batch_size=2, warmup_steps=0, checkpoint_steps=2)
+    straight = train(rows, path, tmp_path / "straight", cfg, from_scratch=True, progress=False)
+
+    out = tmp_path / "it0"
+    first = _step_recorder(stop_after=5)
+    with pytest.raises(_Interrupt):
+        train(rows, path, out, cfg, from_scratch=True, progress=False, callbacks=[first])
+    assert first.steps == [1, 2, 3, 4, 5] and not out.exists()
+    checkpoints = sorted(p.name for p in (tmp_path / "it0.partial" / "trainer").glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-2", "checkpoint-4"]  # save_total_limit=2
+    capfd.readouterr()
+
+    second = _step_recorder()
+    res = train(rows, path, out, cfg, from_scratch=True, progress=False, callbacks=[second])
+    assert f"resuming training from {tmp_path / 'it0.partial' / 'trainer' / 'checkpoint-4'}" in capfd.readouterr().err
+    assert second.steps == [5, 6, 7, 8] and res.metrics["global_steps"] == 8
+    assert not (tmp_path / "it0.partial").exists()
+    a = load_file(str(tmp_path / "straight" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    assert set(a) == set(b) and all(torch_equal(a[k], b[k]) for k in a)
+    assert straight.metrics["global_steps"] == res.metrics["global_steps"]
+
+    # other inputs (here: rows) never resume from a foreign checkpoint: they start over
+    with pytest.raises(_Interrupt):
+        train(rows, path, tmp_path / "it1", cfg, from_scratch=True, progress=False,
+              callbacks=[_step_recorder(stop_after=3)])
+    third = _step_recorder()
+    train(rows[:-1], path, tmp_path / "it1", cfg, from_scratch=True, progress=False, callbacks=[third])
+    assert third.steps[0] == 1
+
+
+def torch_equal(x, y) -> bool:
+    import torch
+
+    return torch.equal(x, y)
+
+
+def test_resume_checkpoint_only_for_the_same_inputs_and_complete_checkpoints(tmp_path):
+    from leap_gym.leap.train import resume_checkpoint
+
+    partial = tmp_path / "train.partial"
+    assert resume_checkpoint(partial, {"rows": [1]}) is None and partial.is_dir()  # fresh start, stamped
+    for step, state in ((2, "{}"), (4, "{}"), (6, '{"global_st')):  # 6: killed while saving
+        (partial / "trainer" / f"checkpoint-{step}").mkdir(parents=True)
+        (partial / "trainer" / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    (partial / "trainer" / "checkpoint-8").mkdir()  # killed before trainer_state.json
+    assert resume_checkpoint(partial, {"rows": [1]}) == str(partial / "trainer" / "checkpoint-4")
+    assert sorted(p.name for p in (partial / "trainer").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    assert resume_checkpoint(partial, {"rows": [2]}) is None  # other inputs: start over
+    assert list(partial.iterdir()) == [partial / "inputs.sha256"]

@@ -7,7 +7,10 @@ Built for long teacher/baseline runs that must survive rate limits and interrupt
 - a cap on concurrent requests shared by all threads (``chat_many`` fans out over a thread pool);
 - token and cost accounting (``usage``), with cache hits counted apart because they cost nothing;
 - an on-disk cache keyed by the request (endpoint, model, messages, sampling parameters; never the API key),
-  written atomically, so re-running an interrupted job replays paid answers instead of buying them again.
+  written atomically, so re-running an interrupted job replays paid answers instead of buying them again;
+  a caller that cannot use an answer ``forget``s it, so a re-run asks again instead of replaying the failure;
+- tolerant reading of what servers really send: message content as a list of parts (the text parts are
+  joined), ``usage`` counts that are missing or not integers (counted as 0, never an error after a paid reply).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class ChatResult:
     cost: float = 0.0
     cached: bool = False
     response: dict[str, Any] = field(default_factory=dict, repr=False)
+    cache_key: str | None = field(default=None, repr=False)  # what ``OpenAIChat.forget`` removes
 
 
 @dataclass
@@ -123,14 +127,14 @@ class OpenAIChat:
         key = self.cache_key(body)
         cached = self._cache_get(key)
         if cached is not None:
-            result = self._result(cached, cached=True)
+            result = self._result(cached, cached=True, key=key)
             with self._lock:
                 self.usage.cache_hits += 1
                 self.usage.cached_prompt_tokens += result.prompt_tokens
                 self.usage.cached_completion_tokens += result.completion_tokens
             return result
         response = self._post_with_retries(body)
-        result = self._result(response, cached=False)
+        result = self._result(response, cached=False, key=key)
         with self._lock:
             self.usage.requests += 1
             self.usage.prompt_tokens += result.prompt_tokens
@@ -146,6 +150,12 @@ class OpenAIChat:
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(conversations))) as pool:
             return list(pool.map(lambda msgs: self.chat(msgs, **params), conversations))
 
+    def forget(self, result: ChatResult) -> None:
+        """Drop ``result`` from the cache: a reply the caller could not use must not be replayed by a re-run."""
+        path = self._cache_path(result.cache_key) if result.cache_key else None
+        if path is not None:
+            path.unlink(missing_ok=True)
+
     def cache_key(self, body: dict[str, Any]) -> str:
         payload = json.dumps({"base_url": self.base_url, **body}, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
@@ -160,14 +170,16 @@ class OpenAIChat:
         self.close()
 
     # -- internals ---------------------------------------------------------------------------------------------
-    def _result(self, response: dict[str, Any], cached: bool) -> ChatResult:
+    def _result(self, response: dict[str, Any], cached: bool, key: str | None = None) -> ChatResult:
         choice = response["choices"][0]
-        usage = response.get("usage") or {}
-        pt, ct = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        usage = response.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        pt, ct = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
         cost = 0.0 if cached else (pt * self.prices[0] + ct * self.prices[1]) / 1e6
-        return ChatResult(text=(choice.get("message") or {}).get("content") or "",
-                          finish_reason=choice.get("finish_reason"), prompt_tokens=pt, completion_tokens=ct,
-                          cost=cost, cached=cached, response=response)
+        finish = choice.get("finish_reason")
+        return ChatResult(text=message_text(choice["message"].get("content")),
+                          finish_reason=finish if isinstance(finish, str) else None, prompt_tokens=pt,
+                          completion_tokens=ct, cost=cost, cached=cached, response=response, cache_key=key)
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
@@ -216,7 +228,8 @@ class OpenAIChat:
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
             response = entry["response"]
-            response["choices"][0]
+            if _parse_completion(json.dumps(response).encode()) is None:
+                raise ValueError("not a chat completion")
             return response
         except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
             warnings.warn(f"ignoring unreadable cache entry {path} ({e}); it will be replaced", stacklevel=3)
@@ -229,13 +242,35 @@ class OpenAIChat:
                               indent=None)
 
 
+def _count(value: Any) -> int:
+    """A token count as servers send it (int, float, numeric string); anything else counts 0."""
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def message_text(content: Any) -> str:
+    """A message's text: a string as is; a list of content parts (``{"type": "text", "text": ...}``, or bare
+    strings) joined; nothing (``None``, a refusal) as ``""``."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p if isinstance(p, str) else str(p.get("text") or "") for p in content
+                       if isinstance(p, str) or (isinstance(p, dict) and isinstance(p.get("text", ""), str)))
+    return ""
+
+
 def _parse_completion(content: bytes) -> dict[str, Any] | None:
     """The response JSON if it has the chat-completion shape, else ``None`` (treated as a transient failure)."""
     try:
         data = json.loads(content)
-        message = data["choices"][0]["message"]
+        choice = data["choices"][0]
+        message = choice["message"]
     except (ValueError, KeyError, IndexError, TypeError):
         return None
-    if not isinstance(message, dict):
+    if not isinstance(choice, dict) or not isinstance(message, dict):
+        return None
+    if not isinstance(message.get("content"), (str, list, type(None))):
         return None
     return data

@@ -11,7 +11,16 @@ backend, e.g. ``leap-gym serve``) prompted step by step in the student format pl
 counts as corrected only when its action differs from the student's and is valid.
 
 A backend is anything with ``chat(messages, **params) -> result`` where ``result.text`` is the reply and
-``result.cost`` its price (``leap_gym.agents.backends.openai_chat.OpenAIChat``).
+``result.cost`` its price (``leap_gym.agents.backends.openai_chat.OpenAIChat``), or a dict of ``OpenAIChat``
+keyword arguments, so both teachers can be built from a run config alone::
+
+    teacher:
+      kind: leap_gym.agents.teachers.llm:LLMTeacher
+      kwargs: {backend: {model: gpt-4o, base_url: "https://api.openai.com/v1", api_key_env: OPENAI_API_KEY}}
+
+A reply the teacher cannot parse is dropped from the backend's cache (``forget``), so a re-run asks again.
+``privilege`` > 0 shows the privileged state (the LLM teachers use all of it); 0 hides it, which makes the
+"teacher without privilege" reference of a run.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from leap_gym.agents.backends.openai_chat import BackendError
+from leap_gym.agents.backends.openai_chat import BackendError, OpenAIChat
 from leap_gym.agents.base import INVALID_ACTION
 from leap_gym.agents.prompting import build_messages, env_family, fill_template, match_candidate, parse_output
 from leap_gym.agents.teachers.base import Teacher, same_action
@@ -30,6 +39,25 @@ from leap_gym.core import Correction, Trajectory
 
 class ChatBackend(Protocol):
     def chat(self, messages: list[dict[str, str]], **params: Any) -> Any: ...
+
+
+def make_backend(backend: ChatBackend | dict[str, Any]) -> ChatBackend:
+    """``backend`` itself, or an ``OpenAIChat`` built from a dict of its keyword arguments (a run config's)."""
+    if isinstance(backend, dict):
+        kwargs = dict(backend)
+        if "model" not in kwargs:
+            raise ValueError(f"an endpoint needs a model name; got keys {sorted(kwargs)}")
+        if isinstance(kwargs.get("prices"), list):  # YAML has no tuples
+            kwargs["prices"] = tuple(kwargs["prices"])
+        return OpenAIChat(**kwargs)
+    return backend
+
+
+def _forget(backend: ChatBackend, result: Any) -> None:
+    """Drop an unusable reply from the backend's cache, where it has one."""
+    forget = getattr(backend, "forget", None)
+    if forget is not None and not isinstance(result, str):
+        forget(result)
 
 
 # What each env's teacher is told, in LEAP's three modes (see the leap-method spec, section 2).
@@ -70,8 +98,9 @@ def privileged_summary(trajectory: Trajectory, t: int = 0) -> dict[str, Any]:
     return out
 
 
-def correction_messages(trajectory: Trajectory) -> list[dict[str, str]]:
-    """LEAP's correction request, in our own words: role, input, tasks, per-env mode, output schema."""
+def correction_messages(trajectory: Trajectory, privileged: bool = True) -> list[dict[str, str]]:
+    """LEAP's correction request, in our own words: role, input, tasks, per-env mode, output schema;
+    ``privileged=False`` leaves the privileged state out (the teacher knows what the student knows)."""
     family = env_family(trajectory.env_id)
     system = (
         "You are a teacher helping a student agent learn a text-based task. You can see a PRIVILEGED STATE that "
@@ -93,8 +122,9 @@ def correction_messages(trajectory: Trajectory) -> list[dict[str, str]]:
     )
     steps = [{"timestep": i, "observation": s.observation, "candidate_actions": s.admissible_actions,
               "reason": s.reason, "action": s.action} for i, s in enumerate(trajectory.steps)]
+    state = privileged_summary(trajectory) if privileged else "(not available for this task)"
     user = (f"TASK: {trajectory.task}\n\nPRIVILEGED STATE:\n"
-            f"{json.dumps(privileged_summary(trajectory), ensure_ascii=False, indent=1)}\n\n"
+            f"{json.dumps(state, ensure_ascii=False, indent=1)}\n\n"
             f"STUDENT TRAJECTORY ({len(steps)} timesteps):\n{json.dumps(steps, ensure_ascii=False, indent=1)}")
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -177,16 +207,17 @@ class LLMTeacher(Teacher):
 
     name = "llm"
 
-    def __init__(self, backend: ChatBackend, max_tries: int = 3, temperature: float = 0.3,
-                 max_tokens: int = 4096):
-        self.backend, self.max_tries = backend, max_tries
+    def __init__(self, backend: ChatBackend | dict[str, Any], max_tries: int = 3, temperature: float = 0.3,
+                 max_tokens: int = 4096, privilege: float = 1.0):
+        self.backend, self.max_tries = make_backend(backend), max_tries
+        self.privilege = privilege
         self.params = {"temperature": temperature, "max_tokens": max_tokens}
         self.stats = TeacherStats()
 
     def correct(self, trajectory: Trajectory) -> list[Correction]:
         if not trajectory.steps:
             return []
-        messages = correction_messages(trajectory)
+        messages = correction_messages(trajectory, privileged=self.privilege > 0)
         best: list[Correction] | None = None
         for attempt in range(self.max_tries):
             self.stats.requests += 1
@@ -203,6 +234,7 @@ class LLMTeacher(Teacher):
                 corrections, problems = validate_reply(extract_json(text), trajectory)
             except ReplyError as e:
                 problems, corrections = [str(e)], None
+                _forget(self.backend, result)
             if corrections is not None and (best is None or _valid(corrections) > _valid(best)):
                 best = corrections
             if not problems:
@@ -212,7 +244,8 @@ class LLMTeacher(Teacher):
                                     + ". Reply again with the full corrected JSON, one entry per timestep."}]
         if best is None:
             self.stats.failed_episodes += 1
-            return [Correction(t, s.reason, s.action, False, {"valid": False, "error": "no usable reply"})
+            error = f"no usable reply after {self.max_tries} tries: {'; '.join(problems[:3])}"[:500]
+            return [Correction(t, s.reason, s.action, False, {"valid": False, "error": error})
                     for t, s in enumerate(trajectory.steps)]
         self.stats.invalid_steps += len(best) - _valid(best)
         return best
@@ -232,9 +265,10 @@ class SelfTeacher(Teacher):
 
     name = "self"
 
-    def __init__(self, backend: ChatBackend, history: int = 5, max_steps: int | None = None,
-                 temperature: float = 0.0, max_tokens: int = 96):
-        self.backend, self.history, self.max_steps = backend, history, max_steps
+    def __init__(self, backend: ChatBackend | dict[str, Any], history: int = 5, max_steps: int | None = None,
+                 temperature: float = 0.0, max_tokens: int = 96, privilege: float = 1.0):
+        self.backend, self.history, self.max_steps = make_backend(backend), history, max_steps
+        self.privilege = privilege
         self.params = {"temperature": temperature, "max_tokens": max_tokens}
         self.stats = TeacherStats()
 
@@ -243,6 +277,8 @@ class SelfTeacher(Teacher):
         history = [(s.observation, s.action) for s in steps[:t]]
         msgs = build_messages(trajectory.task, history, steps[t].observation, steps[t].admissible_actions,
                               k=self.history, env=trajectory.env_id)
+        if self.privilege <= 0:
+            return msgs
         hint = json.dumps(privileged_summary(trajectory, t), ensure_ascii=False)
         msgs[0]["content"] += ("\nYou also see a PRIVILEGED STATE hidden from the student; use it to choose the "
                                "best action, but do not mention its facts in your reason.")
@@ -254,6 +290,8 @@ class SelfTeacher(Teacher):
         result = self.backend.chat(self.messages(trajectory, t), **self.params)
         self.stats.cost += float(getattr(result, "cost", 0.0) or 0.0)
         out = parse_output(getattr(result, "text", result), trajectory.steps[t].admissible_actions)
+        if not out.format_ok:
+            _forget(self.backend, result)
         return out.reason, out.action
 
     def correct(self, trajectory: Trajectory) -> list[Correction]:
