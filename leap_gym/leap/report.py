@@ -116,10 +116,14 @@ def write_learning_curve(rows: list[dict[str, Any]], path: str | Path) -> None:
 
 def loss_curves(run_dir: str | Path) -> dict[int, dict[str, Any]]:
     """Per trained iteration: the method and the (step, loss) points of the trainer's log history, or the
-    final mean loss at the last step when training was shorter than one logging interval."""
+    final mean loss at the last step when training was shorter than one logging interval. An unreadable log
+    (a stage being redone) is left out."""
     out: dict[int, dict[str, Any]] = {}
     for p in sorted(Path(run_dir).glob("iter_*/train/train_log.json"), key=lambda p: int(p.parts[-3][5:])):
-        log = json.loads(p.read_text())
+        try:
+            log = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
         points = [(h["step"], h["loss"]) for h in log.get("log_history", []) if "loss" in h and "step" in h]
         m = log.get("metrics", {})
         if not points and "train_loss" in m:
