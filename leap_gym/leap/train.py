@@ -81,10 +81,13 @@ def quantization_plan(device: str, cfg: TrainingConfig) -> QuantPlan:
                                   "gradient_checkpointing_kwargs": {"use_reentrant": False}},
                          load_dtype="bfloat16")
     notice = CPU_QLORA_NOTICE if lora and cfg.quantize == "auto" else None
+    # bf16 on CPU: LoRA keeps the frozen base in bf16 (autocast would recast every fp32 weight at every step; the
+    # adapters stay fp32); full fine-tuning keeps fp32 master weights under autocast
+    bf16 = bool(cfg.bf16) and native_bf16()
     return QuantPlan(device="cpu", quantize=False,
-                     trainer={"bf16": bool(cfg.bf16), "use_cpu": True, "optim": "adamw_torch",
+                     trainer={"bf16": bf16, "use_cpu": True, "optim": "adamw_torch",
                               "gradient_checkpointing": False},
-                     load_dtype="float32", notice=notice)
+                     load_dtype="bfloat16" if bf16 and lora else "float32", notice=notice)
 
 
 def bnb_config(plan: QuantPlan):
@@ -145,6 +148,20 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def native_bf16() -> bool:
+    """Whether bf16 math is native here: CUDA with bf16, or a CPU with AVX512-BF16 or AMX (there a bf16 matmul
+    ran ~3x faster than fp32 on 2 cores; without them bf16 is emulated and slower than fp32)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
+
+
 def set_threads(n: int, tiny: bool = False) -> None:
     """``n`` torch threads; 0 = automatic: 1 for the tiny built models (their ops are too small to split, and a
     second thread only spins on a shared machine), else ``min(2, cpu count)``."""
@@ -171,11 +188,24 @@ def _load(model_dir: str, plan: QuantPlan):
     return model
 
 
-def _rows_to_dataset(rows: list[dict[str, Any]], method: str):
+def _rows_to_dataset(rows: list[dict[str, Any]], method: str, tokenizer: Any = None, train_on_prompt: bool = False):
+    """SFT rows tokenized here, turn by turn, exactly as ``HFStudent`` tokenizes what it acts on
+    (``leap_gym.agents.conversation.encode_turns``): loss on every assistant turn of the completion (one for a
+    corrected step, all of them for a demonstration in the episode format), or on every token with
+    ``train_on_prompt``. DPO rows stay conversational for TRL."""
     from datasets import Dataset
 
-    keys = ("prompt", "completion") if method == "sft" else ("prompt", "chosen", "rejected")
-    return Dataset.from_list([{k: r[k] for k in keys} for r in rows])
+    if method != "sft":
+        return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+    from leap_gym.agents.conversation import encode_turns
+
+    data = []
+    for r in rows:
+        messages = list(r["prompt"]) + list(r["completion"])
+        trained = [len(r["prompt"]) + j for j, m in enumerate(r["completion"]) if m["role"] == "assistant"]
+        ids, labels = encode_turns(tokenizer, messages, trained)
+        data.append({"input_ids": ids, "labels": list(ids) if train_on_prompt else labels})
+    return Dataset.from_list(data)
 
 
 def resume_checkpoint(partial: Path, inputs: dict[str, Any]) -> str | None:
@@ -259,10 +289,12 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
         else:
             peft_config = lora_config_for(model, from_scratch, r=cfg.lora_r, alpha=cfg.lora_alpha,
                                           dropout=cfg.lora_dropout)
-    data = _rows_to_dataset(rows, method)
+    data = _rows_to_dataset(rows, method, tokenizer, cfg.train_on_prompt)
     kw = trainer_kwargs(plan, cfg, method, str(partial / "trainer"), steps, progress)
     # rows were fitted by build_dataset (history cut, never the target): let TRL keep the longest one whole
-    kw["max_length"] = max([cfg.max_length] + [int(r.get("meta", {}).get("tokens", 0)) + 1 for r in rows])
+    longest = max(len(ids) for ids in data["input_ids"]) if method == "sft" else 0
+    kw["max_length"] = max([cfg.max_length, longest + 1] + [int(r.get("meta", {}).get("tokens", 0)) + 1
+                                                             for r in rows])
     if cfg.checkpoint_steps > 0:  # two kept: a kill mid-save still leaves the previous one complete
         kw.update(save_strategy="steps", save_steps=cfg.checkpoint_steps, save_total_limit=2)
     if method == "sft":
