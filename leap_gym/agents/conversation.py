@@ -24,15 +24,26 @@ from typing import Any
 
 from leap_gym.agents.prompting import ENV_RULES, ROLE, env_family, format_target
 
-EPISODE_FORMAT_RULE = ("Write the action yourself, in the form the environment uses. Answer in exactly this "
-                       "format:\nREASON: <one short sentence>\nACTION: <one action>")
+# The env's rules when the student writes its commands itself (no candidate list to copy from).
+EPISODE_RULES: dict[str, str] = {
+    "alfworld": ("You are in a household. Commands: go to <place>, open <place>, close <place>, "
+                 "take <object> from <place>, put <object> in/on <place>, clean/heat/cool <object> with <place>, "
+                 "use <lamp>, examine <thing>, look, inventory. Name things exactly as the observations do "
+                 "(\"desk 1\"). \"Nothing happens.\" means the command did not work: try another one."),
+    "webshop": ("You are shopping on a website. Actions are search[query] or click[button], with the button "
+                "text exactly as the page shows it. Buy quickly: an unfinished task scores 0."),
+    "bash": ENV_RULES["bash"],
+    "generic": "Write one action in the form the environment uses.",
+}
+
+EPISODE_FORMAT_RULE = "Answer in exactly this format:\nREASON: <one short sentence>\nACTION: <one action>"
 
 # Long observations (WebShop pages) are clipped to this many characters in every turn.
 DEFAULT_OBS_CHARS = 1000
 
 
 def episode_system_prompt(env: str | None = None) -> str:
-    return f"{ROLE}\n{ENV_RULES[env_family(env)]}\n{EPISODE_FORMAT_RULE}"
+    return f"{ROLE}\n{EPISODE_RULES[env_family(env)]}\n{EPISODE_FORMAT_RULE}"
 
 
 def _clip(text: str, max_chars: int | None) -> str:

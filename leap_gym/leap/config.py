@@ -130,6 +130,9 @@ class TrainingConfig:
     lora_alpha: int = 32
     # dropout on the LoRA branch.
     lora_dropout: float = 0.0
+    # LoRA on the top N transformer layers only (0 = all). The backward pass then stops at the lowest adapted
+    # layer: on a CPU, adapting the top third of SmolLM2's 30 layers trains about twice as many tokens a second.
+    lora_layers: int = 0
     # "merge": each iteration merges its adapter into the weights, the next adds a fresh adapter on top.
     # "stack": the next iteration keeps training the same adapter (the base stays untouched on disk).
     continue_mode: str = "merge"

@@ -188,6 +188,59 @@ def _load(model_dir: str, plan: QuantPlan):
     return model
 
 
+def answer_only_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None):
+    """Next-token cross-entropy computed from the output layer at the trained positions only, or ``None`` when
+    the model is not a plain decoder + output layer (then TRL's own loss runs).
+
+    TRL's loss runs the output layer (49k x 576 for SmolLM2) over every position and back through it, although
+    only answer tokens carry a label: a fifth to a third of a demonstration's tokens, a few percent of a
+    corrected step's. Selecting the labelled positions first gives the same loss for a fraction of the cost."""
+    import torch
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = getattr(base, getattr(base, "base_model_prefix", "model"), None)
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    config = base.config.get_text_config(decoder=True)
+    if decoder is None or head is None or getattr(config, "final_logit_softcapping", None):
+        return None
+    labels = inputs["labels"]
+    hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                     position_ids=inputs.get("position_ids"), use_cache=False).last_hidden_state
+    target = labels[:, 1:]
+    keep = target != -100
+    logits = head(hidden[:, :-1][keep]).float()
+    count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+    return torch.nn.functional.cross_entropy(logits, target[keep], reduction="sum") / \
+        torch.as_tensor(count, device=logits.device).clamp(min=1)
+
+
+def sft_trainer_class():
+    """TRL's ``SFTTrainer`` with ``answer_only_loss`` (TRL's own loss where that does not apply)."""
+    from trl import SFTTrainer
+
+    class AnswerLossSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not return_outputs and "labels" in inputs:
+                loss = answer_only_loss(model, inputs, num_items_in_batch)
+                if loss is not None:
+                    return loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    return AnswerLossSFTTrainer
+
+
+def top_layers(model: Any, n: int) -> dict[str, Any]:
+    """``LoraConfig`` arguments that adapt only the top ``n`` transformer layers (none for ``n`` <= 0 or more
+    than the model has)."""
+    total = getattr(model.config.get_text_config(decoder=True), "num_hidden_layers", 0)
+    if n <= 0 or not total or n >= total:
+        return {}
+    linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                     if ".layers." in name and type(module).__name__ == "Linear"})
+    return {"layers_to_transform": list(range(total - n, total)), "layers_pattern": "layers",
+            "target_modules": linear}
+
+
 def _rows_to_dataset(rows: list[dict[str, Any]], method: str, tokenizer: Any = None, train_on_prompt: bool = False):
     """SFT rows tokenized here, turn by turn, exactly as ``HFStudent`` tokenizes what it acts on
     (``leap_gym.agents.conversation.encode_turns``): loss on every assistant turn of the completion (one for a
@@ -288,7 +341,7 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
             model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
         else:
             peft_config = lora_config_for(model, from_scratch, r=cfg.lora_r, alpha=cfg.lora_alpha,
-                                          dropout=cfg.lora_dropout)
+                                          dropout=cfg.lora_dropout, **top_layers(model, cfg.lora_layers))
     data = _rows_to_dataset(rows, method, tokenizer, cfg.train_on_prompt)
     kw = trainer_kwargs(plan, cfg, method, str(partial / "trainer"), steps, progress)
     # rows were fitted by build_dataset (history cut, never the target): let TRL keep the longest one whole
@@ -298,10 +351,10 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
     if cfg.checkpoint_steps > 0:  # two kept: a kill mid-save still leaves the previous one complete
         kw.update(save_strategy="steps", save_steps=cfg.checkpoint_steps, save_total_limit=2)
     if method == "sft":
-        from trl import SFTConfig, SFTTrainer
+        from trl import SFTConfig
 
-        trainer = SFTTrainer(model=model, args=SFTConfig(**kw), train_dataset=data, processing_class=tokenizer,
-                             peft_config=peft_config, callbacks=callbacks)
+        trainer = sft_trainer_class()(model=model, args=SFTConfig(**kw), train_dataset=data,
+                                      processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     else:
         from trl import DPOConfig, DPOTrainer
 
