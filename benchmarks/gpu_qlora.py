@@ -1,25 +1,29 @@
-"""QLoRA vs bf16 LoRA training and batched acting of a Llama-3-8B-shaped student on one GPU (issue #10).
+"""QLoRA vs bf16 LoRA training and batched acting of a Llama-shaped student on one GPU (issues #10, #19).
 
-Nothing can be downloaded on the GPU machine, so the model is built from the Llama-3-8B config with random
-weights (in bf16, on the GPU), saved once as safetensors, and then loaded back through the library's own paths:
+Shapes: Llama-3-8B and Llama-3.2-1B (issue #10), and SmolLM2-135M-Instruct (issue #19, the default pretrained
+student, whose LEAP rows are 512-2048 tokens). Nothing can be downloaded on the GPU machine, so the model is
+built from the shape's public config with random weights (in bf16, on the GPU), saved once as safetensors, and then loaded back through the library's own paths:
 ``leap_gym.leap.train.train`` (``quantization_plan`` -> 4-bit NF4 + double quantisation + bf16 compute, LoRA on
 all linear layers, non-reentrant gradient checkpointing, paged 8-bit AdamW; or bf16 LoRA, what the LEAP authors
 ran) and ``HFStudent.act_batch`` (what rollouts call). Random weights cost exactly what trained ones cost.
 
 Training rows are LEAP-style chats (system rules, task, a long history of WebShop-like result pages and
-actions, candidate actions; the target is ``REASON: ...\\nACTION: ...``) fitted to ``--seq-len`` tokens of the
-library's byte-level tokenizer (the model keeps Llama-3's 128256-row vocabulary, so its head costs what
-Llama-3's does). A ``TrainerCallback`` times every optimizer step after ``--warmup`` ones.
+actions, candidate actions; the target is ``REASON: ...\\nACTION: ...``) fitted to each ``--seq-len`` tokens of
+the library's byte-level tokenizer (the model keeps its shape's vocabulary, 128256 rows for Llama-3 and 49152
+for SmolLM2, so its head costs what the real one does). A ``TrainerCallback`` times every optimizer step after
+``--warmup`` ones. Acting reports actions/s: one ``act_batch`` call is one action for each env.
 
 MFU. Model FLOPs per trained token = 4*N + 6*N_lora + 6*L*s*d, where N = weights of every matrix product of
 the base (attention, MLP, lm_head; not the embedding lookup), N_lora = trainable LoRA weights, L layers,
 s = row length, d = hidden size. Frozen weights cost a forward (2N) and an activation gradient (2N) but no
 weight gradient; trainable ones cost all three (6 per weight); causal attention scores and values cost
 2*L*s*d forward and twice that backward. Gradient-checkpointing recompute and 4-bit dequantisation are not
-counted: they are the overhead MFU should expose. MFU = FLOPs/token * tokens/s / ``--peak-tflops`` (H100 SXM
-dense bf16: 989).
+counted: they are the overhead MFU should expose. MFU = FLOPs/token * tokens/s / ``--peak-tflops`` (H100 and
+H200 SXM dense bf16: 989); on CUDA the run also measures a large bf16 matrix product and reports MFU against
+that (``mfu_measured``), the ceiling the chip reaches in practice.
 
     python benchmarks/gpu_qlora.py --out $OUT/gpu_qlora.json            # the full run on a GPU
+    python benchmarks/gpu_qlora.py --shape smollm2-135m --batch 8 --out $OUT/gpu_smollm2.json
     python benchmarks/gpu_qlora.py --smoke --out /tmp/smoke.json         # tiny, on CPU, for the tests
     python benchmarks/gpu_qlora.py --build-only --shape llama3.2-1b --model-dir /tmp/leap_gpu_base
 """
@@ -33,6 +37,7 @@ import random
 import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +45,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from leap_gym.io import atomic_write_json  # noqa: E402
 
-# Llama-3 shapes (public configs); embeddings are untied in both, as the library's own built models.
+# Public configs of the shapes (head_dim = hidden / heads in all of them). Llama-3 unties its embeddings;
+# SmolLM2 ties them (its head reuses the embedding table, but the head's matrix product is still computed).
 SHAPES: dict[str, dict[str, Any]] = {
     "llama3-8b": {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336,
                   "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
-                  "max_position_embeddings": 8192, "rope_theta": 500000.0},
+                  "max_position_embeddings": 8192, "rope_theta": 500000.0, "tie_word_embeddings": False},
     "llama3.2-1b": {"hidden_size": 2048, "num_hidden_layers": 16, "intermediate_size": 8192,
                     "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
-                    "max_position_embeddings": 8192, "rope_theta": 500000.0},
+                    "max_position_embeddings": 8192, "rope_theta": 500000.0, "tie_word_embeddings": False},
+    "smollm2-135m": {"hidden_size": 576, "num_hidden_layers": 30, "intermediate_size": 1536,
+                     "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
+                     "max_position_embeddings": 8192, "rope_theta": 100000.0, "tie_word_embeddings": True},
     "smoke": {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "vocab_size": 0, "max_position_embeddings": 2048, "rope_theta": 500000.0},
+              "num_key_value_heads": 2, "vocab_size": 0, "max_position_embeddings": 2048, "rope_theta": 500000.0,
+              "tie_word_embeddings": False},
 }
+# Training row lengths (tokens) measured when --seq-len is not given: what LEAP rows are for that model size
+# (Llama-3 runs: 2k-8k; SmolLM2 episodes and long WebShop steps: 512-2048).
+SEQ_LENS: dict[str, list[int]] = {"llama3-8b": [4096], "llama3.2-1b": [4096], "smollm2-135m": [512, 1024, 2048],
+                                  "smoke": [384]}
 MODES = {"qlora": "always", "bf16-lora": "never"}  # mode -> TrainingConfig.quantize
 
 
@@ -62,7 +76,7 @@ def shape_config(shape: str, tokenizer: Any, layers: int | None = None):
     kw["vocab_size"] = max(kw["vocab_size"], len(tokenizer))
     if layers:
         kw["num_hidden_layers"] = layers
-    return LlamaConfig(tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
+    return LlamaConfig(bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                        rope_parameters={"rope_type": "default", "rope_theta": kw.pop("rope_theta")}, **kw)
 
@@ -212,7 +226,28 @@ def flops_per_token(config: Any, lora_params: int, seq_len: float) -> float:
             + 6 * config.num_hidden_layers * seq_len * config.hidden_size)
 
 
-def train_mode(mode: str, model_dir: Path, rows: list[dict[str, Any]], args: argparse.Namespace,
+def matmul_tflops(n: int = 8192, repeats: int = 10) -> float:
+    """Measured bf16 TFLOP/s of an ``n``-cube matrix product on random data (median of ``repeats`` after three
+    warm-ups, CUDA events): the practical ceiling for ``mfu_measured``."""
+    import torch
+
+    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a @ b
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    del a, b
+    _free()
+    return 2 * n**3 / sorted(times)[len(times) // 2] / 1e12
+
+
+def train_mode(mode: str, model_dir: Path, rows: list[dict[str, Any]], seq_len: int, args: argparse.Namespace,
                work: Path) -> dict[str, Any]:
     """One training run through ``leap_gym.leap.train.train``; tokens/s over the timed steps, peak memory."""
     import torch
@@ -223,7 +258,7 @@ def train_mode(mode: str, model_dir: Path, rows: list[dict[str, Any]], args: arg
 
     cfg = TrainingConfig(quantize=MODES[mode], finetune="lora", continue_mode="stack", lora_r=args.lora_r,
                          lora_alpha=2 * args.lora_r, batch_size=args.batch, grad_accum=1, warmup_steps=0,
-                         learning_rate=1e-4, max_length=args.seq_len, seed=0)
+                         learning_rate=1e-4, max_length=seq_len, seed=0)
     cuda = torch.cuda.is_available()
     _free()
     if cuda:
@@ -231,7 +266,7 @@ def train_mode(mode: str, model_dir: Path, rows: list[dict[str, Any]], args: arg
     start_alloc = torch.cuda.memory_allocated() if cuda else 0
     timer = _step_timer(args.warmup)
     t0 = time.perf_counter()
-    res = train(rows, model_dir, work / mode, cfg, from_scratch=False, max_steps=args.warmup + args.steps,
+    res = train(rows, model_dir, work / f"{mode}-{seq_len}", cfg, from_scratch=False, max_steps=args.warmup + args.steps,
                 progress=False, callbacks=[timer])
     wall = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() if cuda else 0
@@ -248,11 +283,12 @@ def train_mode(mode: str, model_dir: Path, rows: list[dict[str, Any]], args: arg
             "peak_reserved_gib": reserved / 2**30,
             "start_gpu_gib": start_alloc / 2**30, "lora_params_m": timer.trainable / 1e6,
             "flops_per_token_g": fpt / 1e9, "mfu": fpt * tok_s / (args.peak_tflops * 1e12),
+            "mfu_measured": fpt * tok_s / (args.measured_tflops * 1e12) if args.measured_tflops else None,
             "loss": res.metrics["train_loss"], "wall_s": wall}
 
 
 def acting(model_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Generated tokens/s of ``HFStudent.act_batch`` (bf16, KV cache, shared system prefix) for each env count.
+    """Actions/s and generated tokens/s of ``HFStudent.act_batch`` (bf16, KV cache) for each env count.
 
     Every env gets a WebShop-like page of about ``--act-prompt-len`` prompt tokens; a random model rarely emits
     an end-of-turn token, so most rows generate ``--act-new-tokens``. Only generated tokens count; each env
@@ -292,7 +328,7 @@ def acting(model_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
             prompt = (student.stats["prompt_tokens"] - before["prompt_tokens"]) / n
             if best is None or gen / dt > best["gen_tok_s"]:
                 best = {"envs": n, "prompt_tokens": round(prompt), "generated_tokens": gen, "wall_s": dt,
-                        "gen_tok_s": gen / dt}
+                        "actions_s": n / dt, "gen_tok_s": gen / dt}
         out.append(best)
     del student
     _free()
@@ -301,16 +337,21 @@ def acting(model_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def markdown(result: dict[str, Any]) -> str:
     train_cols = ["mode", "seq_len", "batch", "train_tok_s", "peak_gpu_gib", "peak_reserved_gib", "mfu",
-                  "step_s_median", "lora_params_m"]
-    lines = [f"Model: {result['shape']} ({result['layers']} layers), random weights; device: {result['device']}",
-             "", "| " + " | ".join(train_cols) + " |", "|" + "---|" * len(train_cols)]
+                  "mfu_measured", "step_s_median", "lora_params_m"]
+    peak = f"; measured bf16 matmul {result['measured_tflops']:.0f} TFLOP/s" if result["measured_tflops"] else ""
+    lines = [f"Model: {result['shape']} ({result['layers']} layers), random weights; device: {result['device']}"
+             f"{peak}", "", "| " + " | ".join(train_cols) + " |", "|" + "---|" * len(train_cols)]
     for r in result["train"]:
+        if "error" in r:
+            lines.append(f"| {r['mode']} | {r['seq_len']} | failed: {r['error'][:200]} |")
+            continue
         lines.append("| " + " | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])
                                        for c in train_cols) + " |")
     if result["act"]:
-        lines += ["", "| envs | prompt tokens | generated tokens | wall s | generated tok/s |", "|---|---|---|---|---|"]
+        lines += ["", "| envs | prompt tokens | generated tokens | wall s | actions/s | generated tok/s |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {a['envs']} | {a['prompt_tokens']} | {a['generated_tokens']} | {a['wall_s']:.2f} | "
-                  f"{a['gen_tok_s']:.0f} |" for a in result["act"]]
+                  f"{a['actions_s']:.1f} | {a['gen_tok_s']:.0f} |" for a in result["act"]]
     return "\n".join(lines)
 
 
@@ -320,7 +361,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--layers", type=int, default=None, help="fewer layers than the shape for a quick run")
     p.add_argument("--model-dir", default="/tmp/leap_gpu_model", help="where the random checkpoint is saved")
     p.add_argument("--work-dir", default="/tmp/leap_gpu_work", help="trainer outputs (adapters)")
-    p.add_argument("--seq-len", type=int, default=4096, help="tokens per training row (LEAP rows: 2k-8k)")
+    p.add_argument("--seq-len", type=int, nargs="+", default=None,
+                   help="tokens per training row, one run per length (default: the shape's LEAP lengths)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--steps", type=int, default=8, help="timed optimizer steps per mode")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
@@ -339,17 +381,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", default=None, help="JSON results path")
     args = p.parse_args(argv)
     if args.smoke:
-        args.shape, args.seq_len, args.steps, args.warmup, args.lora_r = "smoke", 384, 2, 1, 4
+        args.shape, args.seq_len, args.steps, args.warmup, args.lora_r = "smoke", [384], 2, 1, 4
         args.modes, args.envs, args.act_prompt_len, args.act_new_tokens = ["bf16-lora"], [1, 2], 200, 4
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.seq_len = args.seq_len or SEQ_LENS[args.shape]
+    args.measured_tflops = matmul_tflops() if torch.cuda.is_available() and not args.build_only else None
     model_dir, work = Path(args.model_dir), Path(args.work_dir)
     build = build_checkpoint(model_dir, args.shape, args.layers)
     result: dict[str, Any] = {"shape": args.shape, "build": build, "command": " ".join(sys.argv),
                               "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-                              "versions": _versions(), "peak_tflops": args.peak_tflops, "train": [], "act": []}
+                              "versions": _versions(), "peak_tflops": args.peak_tflops,
+                              "measured_tflops": args.measured_tflops, "train": [], "act": []}
     from transformers import AutoConfig, AutoTokenizer
 
     result["layers"] = AutoConfig.from_pretrained(model_dir).num_hidden_layers
@@ -357,19 +402,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(result, indent=1))
         return result
     tok = AutoTokenizer.from_pretrained(model_dir)
-    rows = leap_rows(tok, args.batch * (args.steps + args.warmup), args.seq_len)
-    for mode in args.modes:
-        result["train"].append(train_mode(mode, model_dir, rows, args, work))
-        print(json.dumps(result["train"][-1]), flush=True)
+    # One lease, one try: a run that fails is recorded with its error and the others still run; the JSON is
+    # rewritten after each run, so a run cut off by the lease's limit keeps what finished.
+    for seq_len in args.seq_len:
+        rows = leap_rows(tok, args.batch * (args.steps + args.warmup), seq_len)
+        for mode in args.modes:
+            try:
+                result["train"].append(train_mode(mode, model_dir, rows, seq_len, args, work))
+            except Exception as exc:  # recorded, and the exit status says so
+                traceback.print_exc()
+                result["train"].append({"mode": mode, "seq_len": seq_len, "error": f"{type(exc).__name__}: {exc}"})
+            print(json.dumps(result["train"][-1]), flush=True)
+            _save(args.out, result)
     if args.envs:
         result["act"] = acting(model_dir, args)
     shutil.rmtree(work, ignore_errors=True)
     if not args.keep_model:
         shutil.rmtree(model_dir, ignore_errors=True)
-    if args.out:
-        atomic_write_json(args.out, result)
+    _save(args.out, result)
     print(markdown(result))
+    if any("error" in r for r in result["train"]):
+        sys.exit("some training runs failed (their errors are in the table)")
     return result
+
+
+def _save(out: str | None, result: dict[str, Any]) -> None:
+    if out:
+        atomic_write_json(out, result)
 
 
 def _versions() -> dict[str, str]:

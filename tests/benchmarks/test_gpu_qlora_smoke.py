@@ -43,7 +43,7 @@ def test_smoke_run_writes_every_field(tmp_path):
     assert run["train_tok_s"] > 0 and run["step_s_median"] > 0 and run["lora_params_m"] > 0
     assert 0 < run["mfu"] < 1 and run["flops_per_token_g"] > 0
     assert [a["envs"] for a in result["act"]] == [1, 2]
-    assert all(a["generated_tokens"] > 0 and a["gen_tok_s"] > 0 for a in result["act"])
+    assert all(a["generated_tokens"] > 0 and a["gen_tok_s"] > 0 and a["actions_s"] > 0 for a in result["act"])
     assert "| bf16-lora |" in proc.stdout and "generated tok/s" in proc.stdout
     assert not (tmp_path / "model").exists() and not (tmp_path / "work").exists()  # 16 GB on the GPU machine
 
@@ -65,6 +65,26 @@ def test_flop_count_matches_the_model_layers():
     assert gq.flops_per_token(config, 10, s) == 4 * linear + 60 + 6 * L * s * d
     full_8b = gq.shape_config("llama3-8b", tok)
     assert 7.4e9 < gq.matmul_params(full_8b) < 7.6e9  # 8.03B less the 0.53B embedding table (lm_head counts)
+
+
+def test_smollm2_shape_is_the_published_model():
+    """SmolLM2-135M-Instruct's config: 134.5M parameters with the head tied to the embedding table, whose
+    matrix product still counts (134.5M matmul weights = 30 layers + a 576 x 49152 head)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from leap_gym.models import build_tokenizer
+
+    gq = _module()
+    config = gq.shape_config("smollm2-135m", build_tokenizer())
+    assert config.tie_word_embeddings and config.vocab_size == 49152 and config.head_dim == 64
+    assert config.rope_parameters["rope_theta"] == 100000.0
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    assert 134.4e6 < sum(p.numel() for p in model.parameters()) < 134.6e6
+    assert 134.4e6 < gq.matmul_params(config) < 134.6e6
+    assert gq.SEQ_LENS["smollm2-135m"] == [512, 1024, 2048]
 
 
 def test_rows_fit_the_requested_length():
