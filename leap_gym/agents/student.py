@@ -270,9 +270,12 @@ class HFStudent(Agent):
         states, news = [], []
         for i, obs in enumerate(observations):
             history = self.histories[i]
-            ep = self._episodes.get(id(history))
+            old = self._episodes.get(id(history))
+            if old is not None and old.task != self.tasks[i]:  # another episode's chat (a reused list id)
+                old = None
+            ep = old
             new: list[int] = []
-            if ep is not None and ep.task == self.tasks[i] and ep.steps == len(history) == len(ep.reasons):
+            if ep is not None and ep.steps == len(history) == len(ep.reasons):
                 msgs = ep.messages
                 if history:
                     msgs.append({"role": "assistant", "content": format_target(ep.reasons[-1], history[-1][1])})
@@ -282,9 +285,11 @@ class HFStudent(Agent):
                 new += self._segments.turn_ids(msgs, len(msgs) - 1)[0] + self._segments.header_ids(msgs)
                 if len(ep.ids) + len(new) + self.max_new_tokens > self.max_prompt_tokens:
                     ep = None
+            else:  # the history changed under the cache (cleared, cut, a new episode): rebuild it
+                ep = None
             if ep is None:
-                reasons = ep_reasons if (ep_reasons := getattr(self._episodes.get(id(history)), "reasons", None)) \
-                    and len(ep_reasons) == len(history) else [""] * len(history)
+                reasons = old.reasons if old is not None and len(old.reasons) == len(history) \
+                    else [""] * len(history)
                 ep = self._fresh_episode(self.tasks[i], history, reasons, obs)
                 self._episodes[id(history)] = ep
                 new, ep.ids, ep.cache = ep.ids, [], None

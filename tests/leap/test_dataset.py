@@ -166,3 +166,74 @@ def test_corrections_the_teacher_failed_never_become_rows(method):
     every = build_dataset([traj], [[Correction(t, "", s.action, False, {"valid": False})
                                     for t, s in enumerate(traj.steps)]], method=method)
     assert every == []
+
+
+# -- the episode format -----------------------------------------------------------------------------------------
+
+def _answers(messages) -> list[str]:
+    return [m["content"] for m in messages if m["role"] == "assistant"]
+
+
+def test_episode_demonstration_is_one_chat_with_an_answer_per_step(tokenizer):
+    from leap_gym.agents.conversation import encode_turns
+
+    traj = _traj(5)
+    stats = DatasetStats()
+    rows = build_dataset([traj], None, prompt_format="episode", tokenizer=tokenizer, max_length=4096, stats=stats)
+    assert len(rows) == 1 and stats.rows == 1
+    row = rows[0]
+    assert [m["role"] for m in row["prompt"]] == ["system", "user"]
+    assert row["prompt"][1]["content"].startswith("TASK: put a mug in the fridge\nOBSERVATION: obs0 ")
+    assert [m["role"] for m in row["completion"]] == ["assistant", "user"] * 4 + ["assistant"]
+    assert _answers(row["completion"]) == [format_target(f"student reason {t}", f"student act {t}") for t in range(5)]
+    assert [m["content"] for m in row["completion"] if m["role"] == "user"] == \
+        [f"OBSERVATION: {traj.steps[t].observation}" for t in range(1, 5)]
+    assert row["meta"]["step"] == -1 and row["meta"]["turns"] == 5
+    msgs = row["prompt"] + row["completion"]
+    ids, labels = encode_turns(tokenizer, msgs, [j for j, m in enumerate(msgs) if m["role"] == "assistant"])
+    assert row["meta"]["tokens"] == len(ids)
+    assert tokenizer.decode([x for x in labels if x != -100]) == "".join(a + "<|end|>\n" for a in _answers(msgs))
+    assert SECRET not in json.dumps(rows) and "privileged" not in json.dumps(rows)
+
+
+def test_a_long_episode_is_split_into_windows_training_every_step_once(tokenizer):
+    traj = _traj(9, obs_words=30)
+    whole = build_dataset([traj], None, prompt_format="episode", tokenizer=tokenizer, max_length=100_000)[0]
+    limit = whole["meta"]["tokens"] // 3
+    rows = build_dataset([traj], None, prompt_format="episode", tokenizer=tokenizer, max_length=limit)
+    assert 3 <= len(rows) < 9
+    answers = [a for r in rows for a in _answers(r["completion"])]
+    assert answers == [format_target(f"student reason {t}", f"student act {t}") for t in range(9)]
+    first = 0
+    for row in rows:  # each window restates the task and starts at its own first step
+        assert row["meta"]["tokens"] <= limit
+        assert row["prompt"][1]["content"].startswith(f"TASK: put a mug in the fridge\nOBSERVATION: obs{first} ")
+        first += row["meta"]["turns"]
+    assert first == 9
+
+
+def test_episode_correction_rows_hold_only_the_students_own_turns(tokenizer):
+    traj = _traj(5)
+    fixes = _fixes(traj, changed=lambda t: True)
+    fixes[3] = Correction(3, traj.steps[3].reason, traj.steps[3].action, False, {"valid": False})
+    stats = DatasetStats()
+    rows = build_dataset([traj], [fixes], prompt_format="episode", tokenizer=tokenizer, max_length=4096,
+                         stats=stats)
+    assert [r["meta"]["step"] for r in rows] == [0, 1, 2, 4] and stats.skipped_invalid == 1
+    for row in rows:
+        t = row["meta"]["step"]
+        assert _answers(row["prompt"]) == [format_target(f"student reason {j}", f"student act {j}")
+                                           for j in range(t)]
+        assert row["prompt"][-1] == {"role": "user", "content": ("TASK: put a mug in the fridge\n" if t == 0 else "")
+                                     + f"OBSERVATION: {traj.steps[t].observation}"}
+        assert "teacher" not in json.dumps(row["prompt"]) and SECRET not in json.dumps(row)
+        assert row["completion"] == [{"role": "assistant",
+                                      "content": format_target(f"teacher reason {t}", f"teacher act {t}")}]
+    # a tight budget keeps the latest steps (the task restated in the first one shown), never cuts the answer
+    tight = build_dataset([traj], [fixes], prompt_format="episode", tokenizer=tokenizer,
+                          max_length=rows[1]["meta"]["tokens"] + 5)
+    last = tight[-1]
+    assert last["meta"]["step"] == 4 and last["meta"]["tokens"] <= rows[1]["meta"]["tokens"] + 5
+    assert 0 < len(_answers(last["prompt"])) < 4
+    assert last["prompt"][1]["content"].startswith("TASK: put a mug in the fridge\nOBSERVATION: obs")
+    assert _answers(last["prompt"])[-1] == format_target("student reason 3", "student act 3")

@@ -251,3 +251,108 @@ def test_resume_checkpoint_only_for_the_same_inputs_and_complete_checkpoints(tmp
     assert sorted(p.name for p in (partial / "trainer").iterdir()) == ["checkpoint-2", "checkpoint-4"]
     assert resume_checkpoint(partial, {"rows": [2]}) is None  # other inputs: start over
     assert list(partial.iterdir()) == [partial / "inputs.sha256"]
+
+
+def _batch(tok, rows):
+    """Rows tokenized as ``train`` does (``_rows_to_dataset``), right-padded into one batch."""
+    import torch
+
+    from leap_gym.leap.train import _rows_to_dataset
+
+    data = _rows_to_dataset(rows, "sft", tok)
+    width = max(len(x) for x in data["input_ids"])
+    ids = torch.full((len(data), width), tok.pad_token_id)
+    labels = torch.full((len(data), width), -100)
+    mask = torch.zeros((len(data), width), dtype=torch.long)
+    for i, (x, y) in enumerate(zip(data["input_ids"], data["labels"], strict=True)):
+        ids[i, :len(x)], labels[i, :len(y)], mask[i, :len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _episode_rows(tok):
+    from leap_gym.leap.dataset import build_dataset
+    from tests.leap.test_dataset import _fixes, _traj
+
+    trajs = [_traj(4), _traj(3)]
+    return (build_dataset(trajs, None, tokenizer=tok, max_length=384, prompt_format="episode")
+            + build_dataset(trajs, [_fixes(t) for t in trajs], tokenizer=tok, max_length=384,
+                            prompt_format="episode"))
+
+
+def test_answer_only_loss_equals_the_full_output_layer_loss(tiny):
+    import tempfile
+
+    import torch
+    from datasets import Dataset
+    from peft import get_peft_model
+    from trl import SFTConfig, SFTTrainer
+
+    from leap_gym.leap.train import answer_only_loss, sft_trainer_class, top_layers
+    from leap_gym.models import build_model, lora_config_for
+
+    path, tok = tiny
+    rows = _episode_rows(tok)
+    batch = _batch(tok, rows)
+    assert 0 < int((batch["labels"] != -100).sum()) < int(batch["attention_mask"].sum()) / 2
+    model = build_model(tok, "tiny")
+    with torch.no_grad():
+        full = model(**batch).loss  # transformers' loss: the output layer over every position
+        assert torch.allclose(answer_only_loss(model, batch), full, rtol=1e-5, atol=1e-6)
+        n = int((batch["labels"][:, 1:] != -100).sum())
+        assert torch.allclose(answer_only_loss(model, batch, num_items_in_batch=2 * n), full / 2, rtol=1e-5)
+    peft = get_peft_model(model, lora_config_for(model, True, **top_layers(model, 1)))
+    with torch.no_grad():
+        torch.nn.init.normal_(peft.base_model.model.model.layers[2].self_attn.q_proj.lora_B["default"].weight)
+        assert torch.allclose(answer_only_loss(peft, batch), peft(**batch).loss, rtol=1e-5, atol=1e-6)
+    # and inside the trainer: the subclass's loss equals TRL's own compute_loss on the same batch
+    cfg = TrainingConfig()
+    kw = trainer_kwargs(quantization_plan("cpu", cfg), cfg, "sft", tempfile.mkdtemp(), 1, progress=False)
+    data = Dataset.from_list([{"input_ids": x, "labels": y} for x, y in zip(
+        batch["input_ids"].tolist(), batch["labels"].tolist(), strict=True)])
+    trainer = sft_trainer_class()(model=build_model(tok, "tiny"), args=SFTConfig(**kw), train_dataset=data,
+                                  processing_class=tok)
+    inputs = trainer._prepare_inputs(batch)
+    with torch.no_grad():
+        ours = trainer.compute_loss(trainer.model, inputs)
+        trl = SFTTrainer.compute_loss(trainer, trainer.model, inputs)
+    assert torch.allclose(ours, trl, rtol=1e-5, atol=1e-6)
+
+
+def test_top_layers_adapts_only_the_top_layers(tiny):
+    from peft import get_peft_model
+
+    from leap_gym.leap.train import top_layers
+    from leap_gym.models import build_model, lora_config_for
+
+    _, tok = tiny
+    model = build_model(tok, "tiny")  # 3 layers
+    assert top_layers(model, 0) == {} and top_layers(model, 3) == {} and top_layers(model, 9) == {}
+    kw = top_layers(model, 1)
+    assert kw["layers_to_transform"] == [2] and "q_proj" in kw["target_modules"]
+    peft = get_peft_model(model, lora_config_for(model, True, **kw))  # + embeddings and head, trained in full
+    trained = [n for n, p in peft.named_parameters() if p.requires_grad]
+    lora = [n for n in trained if "lora_" in n]
+    assert lora and all(".layers.2." in n for n in lora)
+    assert all("embed_tokens" in n or "lm_head" in n for n in set(trained) - set(lora))
+    assert {n.split(".layers.2.")[1].split(".lora_")[0] for n in lora} >= {"self_attn.q_proj", "mlp.down_proj"}
+
+
+def test_training_the_top_layer_leaves_the_lower_layers_untouched(tiny, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from leap_gym.leap.train import train
+
+    path, tok = tiny
+    cfg = TrainingConfig(max_steps=2, batch_size=2, warmup_steps=0, lora_layers=1)
+    res = train(_episode_rows(tok), path, tmp_path / "top", cfg, from_scratch=True, progress=False)
+    assert res.metrics["global_steps"] == 2
+    adapter_cfg = json.loads((tmp_path / "top" / "adapter" / "adapter_config.json").read_text())
+    assert adapter_cfg["layers_to_transform"] == [2]
+    before = load_file(f"{path}/model.safetensors")
+    after = load_file(f"{res.model_dir}/model.safetensors")
+    assert set(before) == set(after)
+    lower = [k for k in before if ".layers.0." in k or ".layers.1." in k or k == "model.norm.weight"]
+    assert lower and all(torch.equal(before[k], after[k]) for k in lower)
+    top = [k for k in before if ".layers.2." in k and k.endswith("proj.weight")]
+    assert any(not torch.equal(before[k], after[k]) for k in top)
