@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from leap_gym.agents.base import Agent, AgentOutput
-from leap_gym.agents.conversation import ChatSegments, episode_messages, user_turn
+from leap_gym.agents.conversation import DEFAULT_OBS_CHARS, ChatSegments, episode_messages, user_turn
 from leap_gym.agents.prompting import (
     DEFAULT_HISTORY,
     build_messages,
@@ -129,9 +129,10 @@ class HFStudent(Agent):
                  k: int = DEFAULT_HISTORY, max_new_tokens: int = 64, do_sample: bool = False,
                  temperature: float = 0.7, top_p: float = 1.0, seed: int | None = 0, device: str | None = None,
                  dtype: Any = None, constrained: bool = False, max_prompt_tokens: int = 1024,
-                 history_tokens: int | None = None, batch_size: int = 32, score_batch_size: int = 64, max_obs_chars: int | None = 600,
+                 history_tokens: int | None = None, batch_size: int = 32, score_batch_size: int = 64,
+                 max_obs_chars: int | None = -1,
                  merge_adapter: bool = True, privileged_keys: Sequence[str] = (), share_prefix: bool = True,
-                 prefill_tokens: int | None = None, prompt_format: str = "step"):
+                 prefill_tokens: int | None = None, prompt_format: str = "step", answer_room: int | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -159,6 +160,8 @@ class HFStudent(Agent):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.stop_ids = self._stop_ids()
+        if max_obs_chars == -1:  # the format's own clipping of long observations (as its training rows)
+            max_obs_chars = DEFAULT_OBS_CHARS if prompt_format == "episode" else 600
         self.env, self.k, self.max_obs_chars = env, k, max_obs_chars
         self.max_new_tokens, self.do_sample = max_new_tokens, do_sample
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
@@ -178,6 +181,9 @@ class HFStudent(Agent):
         if prompt_format not in ("step", "episode"):
             raise ValueError(f"prompt_format must be 'step' or 'episode', got {prompt_format!r}")
         self.prompt_format = prompt_format
+        # episode format: a chat is kept while its prompt leaves this many tokens of max_prompt_tokens free, the
+        # rule training rows are fitted by (``leap_gym.leap.dataset.episode_prompt``)
+        self.answer_room = max_new_tokens if answer_room is None else answer_room
         self._segments = ChatSegments(tokenizer)
         self._episodes: dict[int, _Episode] = {}
         self.stats = {"actions": 0, "generated_tokens": 0, "prompt_tokens": 0, "format_errors": 0,
@@ -283,7 +289,7 @@ class HFStudent(Agent):
                 msgs.append({"role": "user", "content": user_turn(None if history else self.tasks[i], obs,
                                                                   self.max_obs_chars)})
                 new += self._segments.turn_ids(msgs, len(msgs) - 1)[0] + self._segments.header_ids(msgs)
-                if len(ep.ids) + len(new) + self.max_new_tokens > self.max_prompt_tokens:
+                if len(ep.ids) + len(new) + self.answer_room > self.max_prompt_tokens:
                     ep = None
             else:  # the history changed under the cache (cleared, cut, a new episode): rebuild it
                 ep = None
@@ -362,9 +368,9 @@ class HFStudent(Agent):
         for start in range(len(steps) + 1):
             msgs = episode_messages(task, steps[start:], obs, env=self.env, max_obs_chars=self.max_obs_chars)
             ids = self._encode([self._segments.render(msgs, generation_prompt=True)])[0]
-            if len(ids) + self.max_new_tokens <= self.max_prompt_tokens or start == len(steps):
+            if len(ids) + self.answer_room <= self.max_prompt_tokens or start == len(steps):
                 break
-        ep = _Episode(task=task, messages=msgs, ids=ids[-(self.max_prompt_tokens - self.max_new_tokens):],
+        ep = _Episode(task=task, messages=msgs, ids=ids[-(self.max_prompt_tokens - self.answer_room):],
                       reasons=list(reasons), steps=len(history))
         return ep
 

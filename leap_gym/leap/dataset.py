@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leap_gym.agents.conversation import encode_turns, episode_messages
+from leap_gym.agents.conversation import ChatSegments, encode_turns, episode_messages
 from leap_gym.agents.prompting import build_messages, format_target
 from leap_gym.core import Correction, Trajectory
 
@@ -123,11 +123,13 @@ def episode_rows(trajectory: Trajectory, tokenizer: Any, max_length: int | None)
     return out
 
 
-def episode_prompt(trajectory: Trajectory, t: int, completion: str, tokenizer: Any, max_length: int | None
-                   ) -> tuple[list[dict[str, str]], int, int]:
-    """The chat the student had at step ``t`` (its own earlier observations, reasons and actions), keeping the
-    latest steps whose chat plus ``completion`` fits ``max_length``, as ``HFStudent`` does when a chat outgrows
-    its budget: ``(prompt, steps shown, tokens)``."""
+def episode_prompt(trajectory: Trajectory, t: int, completion: str, tokenizer: Any, max_length: int | None,
+                   answer_room: int = 0) -> tuple[list[dict[str, str]], int, int]:
+    """The chat the student had at step ``t`` (its own earlier observations, reasons and actions):
+    ``(prompt, steps shown, tokens of prompt + completion)``. Its latest steps are kept while the prompt leaves
+    ``answer_room`` of ``max_length`` tokens free: ``HFStudent``'s rule (``max_prompt_tokens``, ``answer_room``)
+    for a chat that outgrows its budget, so a row shows exactly the steps the student saw (without a room, the
+    prompt and ``completion`` must fit)."""
     steps, obs = _steps_of(trajectory, t), trajectory.steps[t].observation
     answer = [{"role": "assistant", "content": completion}]
     for start in range(len(steps) + 1):
@@ -135,7 +137,9 @@ def episode_prompt(trajectory: Trajectory, t: int, completion: str, tokenizer: A
         if tokenizer is None or not max_length:
             return prompt, len(steps) - start, 0
         n = _chat_tokens(tokenizer, prompt + answer)
-        if n <= max_length or start == len(steps):
+        used = n if not answer_room else \
+            _chat_tokens(tokenizer, prompt) + len(ChatSegments(tokenizer).header_ids(prompt)) + answer_room
+        if used <= max_length or start == len(steps):
             return prompt, len(steps) - start, n
     raise AssertionError("unreachable")
 
@@ -158,7 +162,7 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
                   *, method: str = "sft", history_k: int = 4, max_length: int | None = None,
                   tokenizer: Any = None, only_corrected: bool = False, iteration: int = 0,
                   stats: DatasetStats | None = None, hard_max_length: int | None = None,
-                  prompt_format: str = "step") -> list[dict[str, Any]]:
+                  prompt_format: str = "step", answer_room: int = 0) -> list[dict[str, Any]]:
     """Rows for ``SFTTrainer`` (``prompt``/``completion``) or ``DPOTrainer`` (``prompt``/``chosen``/``rejected``).
 
     ``corrections[i]`` belongs to ``trajectories[i]``; without corrections the trajectories are demonstrations
@@ -169,7 +173,8 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
 
     ``prompt_format="episode"`` builds rows in the episode format (``leap_gym.agents.conversation``): a
     demonstration becomes one multi-turn chat with loss on every answer (``completion`` holds the turns after
-    the first observation), a corrected step the student's own chat up to that step plus the corrected answer.
+    the first observation), a corrected step the student's own chat up to that step plus the corrected answer,
+    fitted by the student's rule with ``answer_room`` (``episode_prompt``).
     """
     if method not in ("sft", "dpo"):
         raise ValueError(f"method must be 'sft' or 'dpo', got {method!r}")
@@ -213,7 +218,7 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
                 continue
             target = format_target(reason, action)
             if prompt_format == "episode":
-                prompt, shown, n = episode_prompt(traj, t, target, tokenizer, max_length)
+                prompt, shown, n = episode_prompt(traj, t, target, tokenizer, max_length, answer_room)
                 fitted = (prompt, min(shown, history_k) if shown < t else history_k, False, n)
             else:
                 fitted = fit_prompt(traj, t, target, history_k, max_length, count, hard_max_length)

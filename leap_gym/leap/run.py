@@ -114,7 +114,6 @@ def teacher_agent_factory(cfg: LeapConfig, privilege: float, kind: str | None = 
 def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None, answer_tokens: int = 0):
     """The student for rollouts and evaluation. ``answer_tokens`` (the longest training target) raises
     ``max_new_tokens`` when needed: a cap below it cuts the action off the end of long answers."""
-    from leap_gym.agents.conversation import DEFAULT_OBS_CHARS
     from leap_gym.agents.student import HFStudent
 
     s = cfg.student
@@ -129,7 +128,8 @@ def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None
                      # step: history only while prompt + answer fit training.max_length, as training rows
                      history_tokens=max(16, cfg.training.max_length - new_tokens),
                      batch_size=s.batch_size, prompt_format="episode" if episode else "step",
-                     dtype=acting_dtype(cfg), max_obs_chars=DEFAULT_OBS_CHARS if episode else 600)
+                     answer_room=s.max_new_tokens,
+                     dtype=acting_dtype(cfg))
 
 
 def is_built(cfg: LeapConfig) -> bool:
@@ -357,7 +357,7 @@ class Run:
                                  max_length=c.training.max_length,
                                  tokenizer=AutoTokenizer.from_pretrained(model_dir),
                                  only_corrected=c.rollout.only_corrected_steps, iteration=i, stats=stats,
-                                 prompt_format=prompt_format(c))
+                                 prompt_format=prompt_format(c), answer_room=c.student.max_new_tokens)
             atomic_write_json(self.it(i) / "dataset_stats.json", vars(stats))
             write_jsonl(out, rows)  # last: its existence marks the stage done
             self.stage_done(f"iter_{i}/dataset", started)
