@@ -2,11 +2,12 @@
 
 Suites: ``envs`` (reset/step latency, steps/s for 1 env and vector envs, memory), ``act`` (student acting
 throughput), ``train`` (training tokens/s and peak memory per model size), ``learn`` (the LEAP learning
-benchmark over seeds), ``compare`` (ALFWorld: ours vs the unmodified engine in the same run). Each suite writes
+benchmark over seeds), ``compare`` (ALFWorld: ours vs the unmodified engine in the same run), ``student`` (the
+pretrained student's training and acting throughput, today's pipeline vs the new one). Each suite writes
 ``benchmarks/results/<suite>.json`` and ``.md``; ``--quick`` runs every suite at a size that finishes in a few
 minutes on 2 cores.
 
-    python benchmarks/run.py [--quick] [--suites envs act train learn compare]
+    python benchmarks/run.py [--quick] [--suites envs act train learn compare student]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SUITES: dict[str, str] = {
     "train": "train_speed",
     "learn": "learn",
     "compare": "alfworld_speed",
+    "student": "student_speed",
 }
 
 
