@@ -34,8 +34,7 @@ from leap_gym.leap.cli import DEMO_CONFIG  # noqa: E402
 # Demo-scale presets: ALFWorld is the demo itself; WebShop and Bash use their LEAP step limits and longer rows.
 PRESETS: dict[str, dict[str, Any]] = {
     "alfworld": DEMO_CONFIG,
-    "webshop": {**DEMO_CONFIG, "env": {"env_id": "leap/WebShop-v0", "num_train_tasks": 100, "max_steps": 15},
-                "training": {**DEMO_CONFIG["training"], "max_length": 512}},
+    "webshop": {**DEMO_CONFIG, "env": {"env_id": "leap/WebShop-v0", "num_train_tasks": 100, "max_steps": 15}},
     "bash": {**DEMO_CONFIG, "env": {"env_id": "leap/InterCodeBash-v0", "num_train_tasks": 100, "max_steps": 10},
              "rollout": {"score_threshold": 0.7}},
 }

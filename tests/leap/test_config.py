@@ -69,7 +69,7 @@ def test_embedded_demo_config_is_valid_and_matches_the_issue():
     from leap_gym.leap.cli import DEMO_CONFIG
 
     cfg = load_config(None, ["run_dir=/tmp/x"], base=DEMO_CONFIG)
-    assert cfg.env.env_id == "leap/ALFWorld-v0" and cfg.student.model == "tiny"
+    assert cfg.env.env_id == "leap/ALFWorld-v0" and cfg.student.model == "smollm2-135m"
     assert cfg.teacher.kind == "expert" and cfg.teacher.privilege == 0.5 and cfg.iterations == 2
     assert cfg.env.test_kwargs == {"split": "test"} and cfg.run_dir == "/tmp/x"
 
