@@ -42,6 +42,10 @@ def test_cpu_plan_never_quantises_and_says_why():
     assert quantization_plan("cpu", TrainingConfig(quantize="never")).notice is None
     assert not quantization_plan("cuda", TrainingConfig(quantize="never")).quantize
     assert not quantization_plan("cuda", TrainingConfig(finetune="full")).quantize
+    # auto: a small base trains as bf16 LoRA (faster, no less memory); a large or unknown one as QLoRA
+    assert not quantization_plan("cuda", TrainingConfig(), weight_bytes=270 << 20).quantize
+    assert quantization_plan("cuda", TrainingConfig(), weight_bytes=16 << 30).quantize
+    assert quantization_plan("cuda", TrainingConfig(quantize="always"), weight_bytes=270 << 20).quantize
     with pytest.raises(RuntimeError, match="needs CUDA"):
         quantization_plan("cpu", TrainingConfig(quantize="always"))
 
