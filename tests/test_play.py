@@ -106,7 +106,10 @@ class Terminal:
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave,
-                                     cwd=REPO, env={**os.environ, **env, "TERM": "dumb"}, close_fds=True)
+                                     cwd=REPO, env={**os.environ, **env, "TERM": "dumb"}, close_fds=True,
+                                     # a user's shell starts it with Ctrl-C's default action, whatever this
+                                     # test process inherited (an ignored SIGINT would stay ignored in Python)
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         os.close(slave)
         self.seen = ""
 

@@ -86,7 +86,7 @@ def test_train_help_lists_every_field_with_default_and_doc():
 def test_demo_help_shows_the_demos_values():
     proc = cli("demo", "--help")
     assert proc.returncode == 0
-    assert "--env.num_train_tasks INT  (default: 200)" in proc.stdout  # the demo's, not the dataclass's 100
+    assert "--training.max_length INT  (default: 2048)" in proc.stdout  # the demo's, not the dataclass's 384
 
 
 def test_options_become_overrides():
@@ -192,7 +192,8 @@ def test_ctrl_c_during_training_is_one_line_and_exit_130(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path)], cwd=REPO,
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a shell
     trainer = tmp_path / "run" / "iter_0" / "train.partial" / "trainer"
     deadline = time.monotonic() + 300
     try:
