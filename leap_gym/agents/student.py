@@ -304,6 +304,8 @@ class HFStudent(Agent):
         n = len(observations)
         cache, pads = stack_slot_caches(self.model.config, [e.cache for e in states],
                                         max(len(x) for x in news) + self.max_new_tokens)
+        for ep in states:  # the batch cache holds them now: two copies at a time at most, not three
+            ep.cache = None
         width = max(len(e.ids) for e in states)
         nw = max(len(x) for x in news)
         pad = self.tokenizer.pad_token_id
@@ -324,6 +326,9 @@ class HFStudent(Agent):
             if cache is None:
                 cache = self._episode_prefill_cache(ids, mask)
             out = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache)
+        except BaseException:  # the slots' caches went into the batch: rebuild them next time
+            self._episodes = {}
+            raise
         finally:
             self.model.train(was_training)
         texts = []
