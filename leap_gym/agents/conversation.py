@@ -41,6 +41,16 @@ EPISODE_FORMAT_RULE = "Answer in exactly this format:\nREASON: <one short senten
 # Long observations (WebShop pages) are clipped to this many characters in every turn.
 DEFAULT_OBS_CHARS = 1000
 
+# A chat that outgrows its token budget restarts at a later step (the task restated in its first turn). Restart
+# points are multiples of this many steps, so a restarted chat has room to grow for several steps before the
+# next restart: with any step allowed, a long episode restarts (and recomputes its whole chat) at every step.
+WINDOW_STRIDE = 8
+
+
+def window_starts(steps: int) -> list[int]:
+    """The steps a chat over ``steps`` earlier steps may start at, earliest first (the last: no history)."""
+    return sorted(set(range(0, steps, WINDOW_STRIDE)) | {steps})
+
 
 def episode_system_prompt(env: str | None = None) -> str:
     return f"{ROLE}\n{EPISODE_RULES[env_family(env)]}\n{EPISODE_FORMAT_RULE}"

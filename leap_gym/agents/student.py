@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from leap_gym.agents.base import Agent, AgentOutput
-from leap_gym.agents.conversation import DEFAULT_OBS_CHARS, ChatSegments, episode_messages, user_turn
+from leap_gym.agents.conversation import (
+    DEFAULT_OBS_CHARS,
+    ChatSegments,
+    episode_messages,
+    user_turn,
+    window_starts,
+)
 from leap_gym.agents.prompting import (
     DEFAULT_HISTORY,
     build_messages,
@@ -370,7 +376,7 @@ class HFStudent(Agent):
     def _fresh_episode(self, task: str, history: list[tuple[str, str]], reasons: list[str], obs: str) -> _Episode:
         """A slot's chat rebuilt from its history: the latest steps whose chat fits ``max_prompt_tokens``."""
         steps = [(o, r, a) for (o, a), r in zip(history, reasons, strict=True)]
-        for start in range(len(steps) + 1):
+        for start in window_starts(len(steps)):
             msgs = episode_messages(task, steps[start:], obs, env=self.env, max_obs_chars=self.max_obs_chars)
             ids = self._encode([self._segments.render(msgs, generation_prompt=True)])[0]
             if len(ids) + self.answer_room <= self.max_prompt_tokens or start == len(steps):

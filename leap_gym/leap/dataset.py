@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leap_gym.agents.conversation import ChatSegments, encode_turns, episode_messages
+from leap_gym.agents.conversation import ChatSegments, encode_turns, episode_messages, window_starts
 from leap_gym.agents.prompting import build_messages, format_target
 from leap_gym.core import Correction, Trajectory
 
@@ -132,7 +132,7 @@ def episode_prompt(trajectory: Trajectory, t: int, completion: str, tokenizer: A
     prompt and ``completion`` must fit)."""
     steps, obs = _steps_of(trajectory, t), trajectory.steps[t].observation
     answer = [{"role": "assistant", "content": completion}]
-    for start in range(len(steps) + 1):
+    for start in window_starts(len(steps)):
         prompt = episode_messages(trajectory.task, steps[start:], obs, env=trajectory.env_id)
         if tokenizer is None or not max_length:
             return prompt, len(steps) - start, 0

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from leap_gym.agents.conversation import window_starts
 from leap_gym.agents.prompting import format_target
 from leap_gym.core import Correction, Step, Trajectory
 from leap_gym.leap.dataset import DatasetStats, aggregate, build_dataset, chat_token_counter
@@ -229,11 +230,12 @@ def test_episode_correction_rows_hold_only_the_students_own_turns(tokenizer):
         assert "teacher" not in json.dumps(row["prompt"]) and SECRET not in json.dumps(row)
         assert row["completion"] == [{"role": "assistant",
                                       "content": format_target(f"teacher reason {t}", f"teacher act {t}")}]
-    # a tight budget keeps the latest steps (the task restated in the first one shown), never cuts the answer
+    # a tight budget restarts the chat at a later window start (the task restated in its first turn), never
+    # cuts the answer: with 4 earlier steps the starts are step 0 and step 4 (WINDOW_STRIDE apart, then none)
+    assert window_starts(4) == [0, 4]
     tight = build_dataset([traj], [fixes], prompt_format="episode", tokenizer=tokenizer,
                           max_length=rows[1]["meta"]["tokens"] + 5)
     last = tight[-1]
     assert last["meta"]["step"] == 4 and last["meta"]["tokens"] <= rows[1]["meta"]["tokens"] + 5
-    assert 0 < len(_answers(last["prompt"])) < 4
-    assert last["prompt"][1]["content"].startswith("TASK: put a mug in the fridge\nOBSERVATION: obs")
-    assert _answers(last["prompt"])[-1] == format_target("student reason 3", "student act 3")
+    assert _answers(last["prompt"]) == []
+    assert last["prompt"][1]["content"].startswith("TASK: put a mug in the fridge\nOBSERVATION: obs4")
