@@ -15,6 +15,12 @@ most ``--max-fd-growth``, live children and zombies by ``--max-child-growth``, t
 ``--max-rss-growth-mb``; after ``close()`` no child may be left beyond those alive before the envs were built.
 The script exits 1 when any check fails.
 
+Task pool: ALFWorld keeps each translated game in bounded per-process caches (32 live, ~1000 packed, 512
+generated), and its generated tasks give a new game at nearly every reset, so the caches' filling (about 1 MB
+of RSS per new game per process, past the first 32) would read as growth for many minutes. ``--pool 8`` (the
+default) gives envs that take ``num_tasks`` (ALFWorld, InterCode Bash) eight tasks, each loaded by every sub-env
+before sampling starts: what still grows is a leak. ``--pool 0`` soaks the envs' default task ranges.
+
 Actions: ALFWorld and WebShop pick uniformly from ``info["admissible_actions"]`` (WebShop's search placeholder is
 filled with words of the task); InterCode Bash, which has no admissible list, picks from a few harmless commands
 and ``submit``.
@@ -25,6 +31,7 @@ and ``submit``.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import random
 import sys
@@ -33,6 +40,7 @@ from pathlib import Path
 
 import common  # puts the repo on sys.path
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 
 import leap_gym
 
@@ -116,11 +124,23 @@ def _window(samples: list[dict], lo: float, hi: float) -> list[dict]:
     return [s for s in samples if lo <= s["t"] <= hi] or [min(samples, key=lambda s: abs(s["t"] - lo))]
 
 
-def soak_env(env_id: str, num_envs: int, mode: str, seconds: float, sample_every: float, seed: int) -> dict:
+def pool_kwargs(env_id: str, pool: int) -> dict:
+    """``num_tasks=pool`` for envs whose constructor takes it (ALFWorld, InterCode Bash); nothing otherwise."""
+    if not pool:
+        return {}
+    params = inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters
+    return {"num_tasks": pool} if "num_tasks" in params else {}
+
+
+def soak_env(env_id: str, num_envs: int, mode: str, seconds: float, sample_every: float, seed: int,
+             pool: int) -> dict:
     rng = random.Random(seed)
     before = sample_tree()
     t_build = time.monotonic()
-    venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
+    kwargs = pool_kwargs(env_id, pool)
+    venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+    for index in range(kwargs.get("num_tasks", 0)):  # every sub-env loads every task once: caches warm
+        venv.reset(seed=seed, options={"task_index": index})
     _, info = venv.reset(seed=seed)
     build_s = time.monotonic() - t_build
     steps = episodes = 0
@@ -144,7 +164,8 @@ def soak_env(env_id: str, num_envs: int, mode: str, seconds: float, sample_every
 
     total = samples[-1]["t"]
     third, fourth = _window(samples, 0.5 * total, 0.75 * total), _window(samples, 0.75 * total, total)
-    row = {"env": env_id, "num_envs": num_envs, "mode": mode, "seconds": total, "build_s": build_s,
+    row = {"env": env_id, "num_envs": num_envs, "mode": mode, "env_kwargs": kwargs, "seconds": total,
+           "build_s": build_s,
            "steps": steps, "episodes_ended": episodes, "steps_per_s": steps / max(total, 1e-9),
            "samples": samples, "before": before, "after_close": after,
            "rss_slope_2nd_half_mb_per_min": rss_slope_mb_per_min([s for s in samples if s["t"] >= total / 2])}
@@ -180,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["async", "sync"], default="async", help="gym.make_vec's mode")
     parser.add_argument("--sample-every", type=float, default=1.0, help="seconds between /proc samples")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool", type=int, default=8,
+                        help="num_tasks for envs that take it, each task loaded by every sub-env before sampling "
+                             "(0: the env's default, a new game nearly every reset)")
     parser.add_argument("--max-fd-growth", type=int, default=16,
                         help="descriptors, second half (one InterCode sandbox holds about 9)")
     parser.add_argument("--max-child-growth", type=int, default=2,
@@ -195,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, failures = [], {}
     for k, env_id in enumerate(env_ids):
-        row = soak_env(env_id, args.num_envs, args.mode, per_env, args.sample_every, args.seed + k)
+        row = soak_env(env_id, args.num_envs, args.mode, per_env, args.sample_every, args.seed + k, args.pool)
         failed = checks(row, args.max_fd_growth, args.max_child_growth, args.max_rss_growth_mb)
         row["flat"] = not failed
         if failed:
@@ -211,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
               "RSS MiB/min (2nd half)": r["rss_slope_2nd_half_mb_per_min"],
               "flat": "yes" if r["flat"] else "NO"} for r in rows]
     md = (f"{args.num_envs} {args.mode} vector envs per env id, {per_env:.0f} s each, random admissible actions, "
-          f"autoreset; RSS, descriptors and threads are this process plus all its descendants (workers, sandbox "
+          f"autoreset, task pool {args.pool or 'default'} (where the env takes num_tasks, loaded once first); RSS, descriptors and threads are this process plus all its descendants (workers, sandbox "
           f"helpers), sampled every {args.sample_every:g} s. Flat = the highest value in the last quarter exceeds the "
           f"highest in the third quarter by <= {args.max_fd_growth} descriptors, <= {args.max_child_growth} "
           f"children or zombies and <= {args.max_rss_growth_mb:g} MiB of RSS; close() leaves no child.\n\n" + common.markdown_table(table, list(table[0])) + "\n")
