@@ -204,10 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=8,
                         help="num_tasks for envs that take it, each task loaded by every sub-env before sampling "
                              "(0: the env's default, a new game nearly every reset)")
-    parser.add_argument("--max-fd-growth", type=int, default=16,
-                        help="descriptors, second half (one InterCode sandbox holds about 9)")
-    parser.add_argument("--max-child-growth", type=int, default=2,
-                        help="live children, and zombies, second half")
+    # InterCode's sandboxes (one per sub-env plus two spares each, about 2 processes and 12 descriptors apiece)
+    # are rebuilt every episode: the bounds allow two more alive at the last quarter's peak; a leak of one child
+    # or descriptor per episode adds hundreds.
+    parser.add_argument("--max-fd-growth", type=int, default=24, help="descriptors, second half")
+    parser.add_argument("--max-child-growth", type=int, default=4, help="live children, and zombies, second half")
     parser.add_argument("--max-rss-growth-mb", type=float, default=32.0, help="tree RSS, second half")
     parser.add_argument("--results-dir", default=str(common.RESULTS_DIR), help="where soak.json/.md go")
     parser.add_argument("--quick", action="store_true", help="30 s in all, 4 envs")
