@@ -67,13 +67,13 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def save(suite: str, result: dict, markdown: str, command: str) -> Path:
+def save(suite: str, result: dict, markdown: str, command: str, results_dir: Path = RESULTS_DIR) -> Path:
     """Write results/<suite>.json and results/<suite>.md (machine, command, table) atomically."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
     info = machine()
     header = (f"Command: `{command}`  \nMachine: {info['cores']} cores, {info['cpu']}"
               f"{', GPU ' + info['gpu'] if info['gpu'] else ', no GPU'}; Python {info['python']}; {info['date']}\n\n")
-    atomic_write_json(RESULTS_DIR / f"{suite}.json", {"suite": suite, "command": command, "machine": info, **result})
-    path = RESULTS_DIR / f"{suite}.md"
+    atomic_write_json(results_dir / f"{suite}.json", {"suite": suite, "command": command, "machine": info, **result})
+    path = results_dir / f"{suite}.md"
     atomic_write_text(path, header + markdown + "\n")
     return path

@@ -3,11 +3,12 @@
 Suites: ``envs`` (reset/step latency, steps/s for 1 env and vector envs, memory), ``act`` (student acting
 throughput), ``train`` (training tokens/s and peak memory per model size), ``learn`` (the LEAP learning
 benchmark over seeds), ``compare`` (ALFWorld: ours vs the unmodified engine in the same run), ``student`` (the
-pretrained student's training and acting throughput, today's pipeline vs the new one). Each suite writes
+pretrained student's training and acting throughput, today's pipeline vs the new one), ``soak`` (vector envs of
+every env stepped for minutes: memory, descriptors, threads and child processes stay flat). Each suite writes
 ``benchmarks/results/<suite>.json`` and ``.md``; ``--quick`` runs every suite at a size that finishes in a few
 minutes on 2 cores.
 
-    python benchmarks/run.py [--quick] [--suites envs act train learn compare student]
+    python benchmarks/run.py [--quick] [--suites envs act train learn compare student soak]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SUITES: dict[str, str] = {
     "learn": "learn",
     "compare": "alfworld_speed",
     "student": "student_speed",
+    "soak": "soak",
 }
 
 
@@ -40,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n=== suite {suite} ===", flush=True)
         t0 = time.perf_counter()
         try:
-            importlib.import_module(SUITES[suite]).main(["--quick"] if args.quick else [])
+            rc = importlib.import_module(SUITES[suite]).main(["--quick"] if args.quick else [])
+            if isinstance(rc, int) and rc != 0:  # a suite that checks a claim (soak) returns 1 when it fails
+                failed.append(suite)
         except Exception as e:  # report and go on: one broken suite should not hide the others' numbers
             failed.append(suite)
             print(f"suite {suite} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
