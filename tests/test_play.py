@@ -129,7 +129,7 @@ class Terminal:
 
     def close(self) -> int:
         try:
-            return self.proc.wait(timeout=30)
+            return self.proc.wait(timeout=120)  # a loaded CI machine can be slow to tear down
         finally:
             os.close(self.master)
 

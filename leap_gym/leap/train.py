@@ -385,7 +385,7 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
                              peft_config=peft_config, callbacks=callbacks)
     quiet_trainer(trainer, enabled=progress)  # one progress display; the per-step log dicts to the log file
     if resume:
-        logging.getLogger(__name__).info(f"resuming training from {resume}")
+        logging.getLogger(__name__).warning(f"resuming training from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
     trained = trainer.model
     shutil.rmtree(partial / "trainer", ignore_errors=True)

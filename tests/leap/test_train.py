@@ -196,7 +196,7 @@ def _step_recorder(stop_after: int | None = None):
 
 
 @pytest.mark.slow  # four short trainings (~30 s on 2 shared cores)
-def test_interrupted_training_resumes_from_its_last_checkpoint(tiny, tmp_path, capfd):
+def test_interrupted_training_resumes_from_its_last_checkpoint(tiny, tmp_path, caplog):
     """Checkpoints every 2 steps; interrupted after step 5, the next call resumes at step 4 (not 0), and ends
     with the very weights an uninterrupted training ends with."""
     from safetensors.torch import load_file
@@ -215,11 +215,11 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tiny, tmp_path, c
     assert first.steps == [1, 2, 3, 4, 5] and not out.exists()
     checkpoints = sorted(p.name for p in (tmp_path / "it0.partial" / "trainer").glob("checkpoint-*"))
     assert checkpoints == ["checkpoint-2", "checkpoint-4"]  # save_total_limit=2
-    capfd.readouterr()
+    caplog.clear()
 
     second = _step_recorder()
     res = train(rows, path, out, cfg, from_scratch=True, progress=False, callbacks=[second])
-    assert f"resuming training from {tmp_path / 'it0.partial' / 'trainer' / 'checkpoint-4'}" in capfd.readouterr().err
+    assert f"resuming training from {tmp_path / 'it0.partial' / 'trainer' / 'checkpoint-4'}" in caplog.text
     assert second.steps == [5, 6, 7, 8] and res.metrics["global_steps"] == 8
     assert not (tmp_path / "it0.partial").exists()
     a = load_file(str(tmp_path / "straight" / "adapter" / "adapter_model.safetensors"))
