@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from leap_gym.agents.prompting import ENV_RULES, ROLE, env_family, format_target
+from leap_gym.agents.prompting import ENV_RULES, ROLE, clip_text, env_family, format_target
 
 # The env's rules when the student writes its commands itself (no candidate list to copy from).
 EPISODE_RULES: dict[str, str] = {
@@ -56,16 +56,9 @@ def episode_system_prompt(env: str | None = None) -> str:
     return f"{ROLE}\n{EPISODE_RULES[env_family(env)]}\n{EPISODE_FORMAT_RULE}"
 
 
-def _clip(text: str, max_chars: int | None) -> str:
-    text = text.strip()
-    if max_chars is not None and len(text) > max_chars:
-        return text[:max_chars].rstrip() + " ..."
-    return text
-
-
 def user_turn(task: str | None, observation: str, max_obs_chars: int | None = DEFAULT_OBS_CHARS) -> str:
     """A step's user message: the first one also states the task."""
-    obs = f"OBSERVATION: {_clip(observation, max_obs_chars)}"
+    obs = f"OBSERVATION: {clip_text(observation, max_obs_chars)}"
     return f"TASK: {task.strip()}\n{obs}" if task is not None else obs
 
 

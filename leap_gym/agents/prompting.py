@@ -59,7 +59,8 @@ def system_prompt(env: str | None = None) -> str:
     return f"{ROLE}\n{ENV_RULES[env_family(env)]}\n{FORMAT_RULE}"
 
 
-def _clip(text: str, max_chars: int | None) -> str:
+def clip_text(text: str, max_chars: int | None) -> str:
+    """``text`` stripped, cut to ``max_chars`` with a trailing `` ...`` when longer (``None``: uncut)."""
     text = text.strip()
     if max_chars is not None and len(text) > max_chars:
         return text[:max_chars].rstrip() + " ..."
@@ -77,7 +78,7 @@ def build_user_prompt(task: str, history: Sequence[tuple[str, str]], observation
     if kept:
         lines.append(f"HISTORY (last {len(kept)} of {len(history)} steps):")
         for i, (obs, act) in enumerate(kept, start=first + 1):
-            lines.append(f"[{i}] OBSERVATION: {_clip(obs, max_obs_chars)}")
+            lines.append(f"[{i}] OBSERVATION: {clip_text(obs, max_obs_chars)}")
             lines.append(f"[{i}] ACTION: {act.strip()}")
         lines.append(f"TASK: {task.strip()}")
     lines.append(f"OBSERVATION: {observation.strip()}")
@@ -242,6 +243,6 @@ def parse_output(text: str | None, admissible_actions: Sequence[str] | None = No
     return AgentOutput(reason=reason, action=action, raw_text=raw, format_ok=True)
 
 
-__all__ = ["DEFAULT_HISTORY", "ENV_RULES", "FORMAT_RULE", "ROLE", "build_messages", "build_user_prompt",
+__all__ = ["DEFAULT_HISTORY", "ENV_RULES", "FORMAT_RULE", "ROLE", "build_messages", "build_user_prompt", "clip_text",
            "env_family", "fill_template", "format_target", "is_template", "match_candidate", "messages_for_step",
            "parse_output", "system_prompt"]
