@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from leap_gym.io import atomic_write_json, atomic_write_text  # noqa: E402
-from leap_gym.leap.cli import DEMO_CONFIG  # noqa: E402
+from leap_gym.leap.layout import UNPRIVILEGED_TEACHER, RunLayout, iteration_key, key_iteration  # noqa: E402
+from leap_gym.leap.presets import DEMO_CONFIG  # noqa: E402
 
 # Demo-scale presets: ALFWorld is the demo itself; WebShop and Bash use their LEAP step limits and longer rows.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -76,10 +77,11 @@ def summarize(per_seed: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
         ms, ss = _mean_sd(d["score"])
         table[key] = {"name": d["name"], "success_mean": m, "success_sd": s, "score_mean": ms, "score_sd": ss,
                       "success_per_seed": d["success"], "n_seeds": len(d["success"])}
-    iters = sorted(int(k.split("_")[1]) for k in table if k.startswith("iter_"))
+    iters = sorted(i for k in table if (i := key_iteration(k)) is not None)
+    last_key, bc_key = iteration_key(iters[-1]) if iters else "", iteration_key(0)
     verdict: dict[str, Any] = {}
-    if iters and iters[-1] > 0 and "iter_0" in table:
-        last, bc = table[f"iter_{iters[-1]}"], table["iter_0"]
+    if iters and iters[-1] > 0 and bc_key in table:
+        last, bc = table[last_key], table[bc_key]
         spread = max(last["success_sd"], bc["success_sd"])
         gain = last["success_mean"] - bc["success_mean"]
         # The same seed's BC and last iteration share their BC stage, so the per-seed difference is the paired
@@ -87,28 +89,28 @@ def summarize(per_seed: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
         paired = []
         for rows in per_seed.values():
             by = {r["key"]: r["success"] for r in rows if "success" in r}
-            if f"iter_{iters[-1]}" in by and "iter_0" in by:
-                paired.append(by[f"iter_{iters[-1]}"] - by["iter_0"])
+            if last_key in by and bc_key in by:
+                paired.append(by[last_key] - by[bc_key])
         verdict = {"last_iteration": iters[-1], "gain_over_bc": round(gain, 4), "spread": round(spread, 4),
                    "beats_bc_by_2x_spread": gain > 2 * spread, "gain_per_seed": [round(g, 4) for g in paired],
                    "gain_per_seed_sd": round(_mean_sd(paired)[1], 4)}
-        if "teacher_no_privilege" in table:
+        if UNPRIVILEGED_TEACHER in table:
             verdict["beats_teacher_without_privilege"] = (last["success_mean"]
-                                                          > table["teacher_no_privilege"]["success_mean"])
+                                                          > table[UNPRIVILEGED_TEACHER]["success_mean"])
     return {"agents": table, "verdict": verdict}
 
 
 def real_alfworld_eval(run_dir: Path, data_dir: str, quiet: bool) -> list[dict[str, Any]]:
     """Evaluate every iteration's student of an ALFWorld run on the real valid_seen games (results already in
     ``evals/valid_seen`` for every trained iteration are read back, not recomputed)."""
-    from leap_gym.leap.cli import eval_run
-    from leap_gym.leap.run import trained_iterations
+    from leap_gym.leap.run import evaluate_students
 
-    trained = trained_iterations(run_dir)
-    saved = [run_dir / "evals" / "valid_seen" / f"iter_{i}.json" for i in trained]
+    layout = RunLayout(run_dir)
+    trained = layout.trained_iterations()
+    saved = [layout.named_evaluation("valid_seen", i) for i in trained]
     if trained and all(p.exists() for p in saved):
         return [json.loads(p.read_text()) for p in saved]
-    return eval_run(run_dir, [f"env.test_kwargs={{tasks: files, split: valid_seen, data_dir: {data_dir}}}"],
+    return evaluate_students(run_dir, [f"env.test_kwargs={{tasks: files, split: valid_seen, data_dir: {data_dir}}}"],
                     name="valid_seen", num_tasks=None, quiet=quiet)
 
 

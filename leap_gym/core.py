@@ -198,7 +198,3 @@ def read_jsonl(path: str | os.PathLike, expected: type[_T] | None = None) -> lis
 
 def read_trajectories(path: str | os.PathLike) -> list[Trajectory]:
     return read_jsonl(path, Trajectory)
-
-
-def read_corrections(path: str | os.PathLike) -> list[Correction]:
-    return read_jsonl(path, Correction)

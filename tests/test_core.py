@@ -14,7 +14,6 @@ from leap_gym.core import (
     RecordError,
     Step,
     Trajectory,
-    read_corrections,
     read_jsonl,
     read_trajectories,
     record_info,
@@ -39,7 +38,7 @@ def test_roundtrip(tmp_path):
     assert read_trajectories(path) == trajs
     corr = [Correction(step_index=0, reason="r", action="a", was_corrected=True)]
     write_jsonl(tmp_path / "c.jsonl", corr)
-    assert read_corrections(tmp_path / "c.jsonl") == corr
+    assert read_jsonl(tmp_path / "c.jsonl", Correction) == corr
 
 
 def test_records_carry_schema_version(tmp_path):

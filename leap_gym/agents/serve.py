@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leap_gym.leap.layout import RunLayout
+
 # No ``from __future__ import annotations`` here: FastAPI resolves handler annotations (``Request``) at runtime.
 
 
@@ -413,25 +415,18 @@ class BackgroundServer:
 def run_checkpoint(run_dir: Path, iteration: int | None = None) -> tuple[str, str | None, int]:
     """``(model, adapter, iteration)`` of a leap-gym run directory's trained student (default: the last one).
 
-    A merged iteration acts with ``iter_<i>/train/model``; a stacked-LoRA one with the run's base (``base/``, or
-    the adapter's recorded base model) plus ``iter_<i>/train/adapter``, as ``leap-gym eval`` does.
+    A merged iteration acts with its merged weights; a stacked-LoRA one with the run's base (built in the run
+    directory, or the adapter's recorded base model) plus its adapter, as ``leap-gym eval`` does
+    (``RunLayout.student_weights``).
     """
-    from leap_gym.leap.run import trained_iterations
-
-    iters = trained_iterations(run_dir)
+    layout = RunLayout(run_dir)
+    iters = layout.trained_iterations()
     if not iters:
         raise ValueError(f"{run_dir} is a leap-gym run without a trained iteration yet")
     i = iters[-1] if iteration is None else iteration
     if i not in iters:
         raise ValueError(f"iteration {i} of {run_dir} is not trained (trained: {', '.join(map(str, iters))})")
-    train = run_dir / f"iter_{i}" / "train"
-    if (train / "model" / "config.json").exists():
-        return str(train / "model"), None, i
-    adapter = train / "adapter"
-    base: str = str(run_dir / "base")
-    if not (run_dir / "base" / "config.json").exists():
-        base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
-    return base, str(adapter), i
+    return (*layout.student_weights(i), i)
 
 
 def load_student(spec: str, adapter: str | None = None, iteration: int | None = None, tokenizer: str | None = None,
@@ -446,7 +441,7 @@ def load_student(spec: str, adapter: str | None = None, iteration: int | None = 
     from leap_gym.models import MODEL_SIZES
 
     path = Path(spec).expanduser()
-    if path.is_dir() and (path / "config.yaml").exists() and not (path / "config.json").exists():
+    if path.is_dir() and RunLayout(path).config.exists() and not (path / "config.json").exists():
         if adapter is not None:
             raise ValueError("a run directory brings its own adapter: drop --adapter (--iteration picks another iteration)")
         model, adapter, i = run_checkpoint(path, iteration)

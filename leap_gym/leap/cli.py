@@ -1,4 +1,5 @@
-"""``leap-gym train``, ``leap-gym eval`` and ``leap-gym demo`` (heavy imports happen inside the handlers).
+"""``leap-gym train``, ``leap-gym eval`` and ``leap-gym demo``: their arguments and what they print (heavy imports
+happen inside the handlers; the work is ``leap_gym.leap.run``'s).
 
 Overrides are ``key.sub=value`` pairs or ``--key.sub value`` options with YAML values, applied after the config
 file, e.g. ``leap-gym train --config run.yaml training.max_steps=50 --env.kwargs '{tasks: files}'``; ``--help``
@@ -10,29 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-# The embedded demo: generated ALFWorld tasks, the pretrained SmolLM2-135M-Instruct student in the episode prompt
-# format (bf16, LoRA on its top 10 layers), the privilege-0.5 expert teacher, BC + 2 LEAP iterations. Sized for a
-# 2-core CPU: about 40-45 minutes there (BENCHMARKS.md, "The demo on the pretrained student"), less on a GPU.
-DEMO_CONFIG: dict[str, Any] = {
-    "run_dir": "runs/demo",
-    "seed": 0,
-    "iterations": 2,
-    "env": {"env_id": "leap/ALFWorld-v0", "num_train_tasks": 100, "max_steps": 20},
-    "student": {"model": "smollm2-135m", "batch_size": 40, "max_new_tokens": 48, "snap_to_admissible": True},
-    "teacher": {"privilege": 0.5, "demo_privilege": 0.5},
-    "rollout": {"tasks_per_iteration": 40},
-    "training": {"max_length": 2048, "bc_max_steps": 50, "max_steps": 30, "batch_size": 1, "grad_accum": 4,
-                 "bc_learning_rate": 5e-4, "learning_rate": 2e-4, "lora_layers": 10, "bf16": True,
-                 "warmup_steps": 3},
-    "evaluation": {"num_test_tasks": 40},
-}
+from leap_gym.leap.layout import UNPRIVILEGED_TEACHER, RunLayout
+from leap_gym.leap.presets import DEMO_CONFIG
 
 
 def _quiet_threads() -> None:
@@ -113,108 +98,26 @@ def _run_and_print(cfg, quiet: bool, verbose: bool = False) -> int:
     print()
     print(f"Held-out test tasks ({cfg.env.env_id}, {cfg.env.test_kwargs}):")
     print(results_table(_table_rows(rows)))
-    print(f"\nwall time {time.monotonic() - t:.0f} s; report: {Path(cfg.run_dir) / 'report.html'}")
+    print(f"\nwall time {time.monotonic() - t:.0f} s; report: {RunLayout(cfg.run_dir).report}")
     return 0
 
 
 def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Teacher without privilege first, then the student's iterations, then the privileged teacher."""
-    nopriv = [r for r in rows if r.get("key") == "teacher_no_privilege"]
+    nopriv = [r for r in rows if r.get("key") == UNPRIVILEGED_TEACHER]
     students = [r for r in rows if r.get("agent") == "student"]
     others = [r for r in rows if r not in nopriv and r not in students]
     return nopriv + students + others
-
-
-def eval_run(run_dir: str | Path, overrides: list[str] | None = None, *, name: str = "test",
-             num_tasks: int | None = None, iterations: list[int] | None = None, quiet: bool = True,
-             verbose: bool = False) -> list[dict[str, Any]]:
-    """Evaluate a run's trained students on held-out tasks (``env.test_kwargs`` overrides pick e.g. real game
-    files); ``num_tasks=None`` uses every task of a file source, else ``evaluation.num_test_tasks``. Results go to
-    ``run_dir/evals/<name>/``; library output to ``run_dir/leap.log`` (see ``leap_gym.leap.logs``)."""
-    from leap_gym.leap.config import load_config, to_dict
-    from leap_gym.leap.logs import LOG_FILE, run_logging
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{run_dir} has no config.yaml (not a leap-gym run)")
-    cfg = load_config(None, overrides, base=to_dict(load_config(run_dir / "config.yaml")))
-    env = _check_env_kwargs(cfg)  # before anything heavy loads: a bad keyword fails at once
-    if num_tasks is None and {**cfg.env.kwargs, **cfg.env.test_kwargs}.get("tasks") == "files":
-        num_tasks = getattr(env.unwrapped, "num_tasks", None)
-    env.close()
-    with run_logging(run_dir / LOG_FILE, verbose=verbose):
-        return _eval_run(run_dir, cfg, name, num_tasks, iterations, quiet)
-
-
-def _check_env_kwargs(cfg: Any) -> Any:
-    """The test env made from the config; a keyword the env does not take is a config error naming the key,
-    not a traceback."""
-    import re
-
-    from leap_gym.leap.config import ConfigError
-    from leap_gym.leap.rollout import make_env
-
-    kwargs = {**cfg.env.kwargs, **cfg.env.test_kwargs}
-    try:
-        return make_env(cfg.env.env_id, kwargs)
-    except TypeError as e:
-        bad = re.search(r"unexpected keyword argument '(\w+)'", str(e))
-        if bad is None:
-            raise
-        key = "env.test_kwargs" if bad.group(1) in cfg.env.test_kwargs else "env.kwargs"
-        raise ConfigError(f"{key}: {cfg.env.env_id} takes no argument {bad.group(1)!r}") from None
-
-
-def _eval_run(run_dir: Path, cfg: Any, name: str, num_tasks: int | None, iterations: list[int] | None,
-              quiet: bool) -> list[dict[str, Any]]:
-    from leap_gym.core import write_jsonl
-    from leap_gym.io import atomic_write_json
-    from leap_gym.leap.evaluate import summarize
-    from leap_gym.leap.rollout import rollout
-    from leap_gym.leap.run import (
-        make_student,
-        max_new_tokens_notice,
-        trained_answer_tokens,
-        trained_iterations,
-    )
-    from leap_gym.leap.train import set_threads
-    from leap_gym.models import MODEL_SIZES
-
-    kwargs = {**cfg.env.kwargs, **cfg.env.test_kwargs}
-    set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
-    iters = [i for i in trained_iterations(run_dir) if iterations is None or i in iterations]
-    if not iters:
-        raise FileNotFoundError(f"no trained iteration found in {run_dir}")
-    notice = max_new_tokens_notice(cfg, trained_answer_tokens(run_dir, max(iters)))
-    if notice:
-        logging.getLogger(__name__).warning(notice)
-    tasks = list(range(num_tasks if num_tasks is not None else cfg.evaluation.num_test_tasks))
-    stack = cfg.training.finetune == "lora" and cfg.training.continue_mode == "stack"
-    base_model = str(run_dir / "base") if cfg.student.model in MODEL_SIZES else cfg.student.model
-    out_dir = run_dir / "evals" / name
-    rows = []
-    for i in iters:
-        train_dir = run_dir / f"iter_{i}" / "train"
-        model_dir, adapter = (base_model, str(train_dir / "adapter")) if stack else (str(train_dir / "model"), None)
-        student = make_student(cfg, model_dir, adapter, trained_answer_tokens(run_dir, i))
-        trajs = rollout(cfg.env.env_id, student, tasks, env_kwargs=kwargs,
-                        seed=cfg.seed, max_steps=cfg.env.max_steps, batch_size=cfg.student.batch_size,
-                        progress=not quiet, desc=f"eval iter {i}", snap=cfg.student.snap_to_admissible)
-        m = {"name": "BC" if i == 0 else f"LEAP iter {i}", "agent": "student", "key": f"iter_{i}",
-             "iteration": i, "env_kwargs": kwargs, **summarize(trajs)}
-        write_jsonl(out_dir / f"iter_{i}_trajectories.jsonl", trajs)
-        atomic_write_json(out_dir / f"iter_{i}.json", m)
-        rows.append(m)
-    return rows
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     _quiet_threads()
     from leap_gym.leap.config import ConfigError
     from leap_gym.leap.report import results_table
+    from leap_gym.leap.run import evaluate_students
 
     try:
-        rows = eval_run(args.run_dir, args.overrides, name=args.name, num_tasks=args.num_tasks,
+        rows = evaluate_students(args.run_dir, args.overrides, name=args.name, num_tasks=args.num_tasks,
                         iterations=args.iteration, quiet=args.quiet, verbose=args.verbose)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         return _error(e)

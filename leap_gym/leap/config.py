@@ -35,6 +35,10 @@ class EnvConfig:
     # max steps per episode in rollouts and evaluation (LEAP: ALFWorld 20, WebShop 15, Bash 10); 0 = env default.
     max_steps: int = 20
 
+    def kwargs_for(self, split: str) -> dict[str, Any]:
+        """The ``gym.make`` kwargs of the ``"train"`` or ``"test"`` tasks: the shared ones, then the split's."""
+        return {**self.kwargs, **(self.train_kwargs if split == "train" else self.test_kwargs)}
+
 
 @dataclass
 class StudentConfig:
@@ -176,6 +180,23 @@ class TrainingConfig:
     # resumes its training stage from the last one instead of from step 0; 0 = never.
     checkpoint_steps: int = 50
     seed: int = 0  # the trainer's seed (data order, LoRA initialisation)
+
+    def for_iteration(self, i: int) -> IterationTraining:
+        """How iteration ``i`` trains. Behaviour cloning (i = 0) is always SFT, for ``bc_max_steps`` and at
+        ``bc_learning_rate`` when that is set; the LEAP iterations use ``method``, ``max_steps`` and
+        ``learning_rate``."""
+        if i == 0:
+            settings = dataclasses.replace(self, learning_rate=self.bc_learning_rate or self.learning_rate)
+            return IterationTraining("sft", self.bc_max_steps, settings)
+        return IterationTraining(self.method, self.max_steps, self)
+
+
+class IterationTraining(typing.NamedTuple):
+    """One iteration's training (``TrainingConfig.for_iteration``): what ``leap_gym.leap.train.train`` takes."""
+
+    method: str  # "sft" or "dpo"
+    max_steps: int  # optimizer steps (0: epochs)
+    settings: TrainingConfig  # the training config with the iteration's learning rate
 
 
 @dataclass

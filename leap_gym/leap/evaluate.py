@@ -43,12 +43,14 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
 
 def evaluate(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs: dict[str, Any] | None = None,
              seed: int = 0, max_steps: int = 0, batch_size: int = 16, privileged: bool = False,
-             progress: bool = False, desc: str = "eval") -> tuple[dict[str, Any], list[Trajectory]]:
+             progress: bool = False, desc: str = "eval", snap: bool = False
+             ) -> tuple[dict[str, Any], list[Trajectory]]:
     """Roll ``agent`` out once per held-out task and summarise; returns ``(metrics, trajectories)``.
 
     ``agent`` is anything ``rollout`` accepts (batched student, agent factory, agent). Teachers acting on the
-    privileged state need ``privileged=True``; students and prompting baselines never get it.
+    privileged state need ``privileged=True``; students and prompting baselines never get it. ``snap``: see
+    ``rollout``.
     """
     trajs = rollout(env_id, agent, task_indices, env_kwargs=env_kwargs, seed=seed, max_steps=max_steps,
-                    batch_size=batch_size, privileged=privileged, progress=progress, desc=desc)
+                    batch_size=batch_size, privileged=privileged, progress=progress, desc=desc, snap=snap)
     return summarize(trajs), trajs

@@ -17,7 +17,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-LOG_FILE = "leap.log"
 logger = logging.getLogger("leap_gym")
 
 # Libraries that print through handlers of their own (or pass records on only when asked): their records are

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
-from leap_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from leap_gym.core import read_trajectories
+from leap_gym.io import atomic_write_bytes, atomic_write_text
+from leap_gym.leap.layout import (
+    STAGE_KINDS,
+    RunLayout,
+    read_corrections,
+    read_json,
+    read_output,
+    trajectories_of,
+)
 
 # One line per column of the results table, shown under it: a number is worth showing with what it counts.
 DEFINITIONS = {
@@ -48,9 +55,14 @@ def success_interval(rates: dict[str, Any]) -> tuple[float, float]:
     return wilson_interval(round(rates["success"] * n), n)
 
 
+def iteration_name(i: int) -> str:
+    """How results name iteration ``i``'s student: behaviour cloning, then the LEAP iterations."""
+    return "BC" if i == 0 else f"LEAP iter {i}"
+
+
 def _label(row: dict[str, Any]) -> str:
     if row.get("agent") == "student":
-        return row.get("name") or ("BC" if row.get("iteration") == 0 else f"LEAP iter {row.get('iteration')}")
+        return row.get("name") or iteration_name(row.get("iteration"))
     return str(row.get("name", row.get("key")))
 
 
@@ -114,28 +126,27 @@ def write_learning_curve(rows: list[dict[str, Any]], path: str | Path) -> None:
     _save(fig, path)
 
 
-def loss_curves(run_dir: str | Path) -> dict[int, dict[str, Any]]:
+def loss_curves(layout: RunLayout) -> dict[int, dict[str, Any]]:
     """Per trained iteration: the method and the (step, loss) points of the trainer's log history, or the
     final mean loss at the last step when training was shorter than one logging interval. An unreadable log
     (a stage being redone) is left out."""
     out: dict[int, dict[str, Any]] = {}
-    for p in sorted(Path(run_dir).glob("iter_*/train/train_log.json"), key=lambda p: int(p.parts[-3][5:])):
-        try:
-            log = json.loads(p.read_text())
-        except (OSError, ValueError):
+    for i in layout.trained_iterations():
+        log = read_output(layout.train(i).log, read_json)
+        if log is None:
             continue
         points = [(h["step"], h["loss"]) for h in log.get("log_history", []) if "loss" in h and "step" in h]
         m = log.get("metrics", {})
         if not points and "train_loss" in m:
             points = [(m.get("global_steps", 0), m["train_loss"])]
-        out[int(p.parts[-3][5:])] = {"method": m.get("method", "sft"), "points": points}
+        out[i] = {"method": m.get("method", "sft"), "points": points}
     return out
 
 
-def write_loss_curves(run_dir: str | Path, path: str | Path) -> bool:
+def write_loss_curves(layout: RunLayout) -> bool:
     """Training loss against the optimiser step, one line per iteration; False (nothing written) before any
     training finished."""
-    curves = loss_curves(run_dir)
+    curves = loss_curves(layout)
     if not curves:
         return False
     plt = _pyplot()
@@ -152,28 +163,8 @@ def write_loss_curves(run_dir: str | Path, path: str | Path) -> bool:
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, layout.loss_curves)
     return True
-
-
-# -- stage wall times --------------------------------------------------------------------------------------
-STAGES_FILE = "stages.json"
-
-
-def record_stage(run_dir: str | Path, name: str, started: float, wall_s: float) -> None:
-    """Add (or replace, when a killed stage was redone) a finished stage's time in ``run_dir/stages.json``.
-
-    Written after the stage's output, so a resumed run keeps the times of the stages it skips."""
-    path = Path(run_dir) / STAGES_FILE
-    stages = load_stages(run_dir)
-    stages[name] = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-                    "wall_s": round(wall_s, 2)}
-    atomic_write_json(path, stages)
-
-
-def load_stages(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    path = Path(run_dir) / STAGES_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _duration(seconds: float) -> str:
@@ -216,42 +207,39 @@ dl.defs dd{margin-left:10em;margin-bottom:.2em}.figs{display:flex;flex-wrap:wrap
 .bar{display:inline-block;height:10px;background:#7aa6d6;vertical-align:middle}.meta{color:#555}"""
 
 
-def write_report(run_dir: str | Path, rows: list[dict[str, Any]], episodes_per_iteration: int = 5,
+def write_report(layout: RunLayout, rows: list[dict[str, Any]], episodes_per_iteration: int = 5,
                  heldout_episodes: int = 3) -> None:
-    """``run_dir/report.html``: results with intervals, per-type table, curves, stage times, the student's own
+    """The run's ``report.html``: results with intervals, per-type table, curves, stage times, the student's own
     held-out episodes, and corrected episodes per iteration."""
-    run_dir = Path(run_dir)
+    name = layout.root.name
     evaluated = [r for r in rows if "success" in r]
-    parts = [f"<!doctype html><meta charset='utf-8'><title>LEAP run {_esc(run_dir.name)}</title>",
-             f"<style>{_CSS}</style><h1>LEAP run <code>{_esc(run_dir.name)}</code></h1>",
-             _run_summary(run_dir)]
-    cfg = run_dir / "config.yaml"
-    if cfg.exists():
-        parts.append(f"<details><summary>config</summary><pre>{_esc(cfg.read_text(), None)}</pre></details>")
+    parts = [f"<!doctype html><meta charset='utf-8'><title>LEAP run {_esc(name)}</title>",
+             f"<style>{_CSS}</style><h1>LEAP run <code>{_esc(name)}</code></h1>",
+             _run_summary(layout)]
+    if layout.config.exists():
+        parts.append(f"<details><summary>config</summary><pre>{_esc(layout.config.read_text(), None)}</pre>"
+                     "</details>")
     parts.append("<h2>Held-out results</h2>" + _results_html(evaluated))
     parts.append("<h2>Per task type (held-out success)</h2>" + _per_type_html(evaluated))
-    pngs = (("learning_curve.png", "learning curve"), ("loss_curves.png", "training loss curves"))
-    figs = [f"<img src='{name}' alt='{alt}' width='600' height='400'>" for name, alt in pngs
-            if (run_dir / name).exists()]
+    pngs = ((layout.learning_curve, "learning curve"), (layout.loss_curves, "training loss curves"))
+    # the report sits beside the figures: they are linked by file name
+    figs = [f"<img src='{png.name}' alt='{alt}' width='600' height='400'>" for png, alt in pngs if png.exists()]
     if figs:
         parts.append("<h2>Curves</h2><div class=figs>" + "".join(figs) + "</div>")
-    parts.append("<h2>Wall time per stage</h2>" + _stages_html(load_stages(run_dir)))
-    parts.append(_heldout_html(run_dir, rows, heldout_episodes))
-    parts.append(_corrections_html(run_dir, episodes_per_iteration))
-    atomic_write_text(run_dir / "report.html", "\n".join(parts))
+    parts.append("<h2>Wall time per stage</h2>" + _stages_html(layout.load_stages()))
+    parts.append(_heldout_html(layout, rows, heldout_episodes))
+    parts.append(_corrections_html(layout, episodes_per_iteration))
+    atomic_write_text(layout.report, "\n".join(parts))
 
 
-def _run_summary(run_dir: Path) -> str:
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.exists():
+def _run_summary(layout: RunLayout) -> str:
+    if not layout.config.exists():
         return ""
-    from leap_gym.leap.config import load_config
-
-    c = load_config(cfg_path)
+    c = layout.load_config()
     return (f"<p class=meta>{_esc(c.env.env_id)}, student <code>{_esc(c.student.model)}</code>, "
             f"teacher {_esc(c.teacher.kind)} (privilege {c.teacher.privilege:g}), "
             f"{c.iterations} LEAP iterations ({_esc(c.training.method)}), {c.env.num_train_tasks} train / "
-            f"{c.evaluation.num_test_tasks} held-out tasks; directory <code>{_esc(run_dir)}</code></p>")
+            f"{c.evaluation.num_test_tasks} held-out tasks; directory <code>{_esc(layout.root)}</code></p>")
 
 
 def _results_html(rows: list[dict[str, Any]]) -> str:
@@ -289,27 +277,24 @@ def _per_type_html(rows: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-_STAGE_KINDS = ("teachers", "demos", "base", "rollout", "corrections", "dataset", "train", "eval")
-
-
 def _stages_html(stages: dict[str, dict[str, Any]]) -> str:
     """One row per iteration (building the base model counts to BC, the teachers' evaluations have their own
     row), one column per kind of stage, a bar for the row's share of the run's total."""
     if not stages:
         return "<p>No stage times recorded.</p>"
-    grid: dict[str, dict[str, float]] = {}  # rows in the order they first started
+    grid: dict[int | str, dict[str, float]] = {}  # rows (iterations, then others) in the order they first started
     for name, s in sorted(stages.items(), key=lambda kv: kv[1]["started"]):
-        head, _, tail = name.partition("/")
-        row, kind = (head, tail) if head.startswith("iter_") else ("iter_0" if head == "base" else head, head)
+        i, kind = RunLayout.stage_kind(name)
+        row = kind if i is None else i
         grid.setdefault(row, {})
         grid[row][kind] = grid[row].get(kind, 0.0) + float(s["wall_s"])
-    kinds = [k for k in _STAGE_KINDS if any(k in v for v in grid.values())]
+    kinds = [k for k in STAGE_KINDS if any(k in v for v in grid.values())]
     kinds += sorted({k for v in grid.values() for k in v} - set(kinds))
     total = sum(sum(v.values()) for v in grid.values()) or 1.0
     out = ["<table id=stages><tr><th></th>" + "".join(f"<th>{_esc(k)}</th>" for k in kinds)
            + "<th>total</th><th></th></tr>"]
     for row, v in grid.items():
-        label = "BC (iter 0)" if row == "iter_0" else row.replace("_", " ")
+        label = row.replace("_", " ") if isinstance(row, str) else "BC (iter 0)" if row == 0 else f"iter {row}"
         cells = "".join(f"<td class=num>{_duration(v[k]) if k in v else ''}</td>" for k in kinds)
         share = sum(v.values()) / total
         out.append(f"<tr><td>{_esc(label)}</td>{cells}<td class=num>{_duration(sum(v.values()))}</td>"
@@ -326,16 +311,14 @@ def _pick_episodes(trajs: list, k: int) -> list:
     return ([t for t in trajs if not t.won] + [t for t in trajs if t.won])[:k]
 
 
-def _heldout_html(run_dir: Path, rows: list[dict[str, Any]], k: int) -> str:
-    from leap_gym.core import read_trajectories
-
+def _heldout_html(layout: RunLayout, rows: list[dict[str, Any]], k: int) -> str:
     out = ["<h2>The student's own held-out episodes</h2><p class=meta>Evaluation episodes on the test tasks, "
            "failures first; the oracle column is the env's privileged expert action at that step "
            "(for reading only: the student never sees it).</p>"]
     found = False
     evaluated = sorted((r["iteration"], r) for r in rows if r.get("agent") == "student" and "success" in r)
     for n, (i, r) in enumerate(reversed(evaluated)):
-        path = run_dir / f"iter_{i}" / "eval_trajectories.jsonl"
+        path = trajectories_of(layout.evaluation(i))
         if not path.exists():
             continue
         found = True
@@ -380,18 +363,14 @@ def _heldout_episode_html(traj, open_: bool = False) -> str:
     return "\n".join(out)
 
 
-def _corrections_html(run_dir: Path, k: int) -> str:
-    from leap_gym.leap.run import read_corrections_file
-
+def _corrections_html(layout: RunLayout, k: int) -> str:
     out = []
-    i = 1
-    while (run_dir / f"iter_{i}").exists():
-        path = run_dir / f"iter_{i}" / "corrections.jsonl"
+    for i in layout.iterations(start=1):
+        path = layout.corrections(i)
         if path.exists():
-            trajs, fixes = read_corrections_file(path)
+            trajs, corrections = read_corrections(path)
             out.append(f"<h2>Iteration {i}: teacher corrections ({len(trajs)} episodes corrected)</h2>")
-            out += [_episode_html(traj, cs) for traj, cs in list(zip(trajs, fixes, strict=True))[:k]]
-        i += 1
+            out += [_episode_html(traj, cs) for traj, cs in list(zip(trajs, corrections, strict=True))[:k]]
     return "\n".join(out)
 
 
@@ -411,8 +390,3 @@ def _episode_html(traj, corrections) -> str:
                    f"<td class='teacher'>{teacher}</td><td>{'yes' if c and c.was_corrected else ''}</td></tr>")
     out.append("</table></details>")
     return "\n".join(out)
-
-
-def load_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

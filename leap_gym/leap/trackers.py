@@ -1,7 +1,7 @@
 """Run-level metrics (held-out success per iteration, the teachers as references) for the experiment trackers
 that ``training.report_to`` names, beside the per-step training logs the trainer itself sends there.
 
-TensorBoard: ``run_dir/tensorboard/leap`` is rebuilt from the run's metrics after every stage, so a resumed
+TensorBoard: the run's ``tensorboard/leap`` is rebuilt from the run's metrics after every stage, so a resumed
 run never logs a point twice. W&B: one W&B run per process (named after the run directory, grouped by it) gets
 every evaluated iteration once. A tracker that is not installed is skipped with a one-line warning.
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from leap_gym.leap.layout import RunLayout
 from leap_gym.leap.report import success_interval
 
 TRACKERS = ("tensorboard", "wandb")
@@ -76,7 +77,7 @@ class RunTrackers:
 
     def __init__(self, run_dir: str | Path, report_to: str | list[str] | None, warn: Callable[[str], None],
                  config: dict[str, Any] | None = None):
-        self.dir = Path(run_dir)
+        self.layout = RunLayout(run_dir)
         self.config = config or {}
         self.trackers = []
         for name in requested(report_to):
@@ -100,8 +101,7 @@ class RunTrackers:
     def _tensorboard(self, points: list[tuple[int, dict[str, float]]]) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        final = self.dir / "tensorboard" / "leap"
-        partial = self.dir / ".tensorboard_leap.partial"  # outside the folder TensorBoard watches
+        final, partial = self.layout.tensorboard, self.layout.tensorboard_partial
         shutil.rmtree(partial, ignore_errors=True)
         with SummaryWriter(log_dir=str(partial)) as w:
             for step, values in points:
@@ -120,8 +120,9 @@ class RunTrackers:
         if self._wandb_run is None:
             # a run of its own (not the trainer's current one), with the LEAP iteration as its x axis
             self._wandb_run = wandb.init(project=os.environ.get("WANDB_PROJECT", "leap-gym"),
-                                         name=self.dir.name, group=self.dir.name, job_type="leap",
-                                         dir=str(self.dir), config=self.config, reinit="create_new")
+                                         name=self.layout.root.name, group=self.layout.root.name,
+                                         job_type="leap", dir=str(self.layout.root), config=self.config,
+                                         reinit="create_new")
             self._wandb_run.define_metric("leap/iteration")
             self._wandb_run.define_metric("*", step_metric="leap/iteration")
         for i, values in new:

@@ -3,9 +3,9 @@
 **Device plan.** On CUDA the base loads in 4-bit NF4 with double quantisation and bf16 compute (QLoRA),
 ``prepare_model_for_kbit_training`` with non-reentrant gradient checkpointing, and the paged 8-bit AdamW. On CPU
 nothing is quantised: bitsandbytes' CPU 4-bit path repacks weights into an inference layout after any
-``generate`` and from then on silently passes no gradient through the base linears (see
-specs/ml-stack.md section 5), and LEAP alternates rollouts and training every iteration. CPU training is plain
-fp32 LoRA (optionally bf16 autocast), without gradient checkpointing (it only costs time for small models).
+``generate`` and from then on silently passes no gradient through the base linears, and LEAP alternates
+rollouts and training every iteration. CPU training is plain fp32 LoRA (optionally bf16 autocast), without
+gradient checkpointing (it only costs time for small models).
 
 **Continuing across iterations.** Every iteration starts from the previous iteration's weights:
 
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from leap_gym.leap.config import TrainingConfig
+from leap_gym.leap.layout import TrainOutput
 from leap_gym.leap.logs import quiet_trainer
 from leap_gym.leap.trackers import trainer_report_to
 
@@ -292,17 +293,18 @@ def resume_checkpoint(partial: Path, inputs: dict[str, Any]) -> str | None:
     half-written one (killed mid-save) is removed.
     """
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
-    stamp = partial / "inputs.sha256"
+    staged = TrainOutput(partial)
+    stamp = staged.inputs_digest
     complete = []
     if stamp.exists() and stamp.read_text() == digest:
-        for ckpt in (partial / "trainer").glob("checkpoint-*"):
+        for step, ckpt in staged.checkpoints():
             try:
-                json.loads((ckpt / "trainer_state.json").read_text())
-                complete.append(ckpt)
+                json.loads(staged.checkpoint_state(ckpt).read_text())
+                complete.append((step, ckpt))
             except (OSError, ValueError):
                 shutil.rmtree(ckpt, ignore_errors=True)
     if complete:
-        return str(max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1])))
+        return str(max(complete)[1])
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     stamp.write_text(digest)
@@ -329,15 +331,15 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
 
     from leap_gym.models import lora_config_for
 
-    output_dir = Path(output_dir)
-    partial = output_dir.with_name(output_dir.name + ".partial")
+    out = TrainOutput(Path(output_dir))
+    staged = out.partial
     plan = quantization_plan(_device(), cfg, bf16_weight_bytes(model_dir))
     if plan.notice:
         logging.getLogger(__name__).debug(plan.notice)  # the run's log file
     steps = cfg.max_steps if max_steps is None else max_steps
     inputs = {"rows": rows, "model_dir": str(model_dir), "adapter_dir": str(adapter_dir), "method": method,
               "max_steps": steps, "cfg": {k: v for k, v in asdict(cfg).items() if k != "checkpoint_steps"}}
-    resume = resume_checkpoint(partial, inputs)
+    resume = resume_checkpoint(staged.path, inputs)
     torch.manual_seed(cfg.seed)
     if not progress:
         import datasets
@@ -366,7 +368,7 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
             peft_config = lora_config_for(model, from_scratch, r=cfg.lora_r, alpha=cfg.lora_alpha,
                                           dropout=cfg.lora_dropout, **top_layers(model, cfg.lora_layers))
     data = _rows_to_dataset(rows, method, tokenizer, cfg.train_on_prompt)
-    kw = trainer_kwargs(plan, cfg, method, str(partial / "trainer"), steps, progress)
+    kw = trainer_kwargs(plan, cfg, method, str(staged.trainer), steps, progress)
     # rows were fitted by build_dataset (history cut, never the target): let TRL keep the longest one whole
     longest = max(len(ids) for ids in data["input_ids"]) if method == "sft" else 0
     kw["max_length"] = max([cfg.max_length, longest + 1] + [int(r.get("meta", {}).get("tokens", 0)) + 1
@@ -388,33 +390,33 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
         logging.getLogger(__name__).warning(f"resuming training from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
     trained = trainer.model
-    shutil.rmtree(partial / "trainer", ignore_errors=True)
+    shutil.rmtree(staged.trainer, ignore_errors=True)
 
     out_adapter = None
     if cfg.finetune == "full":
-        trained.save_pretrained(partial / "model")
-        tokenizer.save_pretrained(partial / "model")
-        final_model = output_dir / "model"
+        trained.save_pretrained(staged.model)
+        tokenizer.save_pretrained(staged.model)
+        final_model = out.model
     else:
-        trained.save_pretrained(partial / "adapter")
-        tokenizer.save_pretrained(partial / "adapter")
-        out_adapter = str(output_dir / "adapter")
+        trained.save_pretrained(staged.adapter)
+        tokenizer.save_pretrained(staged.adapter)
+        out_adapter = str(out.adapter)
         if cfg.continue_mode == "merge":
-            _merged(trained, plan, str(model_dir), partial / "adapter").save_pretrained(partial / "model")
-            tokenizer.save_pretrained(partial / "model")
-            final_model = output_dir / "model"
+            _merged(trained, plan, str(model_dir), staged.adapter).save_pretrained(staged.model)
+            tokenizer.save_pretrained(staged.model)
+            final_model = out.model
         else:
             final_model = Path(model_dir)
     metrics = {"method": method, "rows": len(rows), "train_loss": float(result.training_loss),
                "global_steps": int(result.global_step), "train_runtime_s": float(result.metrics["train_runtime"]),
                "quantized": plan.quantize, "device": plan.device, "from_scratch": from_scratch,
                "learning_rate": kw["learning_rate"]}
-    (partial / "train_log.json").write_text(json.dumps({"metrics": metrics, "plan": asdict(plan),
-                                                        "log_history": trainer.state.log_history}, indent=1))
+    staged.log.write_text(json.dumps({"metrics": metrics, "plan": asdict(plan),
+                                      "log_history": trainer.state.log_history}, indent=1))
     del trainer, trained, model
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(partial, output_dir)
+    if out.path.exists():
+        shutil.rmtree(out.path)
+    os.replace(staged.path, out.path)
     return TrainResult(model_dir=str(final_model), adapter_dir=out_adapter, metrics=metrics)
 
 

@@ -129,7 +129,7 @@ def test_example_config_loads_and_its_env_takes_its_kwargs(path):
 def test_examples_cover_every_env_and_the_demo():
     assert {load_config(p).env.env_id for p in EXAMPLES} == {"leap/ALFWorld-v0", "leap/WebShop-v0",
                                                                "leap/InterCodeBash-v0"}
-    from leap_gym.leap.cli import DEMO_CONFIG
+    from leap_gym.leap.presets import DEMO_CONFIG
 
     assert load_config(REPO / "examples" / "configs" / "alfworld_demo.yaml") == load_config(None, base=DEMO_CONFIG)
 

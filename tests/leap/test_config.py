@@ -66,7 +66,7 @@ def test_save_and_reload_round_trip(tmp_path):
 
 
 def test_embedded_demo_config_is_valid_and_matches_the_issue():
-    from leap_gym.leap.cli import DEMO_CONFIG
+    from leap_gym.leap.presets import DEMO_CONFIG
 
     cfg = load_config(None, ["run_dir=/tmp/x"], base=DEMO_CONFIG)
     assert cfg.env.env_id == "leap/ALFWorld-v0" and cfg.student.model == "smollm2-135m"

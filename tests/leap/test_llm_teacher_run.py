@@ -140,17 +140,17 @@ def test_mostly_invalid_corrections_are_not_marked_done(tmp_path, teacher_server
                       overrides=["teacher.max_consecutive_failures=0"])
     r = Run(cfg, progress=False, log=lambda m: None)
     trajs = [toy_trajectory() for _ in range(4)]
-    write_jsonl(r.it(1) / "rollout.jsonl", trajs)
+    write_jsonl(r.layout.iteration_dir(1) / "rollout.jsonl", trajs)
     teacher_server.mode = "garbage"
     with pytest.raises(StageError, match=r"failed on 12/12 steps .*no parseable JSON"):
         r.corrections(1, trajs)
-    assert not (r.it(1) / "corrections.jsonl").exists()
+    assert not (r.layout.iteration_dir(1) / "corrections.jsonl").exists()
     # an unparseable reply is never cached: a re-run asks again instead of replaying the failure
     assert not list((tmp_path / "run" / "teacher_cache").rglob("*.json"))
     teacher_server.mode = "ok"
-    kept, fixes = r.corrections(1, trajs)
-    assert len(kept) == 4 and all(c.metadata["valid"] for f in fixes for c in f)
-    assert (r.it(1) / "corrections.jsonl").exists()
+    kept, corrections = r.corrections(1, trajs)
+    assert len(kept) == 4 and all(c.metadata["valid"] for cs in corrections for c in cs)
+    assert (r.layout.iteration_dir(1) / "corrections.jsonl").exists()
 
 
 def test_dead_endpoint_stops_after_consecutive_failures(teacher_server):

@@ -14,8 +14,9 @@ import pytest
 from leap_gym.core import Correction, Step, Trajectory, write_jsonl
 from leap_gym.leap.config import load_config
 from leap_gym.leap.evaluate import summarize
-from leap_gym.leap.report import load_stages, record_stage, results_table, wilson_interval
-from leap_gym.leap.run import Run, write_corrections
+from leap_gym.leap.layout import RunLayout, write_corrections
+from leap_gym.leap.report import results_table, wilson_interval
+from leap_gym.leap.run import Run
 from leap_gym.leap.trackers import RunTrackers, requested, scalars
 
 TYPES = ("pick_and_place", "look_at_obj", "heat_then_place")
@@ -68,7 +69,8 @@ def write_run(run_dir: Path) -> None:
     evaluation(run_dir / "teachers" / "teacher_privileged.json", "teacher (privilege 0.5)", 27)
     evaluation(run_dir / "teachers" / "teacher_no_privilege.json", "teacher without privilege", 9)
     t0 = time.time() - 3600
-    record_stage(run_dir, "teachers/teacher_privileged", t0, 12.5)
+    layout = RunLayout(run_dir)
+    layout.record_stage("teachers/teacher_privileged", t0, 12.5)
     for i, wins in enumerate((6, 14, 19)):
         d = run_dir / f"iter_{i}"
         (d / "train").mkdir(parents=True)
@@ -85,7 +87,7 @@ def write_run(run_dir: Path) -> None:
                       for t, s in enumerate(tr.steps)] for tr in trajs]
             write_corrections(d / "corrections.jsonl", trajs, fixes)
         for k, kind in enumerate(("rollout", "corrections", "dataset", "train", "eval")):
-            record_stage(run_dir, f"iter_{i}/{kind}", t0 + 100 * (i + 1) + k, 30.0 * (k + 1))
+            layout.record_stage(f"iter_{i}/{kind}", t0 + 100 * (i + 1) + k, 30.0 * (k + 1))
 
 
 def _chromium() -> str | None:
@@ -128,10 +130,11 @@ def test_report_has_tables_curves_and_episodes_and_renders_readably_at_1400px(tm
 
 
 def test_stage_times_keep_the_latest_run_of_a_stage(tmp_path):
-    record_stage(tmp_path, "iter_1/train", 1000.0, 5.0)
-    record_stage(tmp_path, "iter_1/eval", 1010.0, 2.0)
-    record_stage(tmp_path, "iter_1/train", 2000.0, 7.0)  # redone after a kill
-    stages = load_stages(tmp_path)
+    layout = RunLayout(tmp_path)
+    layout.record_stage("iter_1/train", 1000.0, 5.0)
+    layout.record_stage("iter_1/eval", 1010.0, 2.0)
+    layout.record_stage("iter_1/train", 2000.0, 7.0)  # redone after a kill
+    stages = layout.load_stages()
     assert list(stages) == ["iter_1/train", "iter_1/eval"] and stages["iter_1/train"]["wall_s"] == 7.0
 
 
@@ -157,9 +160,7 @@ def test_report_to_names_the_trackers_and_the_trainer_gets_only_those_installed(
 
 def test_scalars_are_success_per_iteration_with_teachers_as_references(tmp_path):
     write_run(tmp_path / "run")
-    from leap_gym.leap.run import collect_metrics
-
-    points = scalars(collect_metrics(tmp_path / "run"))
+    points = scalars(RunLayout(tmp_path / "run").collect_metrics())
     assert [i for i, _ in points] == [0, 1, 2]
     assert points[2][1]["leap/success"] == pytest.approx(19 / 30)
     last = points[2][1]
@@ -187,9 +188,7 @@ def test_tensorboard_gets_success_per_iteration_rebuilt_without_duplicates(tmp_p
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     write_run(tmp_path / "run")
-    from leap_gym.leap.run import collect_metrics
-
-    rows = collect_metrics(tmp_path / "run")
+    rows = RunLayout(tmp_path / "run").collect_metrics()
     warnings: list[str] = []
     t = RunTrackers(tmp_path / "run", "tensorboard", warnings.append)
     t.log(rows[:3])
@@ -207,9 +206,7 @@ def test_wandb_gets_each_iteration_once_with_the_iteration_as_x_axis(tmp_path, m
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     write_run(tmp_path / "run")
-    from leap_gym.leap.run import collect_metrics
-
-    rows = collect_metrics(tmp_path / "run")
+    rows = RunLayout(tmp_path / "run").collect_metrics()
     t = RunTrackers(tmp_path / "run", "wandb", pytest.fail, {"iterations": 2})
     t.log(rows[:3])  # teachers and BC
     run = t._wandb_run

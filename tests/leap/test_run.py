@@ -18,7 +18,8 @@ pytest.importorskip("trl")
 
 from leap_gym.core import read_trajectories  # noqa: E402
 from leap_gym.leap.config import ConfigError, load_config  # noqa: E402
-from leap_gym.leap.run import make_student, read_corrections_file, run, trained_answer_tokens  # noqa: E402
+from leap_gym.leap.layout import RunLayout, read_corrections  # noqa: E402
+from leap_gym.leap.run import make_student, run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOY = "tests.toy_env:leap-test/Toy-v0"  # module:id, so subprocesses register the toy env on make
@@ -55,8 +56,9 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     demos = read_trajectories(run_dir / "iter_0" / "demos.jsonl")
     assert len(demos) == 6 and all(t.won and t.steps[0].reason for t in demos)
-    trajs, fixes = read_corrections_file(run_dir / "iter_1" / "corrections.jsonl")
-    assert len(trajs) == len(fixes) and all(len(t.steps) == len(f) for t, f in zip(trajs, fixes, strict=True))
+    trajs, corrections = read_corrections(run_dir / "iter_1" / "corrections.jsonl")
+    assert len(trajs) == len(corrections) and all(len(t.steps) == len(cs)
+                                                  for t, cs in zip(trajs, corrections, strict=True))
     assert all(not t.won for t in trajs)  # only failures are corrected by default
     report = (run_dir / "report.html").read_text()
     assert "teacher reason" in report or "Iteration 1" in report
@@ -69,7 +71,7 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert [m["key"] for m in metrics] == keys and metrics[3]["train"]["global_steps"] == 2
     assert metrics[2]["train"]["learning_rate"] == metrics[3]["train"]["learning_rate"] == 2e-3
 
-    longest = trained_answer_tokens(run_dir, 2)
+    longest = RunLayout(run_dir).longest_answer_tokens(2)
     assert longest == max(json.loads((run_dir / f"iter_{i}" / "dataset_stats.json").read_text())["max_answer_tokens"]
                           for i in range(3)) > 0
     # a student allowed fewer new tokens than its longest target would cut actions off: the cap is raised
@@ -135,12 +137,10 @@ def test_iterations_roll_out_consecutive_slices_of_the_train_tasks(tmp_path):
 
 
 def test_behaviour_cloning_may_have_its_own_learning_rate(tmp_path):
-    from leap_gym.leap.run import Run
-
-    r = Run(load_config(None, base=toy_config(tmp_path, learning_rate=5e-4, bc_learning_rate=2e-3)), progress=False)
-    assert [r.training_config(i).learning_rate for i in (0, 1, 2)] == [2e-3, 5e-4, 5e-4]
-    r = Run(load_config(None, base=toy_config(tmp_path, learning_rate=5e-4)), progress=False)  # 0: the same
-    assert [r.training_config(i).learning_rate for i in (0, 1)] == [5e-4, 5e-4]
+    t = load_config(None, base=toy_config(tmp_path, learning_rate=5e-4, bc_learning_rate=2e-3)).training
+    assert [t.for_iteration(i).settings.learning_rate for i in (0, 1, 2)] == [2e-3, 5e-4, 5e-4]
+    t = load_config(None, base=toy_config(tmp_path, learning_rate=5e-4)).training  # 0: the same
+    assert [t.for_iteration(i).settings.learning_rate for i in (0, 1)] == [5e-4, 5e-4]
     with pytest.raises(ConfigError, match="training.bc_learning_rate"):
         load_config(None, ["training.bc_learning_rate=-1"])
 

@@ -81,7 +81,7 @@ class ALFWorldEnv(gym.Env):
         if unknown:
             raise ValueError(f"unknown task types {sorted(unknown)}; known: {TASK_TYPES}")
         self.tasks, self.grammar, self.task_types = tasks, grammar, task_types
-        self.seed_, self.expert, self.fast = int(seed), expert, fast
+        self.generation_seed, self.expert, self.fast = int(seed), expert, fast
         self.cache_dir = cache_dir if cache_dir is not None or tasks == "files" else False
         self.observation_space = UnicodeText()
         self.action_space = UnicodeText()
@@ -115,7 +115,7 @@ class ALFWorldEnv(gym.Env):
             from leap_gym.envs.alfworld.tasks import load_game_dir
             return load_game_dir(self._dirs[task_index], self._root, self.grammar)
         from leap_gym.envs.alfworld.generate import generate_game
-        return generate_game(self.split, self.seed_, task_index, task_types=self.task_types)
+        return generate_game(self.split, self.generation_seed, task_index, task_types=self.task_types)
 
     def _engine_for(self):
         if self._engine is None:
@@ -131,7 +131,7 @@ class ALFWorldEnv(gym.Env):
         if index is None:
             index = int(self.np_random.integers(self.num_tasks))
         engine = self._engine_for()
-        key = (self.tasks, self.split, self.seed_, index)
+        key = (self.tasks, self.split, self.generation_seed, index)
         from leap_gym.envs.alfworld.engine import guard_argv
         with guard_argv():
             if key != self._loaded_key:

@@ -1,0 +1,23 @@
+"""Named configs, as overrides of the defaults: the demo's (``leap-gym demo``), which the learning benchmark and the
+example notebook start from too (``examples/configs/alfworld_demo.yaml`` holds the same settings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The embedded demo: generated ALFWorld tasks, the pretrained SmolLM2-135M-Instruct student in the episode prompt
+# format (bf16, LoRA on its top 10 layers), the privilege-0.5 expert teacher, BC + 2 LEAP iterations. Sized for a
+# 2-core CPU: about 40-45 minutes there (BENCHMARKS.md, "The demo on the pretrained student"), less on a GPU.
+DEMO_CONFIG: dict[str, Any] = {
+    "run_dir": "runs/demo",
+    "seed": 0,
+    "iterations": 2,
+    "env": {"env_id": "leap/ALFWorld-v0", "num_train_tasks": 100, "max_steps": 20},
+    "student": {"model": "smollm2-135m", "batch_size": 40, "max_new_tokens": 48, "snap_to_admissible": True},
+    "teacher": {"privilege": 0.5, "demo_privilege": 0.5},
+    "rollout": {"tasks_per_iteration": 40},
+    "training": {"max_length": 2048, "bc_max_steps": 50, "max_steps": 30, "batch_size": 1, "grad_accum": 4,
+                 "bc_learning_rate": 5e-4, "learning_rate": 2e-4, "lora_layers": 10, "bf16": True,
+                 "warmup_steps": 3},
+    "evaluation": {"num_test_tasks": 40},
+}
