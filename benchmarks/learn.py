@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from leap_gym.io import atomic_write_json, atomic_write_text  # noqa: E402
 from leap_gym.leap.layout import UNPRIVILEGED_TEACHER, RunLayout, iteration_key, key_iteration  # noqa: E402
 from leap_gym.leap.presets import DEMO_CONFIG  # noqa: E402
+from leap_gym.specs import spec_for  # noqa: E402
 
 # Demo-scale presets: ALFWorld is the demo itself; WebShop and Bash use their LEAP step limits and longer rows.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -39,15 +40,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "bash": {**DEMO_CONFIG, "env": {"env_id": "leap/InterCodeBash-v0", "num_train_tasks": 100, "max_steps": 10},
              "rollout": {"score_threshold": 0.7}},
 }
-# The constructor argument that draws a different task sample per seed (each env names it for what it seeds).
-SEED_KWARG = {"alfworld": "seed", "webshop": "catalog_seed", "bash": "task_seed"}
 
 
 def config_for(env: str, seed: int, root: Path, quick: bool) -> dict[str, Any]:
     cfg = copy.deepcopy(PRESETS[env])
     cfg["seed"] = seed
     cfg["run_dir"] = str(root / env / f"seed_{seed}")
-    cfg.setdefault("env", {}).setdefault("kwargs", {})[SEED_KWARG[env]] = seed
+    # the constructor argument that draws a different task sample per seed, as the env's spec names it
+    cfg["env"].setdefault("kwargs", {})[spec_for(cfg["env"]["env_id"]).seed_kwarg] = seed
     cfg.setdefault("training", {})["seed"] = seed
     if quick:
         cfg["env"]["num_train_tasks"] = 20

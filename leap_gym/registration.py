@@ -1,4 +1,4 @@
-"""The one place where ``leap/*`` environment ids are registered (Gymnasium style: string entry points).
+"""The one place where benchmarks are registered: their spec (``leap_gym.specs``) and their Gymnasium id.
 
 String entry points keep ``import leap_gym`` cheap: an env's module (and its heavy dependencies) is imported only
 when ``gym.make`` builds it.
@@ -8,26 +8,35 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from leap_gym.specs import SPECS, BenchmarkSpec
+
 NAMESPACE = "leap"
 
-# id -> (entry point, max_episode_steps, default kwargs)
-_ENVS: dict[str, tuple[str, int, dict]] = {
-    "leap/ALFWorld-v0": ("leap_gym.envs.alfworld.env:ALFWorldEnv", 50, {}),
-    "leap/WebShop-v0": ("leap_gym.envs.webshop.env:WebShopEnv", 15, {}),
-    "leap/InterCodeBash-v0": ("leap_gym.envs.intercode_bash.env:InterCodeBashEnv", 10, {}),
-}
+
+def register_benchmark(spec: BenchmarkSpec) -> None:
+    """Add a benchmark: its spec for every consumer (prompts, teachers, leak meter) and its id for ``gym.make``.
+
+    Registering the same spec again is a no-op; a different spec under a taken id or family is a ``ValueError``.
+    """
+    for other in SPECS.values():
+        if other != spec and spec.env_id == other.env_id:
+            raise ValueError(f"{spec.env_id!r} is already registered with a different spec")
+        if other != spec and spec.family.lower() == other.family.lower():
+            raise ValueError(f"family {spec.family!r} is already taken by {other.env_id!r}")
+    SPECS[spec.env_id] = spec
+    register_envs()
 
 
 def register_envs() -> None:
-    """Register every leap-gym env; safe to call more than once."""
-    for env_id, (entry_point, max_steps, kwargs) in _ENVS.items():
-        if env_id in gym.registry:
+    """Register every benchmark's env with Gymnasium; safe to call more than once."""
+    for spec in SPECS.values():
+        if spec.env_id in gym.registry:
             continue
         gym.register(
-            id=env_id,
-            entry_point=entry_point,
-            max_episode_steps=max_steps,
-            kwargs=dict(kwargs),
+            id=spec.env_id,
+            entry_point=spec.entry_point,
+            max_episode_steps=spec.max_episode_steps,
+            kwargs=dict(spec.kwargs),
             disable_env_checker=True,  # our check_env test runs the full checker instead of the passive one
         )
 

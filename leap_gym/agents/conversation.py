@@ -22,19 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from leap_gym.agents.prompting import ENV_RULES, ROLE, clip_text, env_family, format_target
+from leap_gym.agents.prompting import ROLE, clip_text, format_target
+from leap_gym.specs import get_spec
 
-# The env's rules when the student writes its commands itself (no candidate list to copy from).
-EPISODE_RULES: dict[str, str] = {
-    "alfworld": ("You are in a household. Commands: go to <place>, open <place>, close <place>, "
-                 "take <object> from <place>, put <object> in/on <place>, clean/heat/cool <object> with <place>, "
-                 "use <lamp>, examine <thing>, look, inventory. Name things exactly as the observations do "
-                 "(\"desk 1\"). \"Nothing happens.\" means the command did not work: try another one."),
-    "webshop": ("You are shopping on a website. Actions are search[query] or click[button], with the button "
-                "text exactly as the page shows it. Buy quickly: an unfinished task scores 0."),
-    "bash": ENV_RULES["bash"],
-    "generic": "Write one action in the form the environment uses.",
-}
+# The rules for an env without a benchmark spec (each spec carries its env's own, ``BenchmarkSpec.episode_rules``).
+GENERIC_EPISODE_RULES = "Write one action in the form the environment uses."
 
 EPISODE_FORMAT_RULE = "Answer in exactly this format:\nREASON: <one short sentence>\nACTION: <one action>"
 
@@ -53,7 +45,10 @@ def window_starts(steps: int) -> list[int]:
 
 
 def episode_system_prompt(env: str | None = None) -> str:
-    return f"{ROLE}\n{EPISODE_RULES[env_family(env)]}\n{EPISODE_FORMAT_RULE}"
+    """The env's rules for a student that writes its actions itself (no candidate list to copy from)."""
+    spec = get_spec(env)
+    rules = (spec.episode_rules or spec.rules) if spec else GENERIC_EPISODE_RULES
+    return f"{ROLE}\n{rules}\n{EPISODE_FORMAT_RULE}"
 
 
 def user_turn(task: str | None, observation: str, max_obs_chars: int | None = DEFAULT_OBS_CHARS) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from leap_gym.agents.base import INVALID_ACTION, AgentOutput
+from leap_gym.specs import get_spec
 
 if TYPE_CHECKING:
     from leap_gym.core import Trajectory
@@ -30,33 +31,24 @@ ROLE = "You are an agent solving a task in a text environment, one action per tu
 
 FORMAT_RULE = "Answer in exactly this format:\nREASON: <one short sentence>\nACTION: <one action>"
 
-ENV_RULES: dict[str, str] = {
-    "alfworld": ("You are in a household. Pick the action verbatim from the candidate actions. "
-                 "Do not repeat your last action if it did not help. "
-                 "\"Nothing happens.\" means the action was invalid."),
-    "webshop": ("You are shopping on a website. Actions are search[query] or click[button], "
-                "with the button taken verbatim from the candidate actions. "
-                "Buy quickly: an unfinished task scores 0."),
-    "bash": ("You are in a Linux shell. The action is one bash command on a single line (under 100 characters), "
-             "or submit when the task is done."),
-    "generic": "Pick the action verbatim from the candidate actions when they are given.",
-}
-
-# Words in an env id or task type that select the rules above.
-_FAMILY_MARKERS = (("alfworld", "alfworld"), ("webshop", "webshop"), ("intercode", "bash"), ("bash", "bash"))
+# The rules for an env without a benchmark spec (each spec carries its env's own, ``BenchmarkSpec.rules``).
+GENERIC_RULES = "Pick the action verbatim from the candidate actions when they are given."
 
 
 def env_family(env: str | None) -> str:
-    """Map an env id (``leap/ALFWorld-v0``), a family name or ``None`` to a key of ``ENV_RULES``."""
-    name = (env or "").lower()
-    for marker, family in _FAMILY_MARKERS:
-        if marker in name:
-            return family
-    return "generic"
+    """The family name of an env id's (or family name's) benchmark spec; ``"generic"`` for an env without one."""
+    spec = get_spec(env)
+    return spec.family if spec else "generic"
+
+
+def env_rules(env: str | None) -> str:
+    """The rules of an env id's (or family name's) benchmark spec, looked up exactly; generic rules without one."""
+    spec = get_spec(env)
+    return spec.rules if spec else GENERIC_RULES
 
 
 def system_prompt(env: str | None = None) -> str:
-    return f"{ROLE}\n{ENV_RULES[env_family(env)]}\n{FORMAT_RULE}"
+    return f"{ROLE}\n{env_rules(env)}\n{FORMAT_RULE}"
 
 
 def clip_text(text: str, max_chars: int | None) -> str:
@@ -243,6 +235,6 @@ def parse_output(text: str | None, admissible_actions: Sequence[str] | None = No
     return AgentOutput(reason=reason, action=action, raw_text=raw, format_ok=True)
 
 
-__all__ = ["DEFAULT_HISTORY", "ENV_RULES", "FORMAT_RULE", "ROLE", "build_messages", "build_user_prompt", "clip_text",
-           "env_family", "fill_template", "format_target", "is_template", "match_candidate", "messages_for_step",
-           "parse_output", "system_prompt"]
+__all__ = ["DEFAULT_HISTORY", "FORMAT_RULE", "GENERIC_RULES", "ROLE", "build_messages", "build_user_prompt",
+           "clip_text", "env_family", "env_rules", "fill_template", "format_target", "is_template", "match_candidate",
+           "messages_for_step", "parse_output", "system_prompt"]

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from leap_gym.agents.base import Agent, AgentOutput
-from leap_gym.agents.prompting import ENV_RULES, env_family, parse_output
+from leap_gym.agents.prompting import env_rules, parse_output
 from leap_gym.agents.student import split_vector_info
 from leap_gym.core import PRIVILEGED_INFO_KEYS
 from leap_gym.wrappers import strip_privileged
@@ -28,7 +28,7 @@ REACT_FORMAT = "Answer in exactly this format:\nThought: <your reasoning>\nActio
 
 
 def react_system_prompt(env: str | None = None, examples: Sequence[str] = ()) -> str:
-    parts = [REACT_ROLE, ENV_RULES[env_family(env)], REACT_FORMAT]
+    parts = [REACT_ROLE, env_rules(env), REACT_FORMAT]
     if examples:
         parts.append("Here are examples of solved tasks:")
         parts.extend(f"--- example {i + 1} ---\n{ex.strip()}" for i, ex in enumerate(examples))

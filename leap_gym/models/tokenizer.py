@@ -13,6 +13,8 @@ import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from leap_gym.specs import SPECS
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
@@ -103,7 +105,8 @@ def env_text_corpus(extra_texts: Iterable[str] | None = None, n_samples: int = 3
     from leap_gym.agents import prompting
 
     rng = random.Random(seed)
-    texts = [_GENERIC_TEXT, prompting.ROLE, prompting.FORMAT_RULE, *prompting.ENV_RULES.values()]
+    texts = [_GENERIC_TEXT, prompting.ROLE, prompting.FORMAT_RULE, *(s.rules for s in SPECS.values()),
+             prompting.GENERIC_RULES]
     makers = [(alfworld_like_turn, "alfworld"), (webshop_like_turn, "webshop"), (bash_like_turn, "bash")]
     for i in range(n_samples):
         make, env = makers[i % len(makers)]

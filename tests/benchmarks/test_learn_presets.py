@@ -1,5 +1,5 @@
 """The learning benchmark's presets must build envs: a per-seed kwarg the env does not take only failed after
-the run had started (WebShop's seed is ``catalog_seed``, Bash's ``task_seed``)."""
+the run had started (the seed keyword is the one each env's benchmark spec names)."""
 
 import importlib.util
 import inspect

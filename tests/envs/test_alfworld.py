@@ -133,7 +133,7 @@ def test_revisited_generated_game_is_unpacked_not_retranslated(monkeypatch):
             return value
 
     monkeypatch.setattr(engine, "_SAS_PACKED", Recording(8))
-    env = ALFWorldEnv(split="train", seed=11)
+    env = ALFWorldEnv(split="train", task_seed=11)
     first = env.reset(options={"task_index": 3})
     after = env.step(first[1]["admissible_actions"][0])
     assert len(engine._SAS_PACKED) >= 1 and Recording.hits == 0

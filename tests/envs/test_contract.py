@@ -1,17 +1,20 @@
 """Every registered env passes Gymnasium's checker and keeps the info contract (leap_gym.info) and the call rules
 (leap_gym.envs.contract)."""
 
+import inspect
 import json
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.envs.registration import load_env_creator
 from gymnasium.utils.env_checker import check_env
 
 import leap_gym
 from leap_gym.envs.contract import ResetNeeded
 from leap_gym.info import check_info
 from leap_gym.spaces import UnicodeText
+from leap_gym.specs import spec_for
 from leap_gym.wrappers import StudentView, privileged_keys
 from tests.envs.webshop.test_data import HUMAN, INS, PRODUCTS
 
@@ -39,7 +42,7 @@ def files_env(request, shared_data, tmp_path):
             (tmp_path / "items_shuffle_1000.json").write_text(json.dumps(PRODUCTS))
             (tmp_path / "items_ins_v2_1000.json").write_text(json.dumps(INS))
             (tmp_path / "items_human_ins.json").write_text(json.dumps(HUMAN))
-            kwargs.update(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), split="all")
+            kwargs.update(tasks="files", data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), split="all")
         made.append(gym.make(env_id, **kwargs))
         return made[-1]
 
@@ -55,6 +58,13 @@ def play_expert(env, info):
         if terminated or truncated:
             break
     return obs, reward, terminated, truncated, info
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_constructors_share_the_task_vocabulary(env_id):
+    params = inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters
+    assert {"tasks", "data_dir", "split", "task_seed", "render_mode", "privileged"} <= set(params)
+    assert params["tasks"].default == "generated" and spec_for(env_id).seed_kwarg == "task_seed"
 
 
 def test_check_env(env):

@@ -1,9 +1,9 @@
 """The leak meter: does a corrected reason reveal a privileged fact the student has not observed?
 
-Each env's teacher module defines ``privileged_only_facts(trajectory, t) -> list[str]``: short strings (an object
-location the student has not seen, a target ASIN or product title not yet on screen, distinctive tokens of the
-gold command) that a reason at step ``t`` must not contain. The meter matches them case-insensitively on word
-boundaries.
+Each benchmark's spec names its function ``privileged_only_facts(trajectory, t) -> list[str]`` (``leak_facts``):
+short strings (an object location the student has not seen, a target ASIN or product title not yet on screen,
+distinctive tokens of the gold command) that a reason at step ``t`` must not contain. The meter matches them
+case-insensitively on word boundaries.
 """
 
 from __future__ import annotations
@@ -12,14 +12,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from leap_gym.agents.teachers import load_symbol
 from leap_gym.core import Correction, Trajectory
-
-FACT_FUNCTIONS: dict[str, str] = {
-    "leap/ALFWorld-v0": "leap_gym.agents.teachers.alfworld:privileged_only_facts",
-    "leap/WebShop-v0": "leap_gym.agents.teachers.webshop:privileged_only_facts",
-    "leap/InterCodeBash-v0": "leap_gym.agents.teachers.intercode_bash:privileged_only_facts",
-}
+from leap_gym.specs import load_symbol, spec_for
 
 
 def _mentions(text: str, fact: str) -> bool:
@@ -29,7 +23,10 @@ def _mentions(text: str, fact: str) -> bool:
 
 def find_leaks(reason: str, trajectory: Trajectory, t: int) -> list[str]:
     """The privileged-only facts at step ``t`` that ``reason`` mentions."""
-    facts = load_symbol(FACT_FUNCTIONS[trajectory.env_id])(trajectory, t)
+    spec = spec_for(trajectory.env_id)
+    if spec.leak_facts is None:
+        raise ValueError(f"the benchmark {spec.env_id!r} names no privileged-only facts (leak_facts)")
+    facts = load_symbol(spec.leak_facts)(trajectory, t)
     return [f for f in facts if f and _mentions(reason, f)]
 
 

@@ -32,9 +32,10 @@ from typing import Any, Protocol
 
 from leap_gym.agents.backends.openai_chat import BackendError, OpenAIChat
 from leap_gym.agents.base import INVALID_ACTION
-from leap_gym.agents.prompting import build_messages, env_family, fill_template, match_candidate, parse_output
+from leap_gym.agents.prompting import build_messages, fill_template, match_candidate, parse_output
 from leap_gym.agents.teachers.base import Teacher, same_action
 from leap_gym.core import Correction, Trajectory
+from leap_gym.specs import get_spec
 
 
 class ChatBackend(Protocol):
@@ -60,26 +61,8 @@ def _forget(backend: ChatBackend, result: Any) -> None:
         forget(result)
 
 
-# What each env's teacher is told, in LEAP's three modes (see the leap-method spec, section 2).
-MODES: dict[str, str] = {
-    "alfworld": ("Correct EVERY step: give the reason and action you would take in the student's position. "
-                 "Reasons use common-sense hints (where such items are usually found) instead of naming hidden "
-                 "locations. The agent can carry one object at a time."),
-    "webshop": ("Correct SPARINGLY: copy steps that are good enough and set is_corrected to false for them. Fix "
-                "indecision (a reasonable purchase beats running out of steps, which scores 0). Prices in search "
-                "queries do not help; fix only clearly poor queries."),
-    "bash": ("Correct as many steps as you can, to show how to recover from errors. Reasons are first person and "
-             "explain the command syntax, including syntax errors visible in the observations. Any command with "
-             "the same effect as the gold command is fine."),
-    "generic": "Correct every step that does not make progress towards the goal.",
-}
-
-# Privileged fields worth showing per env; missing fields are skipped, unknown envs get the whole dict.
-PRIVILEGED_FIELDS: dict[str, tuple[str, ...]] = {
-    "alfworld": ("goal", "object_locations", "expert_plan"),
-    "webshop": ("goal", "target_asin", "target_product", "option_assignment", "expert_plan"),
-    "bash": ("gold_command", "gold_output", "gold_changes"),
-}
+# What an LLM teacher is told to correct for an env whose spec names no mode (see BenchmarkSpec.teacher_mode).
+GENERIC_MODE = "Correct every step that does not make progress towards the goal."
 
 _MAX_FIELD_CHARS = 3000
 
@@ -89,7 +72,8 @@ def privileged_summary(trajectory: Trajectory, t: int = 0) -> dict[str, Any]:
     if not trajectory.steps:
         return {}
     priv = trajectory.steps[t].info.get("privileged", {})
-    fields = PRIVILEGED_FIELDS.get(env_family(trajectory.env_id))
+    spec = get_spec(trajectory.env_id)
+    fields = spec.privileged_fields if spec else None  # the env's choice of fields; none chosen: all of them
     chosen = {k: priv[k] for k in fields if k in priv} if fields else dict(priv)
     out = {}
     for k, v in chosen.items():
@@ -101,7 +85,8 @@ def privileged_summary(trajectory: Trajectory, t: int = 0) -> dict[str, Any]:
 def correction_messages(trajectory: Trajectory, privileged: bool = True) -> list[dict[str, str]]:
     """LEAP's correction request, in our own words: role, input, tasks, per-env mode, output schema;
     ``privileged=False`` leaves the privileged state out (the teacher knows what the student knows)."""
-    family = env_family(trajectory.env_id)
+    spec = get_spec(trajectory.env_id)
+    mode = spec.teacher_mode if spec and spec.teacher_mode else GENERIC_MODE
     system = (
         "You are a teacher helping a student agent learn a text-based task. You can see a PRIVILEGED STATE that "
         "is hidden from the student (it will never see it, also not at test time).\n"
@@ -114,7 +99,7 @@ def correction_messages(trajectory: Trajectory, privileged: bool = True) -> list
         "3. Reasons must rely only on what the student has observed so far. NEVER reveal privileged facts in a "
         "reason (hidden locations, target ids, the exact hidden answer); give general, transferable hints.\n"
         "4. When candidate actions are given, the corrected action must be one of them, verbatim.\n"
-        f"Mode: {MODES[family]}\n"
+        f"Mode: {mode}\n"
         "Reply with one JSON object in a ```json fenced block, exactly:\n"
         '{"summary": "<mistakes>", "trajectory": [{"timestep": 0, "corrected_reason": "<reason>", '
         '"corrected_action": "<action>", "is_corrected": true}, ...]}\n'

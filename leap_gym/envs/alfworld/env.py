@@ -45,7 +45,7 @@ class ALFWorldEnv(gym.Env):
         grammar: ``"file"`` keeps each game's wording (released files: ``put X in/on Y``); ``"alfworld"`` uses
             the alfworld package grammar (``move X to Y``). Generated games always use the package grammar.
         task_types: restrict to these ALFWorld task types.
-        seed: the generation seed (generated tasks ``(seed, task_index)`` are fixed games).
+        task_seed: the generation seed (generated tasks ``(task_seed, task_index)`` are fixed games).
         num_tasks: files: keep the first N; generated: the range ``task_index`` is drawn from when a reset
             gives none (default 1,000,000).
         expert: ``"oracle"`` (fact-based, any state, microseconds) or ``"planner"`` (Fast Downward, seconds).
@@ -65,8 +65,8 @@ class ALFWorldEnv(gym.Env):
     privileged_info_keys: tuple[str, ...] = ()
 
     def __init__(self, tasks: str = "generated", split: str | None = None, data_dir: str | None = None,
-                 grammar: str = "file", task_types: tuple[str, ...] | list[str] | None = None, seed: int = 0,
-                 num_tasks: int | None = None, expert: str = "oracle", fast: bool = True,
+                 grammar: str = "file", task_types: tuple[str, ...] | list[str] | None = None,
+                 task_seed: int = 0, num_tasks: int | None = None, expert: str = "oracle", fast: bool = True,
                  cache_dir: str | bool | None = None, render_mode: str | None = None, privileged: bool = True):
         self.render_mode = check_render_mode(render_mode)
         self.privileged = bool(privileged)
@@ -81,7 +81,7 @@ class ALFWorldEnv(gym.Env):
         if unknown:
             raise ValueError(f"unknown task types {sorted(unknown)}; known: {TASK_TYPES}")
         self.tasks, self.grammar, self.task_types = tasks, grammar, task_types
-        self.generation_seed, self.expert, self.fast = int(seed), expert, fast
+        self.task_seed, self.expert, self.fast = int(task_seed), expert, fast
         self.cache_dir = cache_dir if cache_dir is not None or tasks == "files" else False
         self.observation_space = UnicodeText()
         self.action_space = UnicodeText()
@@ -115,7 +115,7 @@ class ALFWorldEnv(gym.Env):
             from leap_gym.envs.alfworld.tasks import load_game_dir
             return load_game_dir(self._dirs[task_index], self._root, self.grammar)
         from leap_gym.envs.alfworld.generate import generate_game
-        return generate_game(self.split, self.generation_seed, task_index, task_types=self.task_types)
+        return generate_game(self.split, self.task_seed, task_index, task_types=self.task_types)
 
     def _engine_for(self):
         if self._engine is None:
@@ -131,7 +131,7 @@ class ALFWorldEnv(gym.Env):
         if index is None:
             index = int(self.np_random.integers(self.num_tasks))
         engine = self._engine_for()
-        key = (self.tasks, self.split, self.generation_seed, index)
+        key = (self.tasks, self.split, self.task_seed, index)
         from leap_gym.envs.alfworld.engine import guard_argv
         with guard_argv():
             if key != self._loaded_key:

@@ -1,9 +1,9 @@
 """``leap/WebShop-v0``: the WebShop text environment with the original's mechanics, no Java, no downloads.
 
-Pages, actions and rewards follow the original text env (see ``pages``, ``reward``, ``search``). Products come from
-the procedural catalog by default (``catalog.GeneratedCatalog``) or from the original's data files
-(``data.FileCatalog``, ``data_dir=...``). The search index is built once per catalog and cached under
-``search.cache_root()``.
+Pages, actions and rewards follow the original text env (see ``pages``, ``reward``, ``search``). Products and goals
+come from the procedural catalog by default (``tasks="generated"``: ``catalog.GeneratedCatalog``, a different one
+per ``task_seed``) or from the original's data files (``tasks="files"``, ``data_dir=...``: ``data.FileCatalog``).
+The search index is built once per catalog and cached under ``search.cache_root()``.
 
 Actions: ``search[<query>]`` (from any page) and ``click[<key>]``; anything else is a silent no-op with
 ``info["action_valid"] = False``. Buy Now ends the episode with the reward; the step limit comes from the
@@ -40,6 +40,7 @@ from leap_gym.spaces import UnicodeText
 
 SEARCH_PLACEHOLDER = "search[<query>]"
 OBSERVATION_MODES = ("text", "text_rich")
+TASK_SOURCES = ("generated", "files")
 _ACTION = re.compile(r"(.+)\[(.+)\]")
 DEFAULT_NUM_PRODUCTS = 10_000
 
@@ -97,25 +98,31 @@ class WebShopEnv(gym.Env):
     metadata = {"render_modes": list(RENDER_MODES)}
     privileged_info_keys = ("reward_breakdown",)
 
-    def __init__(self, split: str = "train", observation_mode: str = "text_rich",
-                 num_products: int | None = None, catalog_seed: int = 0, data_dir: str | None = None,
+    def __init__(self, tasks: str = "generated", split: str = "train", observation_mode: str = "text_rich",
+                 num_products: int | None = None, task_seed: int = 0, data_dir: str | None = None,
                  noun_extractor: str = "catalog", catalog: Any = None, cache_dir: str | None = None,
                  render_mode: str | None = None, privileged: bool = True):
+        if tasks not in TASK_SOURCES:
+            raise ValueError(f"tasks must be one of {TASK_SOURCES}, got {tasks!r}")
+        if tasks == "files" and data_dir is None and catalog is None:
+            raise ValueError("tasks='files' needs data_dir= (the folder with the original's items_*.json files)")
+        if tasks != "files" and data_dir is not None:  # data_dir alone once meant the files: say it no longer does
+            raise ValueError(f"data_dir= is read with tasks='files' only, got tasks={tasks!r}")
         if observation_mode not in OBSERVATION_MODES:
             raise ValueError(f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")
         self.observation_mode, self.render_mode, self.split = observation_mode, check_render_mode(render_mode), split
         self.privileged = bool(privileged)
         root = cache_root() if cache_dir is None else Path(cache_dir)
         if catalog is None:
-            if data_dir is not None:
+            if tasks == "files":
                 from leap_gym.envs.webshop.data import FileCatalog
 
-                catalog = FileCatalog(data_dir, num_products=num_products, seed=catalog_seed,
+                catalog = FileCatalog(data_dir, num_products=num_products, seed=task_seed,
                                       cache_dir=root / "webshop")
             else:
                 from leap_gym.envs.webshop.catalog import GeneratedCatalog
 
-                catalog = GeneratedCatalog(num_products=num_products or DEFAULT_NUM_PRODUCTS, seed=catalog_seed)
+                catalog = GeneratedCatalog(num_products=num_products or DEFAULT_NUM_PRODUCTS, seed=task_seed)
         self.catalog = catalog
         self.goals = catalog.goals(split)
         if len(self.goals) == 0:

@@ -124,8 +124,8 @@ def test_splits():
 def test_env_on_real_format_files(data_dir, tmp_path):
     import gymnasium as gym
 
-    env = gym.make("leap/WebShop-v0", data_dir=str(data_dir), split="test", cache_dir=str(tmp_path / "cache"),
-                   observation_mode="text")
+    env = gym.make("leap/WebShop-v0", tasks="files", data_dir=str(data_dir), split="test",
+                   cache_dir=str(tmp_path / "cache"), observation_mode="text")
     obs, info = env.reset(seed=0, options={"task_index": 0})
     cat = env.unwrapped.catalog
     assert isinstance(cat, FileCatalog) and len(cat) == 4
@@ -226,8 +226,8 @@ def test_pages_reproduce_the_spec_examples_exactly(data_dir, tmp_path):
     """The spec's worked example (the original templates run on this product), in both observation modes."""
     import gymnasium as gym
 
-    env = gym.make("leap/WebShop-v0", data_dir=str(data_dir), split="test", cache_dir=str(tmp_path / "c"),
-                   observation_mode="text")
+    env = gym.make("leap/WebShop-v0", tasks="files", data_dir=str(data_dir), split="test",
+                   cache_dir=str(tmp_path / "c"), observation_mode="text")
     goals = env.unwrapped.goals
     k = next(i for i, g in enumerate(goals) if g["asin"] == "B0TEST0001")
     obs, info = env.reset(seed=0, options={"task_index": k})

@@ -187,6 +187,16 @@ def test_determinism_and_bad_arguments(make_env):
         make_env(num_products=10)
 
 
+def test_task_source_and_seed(make_env, tmp_path):
+    with pytest.raises(ValueError, match="tasks must be one of"):
+        make_env(tasks="nope")
+    with pytest.raises(ValueError, match="tasks='files' needs data_dir="):
+        make_env(tasks="files")
+    with pytest.raises(ValueError, match="data_dir= is read with tasks='files' only"):
+        make_env(data_dir=str(tmp_path))
+    assert make_env(task_seed=1).unwrapped.goals[:5] != make_env().unwrapped.goals[:5]
+
+
 def test_admissible_actions_never_carry_the_goal(make_env):
     env = make_env()
     for i in range(20):
