@@ -73,8 +73,9 @@ class BatchAgent(ABC):
 
 class _InfoSplitter(DictInfoToList):
     """Gymnasium's own conversion of a vector env's ``info`` dict (arrays with ``_key`` masks, nested dicts) into
-    one dict per env. ``DictInfoToList`` applies it to what the vector env it wraps returns; agents receive that
-    dict from their caller instead, so this stand-in supplies only the env count the conversion reads."""
+    one dict per env. ``DictInfoToList`` applies it (its ``_convert_info_to_list``) only to what the vector env it
+    wraps returns; agents receive the dict from their caller instead, so this stand-in supplies the one thing the
+    conversion reads, the env count."""
 
     def __init__(self, num_envs: int):  # no env to wrap: only the conversion is used
         self._count = num_envs

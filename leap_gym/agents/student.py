@@ -216,7 +216,9 @@ class HFStudent(TrajectoryAgent):
         from leap_gym.agents.kv_cache import slot_cache, stack_slot_caches
 
         torch = self._torch
-        self._chats = {s: c for s, c in self._chats.items() if self.episodes.get(s) is c.episode}
+        # only the chats of this round's episodes are kept (a finished slot's KV cache is let go)
+        self._chats = {s: self._chats[s] for s in slots if s in self._chats
+                       and self._chats[s].episode is self.episodes[s]}
         states, news = [], []
         for slot in slots:
             episode = self.episodes[slot]
