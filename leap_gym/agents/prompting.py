@@ -1,5 +1,4 @@
-"""The student prompt of the step format and the answer format, shared by HF students, prompting baselines and
-training data.
+"""The step prompt format and the answer format, shared by HF students, prompting baselines and training rows.
 
 A student step is one chat: a system message (role, the env's rules, the output format) and one user message
 (task, the student's own last ``k`` observation-action pairs, the task again, the current observation and the
