@@ -34,7 +34,7 @@ hooks on the decoder and the output layer count the tokens each step computes). 
 
 **Acting.** ``--act-steps`` lockstep steps of N envs (``leap_gym.leap.rollout`` with snapping, as a LEAP run
 acts) on generated ALFWorld test tasks, the same tasks for both, ``--max-new-tokens`` per answer: actions/s
-over the student's own time (``act_batch``); the env's time is reported separately.
+over the student's own time (``act_slots``); the env's time is reported separately.
 
 Every measurement runs in its own subprocess (clean peak RSS), the two pipelines alternating. The machine may
 be shared: both pipelines see the same load, so compare the ratios (new / today).
@@ -299,14 +299,14 @@ def act_child(pipeline: str, args: argparse.Namespace) -> dict[str, Any]:
     envs = args._envs
 
     class TimedStudent(HFStudent):
-        """``HFStudent`` whose ``act_batch`` calls are timed (the rest of a rollout is the env's time)."""
+        """``HFStudent`` whose ``act_slots`` calls are timed (the rest of a rollout is the env's time)."""
 
         seconds = 0.0
 
-        def act_batch(self, observations, infos):
+        def act_slots(self, slots, observations, infos):
             t0 = time.perf_counter()
             try:
-                return super().act_batch(observations, infos)
+                return super().act_slots(slots, observations, infos)
             finally:
                 self.seconds += time.perf_counter() - t0
 

@@ -13,6 +13,9 @@ assistant message as its header (``<|im_start|>assistant\\n``) and its body. Act
 segments as the episode goes on, and training rows are tokenized by the same function, so the tokens a student
 is trained on are the tokens it acts on, with no drift at turn boundaries.
 
+``fit_episode_prompt`` is the chat at step ``t`` of a trajectory fitted to a token budget (the chat restarts at a
+later step when it outgrows the budget): training rows of corrected steps and the acting student both call it.
+
 Only student-view information goes in: the task, the observations and the student's own (or, in
 demonstrations, the teacher's) reasons and actions.
 """
@@ -20,15 +23,16 @@ demonstrations, the teacher's) reasons and actions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from leap_gym.agents.prompting import ROLE, clip_text, format_target
+from leap_gym.agents.prompting import FORMAT_RULE, ROLE, FittedPrompt, Tokenize, clip_text, format_target
 from leap_gym.specs import get_spec
+
+if TYPE_CHECKING:
+    from leap_gym.core import Trajectory
 
 # The rules for an env without a benchmark spec (each spec carries its env's own, ``BenchmarkSpec.episode_rules``).
 GENERIC_EPISODE_RULES = "Write one action in the form the environment uses."
-
-EPISODE_FORMAT_RULE = "Answer in exactly this format:\nREASON: <one short sentence>\nACTION: <one action>"
 
 # Long observations (WebShop pages) are clipped to this many characters in every turn.
 DEFAULT_OBS_CHARS = 1000
@@ -48,7 +52,7 @@ def episode_system_prompt(env: str | None = None) -> str:
     """The env's rules for a student that writes its actions itself (no candidate list to copy from)."""
     spec = get_spec(env)
     rules = (spec.episode_rules or spec.rules) if spec else GENERIC_EPISODE_RULES
-    return f"{ROLE}\n{rules}\n{EPISODE_FORMAT_RULE}"
+    return f"{ROLE}\n{rules}\n{FORMAT_RULE}"
 
 
 def user_turn(task: str | None, observation: str, max_obs_chars: int | None = DEFAULT_OBS_CHARS) -> str:
@@ -70,6 +74,31 @@ def episode_messages(task: str, steps: Sequence[tuple[str, str, str]], observati
         msgs.append({"role": "user", "content": user_turn(task if not steps else None, observation,
                                                           max_obs_chars)})
     return msgs
+
+
+def fit_episode_prompt(trajectory: Trajectory, t: int, *, max_obs_chars: int | None = DEFAULT_OBS_CHARS,
+                       tokenize: Tokenize | None = None, budget: int | None = None, room: int = 0) -> FittedPrompt:
+    """The chat the student has at step ``t`` of ``trajectory``: its own turns of ``steps[:t]`` (observations,
+    reasons and actions) and the observation of ``steps[t]``, ready for the answer.
+
+    Fitted to ``budget`` tokens (with ``tokenize``), ``room`` of them kept free for the answer: a chat that does
+    not fit restarts at the next of ``window_starts`` (the task restated in its first turn), so it keeps its
+    latest steps; the last start (no earlier steps) is kept whatever its size. Training rows of corrected steps
+    and the acting student (rebuilding a slot's chat) both fit by this rule, so a row shows exactly the steps the
+    student saw.
+    """
+    steps = [(s.observation, s.reason, s.action) for s in trajectory.steps[:t]]
+    obs = trajectory.steps[t].observation
+    for start in window_starts(t):
+        messages = episode_messages(trajectory.task, steps[start:], obs, env=trajectory.env_id,
+                                    max_obs_chars=max_obs_chars)
+        if tokenize is None or not budget:
+            return FittedPrompt(messages, t - start)
+        ids = tokenize(messages)
+        fits = len(ids) + room <= budget
+        if fits or start == t:
+            return FittedPrompt(messages, t - start, ids, fits)
+    raise AssertionError("unreachable: the last window start has no earlier steps")
 
 
 class ChatSegments:

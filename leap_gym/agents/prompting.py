@@ -1,9 +1,13 @@
-"""The student prompt and its output format, shared by HF students, prompting baselines and training data.
+"""The step prompt format and the answer format, shared by HF students, prompting baselines and training rows.
 
 A student step is one chat: a system message (role, the env's rules, the output format) and one user message
 (task, the student's own last ``k`` observation-action pairs, the task again, the current observation and the
-candidate actions when the env has them). The answer is ``REASON: <why>`` then ``ACTION: <one action>``
-(``format_target``); ``parse_output`` reads it back tolerantly and never raises.
+candidate actions when the env has them). The answer is ``format_target``'s reason line then action line;
+``parse_output`` reads it back tolerantly and never raises.
+
+``fit_step_prompt`` is the prompt at step ``t`` of a trajectory fitted to a token budget: training rows
+(``leap_gym.leap.dataset``) and the acting student (``HFStudent``, over its own record of the episode) both call
+it, so the prompts trained on are the prompts acted on.
 
 Only student-view information goes in: the task text, observations, the student's own actions and the
 admissible actions. Nothing here reads ``info``; callers pass those pieces explicitly, which keeps the privileged
@@ -16,7 +20,8 @@ tokens, so every rule line costs context that the history could use.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from leap_gym.agents.base import INVALID_ACTION, AgentOutput
@@ -29,7 +34,20 @@ DEFAULT_HISTORY = 5
 
 ROLE = "You are an agent solving a task in a text environment, one action per turn."
 
-FORMAT_RULE = "Answer in exactly this format:\nREASON: <one short sentence>\nACTION: <one action>"
+
+def answer_head(reason: str) -> str:
+    """The answer format up to its action: the reason marker, ``reason`` as given, then the action marker on the
+    next line. The action follows after a space (constrained acting scores each candidate as that continuation)."""
+    return f"REASON: {reason}\nACTION:"
+
+
+def format_target(reason: str, action: str) -> str:
+    """The assistant text a student is trained to produce: the reason on one line, then the action."""
+    return f"{answer_head(' '.join(reason.split()))} {action.strip()}"
+
+
+# The answer format as format_target writes it, so the rule shows exactly what the student is trained on.
+FORMAT_RULE = "Answer in exactly this format:\n" + format_target("<one short sentence>", "<one action>")
 
 # The rules for an env without a benchmark spec (each spec carries its env's own, ``BenchmarkSpec.rules``).
 GENERIC_RULES = "Pick the action verbatim from the candidate actions when they are given."
@@ -95,29 +113,57 @@ def build_messages(task: str, history: Sequence[tuple[str, str]], observation: s
                                                           max_obs_chars)}]
 
 
-def messages_for_step(trajectory: Trajectory, t: int, k: int = DEFAULT_HISTORY, env: str | None = None,
-                      target: tuple[str, str] | None = None,
-                      max_obs_chars: int | None = 600) -> list[dict[str, str]]:
-    """The prompt the student saw at step ``t`` of a recorded trajectory, plus ``(reason, action)`` as the
-    assistant turn when ``target`` is given: one SFT row (a teacher's correction) or a DPO prompt.
+# Token ids of a prompt as a caller counts them (acting: the rendered prompt; training rows: prompt + answer).
+Tokenize = Callable[[list[dict[str, str]]], list[int]]
 
-    Rebuilt from the student's own history (``steps[:t]``: observations and actions, no reasons), exactly as
-    ``HFStudent`` built it while acting, so training and acting prompts cannot drift apart.
+
+@dataclass
+class FittedPrompt:
+    """A prompt fitted to a token budget: its messages, how many earlier steps it shows, its token ids as the
+    caller's ``tokenize`` counted them (empty without one), whether they fit the budget, and whether the current
+    observation was clipped to make them fit."""
+
+    messages: list[dict[str, str]]
+    shown: int
+    ids: list[int] = field(default_factory=list)
+    fits: bool = True
+    clipped: bool = False
+
+
+def fit_step_prompt(trajectory: Trajectory, t: int, *, k: int = DEFAULT_HISTORY, max_obs_chars: int | None = 600,
+                    tokenize: Tokenize | None = None, budget: int | None = None,
+                    clip_observation: bool = False) -> FittedPrompt:
+    """The step-format prompt the student sees at step ``t`` of ``trajectory``: its own ``(observation,
+    action)`` pairs of ``steps[:t]`` (no reasons, as the paper), the observation and candidates of ``steps[t]``.
+
+    Fitted to ``budget`` tokens as ``tokenize`` counts them: the most history, at most ``k`` steps, that fits; older steps go first, never the current observation. When not even
+    the history-free prompt fits, ``clip_observation`` (training rows) clips the current observation, halving
+    it down to about 200 characters, until the prompt fits; otherwise the history-free prompt is returned whole
+    with ``fits=False`` and its caller decides (a training row is kept up to a hard cap, acting cuts it from the
+    left). ``max_obs_chars`` clips the history's observations (``build_messages``).
     """
-    steps = trajectory.steps
-    history = [(s.observation, s.action) for s in steps[:t]]
-    step = steps[t]
-    msgs = build_messages(trajectory.task, history, step.observation, step.admissible_actions, k=k,
-                          env=env or trajectory.env_id, max_obs_chars=max_obs_chars)
-    if target is not None:
-        msgs.append({"role": "assistant", "content": format_target(*target)})
-    return msgs
+    step = trajectory.steps[t]
+    history = [(s.observation, s.action) for s in trajectory.steps[:t]]
 
+    def prompt(shown: int, obs_chars: int | None = None) -> list[dict[str, str]]:
+        return build_messages(trajectory.task, history, clip_text(step.observation, obs_chars),
+                              step.admissible_actions, k=shown, env=trajectory.env_id, max_obs_chars=max_obs_chars)
 
-def format_target(reason: str, action: str) -> str:
-    """The assistant text a student is trained to produce."""
-    reason = " ".join(reason.split())
-    return f"REASON: {reason}\nACTION: {action.strip()}"
+    most = min(max(int(k), 0), t)
+    if tokenize is None or budget is None:
+        return FittedPrompt(prompt(most), most)
+    for shown in range(most, -1, -1):
+        ids = tokenize(messages := prompt(shown))
+        if len(ids) <= budget:
+            return FittedPrompt(messages, shown, ids)
+    whole = FittedPrompt(messages, 0, ids, fits=False)
+    chars = len(step.observation)
+    while clip_observation and chars > 200:
+        chars //= 2
+        ids = tokenize(messages := prompt(0, chars))
+        if len(ids) <= budget:
+            return FittedPrompt(messages, 0, ids, clipped=True)
+    return whole
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -235,6 +281,6 @@ def parse_output(text: str | None, admissible_actions: Sequence[str] | None = No
     return AgentOutput(reason=reason, action=action, raw_text=raw, format_ok=True)
 
 
-__all__ = ["DEFAULT_HISTORY", "FORMAT_RULE", "GENERIC_RULES", "ROLE", "build_messages", "build_user_prompt",
-           "clip_text", "env_family", "env_rules", "fill_template", "format_target", "is_template", "match_candidate",
-           "messages_for_step", "parse_output", "system_prompt"]
+__all__ = ["DEFAULT_HISTORY", "FORMAT_RULE", "GENERIC_RULES", "ROLE", "FittedPrompt", "answer_head", "build_messages",
+           "build_user_prompt", "clip_text", "env_family", "env_rules", "fill_template", "fit_step_prompt",
+           "format_target", "is_template", "match_candidate", "parse_output", "system_prompt"]

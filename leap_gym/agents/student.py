@@ -4,17 +4,19 @@ All envs of a vector env are answered with one left-padded ``generate`` call (KV
 decode overhead is paid once per batch instead of once per env. The system message, identical for every env,
 is prefilled once per call and its KV cache shared by all rows. The batch's KV cache is preallocated with room
 for the answer and a large batch is prefilled in chunks of similar-length prompts (``leap_gym.agents.kv_cache``).
-Each env slot keeps its own history of ``(observation, action)`` pairs; ``reset_batch(tasks, indices)`` clears
-slots whose env reset (a slot whose ``info["task"]`` changes is cleared automatically).
+The student is a ``TrajectoryAgent``: each env slot keeps its own record of the episode (observations, its own
+reasons and actions, the action the env actually ran when the rollout snapped a near miss), and the prompt of
+a step is fitted from that record by the function training rows are fitted with (``fit_step_prompt``,
+``fit_episode_prompt``), so it acts on exactly the prompts it was trained on.
 
 The student reads only ``task`` and ``admissible_actions`` from ``info``, after dropping every privileged key,
 so even a caller that forgets ``StudentView`` cannot leak the teacher's state into a prompt.
 
 Candidate-constrained acting (``constrained=True``): when the generated action is not one of the admissible
 actions, each candidate is scored by the model's log-likelihood after the prompt and the generated reason
-(``... REASON: <reason>\\nACTION:`` + `` <candidate><eos>``), batched over candidates with the prefix's KV cache
-computed once, and the best one is taken. Generating first and scoring only on a miss keeps the common case
-cheap: scoring 30 ALFWorld commands costs about five generations.
+(``answer_head(reason)`` + `` <candidate><eos>``), batched over candidates with the prefix's KV cache computed
+once, and the best one is taken. Generating first and scoring only on a miss keeps the common case cheap:
+scoring 30 ALFWorld commands costs about five generations.
 """
 
 from __future__ import annotations
@@ -26,25 +28,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from leap_gym.agents.base import Agent, AgentOutput
-from leap_gym.agents.conversation import (
-    DEFAULT_OBS_CHARS,
-    ChatSegments,
-    episode_messages,
-    user_turn,
-    window_starts,
-)
+from leap_gym.agents.base import AgentOutput, TrajectoryAgent
+from leap_gym.agents.conversation import DEFAULT_OBS_CHARS, ChatSegments, fit_episode_prompt, user_turn
 from leap_gym.agents.prompting import (
     DEFAULT_HISTORY,
+    answer_head,
     build_messages,
     fill_template,
+    fit_step_prompt,
     format_target,
     is_template,
     match_candidate,
     parse_output,
 )
-from leap_gym.core import PRIVILEGED_INFO_KEYS
-from leap_gym.wrappers import strip_privileged
+from leap_gym.core import Trajectory
 
 if TYPE_CHECKING:
     import torch
@@ -54,14 +51,14 @@ END_OF_TURN_TOKENS = ("<|end|>", "<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<
 
 
 @dataclass
-class _Episode:
-    """One env slot's chat in the episode format: its messages, their tokens and the KV cache of those tokens."""
+class _Chat:
+    """One slot's chat in the episode format: the episode it belongs to, its messages, their tokens and the KV
+    cache of those tokens."""
 
-    task: str
+    episode: Trajectory
     messages: list[dict[str, str]]
     ids: list[int]
-    reasons: list[str]
-    steps: int  # history length the cache covers (the answer of the last step is not in it yet)
+    steps: int  # earlier steps of the episode the chat holds (the answer of the last one is not in it yet)
     cache: Any = None
 
 
@@ -72,32 +69,9 @@ class Completion:
     finish_reason: str  # "stop" (end of turn) or "length" (max_new_tokens reached)
 
 
-def split_vector_info(infos: Mapping[str, Any] | Sequence[Mapping[str, Any]], n: int) -> list[dict[str, Any]]:
-    """Per-env info dicts from either a list of dicts or a Gymnasium vector-env info dict (arrays + masks)."""
-    if isinstance(infos, Mapping):
-        out: list[dict[str, Any]] = [{} for _ in range(n)]
-        for key, values in infos.items():
-            if key.startswith("_"):
-                continue
-            mask = infos.get("_" + key)
-            parts = split_vector_info(values, n) if isinstance(values, Mapping) else None
-            for i in range(n):
-                if mask is None or bool(mask[i]):
-                    value = parts[i] if parts is not None else values[i]
-                    out[i][key] = value.item() if getattr(value, "ndim", None) == 0 else value
-        return out
-    infos = list(infos)
-    if len(infos) != n:
-        raise ValueError(f"got {n} observations but {len(infos)} infos")
-    return [dict(i) if i is not None else {} for i in infos]
-
-
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
     """The prompt text up to where the assistant's answer starts (plain role headers if there is no template)."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    body = "\n\n".join(f"{m['role'].upper()}:\n{m['content']}" for m in messages)
-    return body + "\n\nASSISTANT:\n"
+    return ChatSegments(tokenizer).render(messages, generation_prompt=True)
 
 
 def default_device_dtype(device: str | None = None, dtype: str | torch.dtype | None = None):
@@ -116,7 +90,7 @@ def default_device_dtype(device: str | None = None, dtype: str | torch.dtype | N
     return torch.device(device), dtype
 
 
-class HFStudent(Agent):
+class HFStudent(TrajectoryAgent):
     """A Hugging Face causal LM as a LEAP student.
 
     ``model`` is a local path, a hub id the user's machine can reach, or a loaded ``PreTrainedModel``/PEFT model
@@ -125,8 +99,8 @@ class HFStudent(Agent):
     ``merge_adapter``). ``do_sample=False`` is greedy; with sampling, ``seed`` makes the sequence of calls
     reproducible without touching the global RNG. ``k`` is the history window of the prompt. A prompt with
     history longer than ``history_tokens`` (default ``max_prompt_tokens``) drops its oldest steps first, the way
-    training rows were fitted (``leap_gym.leap.dataset.fit_prompt``), so the student never acts on longer
-    histories than it was trained on; a history-free prompt is cut from the left at ``max_prompt_tokens``.
+    training rows were fitted (``fit_step_prompt``), so the student never acts on longer histories than it was
+    trained on; a history-free prompt is cut from the left at ``max_prompt_tokens``.
     ``prefill_tokens`` caps the padded size of one prefill chunk of a batch (``leap_gym.agents.kv_cache``); the
     default is 1024 on CPU, where about a thousand tokens keeps the activations in cache, and no cap on a GPU.
     """
@@ -142,6 +116,7 @@ class HFStudent(Agent):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        super().__init__(env_id=env or "", privileged_keys=privileged_keys)
         self.device, self.dtype = default_device_dtype(device, dtype)
         if tokenizer is None and not isinstance(model, str):
             raise ValueError("pass the tokenizer with a loaded model")
@@ -174,153 +149,115 @@ class HFStudent(Agent):
         self.constrained, self.max_prompt_tokens = constrained, max_prompt_tokens
         self.history_tokens = min(history_tokens or max_prompt_tokens, max_prompt_tokens)
         self.batch_size, self.score_batch_size = max(1, batch_size), max(1, score_batch_size)
-        self.privileged_keys = PRIVILEGED_INFO_KEYS | frozenset(privileged_keys)
         self._calls = 0
         self.share_prefix = share_prefix
         self.prefill_tokens = max(1, prefill_tokens) if prefill_tokens is not None else \
             (1024 if self.device.type == "cpu" else 1 << 30)
         self._system_cache: list[int] | None = None
-        self.tasks: list[str] = [""]
-        self.histories: list[list[tuple[str, str]]] = [[]]
         self._last_prompt_ids: list[list[int]] = []
         self._params_of: tuple[int, Mapping[str, Any]] | None = None
         if prompt_format not in ("step", "episode"):
             raise ValueError(f"prompt_format must be 'step' or 'episode', got {prompt_format!r}")
         self.prompt_format = prompt_format
         # episode format: a chat is kept while its prompt leaves this many tokens of max_prompt_tokens free, the
-        # rule training rows are fitted by (``leap_gym.leap.dataset.episode_prompt``)
+        # rule training rows are fitted by (``fit_episode_prompt``)
         self.answer_room = max_new_tokens if answer_room is None else answer_room
         self._segments = ChatSegments(tokenizer)
-        self._episodes: dict[int, _Episode] = {}
+        self._chats: dict[int, _Chat] = {}
         self.stats = {"actions": 0, "generated_tokens": 0, "prompt_tokens": 0, "format_errors": 0,
                       "constrained_fallbacks": 0}
         self._torch = torch
 
     @property
     def last_prompts(self) -> list[str]:
-        """The prompts of the last ``act_batch`` call as text (decoded on demand: acting never needs them)."""
+        """The prompts of the last decision round as text (decoded on demand: acting never needs them)."""
         return [self.tokenizer.decode(p) for p in self._last_prompt_ids]
 
-    # -- episode bookkeeping -----------------------------------------------------------------------------------
-    def reset(self, task: str = "") -> None:
-        """Single-env use: one slot, empty history."""
-        self.tasks, self.histories = [task], [[]]
-
-    def reset_batch(self, tasks: int | Sequence[str], indices: Sequence[int] | None = None) -> None:
-        """Vector-env use: ``tasks`` (or a count) for all slots, or only the slots in ``indices`` (autoreset)."""
-        if indices is None:
-            tasks = [""] * tasks if isinstance(tasks, int) else list(tasks)
-            self.tasks, self.histories = list(tasks), [[] for _ in tasks]
-            return
-        tasks = [""] * len(indices) if isinstance(tasks, int) else list(tasks)
-        for i, task in zip(indices, tasks, strict=True):
-            self.tasks[i], self.histories[i] = task, []
-
     # -- acting ------------------------------------------------------------------------------------------------
-    def act(self, observation: str, info: dict[str, Any]) -> AgentOutput:
-        return self.act_batch([observation], [info])[0]
-
-    def act_batch(self, observations: Sequence[str], infos: Any) -> list[AgentOutput]:
-        """One decision per env; ``infos`` is a list of dicts or a vector-env info dict."""
-        n = len(observations)
-        if n == 0:
-            return []
-        if len(self.histories) != n:
-            self.reset_batch(n)
-        if isinstance(infos, Mapping):  # vector-env info: drop privileged entries before splitting
-            infos = strip_privileged(dict(infos), self.privileged_keys)
-        views = [strip_privileged(i, self.privileged_keys) for i in split_vector_info(infos, n)]
-        cands = []
-        for i, info in enumerate(views):
-            task = info.get("task")
-            if isinstance(task, str) and task:
-                if self.tasks[i] and task != self.tasks[i]:  # a new episode the caller did not announce
-                    self.histories[i] = []
-                self.tasks[i] = task
-            acts = info.get("admissible_actions")
-            cands.append([str(a) for a in acts] if acts is not None else None)
+    def decide(self, slots: Sequence[int]) -> list[AgentOutput]:
+        """One batched generation over the slots' prompts (then candidate scoring for misses when constrained)."""
+        episodes = [self.episodes[s] for s in slots]
         if self.prompt_format == "episode":
-            texts = self._act_episodes([str(o) for o in observations])
-            prompts = self._last_prompt_ids
+            texts = self._act_episodes(slots)
         else:
-            prompts = self._prompts_ids([(self.tasks[i], self.histories[i], str(obs), cands[i])
-                                         for i, obs in enumerate(observations)])
-            self._last_prompt_ids = prompts
-            texts = [c.text for c in self.complete(prompts, prefix=self._system_ids())]
+            self._last_prompt_ids = [self._step_prompt_ids(ep) for ep in episodes]
+            texts = [c.text for c in self.complete(self._last_prompt_ids, prefix=self._system_ids())]
         outputs = []
-        for i, text in enumerate(texts):
-            out = parse_output(text, cands[i])
-            concrete = [c for c in cands[i] or () if not is_template(c)] if self.constrained else []
-            if (concrete and match_candidate(out.action, cands[i]) is None
-                    and fill_template(out.action, cands[i]) is None):
-                scores = self.score_candidates(prompts[i], out.reason, concrete)
+        for ep, prompt, text in zip(episodes, self._last_prompt_ids, texts, strict=True):
+            cands = ep.steps[-1].admissible_actions
+            out = parse_output(text, cands)
+            concrete = [c for c in cands or () if not is_template(c)] if self.constrained else []
+            if (concrete and match_candidate(out.action, cands) is None
+                    and fill_template(out.action, cands) is None):
+                scores = self.score_candidates(prompt, out.reason, concrete)
                 best = max(range(len(scores)), key=scores.__getitem__)
                 out = AgentOutput(reason=out.reason, action=concrete[best], raw_text=text, format_ok=out.format_ok)
                 self.stats["constrained_fallbacks"] += 1
             self.stats["format_errors"] += int(not out.format_ok)
-            self.histories[i].append((str(observations[i]), out.action))
-            episode = self._episodes.get(id(self.histories[i]))
-            if episode is not None:
-                episode.reasons.append(out.reason)
             outputs.append(out)
-        self.stats["actions"] += n
+        self.stats["actions"] += len(slots)
         return outputs
 
+    def _step_prompt_ids(self, episode: Trajectory) -> list[int]:
+        """Token ids of the step-format prompt of the episode's last step: history dropped, oldest first, while
+        over ``history_tokens`` (``fit_step_prompt``), then cut from the left at ``max_prompt_tokens``."""
+        fitted = fit_step_prompt(episode, len(episode.steps) - 1, k=self.k, max_obs_chars=self.max_obs_chars,
+                                 tokenize=lambda m: self._encode([render_prompt(self.tokenizer, m)])[0],
+                                 budget=self.history_tokens)
+        return fitted.ids[-self.max_prompt_tokens:]
+
     # -- episode format: one chat per episode, its KV cache kept from step to step ---------------------------
-    def _act_episodes(self, observations: list[str]) -> list[str]:
+    def _act_episodes(self, slots: Sequence[int]) -> list[str]:
         """Answers in the episode format (``leap_gym.agents.conversation``). Each slot's chat so far is cached
-        (tokens and KV states, keyed by its history list); a step computes only its new turns: the last answer
-        as the history records it (after any snapping by the caller), the new observation and the assistant
-        header. A slot whose history no longer matches its cache (a new episode, a history edited by the
-        caller) or whose chat outgrows ``max_prompt_tokens`` is rebuilt from its history, keeping the latest
-        steps that fit."""
+        (tokens and KV states); a step computes only its new turns: the last answer as the episode records it
+        (after any snapping by the caller), the new observation and the assistant header. A slot without a chat
+        of its current episode, or whose chat would outgrow ``max_prompt_tokens``, is rebuilt from its episode
+        (``fit_episode_prompt``: the latest steps that fit)."""
         from leap_gym.agents.kv_cache import slot_cache, stack_slot_caches
 
         torch = self._torch
-        live = {id(h) for h in self.histories}
-        self._episodes = {k: e for k, e in self._episodes.items() if k in live}
+        # only the chats of this round's episodes are kept (a finished slot's KV cache is let go)
+        self._chats = {s: self._chats[s] for s in slots if s in self._chats
+                       and self._chats[s].episode is self.episodes[s]}
         states, news = [], []
-        for i, obs in enumerate(observations):
-            history = self.histories[i]
-            old = self._episodes.get(id(history))
-            if old is not None and old.task != self.tasks[i]:  # another episode's chat (a reused list id)
-                old = None
-            ep = old
+        for slot in slots:
+            episode = self.episodes[slot]
+            t = len(episode.steps) - 1
+            chat = self._chats.get(slot)
             new: list[int] = []
-            if ep is not None and ep.steps == len(history) == len(ep.reasons):
-                msgs = ep.messages
-                if history:
-                    msgs.append({"role": "assistant", "content": format_target(ep.reasons[-1], history[-1][1])})
+            if chat is not None and chat.steps == t:
+                msgs = chat.messages
+                if t:
+                    last = episode.steps[t - 1]
+                    msgs.append({"role": "assistant", "content": format_target(last.reason, last.action)})
                     new += self._segments.turn_ids(msgs, len(msgs) - 1)[1]
-                msgs.append({"role": "user", "content": user_turn(None if history else self.tasks[i], obs,
-                                                                  self.max_obs_chars)})
+                msgs.append({"role": "user", "content": user_turn(None if t else episode.task,
+                                                                  episode.steps[t].observation, self.max_obs_chars)})
                 new += self._segments.turn_ids(msgs, len(msgs) - 1)[0] + self._segments.header_ids(msgs)
-                if len(ep.ids) + len(new) + self.answer_room > self.max_prompt_tokens:
-                    ep = None
-            else:  # the history changed under the cache (cleared, cut, a new episode): rebuild it
-                ep = None
-            if ep is None:
-                reasons = old.reasons if old is not None and len(old.reasons) == len(history) \
-                    else [""] * len(history)
-                ep = self._fresh_episode(self.tasks[i], history, reasons, obs)
-                self._episodes[id(history)] = ep
-                new, ep.ids, ep.cache = ep.ids, [], None
-            states.append(ep)
+                if len(chat.ids) + len(new) + self.answer_room > self.max_prompt_tokens:
+                    chat = None
+            else:  # a new episode, or steps the chat has not followed
+                chat = None
+            if chat is None:
+                chat = self._fresh_chat(episode)
+                self._chats[slot] = chat
+                new, chat.ids, chat.cache = chat.ids, [], None
+            states.append(chat)
             news.append(new)
-        n = len(observations)
-        cache, pads = stack_slot_caches(self.model.config, [e.cache for e in states],
+        n = len(slots)
+        cache, pads = stack_slot_caches(self.model.config, [c.cache for c in states],
                                         max(len(x) for x in news) + self.max_new_tokens)
-        for ep in states:  # the batch cache holds them now: two copies at a time at most, not three
-            ep.cache = None
-        width = max(len(e.ids) for e in states)
+        for chat in states:  # the batch cache holds them now: two copies at a time at most, not three
+            chat.cache = None
+        width = max(len(c.ids) for c in states)
         nw = max(len(x) for x in news)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((n, width + nw), pad, dtype=torch.long)
         mask = torch.zeros((n, width + nw), dtype=torch.long)
-        for row, (ep, new) in enumerate(zip(states, news, strict=True)):
-            if ep.ids:
-                ids[row, width - len(ep.ids):width] = torch.tensor(ep.ids, dtype=torch.long)
-                mask[row, width - len(ep.ids):width] = 1
+        for row, (chat, new) in enumerate(zip(states, news, strict=True)):
+            if chat.ids:
+                ids[row, width - len(chat.ids):width] = torch.tensor(chat.ids, dtype=torch.long)
+                mask[row, width - len(chat.ids):width] = 1
             ids[row, width + nw - len(new):] = torch.tensor(new, dtype=torch.long)
             mask[row, width + nw - len(new):] = 1
         self.stats["prompt_tokens"] += sum(len(x) for x in news)
@@ -333,18 +270,18 @@ class HFStudent(Agent):
                 cache = self._episode_prefill_cache(ids, mask)
             out = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache)
         except BaseException:  # the slots' caches went into the batch: rebuild them next time
-            self._episodes = {}
+            self._chats = {}
             raise
         finally:
             self.model.train(was_training)
         texts = []
         self._last_prompt_ids = []
-        for row, (ep, new) in enumerate(zip(states, news, strict=True)):
-            ep.ids = ep.ids + new
-            self._last_prompt_ids.append(ep.ids)
+        for row, (chat, new) in enumerate(zip(states, news, strict=True)):
+            chat.ids = chat.ids + new
+            self._last_prompt_ids.append(chat.ids)
             positions = torch.nonzero(mask[row], as_tuple=False)[:, 0]
-            ep.cache = slot_cache(cache, row, positions.to(self.device)) if cache is not None else None
-            ep.steps = len(self.histories[row]) + 1
+            chat.cache = slot_cache(cache, row, positions.to(self.device)) if cache is not None else None
+            chat.steps += 1
             toks = out[row].tolist()
             stop = next((j for j, t in enumerate(toks) if t in self.stop_ids), None)
             k = len(toks) if stop is None else stop + 1
@@ -373,17 +310,15 @@ class HFStudent(Agent):
         cache.layers = layers
         return cache
 
-    def _fresh_episode(self, task: str, history: list[tuple[str, str]], reasons: list[str], obs: str) -> _Episode:
-        """A slot's chat rebuilt from its history: the latest steps whose chat fits ``max_prompt_tokens``."""
-        steps = [(o, r, a) for (o, a), r in zip(history, reasons, strict=True)]
-        for start in window_starts(len(steps)):
-            msgs = episode_messages(task, steps[start:], obs, env=self.env, max_obs_chars=self.max_obs_chars)
-            ids = self._encode([self._segments.render(msgs, generation_prompt=True)])[0]
-            if len(ids) + self.answer_room <= self.max_prompt_tokens or start == len(steps):
-                break
-        ep = _Episode(task=task, messages=msgs, ids=ids[-(self.max_prompt_tokens - self.answer_room):],
-                      reasons=list(reasons), steps=len(history))
-        return ep
+    def _fresh_chat(self, episode: Trajectory) -> _Chat:
+        """A slot's chat rebuilt from its episode: the latest steps whose chat fits ``max_prompt_tokens`` with
+        ``answer_room`` to spare (``fit_episode_prompt``)."""
+        t = len(episode.steps) - 1
+        fitted = fit_episode_prompt(
+            episode, t, max_obs_chars=self.max_obs_chars, budget=self.max_prompt_tokens, room=self.answer_room,
+            tokenize=lambda m: self._encode([self._segments.render(m, generation_prompt=True)])[0])
+        return _Chat(episode=episode, messages=fitted.messages,
+                     ids=fitted.ids[-(self.max_prompt_tokens - self.answer_room):], steps=t)
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _stop_ids(self) -> list[int]:
@@ -410,24 +345,6 @@ class HFStudent(Agent):
             self._system_cache = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self._system_cache
 
-    def _prompts_ids(self, items: Sequence[tuple[str, list[tuple[str, str]], str, list[str] | None]]
-                     ) -> list[list[int]]:
-        """Token ids of each ``(task, history, observation, candidates)`` prompt, tokenized in one call; a
-        prompt over ``history_tokens`` drops its oldest history first, then is cut from the left, to fit."""
-        texts = [self._render(task, history, obs, acts, self.k) for task, history, obs, acts in items]
-        out = []
-        for (task, history, obs, acts), ids in zip(items, self._encode(texts), strict=True):
-            k = self.k
-            while len(ids) > self.history_tokens and k > 0 and history:
-                k = min(k, len(history)) - 1
-                ids = self._encode([self._render(task, history, obs, acts, k)])[0]
-            out.append(ids[-self.max_prompt_tokens:])
-        return out
-
-    def _render(self, task: str, history: list[tuple[str, str]], obs: str, acts: list[str] | None, k: int) -> str:
-        msgs = build_messages(task, history, obs, acts, k=k, env=self.env, max_obs_chars=self.max_obs_chars)
-        return render_prompt(self.tokenizer, msgs)
-
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
@@ -436,7 +353,7 @@ class HFStudent(Agent):
                  seed: int | None = None, prefix: Sequence[int] | None = None) -> list[Completion]:
         """Generate after each prompt (token ids), batched and left-padded; ``None`` keeps the student's setting.
 
-        Used by ``act_batch`` and by ``leap-gym serve``. Each answer stops at the first end-of-turn token. An
+        Used by acting (``decide``) and by ``leap-gym serve``. Each answer stops at the first end-of-turn token. An
         explicit ``seed`` makes this call's sampling exactly reproducible; without one, sampling follows the
         student's seeded sequence of calls (or the global RNG when the student has no seed).
 
@@ -546,13 +463,14 @@ class HFStudent(Agent):
         return {"logits_to_keep": 1} if "logits_to_keep" in self._forward_params() else {}
 
     def score_candidates(self, prompt_ids: list[int], reason: str, candidates: Sequence[str]) -> list[float]:
-        """Log-likelihood of each ``candidate`` + end-of-turn after the prompt and ``REASON: <reason>\\nACTION:``.
+        """Log-likelihood of each ``candidate`` + end-of-turn after the prompt and the answer up to its action
+        (``answer_head`` of ``reason`` on one line).
 
         The prefix runs once; its KV cache is repeated over a chunk of candidates (right-padded), so the cost is
         one prefill plus the candidates' own tokens.
         """
         torch = self._torch
-        head = self.tokenizer(f"REASON: {' '.join(reason.split())}\nACTION:", add_special_tokens=False)["input_ids"]
+        head = self.tokenizer(answer_head(" ".join(reason.split())), add_special_tokens=False)["input_ids"]
         prefix = (list(prompt_ids) + head)[-self.max_prompt_tokens:]
         eos = self.tokenizer.eos_token_id
         cand_ids = [self.tokenizer(" " + c.strip(), add_special_tokens=False)["input_ids"] + [eos]

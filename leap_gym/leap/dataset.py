@@ -1,7 +1,8 @@
 """Training rows from trajectories and corrections: on-policy prompts, corrected targets, equal-share aggregation.
 
-A row's prompt is exactly what the student saw when it acted (``build_messages`` over the student's own history,
-observation and candidates: never ``info``, so no privileged text can enter); its completion is
+A row's prompt is exactly what the student saw when it acted: the prompt at that step fitted by the function the
+student fits its prompts with (``fit_step_prompt``/``fit_episode_prompt``), over the student's own history,
+observation and candidates (never ``info``, so no privileged text can enter); its completion is
 ``format_target(corrected reason, corrected action)``. Rows use TRL's conversational prompt/completion format, for
 which ``SFTTrainer`` puts the loss on the completion only, and ``DPOTrainer`` reads ``chosen``/``rejected``.
 
@@ -18,77 +19,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leap_gym.agents.conversation import ChatSegments, encode_turns, episode_messages, window_starts
-from leap_gym.agents.prompting import build_messages, format_target
+from leap_gym.agents.conversation import ChatSegments, encode_turns, episode_messages, fit_episode_prompt
+from leap_gym.agents.prompting import Tokenize, fit_step_prompt, format_target
 from leap_gym.core import Correction, Trajectory
 
 TokenCounter = Callable[[list[dict[str, str]]], int]
 
 
-def history_of(trajectory: Trajectory, t: int) -> list[tuple[str, str]]:
-    """The student's own ``(observation, action)`` pairs before step ``t`` (no reasons, as the paper)."""
-    return [(s.observation, s.action) for s in trajectory.steps[:t]]
+def chat_ids(tokenizer: Any) -> Tokenize:
+    """Token ids of a full chat (prompt + assistant answer) with the tokenizer's own chat template."""
 
+    def ids(messages: list[dict[str, str]]) -> list[int]:
+        out = tokenizer.apply_chat_template(messages, tokenize=True)
+        if isinstance(out, dict) or hasattr(out, "keys"):
+            out = out["input_ids"]
+        return list(out)
 
-def prompt_messages(trajectory: Trajectory, t: int, k: int, max_obs_chars: int | None = None
-                    ) -> list[dict[str, str]]:
-    """The chat prompt the student saw (or would see) at step ``t`` with the last ``k`` history steps;
-    ``max_obs_chars`` clips the current observation (only used when a row cannot fit otherwise)."""
-    step = trajectory.steps[t]
-    obs = step.observation
-    if max_obs_chars is not None and len(obs) > max_obs_chars:
-        obs = obs[:max_obs_chars].rstrip() + " ..."
-    return build_messages(trajectory.task, history_of(trajectory, t), obs, step.admissible_actions,
-                          k=k, env=trajectory.env_id)
+    return ids
 
 
 def chat_token_counter(tokenizer: Any) -> TokenCounter:
     """Counts tokens of a full chat (prompt + assistant answer) with the tokenizer's own chat template."""
-
-    def count(messages: list[dict[str, str]]) -> int:
-        ids = tokenizer.apply_chat_template(messages, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return len(ids)
-
-    return count
-
-
-def fit_prompt(trajectory: Trajectory, t: int, completion: str, k: int, max_length: int | None,
-               count: TokenCounter | None, hard_max_length: int | None = None
-               ) -> tuple[list[dict[str, str]], int, bool, int] | None:
-    """The longest-history prompt (at most ``k`` steps) whose row fits ``max_length`` tokens:
-    ``(prompt, k used, observation clipped, tokens)``.
-
-    Without history, a long current observation (a WebShop page) is clipped from its end; if the row still does
-    not fit (a long candidate list), the history-free row is kept when it fits ``hard_max_length`` (default
-    twice ``max_length``), since dropping it would remove exactly the hard states from the data. The target is
-    never cut; ``None`` means the row cannot be kept.
-    """
-    answer = [{"role": "assistant", "content": completion}]
-    if count is None or max_length is None:
-        return prompt_messages(trajectory, t, min(k, t)), min(k, t), False, 0
-    for kk in range(min(k, t), -1, -1):
-        prompt = prompt_messages(trajectory, t, kk)
-        n = count(prompt + answer)
-        if n <= max_length:
-            return prompt, kk, False, n
-    bare, bare_n = prompt, n
-    chars = len(trajectory.steps[t].observation)
-    while chars > 200:
-        chars //= 2
-        prompt = prompt_messages(trajectory, t, 0, max_obs_chars=chars)
-        n = count(prompt + answer)
-        if n <= max_length:
-            return prompt, 0, True, n
-    if bare_n <= (hard_max_length or 2 * max_length):
-        return bare, 0, False, bare_n
-    return None
-
-
-def _steps_of(trajectory: Trajectory, end: int) -> list[tuple[str, str, str]]:
-    """``(observation, reason, action)`` of steps ``0..end-1``: the turns the student's chat holds then."""
-    return [(s.observation, s.reason, s.action) for s in trajectory.steps[:end]]
+    ids = chat_ids(tokenizer)
+    return lambda messages: len(ids(messages))
 
 
 def _chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
@@ -101,7 +54,7 @@ def episode_rows(trajectory: Trajectory, tokenizer: Any, max_length: int | None)
     One chat holds the whole episode when it fits ``max_length`` tokens; a longer one is cut into consecutive
     windows, each restating the task, so every step is trained once. A single step that cannot fit alone is
     kept whole (the target is never cut)."""
-    steps = _steps_of(trajectory, len(trajectory))
+    steps = [(s.observation, s.reason, s.action) for s in trajectory.steps]
     task, env = trajectory.task, trajectory.env_id
     out = []
     start = 0
@@ -123,25 +76,39 @@ def episode_rows(trajectory: Trajectory, tokenizer: Any, max_length: int | None)
     return out
 
 
-def episode_prompt(trajectory: Trajectory, t: int, completion: str, tokenizer: Any, max_length: int | None,
-                   answer_room: int = 0) -> tuple[list[dict[str, str]], int, int]:
-    """The chat the student had at step ``t`` (its own earlier observations, reasons and actions):
-    ``(prompt, steps shown, tokens of prompt + completion)``. Its latest steps are kept while the prompt leaves
-    ``answer_room`` of ``max_length`` tokens free: ``HFStudent``'s rule (``max_prompt_tokens``, ``answer_room``)
-    for a chat that outgrows its budget, so a row shows exactly the steps the student saw (without a room, the
-    prompt and ``completion`` must fit)."""
-    steps, obs = _steps_of(trajectory, t), trajectory.steps[t].observation
-    answer = [{"role": "assistant", "content": completion}]
-    for start in window_starts(len(steps)):
-        prompt = episode_messages(trajectory.task, steps[start:], obs, env=trajectory.env_id)
-        if tokenizer is None or not max_length:
-            return prompt, len(steps) - start, 0
-        n = _chat_tokens(tokenizer, prompt + answer)
-        used = n if not answer_room else \
-            _chat_tokens(tokenizer, prompt) + len(ChatSegments(tokenizer).header_ids(prompt)) + answer_room
-        if used <= max_length or start == len(steps):
-            return prompt, len(steps) - start, n
-    raise AssertionError("unreachable")
+def _fit_row(trajectory: Trajectory, t: int, target: str, *, prompt_format: str, history_k: int,
+             max_length: int | None, tokenizer: Any, hard_max_length: int | None, answer_room: int
+             ) -> tuple[list[dict[str, str]], int, bool, int] | None:
+    """The prompt of a row for step ``t``, fitted as the student's prompt at that step is fitted when it acts
+    (``fit_step_prompt``/``fit_episode_prompt``): ``(prompt, history steps shown, observation clipped,
+    tokens of prompt + target)``; ``None`` when the row cannot be kept.
+
+    Step format: the row (prompt + target) must fit ``max_length``; a row that fits only without history and
+    with its current observation clipped is clipped; one that still does not fit (a long candidate list) is kept
+    whole when it fits ``hard_max_length`` (default twice ``max_length``), since dropping it would remove exactly
+    the hard states from the data. Episode format: the student's rule with ``answer_room``; without a room, the
+    prompt and the target must fit. The target is never cut.
+    """
+    answer = [{"role": "assistant", "content": target}]
+    budgeted = tokenizer is not None and bool(max_length)
+    if prompt_format == "step":
+        chat = chat_ids(tokenizer) if budgeted else None
+        fitted = fit_step_prompt(trajectory, t, k=history_k, budget=max_length, clip_observation=True,
+                                 tokenize=(lambda p: chat(p + answer)) if chat else None)
+        if not fitted.fits and len(fitted.ids) > (hard_max_length or 2 * max_length):
+            return None
+        return fitted.messages, fitted.shown, fitted.clipped, len(fitted.ids)
+
+    def prompt_ids(prompt: list[dict[str, str]]) -> list[int]:  # as the student counts its prompt when acting
+        return encode_turns(tokenizer, prompt, ())[0] + ChatSegments(tokenizer).header_ids(prompt)
+
+    def row_ids(prompt: list[dict[str, str]]) -> list[int]:
+        return encode_turns(tokenizer, prompt + answer, ())[0]
+
+    fitted = fit_episode_prompt(trajectory, t, budget=max_length, room=answer_room,
+                                tokenize=(prompt_ids if answer_room else row_ids) if budgeted else None)
+    shown = min(fitted.shown, history_k) if fitted.shown < t else history_k  # a whole chat counts as history_k
+    return fitted.messages, shown, False, len(row_ids(fitted.messages)) if budgeted else 0
 
 
 @dataclass
@@ -174,7 +141,7 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
     ``prompt_format="episode"`` builds rows in the episode format (``leap_gym.agents.conversation``): a
     demonstration becomes one multi-turn chat with loss on every answer (``completion`` holds the turns after
     the first observation), a corrected step the student's own chat up to that step plus the corrected answer,
-    fitted by the student's rule with ``answer_room`` (``episode_prompt``).
+    fitted by the student's rule with ``answer_room`` (``fit_episode_prompt``).
     """
     if method not in ("sft", "dpo"):
         raise ValueError(f"method must be 'sft' or 'dpo', got {method!r}")
@@ -217,11 +184,9 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
             if not action:
                 continue
             target = format_target(reason, action)
-            if prompt_format == "episode":
-                prompt, shown, n = episode_prompt(traj, t, target, tokenizer, max_length, answer_room)
-                fitted = (prompt, min(shown, history_k) if shown < t else history_k, False, n)
-            else:
-                fitted = fit_prompt(traj, t, target, history_k, max_length, count, hard_max_length)
+            fitted = _fit_row(traj, t, target, prompt_format=prompt_format, history_k=history_k,
+                              max_length=max_length, tokenizer=tokenizer, hard_max_length=hard_max_length,
+                              answer_room=answer_room)
             if fitted is None:
                 stats.dropped_too_long += 1
                 continue

@@ -14,63 +14,27 @@ from typing import Any
 
 import gymnasium as gym
 
-from leap_gym.agents.base import Agent, AgentOutput
+from leap_gym.agents.base import Agent, AgentOutput, AgentPerSlot, BatchAgent
 from leap_gym.agents.prompting import fill_template, is_template
 from leap_gym.core import Step, Trajectory, record_info
 from leap_gym.leap.logs import progress as progress_display
 from leap_gym.wrappers import privileged_keys, strip_privileged
 
 
-class BatchActor:
-    """Gives every agent kind one interface: ``reset(slot, task)`` and ``act(slots, observations, infos)``.
+def batch_agent(agent: Any, num_slots: int) -> tuple[BatchAgent, int]:
+    """``agent`` as a ``BatchAgent`` and the number of env slots to run it on (at most ``num_slots``).
 
-    - a batched student (``act_batch`` plus per-slot ``tasks``/``histories`` lists, as ``HFStudent``): one
-      batched call per decision round over the live slots; the actor owns each slot's history list and hands the
-      live ones to the student, which appends its own ``(observation, action)`` to them;
-    - a zero-argument callable returning a fresh ``Agent``: one agent per slot, acted one by one;
-    - a single ``Agent``: one slot.
+    A ``BatchAgent`` (``HFStudent``, ``ReActAgent``, ``TeacherAgent``) plays all slots itself, one batched call
+    per decision round; a zero-argument callable returning an ``Agent`` gives one agent per slot, asked one by
+    one; a single plain ``Agent`` plays one slot.
     """
-
-    def __init__(self, agent: Any, num_slots: int, snap: bool = False):
-        self.snap = snap
-        self.batched = hasattr(agent, "act_batch") and hasattr(agent, "histories")
-        if self.batched:
-            self.agent = agent
-            self.num_slots = num_slots
-            self.tasks = [""] * num_slots
-            self.histories: list[list[tuple[str, str]]] = [[] for _ in range(num_slots)]
-        elif isinstance(agent, Agent):
-            self.agents = [agent]
-            self.num_slots = 1
-        elif callable(agent):
-            self.agents = [agent() for _ in range(num_slots)]
-            self.num_slots = num_slots
-        else:
-            raise TypeError(f"cannot roll out {type(agent).__name__}: expected an Agent, an agent factory or a "
-                            "batched student (act_batch + histories)")
-
-    def reset(self, slot: int, task: str) -> None:
-        if self.batched:
-            self.tasks[slot], self.histories[slot] = task, []
-        else:
-            self.agents[slot].reset(task)
-
-    def act(self, slots: list[int], observations: list[str], infos: list[dict[str, Any]]) -> list[AgentOutput]:
-        if self.batched:
-            self.agent.tasks = [self.tasks[s] for s in slots]
-            self.agent.histories = [self.histories[s] for s in slots]  # same list objects: appends land here
-            outs = list(self.agent.act_batch(observations, infos))
-        else:
-            outs = [self.agents[s].act(o, i) for s, o, i in zip(slots, observations, infos, strict=True)]
-        if self.snap:
-            for j, (s, info) in enumerate(zip(slots, infos, strict=True)):
-                snapped = snap_action(outs[j].action, info.get("admissible_actions"))
-                if snapped != outs[j].action:
-                    outs[j] = AgentOutput(reason=outs[j].reason, action=snapped, raw_text=outs[j].raw_text,
-                                          format_ok=outs[j].format_ok)
-                    if self.batched and self.histories[s]:  # the student's history shows what it did
-                        self.histories[s][-1] = (self.histories[s][-1][0], snapped)
-        return outs
+    if isinstance(agent, BatchAgent):
+        return agent, num_slots
+    if isinstance(agent, Agent):
+        return AgentPerSlot([agent]), 1
+    if callable(agent):
+        return AgentPerSlot([agent() for _ in range(num_slots)]), num_slots
+    raise TypeError(f"cannot roll out {type(agent).__name__}: expected a BatchAgent, an Agent or an agent factory")
 
 
 def snap_action(action: str, candidates: Sequence[str] | None) -> str:
@@ -114,16 +78,17 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
             env_fn: Callable[[], gym.Env] | None = None, snap: bool = False) -> list[Trajectory]:
     """One episode per task index, in the order given; returns the trajectories in that order.
 
-    ``reset(seed=seed, options={"task_index": i})`` makes every episode reproducible. ``max_steps`` (0 = the
-    env's own limit) truncates episodes. ``snap`` replaces an inadmissible action by the closest admissible
-    one (``snap_action``). ``privileged=True`` hands agents the full ``info`` (teachers acting via
-    ``TeacherAgent``); otherwise agents see the student view only.
+    ``agent`` is anything ``batch_agent`` accepts; the rollout talks to it only through the ``BatchAgent``
+    protocol. ``reset(seed=seed, options={"task_index": i})`` makes every episode reproducible. ``max_steps``
+    (0 = the env's own limit) truncates episodes. ``snap`` replaces an inadmissible action by the closest
+    admissible one (``snap_action``) and tells the agent (``record_action``). ``privileged=True`` hands agents
+    the full ``info`` (teachers acting via ``TeacherAgent``); otherwise agents see the student view only.
     """
     tasks = list(task_indices)
-    actor = BatchActor(agent, max(1, min(batch_size, len(tasks))), snap=snap)
+    actor, num_slots = batch_agent(agent, max(1, min(batch_size, len(tasks))))
     build = env_fn or (lambda: make_env(env_id, env_kwargs))
     slots: list[_Slot] = []
-    for _ in range(actor.num_slots):
+    for _ in range(num_slots):
         env = build()
         slots.append(_Slot(env=env, keys=privileged_keys(env)))
     results: dict[int, Trajectory] = {}
@@ -142,7 +107,7 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
                                metadata={"task_index": int(task_index), "order": order,
                                          "task_type": info.get("task_type", "")})
         slot.obs, slot.info = obs, info
-        actor.reset(slot_id, slot.traj.task)
+        actor.reset_slot(slot_id, slot.traj.task)
         return True
 
     def finish(slot_id: int) -> None:
@@ -163,11 +128,17 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
             if not live:
                 break
             views = [slots[i].info if privileged else strip_privileged(slots[i].info, slots[i].keys) for i in live]
-            outputs = actor.act(live, [slots[i].obs for i in live], views)
+            outputs = actor.act_slots(live, [slots[i].obs for i in live], views)
             for i, out in zip(live, outputs, strict=True):
                 slot = slots[i]
                 traj = slot.traj
                 assert traj is not None
+                if snap:
+                    action = snap_action(out.action, slot.info.get("admissible_actions"))
+                    if action != out.action:
+                        out = AgentOutput(reason=out.reason, action=action, raw_text=out.raw_text,
+                                          format_ok=out.format_ok)
+                        actor.record_action(i, action)  # the agent remembers what the env ran
                 step = Step(observation=slot.obs, action=out.action,
                             admissible_actions=slot.info.get("admissible_actions"), reason=out.reason,
                             info=record_info(slot.info), raw_output=out.raw_text)

@@ -263,14 +263,13 @@ class Run:
             started = time.time()
             import shutil
 
-            from leap_gym.agents.prompting import format_target
-            from leap_gym.leap.dataset import prompt_messages
+            from leap_gym.agents.prompting import fit_step_prompt, format_target
             from leap_gym.models import build_model, build_tokenizer, env_text_corpus
 
             texts = []
             for traj in demos[: c.tokenizer_episodes]:
                 for t, step in enumerate(traj.steps):
-                    texts += [m["content"] for m in prompt_messages(traj, t, c.history_k)]
+                    texts += [m["content"] for m in fit_step_prompt(traj, t, k=c.history_k).messages]
                     texts.append(format_target(step.reason, step.action))
             tok = build_tokenizer(env_text_corpus(texts, seed=self.cfg.seed), vocab_size=c.vocab_size)
             model = build_model(tok, size=c.model, seed=self.cfg.seed)

@@ -106,3 +106,26 @@ def test_fill_template(action, filled):
     assert fill_template(action, None) is None and fill_template(action, ["look"]) is None
     assert [is_template(c) for c in WEBSHOP_CANDS] == [False, False, True]
     assert not is_template("click[< prev]") and not is_template("go to cabinet 1")
+
+
+def test_fit_step_prompt_drops_oldest_history_then_clips_the_observation():
+    from leap_gym.agents.prompting import fit_step_prompt
+    from leap_gym.core import Step, Trajectory
+
+    steps = [Step(observation=f"obs {t} " + "y" * 50, action=f"act {t}") for t in range(4)]
+    steps.append(Step(observation="now " + "z" * 1000, action="", admissible_actions=["look"]))
+    traj = Trajectory(env_id="leap/ALFWorld-v0", task_id="t", task="find the key", steps=steps)
+
+    def chars(messages):  # one "token" per character
+        return [0] * sum(len(m["content"]) for m in messages)
+
+    full = fit_step_prompt(traj, 4, k=3)
+    assert full.shown == 3 and full.ids == [] and full.fits
+    bare = len(chars(fit_step_prompt(traj, 4, k=0).messages))
+    one = fit_step_prompt(traj, 4, k=3, tokenize=chars, budget=bare + 200)
+    assert one.shown == 1 and "act 3" in one.messages[1]["content"] and "act 2" not in one.messages[1]["content"]
+    whole = fit_step_prompt(traj, 4, k=3, tokenize=chars, budget=bare - 300)
+    assert (whole.shown, whole.fits, whole.clipped, len(whole.ids)) == (0, False, False, bare)
+    clipped = fit_step_prompt(traj, 4, k=3, tokenize=chars, budget=bare - 300, clip_observation=True)
+    assert clipped.fits and clipped.clipped and len(clipped.ids) <= bare - 300
+    assert "OBSERVATION: now " in clipped.messages[1]["content"] and " ...\n" in clipped.messages[1]["content"]

@@ -102,4 +102,28 @@ def test_react_over_local_model_batched(tmp_path):
     outs = agent.act_batch([f"obs {i}" for i in range(3)], infos)
     again = [ReActAgent(LocalChat(HFStudent(model, tok), max_tokens=8)).act(f"obs {i}", infos[i]) for i in range(3)]
     assert [o.raw_text for o in outs] == [o.raw_text for o in again]
-    assert all(len(c) == 2 for c in agent.chats)  # observation + answer per slot
+    # observation + answer per slot
+    assert [[s.raw_output for s in agent.episodes[i].steps] for i in range(3)] == [[o.raw_text] for o in outs]
+
+
+def test_one_react_agent_plays_all_slots_of_a_rollout():
+    """An instance is a BatchAgent: each decision round is one ``chat_many`` call over the live slots, and the
+    episodes are the ones a separate agent per slot plays."""
+    from leap_gym.leap.rollout import rollout
+
+    class ManyBackend(RuleBackend):
+        def __init__(self):
+            super().__init__()
+            self.rounds: list[int] = []
+
+        def chat_many(self, conversations, **params):
+            self.rounds.append(len(conversations))
+            return [self.chat(c, **params) for c in conversations]
+
+    backend = ManyBackend()
+    batched = rollout(TOY_ID, ReActAgent(backend), range(5), batch_size=3, seed=1)
+    assert max(backend.rounds) == 3 and sum(backend.rounds) == sum(len(t) for t in batched)
+    alone = rollout(TOY_ID, lambda: ReActAgent(RuleBackend()), range(5), batch_size=3, seed=1)
+    assert [[(s.observation, s.raw_output) for s in t.steps] for t in batched] == \
+        [[(s.observation, s.raw_output) for s in t.steps] for t in alone]
+    assert all(t.won for t in batched)

@@ -8,8 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from leap_gym.agents.base import INVALID_ACTION  # noqa: E402
-from leap_gym.agents.student import HFStudent, split_vector_info  # noqa: E402
+from leap_gym.agents.base import INVALID_ACTION, split_vector_info  # noqa: E402
+from leap_gym.agents.student import HFStudent  # noqa: E402
+from leap_gym.core import Step, Trajectory  # noqa: E402
 from leap_gym.models import build_tiny_student  # noqa: E402
 from tests.toy_env import TOY_ID  # noqa: E402
 
@@ -44,6 +45,13 @@ def tiny(tmp_path_factory):
     return model, tok, path
 
 
+def _prompt_ids(student, task, history, obs, cands):
+    """The student's prompt ids for ``obs`` after ``history`` (its own ``(observation, action)`` pairs)."""
+    steps = [Step(observation=o, action=a) for o, a in history] + [Step(observation=obs, action="",
+                                                                        admissible_actions=cands)]
+    return student._step_prompt_ids(Trajectory(env_id=student.env_id, task_id="", task=task, steps=steps))
+
+
 def _obs_infos(n):
     obs = [f"You arrive at shelf {i}. On the shelf {i}, you see a mug {i}." for i in range(n)]
     infos = [{"task": f"put a mug in fridge {i}.", "admissible_actions": [f"go to shelf {j}" for j in range(i + 2)]}
@@ -62,15 +70,16 @@ def test_batched_equals_single_greedy(tiny):
         single.reset(infos[i]["task"])
         assert single.act(obs[i], infos[i]).raw_text == outs[i].raw_text
         assert single.act(obs[i], infos[i]).raw_text == outs2[i].raw_text
-        assert single.histories[0] == batched.histories[i]
+        assert single.episodes[0].steps == batched.episodes[i].steps
     assert batched.stats["actions"] == 14 and batched.stats["generated_tokens"] > 0
 
 
 def test_training_prompt_equals_acting_prompt(tiny):
     """A recorded trajectory rebuilds exactly the prompts the student acted on (SFT rows cannot drift)."""
-    from leap_gym.agents.prompting import messages_for_step
+    from leap_gym.agents.prompting import fit_step_prompt
     from leap_gym.agents.student import render_prompt
-    from leap_gym.core import Step, Trajectory
+    from leap_gym.core import Correction
+    from leap_gym.leap.dataset import build_dataset
 
     model, tok, _ = tiny
     student = HFStudent(model, tok, env="leap/ALFWorld-v0", max_new_tokens=6, k=2)
@@ -84,27 +93,29 @@ def test_training_prompt_equals_acting_prompt(tiny):
         prompts.append(student.last_prompts[0])
         traj.steps.append(Step(observation=o, action=out.action, admissible_actions=infos[0]["admissible_actions"]))
     for t in range(4):
-        assert render_prompt(tok, messages_for_step(traj, t, k=2)) == prompts[t]
-    row = messages_for_step(traj, 3, k=2, target=("the mug", "go to shelf 1"))
-    assert row[-1] == {"role": "assistant", "content": "REASON: the mug\nACTION: go to shelf 1"}
+        assert render_prompt(tok, fit_step_prompt(traj, t, k=2).messages) == prompts[t]
+    row = build_dataset([traj], [[Correction(3, "the mug", "go to shelf 1", True)]], history_k=2)[0]
+    assert render_prompt(tok, row["prompt"]) == prompts[3]
+    assert row["completion"][-1] == {"role": "assistant", "content": "REASON: the mug\nACTION: go to shelf 1"}
 
 
 def test_history_budget_matches_training_rows(tiny):
-    """With ``history_tokens`` the student drops history exactly where ``fit_prompt`` would for a short answer,
-    so it never acts on longer histories than the training rows showed."""
+    """With ``history_tokens`` the student drops history exactly where ``fit_step_prompt`` would for a short
+    answer, so it never acts on longer histories than the training rows showed."""
     model, tok, _ = tiny
     obs, infos = _obs_infos(1)
+    task, cands = infos[0]["task"], infos[0]["admissible_actions"]
     full = HFStudent(model, tok, env="alfworld", max_new_tokens=4, k=3)
-    base = len(full._prompts_ids([(infos[0]["task"], [], obs[0], infos[0]["admissible_actions"])])[0])
-    one = len(full._prompts_ids([(infos[0]["task"], [(obs[0], "look")], obs[0], infos[0]["admissible_actions"])])[0])
+    base = len(_prompt_ids(full, task, [], obs[0], cands))
+    one = len(_prompt_ids(full, task, [(obs[0], "look")], obs[0], cands))
     capped = HFStudent(model, tok, env="alfworld", max_new_tokens=4, k=3, history_tokens=one,
                        max_prompt_tokens=4 * one)
     history = [(obs[0], "look")] * 3
-    assert len(full._prompts_ids([(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])])[0]) > one
-    assert len(capped._prompts_ids([(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])])[0]) == one
+    assert len(_prompt_ids(full, task, history, obs[0], cands)) > one
+    assert len(_prompt_ids(capped, task, history, obs[0], cands)) == one
     tight = HFStudent(model, tok, env="alfworld", max_new_tokens=4, k=3, history_tokens=base - 1,
                       max_prompt_tokens=4 * one)  # no history fits: the bare prompt is kept whole
-    assert len(tight._prompts_ids([(infos[0]["task"], history, obs[0], infos[0]["admissible_actions"])])[0]) == base
+    assert len(_prompt_ids(tight, task, history, obs[0], cands)) == base
 
 
 def test_shared_prefix_cache_changes_nothing(tiny):
@@ -140,7 +151,7 @@ def test_constrained_acting_always_admissible(tiny):
 def test_candidate_scores_match_full_forward(tiny):
     model, tok, _ = tiny
     student = HFStudent(model, tok, score_batch_size=2)
-    prompt = student._prompts_ids([("put a mug in fridge 1.", [], "You see a mug 1.", None)])[0]
+    prompt = _prompt_ids(student, "put a mug in fridge 1.", [], "You see a mug 1.", None)
     cands = ["go to shelf 1", "take mug 1 from shelf 1", "look"]
     scores = student.score_candidates(prompt, "the mug is here", cands)
     head = tok("REASON: the mug is here\nACTION:", add_special_tokens=False)["input_ids"]
@@ -253,7 +264,7 @@ def test_chunked_prefill_keeps_greedy_answers_and_order(tiny):
         single = HFStudent(model, tok, env="alfworld", max_new_tokens=12)
         single.reset(infos[i]["task"])
         singles.append(single.act(obs[i], infos[i]).raw_text)
-    lengths = [len(HFStudent(model, tok, env="alfworld")._prompts_ids([(i["task"], [], o, i["admissible_actions"])])[0])
+    lengths = [len(_prompt_ids(HFStudent(model, tok, env="alfworld"), i["task"], [], o, i["admissible_actions"]))
                for o, i in zip(obs, infos, strict=True)]
     for budget, chunks in ((1, {6}), (2 * max(lengths), {2, 3, 4, 5}), (10**6, {0})):  # 0: generate prefills
         for share in (True, False):

@@ -1,5 +1,5 @@
-"""HFStudent in the episode format: the kept KV cache changes no answer, only new turns are computed, edited
-histories and new episodes are followed, long chats are rebuilt, nothing privileged reaches a prompt, and the
+"""HFStudent in the episode format: the kept KV cache changes no answer, only new turns are computed, snapped
+actions and new episodes are followed, long chats are rebuilt, nothing privileged reaches a prompt, and the
 training rows of a trajectory hold exactly the tokens the student acted on."""
 
 from __future__ import annotations
@@ -112,8 +112,7 @@ def test_cached_acting_equals_rebuilding_every_step(which, random_model, taught)
     previous: list[list[int]] = []
     for step in range(5):
         obs, infos = _round(step)
-        for ep in rebuilt._episodes.values():  # every chat rebuilt from its history (its reasons kept)
-            ep.steps = -1
+        rebuilt._chats.clear()  # every chat rebuilt from the slot's episode (its reasons kept)
         before = (cached.stats["prompt_tokens"], rebuilt.stats["prompt_tokens"])
         outs, again = cached.act_batch(obs, infos), rebuilt.act_batch(obs, infos)
         assert [o.raw_text for o in outs] == [o.raw_text for o in again]
@@ -135,11 +134,11 @@ def test_cached_acting_equals_rebuilding_every_step(which, random_model, taught)
         assert sum(bool(r) for slot in steps for _, r, _ in slot) >= 6
 
 
-def test_an_edited_history_shows_the_edited_action(taught):
+def test_a_recorded_action_is_the_action_shown(taught):
     student = _student(taught)
     obs, infos = _round(0)
     first = student.act_batch(obs, infos)
-    student.histories[1][-1] = (student.histories[1][-1][0], "go to shelf 3")  # the rollout snapped it
+    student.record_action(1, "go to shelf 3")  # the rollout snapped it
     obs2, _ = _round(1)
     student.act_batch(obs2, infos)
     want = _prompt_ids(student.tokenizer, infos[1]["task"], [(obs[1], first[1].reason, "go to shelf 3")], obs2[1])
@@ -162,21 +161,20 @@ def test_a_new_episode_starts_a_fresh_chat(taught):
     assert student._last_prompt_ids[2] == _prompt_ids(tok, "heat an egg.", [], obs[2])
     assert student.last_prompts[0].count("OBSERVATION:") == 3 and f"ACTION: {outs[0].action}" in \
         student.last_prompts[0]
-    assert len(student._episodes) == 3  # the old chats were let go
+    assert len(student._chats) == 3  # the old chats were let go
 
 
-def test_a_history_list_reused_for_another_episode_is_not_answered_from_the_old_chat(taught):
-    """The chat is keyed by the history list's id, which Python reuses for a new list once the old one is
-    freed: a slot whose list changed under its chat (cleared in place here, with a new task or the same one) is
-    rebuilt, never continued from the old episode's tokens."""
+def test_a_slot_reset_in_place_is_not_answered_from_the_old_chat(taught):
+    """A slot reset by the caller (with a new task or the same one) starts a new chat, never continued from the
+    old episode's tokens."""
     student = _student(taught)
     for step in range(2):
         obs, infos = _round(step)
         student.act_batch(obs, infos)
     obs, infos = _round(2)
-    student.histories[0].clear()
-    student.tasks[0] = infos[0]["task"] = "heat an egg."
-    student.histories[1].clear()
+    student.reset_slot(0, "heat an egg.")
+    infos[0]["task"] = "heat an egg."
+    student.reset_slot(1, infos[1]["task"])
     student.act_batch(obs, infos)
     tok = student.tokenizer
     assert student._last_prompt_ids[0] == _prompt_ids(tok, "heat an egg.", [], obs[0])
@@ -214,9 +212,9 @@ def test_training_rows_hold_exactly_the_tokens_the_student_acted_on(taught):
     from leap_gym.leap.rollout import rollout
 
     class Recording(HFStudent):
-        def act_batch(self, observations, infos):
-            keys = [(self.tasks[i], len(self.histories[i])) for i in range(len(observations))]
-            outs = super().act_batch(observations, infos)
+        def act_slots(self, slots, observations, infos):
+            keys = [(self.episodes[s].task, len(self.episodes[s].steps)) for s in slots]
+            outs = super().act_slots(slots, observations, infos)
             for key, ids in zip(keys, self._last_prompt_ids, strict=True):
                 seen[key] = list(ids)
             return outs

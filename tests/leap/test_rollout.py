@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 
-from leap_gym.agents.base import Agent, AgentOutput
+from leap_gym.agents.base import Agent, AgentOutput, TrajectoryAgent
 from leap_gym.agents.teachers import TeacherAgent
 from leap_gym.leap import correct, evaluate, rollout, select_episodes
 from tests.leap.toy_teacher import ToyExpertTeacher
@@ -25,19 +25,18 @@ class Recorder(Agent):
         return AgentOutput(reason="try the kitchen", action="go to kitchen", raw_text="ACTION: go to kitchen")
 
 
-class BatchedRecorder:
-    """A batched student shaped like HFStudent: per-slot tasks/histories lists, one act_batch per round."""
+class BatchedRecorder(TrajectoryAgent):
+    """A batched student like HFStudent: its own record of each slot's episode, one decision round per call."""
 
     def __init__(self):
-        self.tasks, self.histories, self.batches = [""], [[]], []
+        super().__init__()
+        self.batches = []
 
-    def act_batch(self, observations, infos):
-        self.batches.append(len(observations))
-        assert len(self.histories) == len(observations) == len(infos)
+    def decide(self, slots):
+        self.batches.append(len(slots))
         outs = []
-        for i, obs in enumerate(observations):
-            action = "go to garden" if self.histories[i] else "go to kitchen"
-            self.histories[i].append((obs, action))
+        for s in slots:
+            action = "go to garden" if len(self.episodes[s].steps) > 1 else "go to kitchen"
             outs.append(AgentOutput(reason="", action=action))
         return outs
 
@@ -131,15 +130,16 @@ def test_snap_keeps_near_misses_valid_and_the_history_honest():
     assert snap_action("anything", ["search[<query>]"]) == "anything"
 
     class Misspeller(BatchedRecorder):
-        def act_batch(self, observations, infos):
-            outs = super().act_batch(observations, infos)
-            for i, o in enumerate(outs):
+        def decide(self, slots):
+            outs = super().decide(slots)
+            for o in outs:
                 o.action = o.action.replace("go to", "goto")
-                self.histories[i][-1] = (self.histories[i][-1][0], o.action)
             return outs
 
     agent = Misspeller()
     trajs = rollout(TOY_ID, agent, range(3), batch_size=3, max_steps=3, snap=True)
     assert all(t.won for t in trajs) and all(s.action.startswith("go to ") for t in trajs for s in t.steps)
+    # the agent's own record of each episode holds the snapped actions the env ran
+    assert all(s.action.startswith("go to ") for e in agent.episodes.values() for s in e.steps)
     raw = rollout(TOY_ID, Misspeller(), range(2), batch_size=2, max_steps=2)
     assert all(not s.action_valid for t in raw for s in t.steps)

@@ -342,7 +342,7 @@ def test_smollm2_acts_in_alfworld(smollm2):
                 assert isinstance(out.raw_text, str) and out.raw_text.strip()
             steps = [env.step(out.action) for env, out in zip(envs, outs, strict=True)]
             obs, infos = [s[0] for s in steps], [s[4] for s in steps]
-        assert [len(h) for h in student.histories] == [2, 2]
+        assert [len(student.episodes[s].steps) for s in (0, 1)] == [2, 2]
         assert student.stats["actions"] == 4 and student.stats["generated_tokens"] > 0
     finally:
         for env in envs:

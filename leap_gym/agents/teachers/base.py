@@ -3,16 +3,18 @@
 A teacher sees ``trajectory.steps[: t + 1]``: the student's own history up to step ``t`` and, in
 ``steps[t].info["privileged"]``, the privileged state at that step (recorded by the rollout). It never runs the
 env forward. ``keep_reason`` may also read ``steps[t + 1]``, the recorded outcome of the student's action at
-``t`` (corrections are made after the episode). ``TeacherAgent`` lets a teacher act in an env (demonstrations, "replay the teacher" checks).
+``t`` (corrections are made after the episode). ``TeacherAgent`` lets a teacher act in an env (demonstrations,
+"replay the teacher" checks).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Sequence
 
-from leap_gym.agents.base import Agent, AgentOutput
-from leap_gym.core import Correction, Step, Trajectory, record_info
+from leap_gym.agents.base import AgentOutput, TrajectoryAgent
+from leap_gym.agents.prompting import answer_head
+from leap_gym.core import Correction, Trajectory
 
 
 def same_action(a: str, b: str) -> bool:
@@ -61,20 +63,28 @@ class Teacher(ABC):
         return out
 
 
-class TeacherAgent(Agent):
-    """Runs a teacher as an agent on the full env ``info`` (privileged included): demonstrations for BC."""
+class TeacherAgent(TrajectoryAgent):
+    """Runs a teacher as an agent on the full env ``info`` (privileged included): demonstrations for BC.
+
+    Each slot's episode is the trajectory the teacher proposes from (``steps[: t + 1]``, the privileged state
+    recorded in each step), exactly as it corrects a student's recorded trajectory.
+    """
 
     def __init__(self, teacher: Teacher, env_id: str):
-        self.teacher, self.env_id = teacher, env_id
-        self.trajectory = Trajectory(env_id=env_id, task_id="", task="")
+        super().__init__(env_id=env_id, sees_privileged=True)
+        self.teacher = teacher
+        self.reset_slot(0, "")
 
-    def reset(self, task: str) -> None:
-        self.trajectory = Trajectory(env_id=self.env_id, task_id="", task=task)
+    @property
+    def trajectory(self) -> Trajectory:
+        """The episode of slot 0 (single-episode use: ``reset``/``act``)."""
+        return self.episodes[0]
 
-    def act(self, observation: str, info: dict[str, Any]) -> AgentOutput:
-        steps = self.trajectory.steps
-        steps.append(Step(observation=observation, action="", admissible_actions=info.get("admissible_actions"),
-                          info=record_info(info)))
-        reason, action = self.teacher.propose(self.trajectory, len(steps) - 1)
-        steps[-1].reason, steps[-1].action = reason, action
-        return AgentOutput(reason=reason, action=action, raw_text=f"REASON: {reason}\nACTION: {action}")
+    def decide(self, slots: Sequence[int]) -> list[AgentOutput]:
+        outs = []
+        for slot in slots:
+            episode = self.episodes[slot]
+            reason, action = self.teacher.propose(episode, len(episode.steps) - 1)
+            # the answer as the teacher wrote it (format_target would fold a multi-line reason into one line)
+            outs.append(AgentOutput(reason=reason, action=action, raw_text=f"{answer_head(reason)} {action}"))
+        return outs
