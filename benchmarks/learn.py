@@ -33,6 +33,8 @@ from leap_gym.leap.layout import UNPRIVILEGED_TEACHER, RunLayout, iteration_key,
 from leap_gym.leap.presets import DEMO_CONFIG  # noqa: E402
 from leap_gym.specs import spec_for  # noqa: E402
 
+ZERO_SHOT = "leap_gym.leap.baselines:zero_shot_react"
+
 # Demo-scale presets: ALFWorld is the demo itself; WebShop and Bash use their LEAP step limits and longer rows.
 PRESETS: dict[str, dict[str, Any]] = {
     "alfworld": DEMO_CONFIG,
@@ -53,6 +55,8 @@ def config_for(env: str, seed: int, root: Path, quick: bool) -> dict[str, Any]:
         cfg["env"]["num_train_tasks"] = 20
         cfg["evaluation"] = {"num_test_tasks": 20}
         cfg["training"].update(bc_max_steps=30, max_steps=20)
+    # the same model untrained, prompted ReAct-style: what BC and LEAP add to it
+    cfg.setdefault("evaluation", {})["baselines"] = [ZERO_SHOT]
     return cfg
 
 

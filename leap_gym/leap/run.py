@@ -9,6 +9,7 @@ stage where the teacher mostly failed raises ``StageError`` and is not marked do
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from leap_gym.agents.base import BatchAgent
 from leap_gym.core import Correction, Trajectory, read_trajectories, write_jsonl
 from leap_gym.io import atomic_write_json
 from leap_gym.leap.config import ConfigError, LeapConfig, load_config, to_dict
@@ -232,7 +234,13 @@ class Run:
             from leap_gym.agents.teachers import load_symbol
 
             name = spec.rsplit(":", 1)[-1]
-            self._evaluate(self.layout.baseline_evaluation(name), load_symbol(spec), False, name)
+            out = self.layout.baseline_evaluation(name)
+            if read_output(out, read_json, self.log) is None:
+                factory = load_symbol(spec)
+                agent = factory(self.cfg)
+                if not isinstance(agent, BatchAgent):  # a single-episode agent: one per env slot
+                    agent = functools.partial(factory, self.cfg)
+                self._evaluate(out, agent, False, name)
 
     def demos(self) -> list[Trajectory]:
         out = self.layout.demos
