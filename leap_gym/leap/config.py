@@ -366,7 +366,8 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     out = []
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key.sub=value")
+            hint = " (a config file goes after --config)" if item.endswith((".yaml", ".yml")) else ""
+            raise ConfigError(f"override {item!r}: expected key.sub=value{hint}")
         key, raw = item.split("=", 1)
         out.append((key.strip(), yaml.safe_load(raw) if raw.strip() else ""))
     return out

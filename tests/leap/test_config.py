@@ -44,6 +44,7 @@ def test_exponent_without_dot_is_a_number():
     ("rollout.tasks_per_iteration=-1", "rollout.tasks_per_iteration"),
     ("student.snap_to_admissible=maybe", "student.snap_to_admissible"),
     ("nonsense", "expected key.sub=value"),
+    ("my_run.yaml", "a config file goes after --config"),
 ])
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
