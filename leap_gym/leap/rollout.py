@@ -93,7 +93,12 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
         slots.append(_Slot(env=env, keys=privileged_keys(env)))
     results: dict[int, Trajectory] = {}
     pending = list(enumerate(tasks))
-    bar = progress_display(len(tasks), desc, "ep", enabled=progress)
+    # Progress counts env steps against the step budget (an episode that ends early counts its unused steps):
+    # a batch of episodes runs in lockstep and ends together, so counting episodes would show nothing for most
+    # of the stage. Without a known step limit it counts episodes.
+    limit = max_steps or (slots[0].env.spec.max_episode_steps if slots and slots[0].env.spec else None) or 0
+    bar = progress_display(len(tasks) * limit if limit else len(tasks), desc, "step" if limit else "ep",
+                           enabled=progress)
 
     def start(slot_id: int) -> bool:
         slot = slots[slot_id]
@@ -117,7 +122,7 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
         traj.won = bool(slot.info.get("won", False))
         traj.score = float(slot.info.get("score", 0.0))
         results[traj.metadata["order"]] = traj
-        bar.update(1)
+        bar.update(max(0, limit - len(traj.steps)) if limit else 1)
         start(slot_id)
 
     try:
@@ -148,6 +153,8 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
                 if not out.format_ok:
                     traj.metadata["format_errors"] = traj.metadata.get("format_errors", 0) + 1
                 traj.steps.append(step)
+                if limit and len(traj.steps) <= limit:
+                    bar.update(1)
                 slot.obs, slot.info = obs, info
                 if terminated or truncated or (max_steps and len(traj.steps) >= max_steps):
                     finish(i)

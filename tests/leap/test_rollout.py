@@ -143,3 +143,29 @@ def test_snap_keeps_near_misses_valid_and_the_history_honest():
     assert all(s.action.startswith("go to ") for e in agent.episodes.values() for s in e.steps)
     raw = rollout(TOY_ID, Misspeller(), range(2), batch_size=2, max_steps=2)
     assert all(not s.action_valid for t in raw for s in t.steps)
+
+
+def test_progress_counts_steps_against_the_step_budget(monkeypatch):
+    """Episodes of a batch run in lockstep and end together, so the display counts env steps (an episode that
+    ends early adds its unused budget): it reaches its total exactly and moves during the stage."""
+    import leap_gym.leap.rollout as rollout_module
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, desc, unit, enabled=True):
+            self.total, self.unit, self.updates = total, unit, []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.updates.append(n)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(rollout_module, "progress_display", Bar)
+    trajs = rollout(TOY_ID, lambda: TeacherAgent(ToyExpertTeacher(), TOY_ID), range(4), batch_size=2,
+                    privileged=True, max_steps=3, progress=True)
+    bar = bars[-1]
+    assert bar.unit == "step" and bar.total == 4 * 3 and sum(bar.updates) == bar.total
+    assert bar.updates.count(1) >= sum(len(t) for t in trajs)  # one update per env step, then the rest
