@@ -95,8 +95,8 @@ def matmul_peak(seconds: float = 1.0) -> dict[str, float]:
 def demonstrations(episodes: int, max_steps: int, path: Path) -> dict[str, Any]:
     """The privilege-0.5 expert's won episodes on generated ALFWorld train tasks, written to ``path``."""
     from leap_gym.agents.teachers import TeacherAgent, make_expert
-    from leap_gym.core import write_jsonl
     from leap_gym.leap.rollout import rollout
+    from leap_gym.records import write_jsonl
 
     trajs = rollout(ENV_ID, lambda: TeacherAgent(make_expert(ENV_ID, 0.5), ENV_ID), range(episodes),
                     env_kwargs={"split": "train"}, max_steps=max_steps, batch_size=8, privileged=True)
@@ -245,10 +245,10 @@ def train_child(pipeline: str, args: argparse.Namespace) -> dict[str, Any]:
 
     from transformers import AutoTokenizer
 
-    from leap_gym.core import read_trajectories
     from leap_gym.leap.dataset import build_dataset
     from leap_gym.leap.train import native_bf16, set_threads
     from leap_gym.models.pretrained import resolve_model
+    from leap_gym.records import read_trajectories
 
     logging.disable(logging.WARNING)
     set_threads(args.threads)

@@ -1,4 +1,9 @@
-"""The ``info`` contract every leap-gym env keeps, and a checker the shared env test runs.
+"""The ``info`` contract: what every leap-gym env returns, what is privileged, and what a rollout records.
+
+One home for the keys of ``info``: the required keys and their types (with a checker the shared env test runs),
+the keys a student must never see (``PRIVILEGED_INFO_KEYS``, ``privileged_keys``, ``strip_privileged``; the
+``StudentView`` wrappers in ``leap_gym.wrappers`` apply them) and the subset a ``Step`` keeps
+(``RECORDED_INFO_KEYS``, ``record_info``).
 
 Every ``reset`` and ``step`` returns an ``info`` dict with at least:
 
@@ -24,6 +29,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import gymnasium as gym
+
 REQUIRED_INFO_KEYS: dict[str, tuple[type, ...]] = {
     "task": (str,),
     "task_id": (str,),
@@ -39,6 +46,28 @@ REQUIRED_PRIVILEGED_KEYS: dict[str, tuple[type, ...]] = {
     "expert_action": (str,),
     "expert_plan": (list,),
 }
+
+# Keys of ``info`` a student must never see. Envs may add more through their ``privileged_info_keys`` attribute.
+PRIVILEGED_INFO_KEYS: frozenset[str] = frozenset({"privileged"})
+
+# The info keys a rollout records in each Step: what teachers and metrics need, nothing bulky.
+RECORDED_INFO_KEYS = ("task_id", "task_type", "won", "score", "action_valid", "privileged")
+
+
+def privileged_keys(env: gym.Env) -> frozenset[str]:
+    """The ``info`` keys an env marks privileged (``"privileged"`` plus its ``privileged_info_keys``)."""
+    extra = getattr(env.unwrapped, "privileged_info_keys", ())
+    return PRIVILEGED_INFO_KEYS | frozenset(extra)
+
+
+def strip_privileged(info: dict[str, Any], keys: frozenset[str] = PRIVILEGED_INFO_KEYS) -> dict[str, Any]:
+    """A copy of ``info`` without privileged keys (works for single and vector-env infos)."""
+    return {k: v for k, v in info.items() if k not in keys and k.lstrip("_") not in keys}
+
+
+def record_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The subset of an env's ``info`` stored in a ``Step`` (``privileged`` included, for teachers)."""
+    return {k: info[k] for k in RECORDED_INFO_KEYS if k in info}
 
 
 def check_info(info: dict[str, Any], privileged: bool = True) -> None:

@@ -14,7 +14,7 @@ from leap_gym.agents.prompting import GENERIC_RULES, env_family, system_prompt
 from leap_gym.agents.teachers import make_expert
 from leap_gym.agents.teachers.leak import find_leaks
 from leap_gym.agents.teachers.llm import correction_messages, privileged_summary
-from leap_gym.core import Step, Trajectory
+from leap_gym.records import Step, Trajectory
 from leap_gym.registration import list_envs
 from leap_gym.specs import INTERCODE_BASH, SPECS, get_spec, spec_for
 from tests.leap.toy_teacher import ToyExpertTeacher

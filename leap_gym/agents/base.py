@@ -21,8 +21,8 @@ from typing import Any
 
 from gymnasium.wrappers.vector import DictInfoToList
 
-from leap_gym.core import PRIVILEGED_INFO_KEYS, Step, Trajectory, record_info
-from leap_gym.wrappers import strip_privileged
+from leap_gym.info import PRIVILEGED_INFO_KEYS, record_info, strip_privileged
+from leap_gym.records import Step, Trajectory
 
 
 @dataclass

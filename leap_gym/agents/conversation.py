@@ -29,7 +29,7 @@ from leap_gym.agents.prompting import FORMAT_RULE, ROLE, FittedPrompt, Tokenize,
 from leap_gym.specs import get_spec
 
 if TYPE_CHECKING:
-    from leap_gym.core import Trajectory
+    from leap_gym.records import Trajectory
 
 # The rules for an env without a benchmark spec (each spec carries its env's own, ``BenchmarkSpec.episode_rules``).
 GENERIC_EPISODE_RULES = "Write one action in the form the environment uses."

@@ -28,7 +28,7 @@ from leap_gym.agents.base import INVALID_ACTION, AgentOutput
 from leap_gym.specs import get_spec
 
 if TYPE_CHECKING:
-    from leap_gym.core import Trajectory
+    from leap_gym.records import Trajectory
 
 DEFAULT_HISTORY = 5
 

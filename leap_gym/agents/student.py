@@ -41,7 +41,7 @@ from leap_gym.agents.prompting import (
     match_candidate,
     parse_output,
 )
-from leap_gym.core import Trajectory
+from leap_gym.records import Trajectory
 
 if TYPE_CHECKING:
     import torch

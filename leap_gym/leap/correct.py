@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from leap_gym.agents.teachers.base import Teacher
-from leap_gym.core import Correction, Trajectory
 from leap_gym.leap.logs import progress as progress_display
+from leap_gym.records import Correction, Trajectory
 
 
 def select_episodes(trajectories: Sequence[Trajectory], select: str = "failures",

@@ -21,7 +21,7 @@ from typing import Any
 
 from leap_gym.agents.conversation import ChatSegments, encode_turns, episode_messages, fit_episode_prompt
 from leap_gym.agents.prompting import Tokenize, fit_step_prompt, format_target
-from leap_gym.core import Correction, Trajectory
+from leap_gym.records import Correction, Trajectory
 
 TokenCounter = Callable[[list[dict[str, str]]], int]
 

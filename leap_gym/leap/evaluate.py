@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from leap_gym.core import Trajectory
 from leap_gym.leap.rollout import rollout
+from leap_gym.records import Trajectory
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from leap_gym.core import (
+from leap_gym.io import atomic_write_json, remove_stale_temporaries
+from leap_gym.leap.config import ConfigError, LeapConfig, load_config, save_config, to_dict
+from leap_gym.records import (
     Correction,
     RecordError,
     Trajectory,
@@ -40,8 +42,6 @@ from leap_gym.core import (
     to_record,
     write_jsonl,
 )
-from leap_gym.io import atomic_write_json, remove_stale_temporaries
-from leap_gym.leap.config import ConfigError, LeapConfig, load_config, save_config, to_dict
 
 # Keys a resumed run may change: they do not alter finished stages.
 RESUMABLE_CHANGES = ("iterations", "run_dir", "evaluation.every_iteration", "training.report_to",

@@ -14,7 +14,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from leap_gym.core import read_trajectories
 from leap_gym.io import atomic_write_bytes, atomic_write_text
 from leap_gym.leap.layout import (
     STAGE_KINDS,
@@ -24,6 +23,7 @@ from leap_gym.leap.layout import (
     read_output,
     trajectories_of,
 )
+from leap_gym.records import read_trajectories
 
 # One line per column of the results table, shown under it: a number is worth showing with what it counts.
 DEFINITIONS = {

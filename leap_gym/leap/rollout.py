@@ -16,9 +16,9 @@ import gymnasium as gym
 
 from leap_gym.agents.base import Agent, AgentOutput, AgentPerSlot, BatchAgent
 from leap_gym.agents.prompting import fill_template, is_template
-from leap_gym.core import Step, Trajectory, record_info
+from leap_gym.info import privileged_keys, record_info, strip_privileged
 from leap_gym.leap.logs import progress as progress_display
-from leap_gym.wrappers import privileged_keys, strip_privileged
+from leap_gym.records import Step, Trajectory
 
 
 def batch_agent(agent: Any, num_slots: int) -> tuple[BatchAgent, int]:

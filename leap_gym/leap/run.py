@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from leap_gym.core import Correction, Trajectory, read_trajectories, write_jsonl
 from leap_gym.io import atomic_write_json
 from leap_gym.leap.config import ConfigError, LeapConfig, load_config, to_dict
 from leap_gym.leap.evaluate import evaluate
@@ -37,6 +36,7 @@ from leap_gym.leap.layout import (
 )
 from leap_gym.leap.logs import run_logging
 from leap_gym.leap.report import iteration_name
+from leap_gym.records import Correction, Trajectory, read_trajectories, write_jsonl
 
 
 class StageError(RuntimeError):

@@ -11,7 +11,8 @@ from leap_gym.agents.teachers import make_expert  # noqa: E402
 from leap_gym.agents.teachers.alfworld import ALFWorldExpertTeacher, privileged_only_facts  # noqa: E402
 from leap_gym.agents.teachers.base import TeacherAgent  # noqa: E402
 from leap_gym.agents.teachers.leak import find_leaks, leak_report  # noqa: E402
-from leap_gym.core import Step, Trajectory, record_info  # noqa: E402
+from leap_gym.info import record_info  # noqa: E402
+from leap_gym.records import Step, Trajectory  # noqa: E402
 
 ENV_ID = "leap/ALFWorld-v0"
 

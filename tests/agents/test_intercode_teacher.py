@@ -14,8 +14,9 @@ from leap_gym.agents.teachers.intercode_bash import (
     privileged_only_facts,
 )
 from leap_gym.agents.teachers.leak import find_leaks, leak_report
-from leap_gym.core import Step, Trajectory, record_info
 from leap_gym.envs.intercode_bash.env import InterCodeBashEnv
+from leap_gym.info import record_info
+from leap_gym.records import Step, Trajectory
 
 ENV_ID = "leap/InterCodeBash-v0"
 

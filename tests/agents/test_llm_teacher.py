@@ -15,7 +15,8 @@ from fastapi import FastAPI  # noqa: E402
 from leap_gym.agents.backends import OpenAIChat  # noqa: E402
 from leap_gym.agents.serve import BackgroundServer  # noqa: E402
 from leap_gym.agents.teachers.llm import LLMTeacher, SelfTeacher, correction_messages  # noqa: E402
-from leap_gym.core import Step, Trajectory, record_info  # noqa: E402
+from leap_gym.info import record_info  # noqa: E402
+from leap_gym.records import Step, Trajectory  # noqa: E402
 from tests.toy_env import TOY_ID  # noqa: E402
 
 

@@ -110,7 +110,7 @@ def test_fill_template(action, filled):
 
 def test_fit_step_prompt_drops_oldest_history_then_clips_the_observation():
     from leap_gym.agents.prompting import fit_step_prompt
-    from leap_gym.core import Step, Trajectory
+    from leap_gym.records import Step, Trajectory
 
     steps = [Step(observation=f"obs {t} " + "y" * 50, action=f"act {t}") for t in range(4)]
     steps.append(Step(observation="now " + "z" * 1000, action="", admissible_actions=["look"]))

@@ -10,8 +10,8 @@ pytest.importorskip("transformers")
 
 from leap_gym.agents.base import INVALID_ACTION, split_vector_info  # noqa: E402
 from leap_gym.agents.student import HFStudent  # noqa: E402
-from leap_gym.core import Step, Trajectory  # noqa: E402
 from leap_gym.models import build_tiny_student  # noqa: E402
+from leap_gym.records import Step, Trajectory  # noqa: E402
 from tests.toy_env import TOY_ID  # noqa: E402
 
 torch.set_num_threads(1)
@@ -78,8 +78,8 @@ def test_training_prompt_equals_acting_prompt(tiny):
     """A recorded trajectory rebuilds exactly the prompts the student acted on (SFT rows cannot drift)."""
     from leap_gym.agents.prompting import fit_step_prompt
     from leap_gym.agents.student import render_prompt
-    from leap_gym.core import Correction
     from leap_gym.leap.dataset import build_dataset
+    from leap_gym.records import Correction
 
     model, tok, _ = tiny
     student = HFStudent(model, tok, env="leap/ALFWorld-v0", max_new_tokens=6, k=2)

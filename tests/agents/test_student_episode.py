@@ -207,9 +207,9 @@ def test_training_rows_hold_exactly_the_tokens_the_student_acted_on(taught):
     """A real ALFWorld rollout by the student (snapping its actions), then correction rows for every step: each
     row's prompt tokens are the tokens the student had at that step, and the loss starts right after them."""
     from leap_gym.agents.prompting import parse_output
-    from leap_gym.core import Correction
     from leap_gym.leap.dataset import build_dataset
     from leap_gym.leap.rollout import rollout
+    from leap_gym.records import Correction
 
     class Recording(HFStudent):
         def act_slots(self, slots, observations, infos):

@@ -7,7 +7,8 @@ import leap_gym  # noqa: F401
 from leap_gym.agents.teachers import TeacherAgent, make_expert
 from leap_gym.agents.teachers.leak import find_leaks, leak_report
 from leap_gym.agents.teachers.webshop import WebShopExpertTeacher, instruction_query, privileged_only_facts
-from leap_gym.core import Step, Trajectory, record_info
+from leap_gym.info import record_info
+from leap_gym.records import Step, Trajectory
 
 ENV_ID = "leap/WebShop-v0"
 

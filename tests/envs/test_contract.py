@@ -12,10 +12,10 @@ from gymnasium.utils.env_checker import check_env
 
 import leap_gym
 from leap_gym.envs.contract import ResetNeeded
-from leap_gym.info import check_info
+from leap_gym.info import check_info, privileged_keys
 from leap_gym.spaces import UnicodeText
 from leap_gym.specs import spec_for
-from leap_gym.wrappers import StudentView, privileged_keys
+from leap_gym.wrappers import StudentView
 from tests.envs.webshop.test_data import HUMAN, INS, PRODUCTS
 
 ENV_IDS = leap_gym.list_envs()

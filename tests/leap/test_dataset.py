@@ -8,8 +8,8 @@ import pytest
 
 from leap_gym.agents.conversation import window_starts
 from leap_gym.agents.prompting import format_target
-from leap_gym.core import Correction, Step, Trajectory
 from leap_gym.leap.dataset import DatasetStats, aggregate, build_dataset, chat_token_counter
+from leap_gym.records import Correction, Step, Trajectory
 
 SECRET = "PRIVSENTINEL_drawer_7"
 

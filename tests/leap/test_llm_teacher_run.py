@@ -133,8 +133,8 @@ def test_outage_never_trains_on_failures_and_a_rerun_retries(tmp_path, teacher_s
 
 def test_mostly_invalid_corrections_are_not_marked_done(tmp_path, teacher_server):
     """Replies that never validate (below the consecutive-failure stop) still fail the stage as a whole."""
-    from leap_gym.core import write_jsonl
     from leap_gym.leap.run import Run
+    from leap_gym.records import write_jsonl
 
     cfg = load_config(None, base=llm_teacher_config(tmp_path / "run", teacher_server.url),
                       overrides=["teacher.max_consecutive_failures=0"])

@@ -16,10 +16,10 @@ import pytest
 
 pytest.importorskip("trl")
 
-from leap_gym.core import read_trajectories  # noqa: E402
 from leap_gym.leap.config import ConfigError, load_config  # noqa: E402
 from leap_gym.leap.layout import RunLayout, read_corrections  # noqa: E402
 from leap_gym.leap.run import make_student, run  # noqa: E402
+from leap_gym.records import read_trajectories  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOY = "tests.toy_env:leap-test/Toy-v0"  # module:id, so subprocesses register the toy env on make

@@ -4,7 +4,7 @@ searches the rooms in a fixed order, as a teacher that knows only what the stude
 from __future__ import annotations
 
 from leap_gym.agents.teachers.base import Teacher
-from leap_gym.core import Trajectory
+from leap_gym.records import Trajectory
 
 SEARCH_ORDER = ["kitchen", "garden"]
 

@@ -33,10 +33,10 @@ import re
 from dataclasses import dataclass, field
 
 from leap_gym.agents.teachers.base import Teacher
-from leap_gym.core import Trajectory
 from leap_gym.envs.alfworld.simulate import apply, keeps_optimal, remaining, world_from_privileged
 from leap_gym.envs.alfworld.world import APPLIANCE as _APPLIANCE
 from leap_gym.envs.alfworld.world import Goal
+from leap_gym.records import Trajectory
 
 _LAMP_PLACES = ("desk", "sidetable", "dresser")
 # A general sense of where things are kept: surfaces first, then storage, then the rest.

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from leap_gym.agents.base import AgentOutput, TrajectoryAgent
 from leap_gym.agents.prompting import answer_head
-from leap_gym.core import Correction, Trajectory
+from leap_gym.records import Correction, Trajectory
 
 
 def same_action(a: str, b: str) -> bool:

@@ -24,7 +24,7 @@ import re
 import shlex
 
 from leap_gym.agents.teachers.base import Teacher, plan_shortened
-from leap_gym.core import Trajectory
+from leap_gym.records import Trajectory
 
 SUBMIT = "submit"
 _PATH = re.compile(r"(/[\w./*-]*\w)")

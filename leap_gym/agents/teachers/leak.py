@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from leap_gym.core import Correction, Trajectory
+from leap_gym.records import Correction, Trajectory
 from leap_gym.specs import load_symbol, spec_for
 
 

@@ -34,7 +34,7 @@ from leap_gym.agents.backends.openai_chat import BackendError, OpenAIChat
 from leap_gym.agents.base import INVALID_ACTION
 from leap_gym.agents.prompting import build_messages, fill_template, match_candidate, parse_output
 from leap_gym.agents.teachers.base import Teacher, same_action
-from leap_gym.core import Correction, Trajectory
+from leap_gym.records import Correction, Trajectory
 from leap_gym.specs import get_spec
 
 

@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 from leap_gym.agents.teachers.base import Teacher, plan_shortened
-from leap_gym.core import Trajectory
+from leap_gym.records import Trajectory
 
 SEARCH_PLACEHOLDER = "search[<query>]"
 _PRICE_CLAUSE = re.compile(r",? and price lower than ([\d.]+) dollars$")

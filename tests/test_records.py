@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-from leap_gym.core import (
+from leap_gym.io import atomic_open, atomic_write_text, remove_stale_temporaries
+from leap_gym.records import (
     SCHEMA_VERSION,
     Correction,
     RecordError,
@@ -16,11 +17,9 @@ from leap_gym.core import (
     Trajectory,
     read_jsonl,
     read_trajectories,
-    record_info,
     to_record,
     write_jsonl,
 )
-from leap_gym.io import atomic_open, atomic_write_text, remove_stale_temporaries
 
 
 def _traj(n=3):
@@ -136,8 +135,3 @@ def test_atomic_files_respect_the_umask(tmp_path, umask):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~umask
-
-
-def test_record_info_keeps_privileged_and_drops_bulk():
-    info = {"privileged": {"x": 1}, "task_id": "a", "admissible_actions": ["a"] * 100, "won": False}
-    assert record_info(info) == {"privileged": {"x": 1}, "task_id": "a", "won": False}

@@ -1,8 +1,9 @@
-"""Core record types shared by envs, students, teachers and the LEAP loop, with versioned JSONL storage.
+"""The record types shared by envs, students, teachers and the LEAP loop, with versioned JSONL storage.
 
 A ``Trajectory`` is what a student did in one episode; each ``Step`` keeps the observation the action was taken
 on, the candidates the env offered, the student's reason and action, and the subset of ``info`` the teachers
-need (``info["privileged"]`` included, so corrections can be computed later without re-running the env).
+need (``leap_gym.info.record_info``: ``info["privileged"]`` included, so corrections can be computed later
+without re-running the env).
 A ``Correction`` is a teacher's verdict on one step.
 
 Files are JSON Lines; every record carries ``"schema_version"`` and ``"kind"`` so future layouts can be read or
@@ -22,18 +23,6 @@ from typing import Any, TypeVar
 from leap_gym.io import atomic_open
 
 SCHEMA_VERSION = 1
-
-# Keys of ``info`` a student must never see. Envs may add more through their ``privileged_info_keys`` attribute.
-PRIVILEGED_INFO_KEYS: frozenset[str] = frozenset({"privileged"})
-
-
-# The info keys a rollout records in each Step: what teachers and metrics need, nothing bulky.
-RECORDED_INFO_KEYS = ("task_id", "task_type", "won", "score", "action_valid", "privileged")
-
-
-def record_info(info: dict[str, Any]) -> dict[str, Any]:
-    """The subset of an env's ``info`` stored in a ``Step`` (``privileged`` included, for teachers)."""
-    return {k: info[k] for k in RECORDED_INFO_KEYS if k in info}
 
 
 class RecordError(ValueError):
