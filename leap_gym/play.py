@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import gymnasium as gym
+
 HELP = """type an action, or the number N of an admissible action (`N words` fills its <placeholder>)
   :actions   admissible actions       :privileged [full|KEY]  the teacher's view
   :reset     new episode              :help                   this text
@@ -87,7 +89,7 @@ class Console:
         self.readline: Any = None
         self.history: Path | None = None
         if stdin is sys.stdin and stdout is sys.stdout and stdin.isatty() and stdout.isatty():
-            try:
+            try:  # only at a terminal: loading readline changes how input() reads lines
                 import readline
             except ImportError:  # Python built without readline: plain input() still works
                 return
@@ -134,10 +136,6 @@ class Console:
 def play(env_id: str, env_kwargs: dict[str, Any], seed: int | None, task_index: int | None,
          stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, width: int | None = None) -> int:
     """Interactive loop; returns the exit status (0, or 130 after Ctrl-C)."""
-    import gymnasium as gym
-
-    import leap_gym  # noqa: F401  (registers the envs)
-
     width = width or max(40, shutil.get_terminal_size((100, 24)).columns - 1)
 
     def out(text: str = "") -> None:

@@ -23,13 +23,11 @@ demonstrations, the teacher's) reasons and actions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from leap_gym.agents.prompting import FORMAT_RULE, ROLE, FittedPrompt, Tokenize, clip_text, format_target
+from leap_gym.records import Trajectory
 from leap_gym.specs import get_spec
-
-if TYPE_CHECKING:
-    from leap_gym.records import Trajectory
 
 # The rules for an env without a benchmark spec (each spec carries its env's own, ``BenchmarkSpec.episode_rules``).
 GENERIC_EPISODE_RULES = "Write one action in the form the environment uses."

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 
@@ -148,8 +149,6 @@ def stack_slot_caches(config: Any, parts: Sequence[SlotCache | None], room: int)
     """A batched cache of the slots' caches, right-aligned as ``[zeros | slot i's states]`` in
     ``ReservedLayer`` buffers with ``room`` free positions for what ``generate`` adds (the new turns and the
     answer); returns it with each row's left padding. ``None`` when no slot has a cache yet."""
-    from transformers import DynamicCache
-
     lengths = [0 if p is None else p[0][0].shape[-2] for p in parts]
     width = max(lengths)
     if width == 0:

@@ -22,13 +22,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from leap_gym.agents.base import INVALID_ACTION, AgentOutput
+from leap_gym.records import Trajectory
 from leap_gym.specs import get_spec
-
-if TYPE_CHECKING:
-    from leap_gym.records import Trajectory
 
 DEFAULT_HISTORY = 5
 

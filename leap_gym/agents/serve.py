@@ -9,8 +9,9 @@ calling or token-by-token streaming of large models use ``vllm serve --enable-lo
 
 Concurrent requests are micro-batched: a worker thread takes the first waiting request, gathers the others that
 arrive within ``batch_window_ms`` and share its sampling settings, and answers them with one left-padded
-``generate`` call (greedy answers are the same batched or not). Importing this module is cheap; FastAPI,
-uvicorn and torch load when a server is built.
+``generate`` call (greedy answers are the same batched or not). Importing this module is cheap (every
+``leap-gym`` command imports it for its subcommand): asyncio, FastAPI, uvicorn and torch load when a server is
+built.
 """
 
 import argparse
@@ -27,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leap_gym.agents.student import HFStudent, default_device_dtype, render_prompt
 from leap_gym.leap.layout import RunLayout
+from leap_gym.models import MODEL_SIZES, build_tiny_student
 
 # No ``from __future__ import annotations`` here: FastAPI resolves handler annotations (``Request``) at runtime.
 
@@ -277,8 +280,6 @@ def build_app(student, model_name: str, context_tokens: int | None = None, batch
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
 
-    from leap_gym.agents.student import render_prompt
-
     limit = context_tokens or int(getattr(student.model.config, "max_position_embeddings", 4096))
     batcher = MicroBatcher(student, max_batch=student.batch_size, window_s=batch_window_ms / 1000)
     served = {model_name}
@@ -437,9 +438,6 @@ def load_student(spec: str, adapter: str | None = None, iteration: int | None = 
     the library's model names (``tiny``/``small``/``base``: built here with random weights, nothing downloaded),
     or a hub id (``org/name`` where no local ``org/`` exists: the only case that reaches the network).
     """
-    from leap_gym.agents.student import HFStudent, default_device_dtype
-    from leap_gym.models import MODEL_SIZES
-
     path = Path(spec).expanduser()
     if path.is_dir() and RunLayout(path).config.exists() and not (path / "config.json").exists():
         if adapter is not None:
@@ -456,8 +454,6 @@ def load_student(spec: str, adapter: str | None = None, iteration: int | None = 
         if adapter is not None:
             raise ValueError(f"an adapter needs the base it was trained on; serve the run directory instead of "
                              f"{spec!r}")
-        from leap_gym.models import build_tiny_student
-
         built, tok = build_tiny_student(spec)
         dev, dt = default_device_dtype(device, dtype)
         student = HFStudent(built.to(device=dev, dtype=dt), tok, seed=None, **student_kw)

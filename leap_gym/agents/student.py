@@ -41,8 +41,11 @@ from leap_gym.agents.prompting import (
     match_candidate,
     parse_output,
 )
+from leap_gym.models.pretrained import resolve_model
 from leap_gym.records import Trajectory
 
+# torch, transformers, peft and leap_gym.agents.kv_cache (built on torch) are imported where a model is loaded or
+# run, so prompts can be built, and this module imported, without them.
 if TYPE_CHECKING:
     import torch
 
@@ -123,8 +126,6 @@ class HFStudent(TrajectoryAgent):
         if isinstance(tokenizer, str) and not isinstance(model, str):
             tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         if isinstance(model, str):
-            from leap_gym.models.pretrained import resolve_model
-
             model = resolve_model(model)
             if tokenizer is None or isinstance(tokenizer, str):
                 tokenizer = AutoTokenizer.from_pretrained(tokenizer if isinstance(tokenizer, str) else model)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import yaml
 
 from leap_gym.io import atomic_write_text
@@ -338,10 +339,6 @@ def validate(cfg: LeapConfig) -> None:
 
 def check_env_id(env_id: str) -> None:
     """A ``ConfigError`` carrying Gymnasium's own message (with its did-you-mean) for an unknown env id."""
-    import gymnasium as gym
-
-    import leap_gym  # noqa: F401  (registers the leap/* ids)
-
     if ":" in env_id:  # "module:Env-v0": gym.make imports the module that registers it
         return
     try:

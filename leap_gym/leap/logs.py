@@ -17,6 +17,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+# transformers, datasets, torch and tqdm (the train extra) are imported inside the functions that use them, so
+# the library runs without them.
+
 logger = logging.getLogger("leap_gym")
 
 # Libraries that print through handlers of their own (or pass records on only when asked): their records are

@@ -25,6 +25,9 @@ from leap_gym.leap.layout import (
 )
 from leap_gym.records import read_trajectories
 
+# matplotlib (the train extra) is imported where a figure is drawn: the table and the HTML report need only the
+# standard library.
+
 # One line per column of the results table, shown under it: a number is worth showing with what it counts.
 DEFINITIONS = {
     "success": "share of held-out episodes won; the bracket is the 95% Wilson score interval for n episodes.",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+from rapidfuzz import fuzz, process
 
 from leap_gym.agents.base import Agent, AgentOutput, AgentPerSlot, BatchAgent
 from leap_gym.agents.prompting import fill_template, is_template
@@ -51,8 +52,6 @@ def snap_action(action: str, candidates: Sequence[str] | None) -> str:
     concrete = [c for c in candidates if not is_template(c)]
     if not concrete:
         return action
-    from rapidfuzz import fuzz, process
-
     best = process.extractOne(action, concrete, scorer=fuzz.ratio)
     return best[0] if best else action
 
@@ -67,8 +66,6 @@ class _Slot:
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    import leap_gym  # noqa: F401  (registers the envs)
-
     return gym.make(env_id, **(env_kwargs or {}))
 
 

@@ -12,13 +12,19 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from leap_gym.agents.prompting import fit_step_prompt, format_target
+from leap_gym.agents.student import HFStudent
+from leap_gym.agents.teachers import TeacherAgent, load_symbol, make_expert
 from leap_gym.io import atomic_write_json
 from leap_gym.leap.config import ConfigError, LeapConfig, load_config, to_dict
+from leap_gym.leap.correct import TeacherUnavailable, correct, failure_reason, is_valid
+from leap_gym.leap.dataset import DatasetStats, aggregate, build_dataset
 from leap_gym.leap.evaluate import evaluate
 from leap_gym.leap.layout import (
     PRIVILEGED_TEACHER,
@@ -35,7 +41,12 @@ from leap_gym.leap.layout import (
     write_evaluation,
 )
 from leap_gym.leap.logs import run_logging
-from leap_gym.leap.report import iteration_name
+from leap_gym.leap.report import iteration_name, write_learning_curve, write_loss_curves, write_report
+from leap_gym.leap.rollout import make_env, rollout
+from leap_gym.leap.trackers import RunTrackers
+from leap_gym.leap.train import native_bf16, set_threads, train
+from leap_gym.models import MODEL_SIZES, build_model, build_tokenizer, env_text_corpus
+from leap_gym.models.pretrained import resolve_model
 from leap_gym.records import Correction, Trajectory, read_trajectories, write_jsonl
 
 
@@ -46,8 +57,6 @@ class StageError(RuntimeError):
 def make_teacher(cfg: LeapConfig, privilege: float, kind: str | None = None):
     """The configured teacher (or ``kind``) at ``privilege``; an endpoint given as ``kwargs.backend`` caches its
     answers in ``run_dir/teacher_cache`` unless it names its own ``cache_dir``, so a re-run never pays twice."""
-    from leap_gym.agents.teachers import load_symbol, make_expert
-
     kind = kind or cfg.teacher.kind
     kwargs = dict(cfg.teacher.kwargs) if kind == cfg.teacher.kind else {}
     if kind == "expert":
@@ -58,16 +67,12 @@ def make_teacher(cfg: LeapConfig, privilege: float, kind: str | None = None):
 
 
 def teacher_agent_factory(cfg: LeapConfig, privilege: float, kind: str | None = None) -> Callable[[], Any]:
-    from leap_gym.agents.teachers import TeacherAgent
-
     return lambda: TeacherAgent(make_teacher(cfg, privilege, kind), cfg.env.env_id)
 
 
 def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None, answer_tokens: int = 0):
     """The student for rollouts and evaluation. ``answer_tokens`` (the longest training target) raises
     ``max_new_tokens`` when needed: a cap below it cuts the action off the end of long answers."""
-    from leap_gym.agents.student import HFStudent
-
     s = cfg.student
     new_tokens = max(s.max_new_tokens, answer_tokens + 2)  # + end-of-turn token and one spare
     episode = prompt_format(cfg) == "episode"
@@ -86,8 +91,6 @@ def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None
 
 def is_built(cfg: LeapConfig) -> bool:
     """Whether the student is one of the tiny models built here from random weights."""
-    from leap_gym.models import MODEL_SIZES
-
     return cfg.student.model in MODEL_SIZES
 
 
@@ -100,8 +103,6 @@ def prompt_format(cfg: LeapConfig) -> str:
 
 def acting_dtype(cfg: LeapConfig) -> str | None:
     """``student.dtype`` with ``auto`` resolved (``None``: the device's default, fp32 on CPU)."""
-    from leap_gym.leap.train import native_bf16
-
     if cfg.student.dtype != "auto":
         return cfg.student.dtype
     return "bfloat16" if not is_built(cfg) and native_bf16() else None
@@ -187,14 +188,10 @@ class Run:
         stale = self.layout.resume(self.cfg)  # refuses a changed config before anything is written
         if stale:
             self.log(f"removed {len(stale)} temporary file(s) left by a run killed mid-write")
-        from leap_gym.leap.train import set_threads
-
         set_threads(self.cfg.student.num_threads, tiny=self.cfg.student.model == "tiny")
 
     def _rollout(self, agent: Any, tasks: list[int], privileged: bool, desc: str, seed: int) -> list[Trajectory]:
         """``agent``'s episodes on the train tasks ``tasks``."""
-        from leap_gym.leap.rollout import rollout
-
         return rollout(self.cfg.env.env_id, agent, tasks, seed=seed, progress=self.progress, desc=desc,
                        **rollout_settings(self.cfg, "train", privileged))
 
@@ -229,8 +226,6 @@ class Run:
         self._evaluate(self.layout.teacher_evaluation(UNPRIVILEGED_TEACHER), teacher_agent_factory(self.cfg, 0.0),
                        True, "teacher without privilege")
         for spec in self.cfg.evaluation.baselines:
-            from leap_gym.agents.teachers import load_symbol
-
             name = spec.rsplit(":", 1)[-1]
             self._evaluate(self.layout.baseline_evaluation(name), load_symbol(spec), False, name)
 
@@ -255,17 +250,10 @@ class Run:
         """The student's starting weights; a base built here carries the random-init marker ``train`` reads."""
         c = self.cfg.student
         if not is_built(self.cfg):
-            from leap_gym.models.pretrained import resolve_model
-
             return resolve_model(c.model)
         out = self.layout.base
         if not is_checkpoint(out):
             started = time.time()
-            import shutil
-
-            from leap_gym.agents.prompting import fit_step_prompt, format_target
-            from leap_gym.models import build_model, build_tokenizer, env_text_corpus
-
             texts = []
             for traj in demos[: c.tokenizer_episodes]:
                 for t, step in enumerate(traj.steps):
@@ -289,9 +277,7 @@ class Run:
         done = read_output(out, read_rows, self.log)
         if done is None:
             started = time.time()
-            from transformers import AutoTokenizer
-
-            from leap_gym.leap.dataset import DatasetStats, build_dataset
+            from transformers import AutoTokenizer  # heavy: loaded when a dataset stage runs
 
             c = self.cfg
             stats = DatasetStats()
@@ -323,9 +309,6 @@ class Run:
         c = self.cfg
         if read_output(out.log, read_train_metrics, self.log) is None:
             started = time.time()
-            from leap_gym.leap.dataset import aggregate
-            from leap_gym.leap.train import train
-
             plan = c.training.for_iteration(i)
             if plan.method == "dpo":
                 rows = aggregate([rows_per_iter[-1]], "last", seed=c.seed + i)
@@ -355,8 +338,6 @@ class Run:
         done = read_output(out, read_corrections, self.log)
         if done is None:
             started = time.time()
-            from leap_gym.leap.correct import TeacherUnavailable, correct, failure_reason, is_valid
-
             c = self.cfg
             retry = "not marked done; fix the teacher and re-run to retry"
             try:
@@ -399,9 +380,6 @@ class Run:
 
     # -- outputs --------------------------------------------------------------------------------------------------
     def refresh_outputs(self) -> list[dict[str, Any]]:
-        from leap_gym.leap.report import write_learning_curve, write_loss_curves, write_report
-        from leap_gym.leap.trackers import RunTrackers
-
         rows = self.layout.collect_metrics()
         self.layout.write_metrics(rows)
         try:
@@ -488,8 +466,6 @@ def evaluate_students(run_dir: str | os.PathLike, overrides: list[str] | None = 
 def check_env_kwargs(cfg: LeapConfig) -> Any:
     """The test env made from the config; a keyword the env does not take is a config error naming the key,
     not a traceback."""
-    from leap_gym.leap.rollout import make_env
-
     try:
         return make_env(cfg.env.env_id, cfg.env.kwargs_for("test"))
     except TypeError as e:
@@ -502,8 +478,6 @@ def check_env_kwargs(cfg: LeapConfig) -> Any:
 
 def _evaluate_students(layout: RunLayout, cfg: LeapConfig, name: str, num_tasks: int | None,
                        iterations: list[int] | None, quiet: bool) -> list[dict[str, Any]]:
-    from leap_gym.leap.train import set_threads
-
     kwargs = cfg.env.kwargs_for("test")
     set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
     iters = [i for i in layout.trained_iterations() if iterations is None or i in iterations]

@@ -37,10 +37,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leap_gym.agents.conversation import encode_turns
 from leap_gym.leap.config import TrainingConfig
 from leap_gym.leap.layout import TrainOutput
 from leap_gym.leap.logs import quiet_trainer
 from leap_gym.leap.trackers import trainer_report_to
+from leap_gym.models import is_from_scratch, lora_config_for
+
+# torch, transformers, peft, trl and datasets (the train extra) are imported inside the functions that use them,
+# so importing the LEAP loop (and ``leap-gym envs``) stays light.
 
 CPU_QLORA_NOTICE = ("leap-gym: QLoRA (4-bit) needs CUDA; training plain LoRA in full precision on CPU "
                     "(bitsandbytes' CPU 4-bit path breaks LoRA gradients after generation).")
@@ -274,8 +279,6 @@ def _rows_to_dataset(rows: list[dict[str, Any]], method: str, tokenizer: Any = N
 
     if method != "sft":
         return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
-    from leap_gym.agents.conversation import encode_turns
-
     data = []
     for r in rows:
         messages = list(r["prompt"]) + list(r["completion"])
@@ -329,8 +332,6 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
         raise ValueError("no training rows: nothing to train on (did every episode succeed or get dropped?)")
     import torch
 
-    from leap_gym.models import lora_config_for
-
     out = TrainOutput(Path(output_dir))
     staged = out.partial
     plan = quantization_plan(_device(), cfg, bf16_weight_bytes(model_dir))
@@ -355,8 +356,6 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if from_scratch is None:
-        from leap_gym.models import is_from_scratch
-
         from_scratch = is_from_scratch(model)
     peft_config = None
     if cfg.finetune == "lora":

@@ -30,6 +30,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from leap_gym.models.tiny import mark_pretrained
+
+# torch and transformers (the train extra) are imported where a GGUF is converted; resolving a name needs neither.
+
 MANIFEST = "leap_gym_model.json"
 MANIFEST_VERSION = 1
 
@@ -152,8 +156,6 @@ def _manifest(folder: Path) -> dict:
 def _write_checkpoint(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from leap_gym.models.tiny import mark_pretrained
 
     # transformers draws "de-quantizing" and "Writing model shards" bars on stderr: a one-time step, kept quiet
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):

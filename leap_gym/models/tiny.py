@@ -16,6 +16,9 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from leap_gym.models.tokenizer import build_tokenizer, env_text_corpus
+
+# torch, transformers and peft (the train extra) are imported where a model is built or configured.
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -54,8 +57,6 @@ def build_model(tokenizer: PreTrainedTokenizerBase, size: str = "tiny", seed: in
 def build_tiny_student(size: str = "tiny", extra_texts: list[str] | None = None, vocab_size: int = 4096,
                        seed: int = 0, save_to: str | None = None):
     """``(model, tokenizer)``: a tokenizer trained on env text and a fresh model; saved to ``save_to`` if given."""
-    from leap_gym.models.tokenizer import build_tokenizer, env_text_corpus
-
     tokenizer = build_tokenizer(env_text_corpus(extra_texts, seed=seed), vocab_size=vocab_size)
     model = build_model(tokenizer, size=size, seed=seed)
     if save_to is not None:

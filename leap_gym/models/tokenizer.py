@@ -13,8 +13,10 @@ import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from leap_gym.agents import prompting
 from leap_gym.specs import SPECS
 
+# tokenizers and transformers (the train extra) are imported where a tokenizer is built.
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
@@ -102,8 +104,6 @@ def env_text_corpus(extra_texts: Iterable[str] | None = None, n_samples: int = 3
     """Text for training the tokenizer: generic English, the prompt builder's fixed strings, synthetic
     ALFWorld/WebShop/bash-like student turns rendered with the real prompt builder, and any ``extra_texts``
     (real env observations, transcripts). Needs no env and no file; deterministic for a ``seed``."""
-    from leap_gym.agents import prompting
-
     rng = random.Random(seed)
     texts = [_GENERIC_TEXT, prompting.ROLE, prompting.FORMAT_RULE, *(s.rules for s in SPECS.values()),
              prompting.GENERIC_RULES]

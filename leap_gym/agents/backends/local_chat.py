@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from leap_gym.agents.backends.openai_chat import ChatResult
+from leap_gym.agents.student import render_prompt
 
 
 class LocalChat:
@@ -24,8 +25,6 @@ class LocalChat:
     def chat_many(self, conversations: Sequence[Sequence[dict[str, str]]], max_tokens: int | None = None,
                   temperature: float | None = None, top_p: float | None = None,
                   seed: int | None = None) -> list[ChatResult]:
-        from leap_gym.agents.student import render_prompt
-
         tok = self.student.tokenizer
         prompts = [tok(render_prompt(tok, [dict(m) for m in conv]), add_special_tokens=False)["input_ids"]
                    for conv in conversations]

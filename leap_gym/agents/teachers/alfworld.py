@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass, field
 
 from leap_gym.agents.teachers.base import Teacher
+from leap_gym.envs.alfworld.generate import _tables
 from leap_gym.envs.alfworld.simulate import apply, keeps_optimal, remaining, world_from_privileged
 from leap_gym.envs.alfworld.world import APPLIANCE as _APPLIANCE
 from leap_gym.envs.alfworld.world import Goal
@@ -62,7 +63,6 @@ def _klass(name: str) -> str:
 def _holders() -> dict[str, frozenset[str]]:
     """object class -> receptacle classes that can hold it (ALFWorld's canContain table, lower case)."""
     try:
-        from leap_gym.envs.alfworld.generate import _tables
         holds = _tables()["holds"]
     except ImportError:  # without the alfworld extra the order falls back to general popularity
         return {}
@@ -413,7 +413,6 @@ def _known_state(goal: Goal, belief: Belief) -> dict:
 
 @functools.cache
 def _openable_classes() -> frozenset[str]:
-    from leap_gym.envs.alfworld.generate import _tables
     return frozenset(c.lower() for c in _tables()["openable"])
 
 

@@ -24,17 +24,25 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
+import pickle
 import re
 import sys
 import tempfile
 import threading
-from collections import OrderedDict
+import zlib
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from leap_gym.io import atomic_write_bytes
+
+# textworld, alfworld and fast_downward (the alfworld extra) are imported inside functions, after
+# ``import_engine`` has contained their side effects; importing this module loads none of them.
 
 _IMPORT_LOCK = threading.Lock()
 _PATCHED = False
@@ -142,11 +150,7 @@ def default_cache_dir() -> Path:
 def _disk_cached(folder: Path, digest: str, make):
     """The plain translation of a game, kept on disk: it is a pure function of the domain and problem texts
     (keyed by their sha256 and the installed Fast Downward version), and costs ~0.3-3 s to recompute."""
-    import pickle
-    import zlib
-    from importlib.metadata import version
-
-    tag = _digest(SAS_CACHE_VERSION, version("fast-downward-textworld"), digest)[:32]
+    tag = _digest(SAS_CACHE_VERSION, importlib.metadata.version("fast-downward-textworld"), digest)[:32]
     path = folder / tag[:2] / f"{tag}.pkl.z"
     try:
         with open(path, "rb") as f:
@@ -157,7 +161,6 @@ def _disk_cached(folder: Path, digest: str, make):
         pass
     value = make()
     try:
-        from leap_gym.io import atomic_write_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, zlib.compress(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), 1))
     except OSError:
@@ -167,9 +170,6 @@ def _disk_cached(folder: Path, digest: str, make):
 
 def _packed(key, make):
     """``make()`` through ``_SAS_PACKED``: unpickled from memory when this process translated it before."""
-    import pickle
-    import zlib
-
     blob = _SAS_PACKED.get(key)
     if blob is not None:
         _SAS_PACKED.move_to_end(key)
@@ -265,8 +265,6 @@ _STATES = _LRU(64)  # (sha256(domain, problem), replan) -> initial PddlState sna
 
 def _patch_pddl_state() -> None:
     """Game states start from a snapshot: a problem's initial facts are computed once, then copied."""
-    from collections import Counter, defaultdict
-
     from textworld.envs.pddl import logic as pddl_logic
 
     Original = pddl_logic.PddlState

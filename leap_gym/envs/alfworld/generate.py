@@ -20,9 +20,16 @@ import random
 import threading
 from typing import Any
 
+import numpy as np
+
+from leap_gym.envs.alfworld import oracle
+from leap_gym.envs.alfworld.engine import alfworld_package_dir, guard_argv, import_engine, make_engine
 from leap_gym.envs.alfworld.placement import holder_weight
 from leap_gym.envs.alfworld.tasks import Game, legacy_domain, wheel_grammar
-from leap_gym.envs.alfworld.world import TASK_TYPES, Goal
+from leap_gym.envs.alfworld.world import TASK_TYPES, Goal, World
+
+# alfworld's tables are imported in ``_tables``, after ``import_engine`` has contained alfworld's import-time side
+# effects; importing this module loads no alfworld.
 
 SPLITS = ("train", "test")
 VALID_UNSEEN_SCENES = (10, 219, 308, 424)
@@ -52,7 +59,6 @@ def room_of(scene: int) -> str:
 
 @functools.cache
 def _tables() -> dict[str, Any]:
-    from leap_gym.envs.alfworld.engine import import_engine
     import_engine()  # sets ALFWORLD_DATA before alfworld's __init__ runs
     from alfworld.gen import constants as c
     from alfworld.gen import goal_library as glib
@@ -68,9 +74,6 @@ def _tables() -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=256)
 def _scene(scene: int) -> dict[str, Any]:
-    import numpy as np
-
-    from leap_gym.envs.alfworld.engine import alfworld_package_dir
     base = alfworld_package_dir() / "gen" / "layouts"
     with open(base / f"FloorPlan{scene}-objects.json") as f:
         classes = json.load(f)
@@ -249,9 +252,6 @@ _VALIDATOR = threading.local()
 
 def _validate(data: dict[str, Any], goal: Goal) -> list[str] | None:
     """The oracle's winning plan on the engine, or ``None`` if the game is trivial or not solved by it."""
-    from leap_gym.envs.alfworld import oracle
-    from leap_gym.envs.alfworld.engine import guard_argv, make_engine
-    from leap_gym.envs.alfworld.world import World
     engine = getattr(_VALIDATOR, "engine", None)
     if engine is None:
         engine = _VALIDATOR.engine = make_engine(fast=True, cache_dir=False)

@@ -15,6 +15,7 @@ turns them into a per-instance weight with add-one smoothing, so every legal hol
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -231,8 +232,6 @@ def holder_weight(obj_class: str, recep_class: str) -> float:
 
 
 if __name__ == "__main__":  # regenerate the tables: python -m leap_gym.envs.alfworld.placement DATA_DIR
-    import sys
-
     c, i = count_placements(sys.argv[1])
     print(f"PLACEMENT_COUNTS = {c!r}\nRECEPTACLE_INSTANCES = {i!r}")
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from leap_gym.envs.alfworld import oracle
+from leap_gym.envs.alfworld.generate import _tables
 from leap_gym.envs.alfworld.world import Goal, World
 
 _START = "@start"  # where the agent stands before its first ``go to``
@@ -31,7 +32,6 @@ def _klass(name: str) -> str:
 def _affordances() -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
     """(receptacle class, object class) pairs of ALFWorld's canContain table, and the toggleable classes (both
     from the alfworld package, which recorded ALFWorld states come from)."""
-    from leap_gym.envs.alfworld.generate import _tables
     tables = _tables()
     pairs = frozenset((r.lower(), o.lower()) for r, objs in tables["holds"].items() for o in objs)
     return pairs, frozenset(o.lower() for o in tables["actions"]["Toggleable"])

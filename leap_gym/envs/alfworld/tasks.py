@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leap_gym.envs.alfworld.engine import alfworld_package_dir
 from leap_gym.envs.alfworld.world import TASK_TYPES, Goal
 
 GRAMMARS = ("file", "alfworld")
@@ -32,7 +33,6 @@ class Game:
 
 
 def _wheel_file(name: str) -> str:
-    from leap_gym.envs.alfworld.engine import alfworld_package_dir
     return (alfworld_package_dir() / "data" / name).read_text()
 
 

@@ -32,6 +32,8 @@ import gymnasium as gym
 from leap_gym.envs.contract import RENDER_MODES, ResetNeeded, check_action, check_render_mode, task_index
 from leap_gym.envs.intercode_bash import reward as rw
 from leap_gym.envs.intercode_bash.generated import FAMILIES, Task, generate_task
+from leap_gym.envs.intercode_bash.original import OriginalTasks
+from leap_gym.envs.intercode_bash.rootfs import resolve_rootfs
 from leap_gym.envs.intercode_bash.sandbox import (
     PATH_ENV,
     Limits,
@@ -132,15 +134,11 @@ class InterCodeBashEnv(gym.Env):
         self.limits = Limits(timeout=float(timeout))
         self.gold_limits = Limits(timeout=float(gold_timeout))
         self.same_hostname = same_hostname
-        from leap_gym.envs.intercode_bash.rootfs import resolve_rootfs
-
         self.rootfs = resolve_rootfs(rootfs)
         self._source = None
         if tasks == "generated":
             generate_task(0, self.task_seed, split, self.families)  # validate arguments now
         else:
-            from leap_gym.envs.intercode_bash.original import OriginalTasks
-
             self._source = OriginalTasks(tasks, data_dir, self.rootfs, split)
             self.num_tasks = len(self._source)
         self._pool = SandboxPool(spares)

