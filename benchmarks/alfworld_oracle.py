@@ -1,6 +1,6 @@
 """Success of the fact-based ALFWorld oracle from reset and from mid-episode states reached by random play.
 
-    PYTHONPATH=. python benchmarks/alfworld_oracle.py --generated 1000 --data-dir ../shared/data/alfworld \
+    PYTHONPATH=. python benchmarks/alfworld_oracle.py --generated 1000 --data-dir /path/to/alfworld \
         --out benchmarks/results/alfworld_oracle.json
 
 For each game: play the oracle from reset; then reset, take ``--random-steps`` random admissible commands and

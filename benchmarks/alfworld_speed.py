@@ -1,6 +1,6 @@
 """Speed of leap/ALFWorld-v0 against the unmodified ALFWorld engine, measured in the same run.
 
-    PYTHONPATH=. python benchmarks/alfworld_speed.py --data-dir ../shared/data/alfworld --split valid_seen \
+    PYTHONPATH=. python benchmarks/alfworld_speed.py --data-dir /path/to/alfworld --split valid_seen \
         --out benchmarks/results/alfworld_speed.json
 
 Both engines play the same games with the same seeded random admissible commands through ``ALFWorldEnv``
@@ -84,9 +84,8 @@ def _throughput(args, fast: bool, cache_dir, indices, procs: int) -> float:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld"
-    p.add_argument("--data-dir", default=os.environ.get("ALFWORLD_DATA") or (str(shared) if shared.is_dir() else None),
-                   help="folder with json_2.1.1 (default $ALFWORLD_DATA, else ../shared/data/alfworld)")
+    p.add_argument("--data-dir", default=os.environ.get("ALFWORLD_DATA"),
+                   help="folder with ALFWorld's json_2.1.1 (default $ALFWORLD_DATA)")
     p.add_argument("--quick", action="store_true", help="5 games x 10 steps, 4 games per engine in the 2-process row")
     p.add_argument("--split", default="valid_seen")
     p.add_argument("--games", type=int, default=None, help="first N games (default: all)")

@@ -8,7 +8,7 @@ only) with ``--alfworld-data``.
 
     python benchmarks/learn.py                               # ALFWorld, seeds 0 1 2
     python benchmarks/learn.py --envs alfworld webshop bash --seeds 0 1 2
-    python benchmarks/learn.py --alfworld-data ../shared/data/alfworld/json_2.1.1
+    python benchmarks/learn.py --alfworld-data "$ALFWORLD_DATA/json_2.1.1"
 
 Writes ``benchmarks/results/learn_<envs>.json`` and ``.md`` (named for the envs run, so a WebShop run does not
 overwrite the ALFWorld results); run dirs under ``runs/learn/<env>/seed_<s>``.

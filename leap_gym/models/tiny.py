@@ -1,6 +1,6 @@
 """Small Llama students built from a config, and which modules must be trained when the base is random.
 
-Sizes follow the ml-stack measurements (vocab 4096): ``tiny`` ~1.1M, ``small`` ~10M, ``base`` ~30M parameters.
+Sizes at vocab 4096: ``tiny`` ~1.1M, ``small`` ~10M, ``base`` ~30M parameters.
 Embeddings are untied: with tied weights PEFT treats ``embed_tokens``/``lm_head`` specially, and the two
 matrices must be trainable separately (below).
 
