@@ -1,4 +1,4 @@
-"""Shared fixtures: the folder of real benchmark files (ALFWorld games, WebShop and InterCode data) that some tests
+"""Shared fixtures: the folder of real benchmark files (ALFWorld games, InterCode Bash data) that some tests
 read; they are never copied into the tree, and the tests that need them skip when the folder is absent.
 
 ``$LEAP_GYM_SHARED_DATA`` names the folder (with ``alfworld/`` and ``intercode/`` inside); without it the tests
