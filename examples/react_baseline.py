@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     with OpenAIChat(args.model, args.base_url, api_key_env=args.api_key_env, cache_dir=args.cache,
                     max_tokens=args.max_tokens) as backend:
         # evaluate() runs the episodes on the student view of info (never the privileged state)
-        metrics, trajectories = evaluate(args.env, lambda: ReActAgent(backend, env=args.env, max_chars=args.max_chars),
+        metrics, trajectories = evaluate(args.env,
+                                         lambda: ReActAgent(backend, env=args.env, max_chars=args.max_chars),
                                          range(args.episodes), seed=args.seed, batch_size=1)
         for t in trajectories:
             print(f"episode {t.task_id}: won={t.won} score={t.score:.2f}")

@@ -21,7 +21,8 @@ from leap_gym.play import play
 
 
 def parse_kv(pairs: list[str]) -> dict[str, Any]:
-    """``["tasks=files", "max_episode_steps=30"]`` -> ``{"tasks": "files", "max_episode_steps": 30}`` (YAML values)."""
+    """``["tasks=files", "max_episode_steps=30"]`` -> ``{"tasks": "files", "max_episode_steps": 30}`` (YAML
+    values)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
@@ -48,7 +49,9 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leap-gym", description="leap-gym: benchmark envs with privileged state, teachers, students and the LEAP loop.")
+    parser = argparse.ArgumentParser(prog="leap-gym",
+                                     description="leap-gym: benchmark envs with privileged state, teachers, "
+                                                 "students and the LEAP loop.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("envs", help="list the registered environments")

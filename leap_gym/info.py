@@ -1,8 +1,8 @@
 """The ``info`` contract: what every leap-gym env returns, what is privileged, and what a rollout records.
 
-One home for the keys of ``info``: the required keys and their types (with a checker the shared env test runs),
-the keys a student must never see (``PRIVILEGED_INFO_KEYS``, ``privileged_keys``, ``strip_privileged``; the
-``StudentView`` wrappers in ``leap_gym.wrappers`` apply them) and the subset a ``Step`` keeps
+One home for the keys of ``info``: the required keys and their types (with a checker the shared env test
+runs), the keys a student must never see (``PRIVILEGED_INFO_KEYS``, ``privileged_keys``, ``strip_privileged``;
+the ``StudentView`` wrappers in ``leap_gym.wrappers`` apply them) and the subset a ``Step`` keeps
 (``RECORDED_INFO_KEYS``, ``record_info``).
 
 Every ``reset`` and ``step`` returns an ``info`` dict with at least:
@@ -16,9 +16,9 @@ Every ``reset`` and ``step`` returns an ``info`` dict with at least:
 - ``won`` (bool): the episode's task is solved.
 - ``score`` (float in [0, 1]): the benchmark's own metric so far (the final one when the episode ends).
 - ``privileged`` (dict, JSON-serialisable): state the student must never see. Every env includes at least
-  ``expert_action`` (str) and ``expert_plan`` (list[str]): a command that makes progress from this state and the
-  remaining plan. ``leap_gym.wrappers.StudentView`` removes it. An env built with ``privileged=False`` skips
-  computing it and returns ``{}`` (every other key is unchanged).
+  ``expert_action`` (str) and ``expert_plan`` (list[str]): a command that makes progress from this state and
+  the remaining plan. ``leap_gym.wrappers.StudentView`` removes it. An env built with ``privileged=False``
+  skips computing it and returns ``{}`` (every other key is unchanged).
 
 The call rules every env keeps (step before reset, task indexes, non-text actions, steps after the end,
 ``render_mode="ansi"``) are in ``leap_gym.envs.contract``.
@@ -47,7 +47,8 @@ REQUIRED_PRIVILEGED_KEYS: dict[str, tuple[type, ...]] = {
     "expert_plan": (list,),
 }
 
-# Keys of ``info`` a student must never see. Envs may add more through their ``privileged_info_keys`` attribute.
+# Keys of ``info`` a student must never see. Envs may add more through their ``privileged_info_keys``
+# attribute.
 PRIVILEGED_INFO_KEYS: frozenset[str] = frozenset({"privileged"})
 
 # The info keys a rollout records in each Step: what teachers and metrics need, nothing bulky.
@@ -73,7 +74,8 @@ def record_info(info: dict[str, Any]) -> dict[str, Any]:
 def check_info(info: dict[str, Any], privileged: bool = True) -> None:
     """Raise ``AssertionError`` naming the first key of ``info`` that breaks the contract.
 
-    ``privileged=False``: the env was built with ``privileged=False``, so ``info["privileged"]`` must be ``{}``.
+    ``privileged=False``: the env was built with ``privileged=False``, so ``info["privileged"]`` must be
+    ``{}``.
     """
     for key, types in REQUIRED_INFO_KEYS.items():
         assert key in info, f"info is missing {key!r}"

@@ -1,9 +1,11 @@
-"""``leap-gym play``: play an environment in the terminal, as the student would (and peek at what the teacher sees).
+"""``leap-gym play``: play an environment in the terminal, as the student would (and peek at what the teacher
+sees).
 
 At a terminal, input goes through ``readline``: history (kept across sessions in
-``$XDG_STATE_HOME/leap-gym/play_history``) and tab completion of the admissible actions and the ``:`` commands.
-Piped input is read line by line, so a script of commands plays an episode too. Text is wrapped at word
-boundaries to the terminal width. Only the standard library is imported here; the env loads when play starts.
+``$XDG_STATE_HOME/leap-gym/play_history``) and tab completion of the admissible actions and the ``:``
+commands. Piped input is read line by line, so a script of commands plays an episode too. Text is wrapped at
+word boundaries to the terminal width. Only the standard library is imported here; the env loads when play
+starts.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ _PLACEHOLDER = re.compile(r"<([^<>\[\]]+)>")
 
 
 def wrap(text: str, width: int) -> str:
-    """``text`` with each line wrapped at word boundaries to ``width``; continuations keep the line's indent."""
+    """``text`` with each line wrapped at word boundaries to ``width``; continuations keep the line's
+    indent."""
     out = []
     for line in str(text).splitlines() or [""]:
         if len(line) <= width:
@@ -221,8 +224,8 @@ def _privileged(privileged: dict[str, Any], args: list[str], width: int) -> str:
 
 
 def _action(cmd: str, acts: Sequence[str] | None, console: Console, out: Callable[[str], None]) -> str | None:
-    """What to send for ``cmd``: a number picks an admissible action; a ``<placeholder>`` in it is filled from the
-    rest of the line (``0 red lipstick``) or asked for, never sent literally. ``None``: send nothing."""
+    """What to send for ``cmd``: a number picks an admissible action; a ``<placeholder>`` in it is filled from
+    the rest of the line (``0 red lipstick``) or asked for, never sent literally. ``None``: send nothing."""
     number, _, rest = cmd.partition(" ")
     if acts is not None and number.isdigit():
         if int(number) >= len(acts):

@@ -1,4 +1,5 @@
-"""Wrappers that apply the ``info`` contract's privileged keys (``leap_gym.info``) to single and vector envs."""
+"""Wrappers that apply the ``info`` contract's privileged keys (``leap_gym.info``) to single and vector
+envs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from leap_gym.info import PRIVILEGED_INFO_KEYS, privileged_keys, strip_privilege
 
 
 class _StripsPrivileged:
-    """``reset``/``step`` that remove ``self._keys`` from ``info``; shared by the single and vector wrappers."""
+    """``reset``/``step`` that remove ``self._keys`` from ``info``; shared by the single and vector
+    wrappers."""
 
     _keys: frozenset[str]
 
@@ -30,7 +32,8 @@ class StudentView(_StripsPrivileged, gym.Wrapper):
 
 
 class StudentViewVector(_StripsPrivileged, gym.vector.VectorWrapper):
-    """``StudentView`` for vector envs: strips privileged keys (and their ``_key`` masks) from batched infos."""
+    """``StudentView`` for vector envs: strips privileged keys (and their ``_key`` masks) from batched
+    infos."""
 
     def __init__(self, env: gym.vector.VectorEnv):
         super().__init__(env)

@@ -44,8 +44,9 @@ def test_columns_fill_top_to_bottom_within_width():
 
 
 def test_privileged_summary_is_a_line_per_key():
-    priv = {"object_locations": {f"apple {i}": f"fridge {i}" for i in range(30)}, "expert_action": "go to fridge 1",
-            "expert_plan": ["go to fridge 1", "open fridge 1"], "target_rank": None}
+    priv = {"object_locations": {f"apple {i}": f"fridge {i}" for i in range(30)},
+            "expert_action": "go to fridge 1", "expert_plan": ["go to fridge 1", "open fridge 1"],
+            "target_rank": None}
     lines = summarize(priv, 70).splitlines()
     assert len(lines) == len(priv) + 1 and all(len(line) <= 70 for line in lines)
     assert lines[0].startswith("object_locations  {30} apple 0: fridge 0") and lines[0].endswith("...")
@@ -69,7 +70,8 @@ def test_completion_offers_admissible_actions_and_commands():
 
 
 def test_play_toy_env_with_piped_stdin():
-    stdin = io.StringIO(":actions\n:privileged\n:privileged full\nfly away\n7\n:nope\n0\n1\n0\n:reset\n:quit\n")
+    stdin = io.StringIO(":actions\n:privileged\n:privileged full\nfly "
+                        "away\n7\n:nope\n0\n1\n0\n:reset\n:quit\n")
     stdout = io.StringIO()
     assert play(TOY_ID, {}, seed=0, task_index=None, stdin=stdin, stdout=stdout, width=60) == 0
     out = stdout.getvalue()
@@ -85,7 +87,8 @@ def test_play_toy_env_with_piped_stdin():
 
 
 def test_play_webshop_placeholder_is_asked_for_never_sent():
-    """`0` on WebShop's search page picks `search[<query>]`: the query is asked for (or given after the number)."""
+    """`0` on WebShop's search page picks `search[<query>]`: the query is asked for (or given after the
+    number)."""
     script = "0\n\n0\n:actions\n0 lipstick\n:quit\n"
     proc = subprocess.run([sys.executable, "-m", "leap_gym.cli", "play", "leap/WebShop-v0", "--seed", "0"],
                           input=script, capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -97,7 +100,8 @@ def test_play_webshop_placeholder_is_asked_for_never_sent():
     assert "Total results: 0" not in out
 
 
-# -- a real terminal -------------------------------------------------------------------------------------------
+# -- a real terminal
+# -------------------------------------------------------------------------------------------
 
 class Terminal:
     """``leap-gym play`` on a pseudo-terminal of ``cols`` columns: what a user at a terminal gets."""

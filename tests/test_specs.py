@@ -1,5 +1,5 @@
-"""Benchmark specs: every consumer looks a benchmark up by env id, exactly, and a fourth benchmark needs only its
-env and one spec."""
+"""Benchmark specs: every consumer looks a benchmark up by env id, exactly, and a fourth benchmark needs only
+its env and one spec."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from tests.leap.toy_teacher import ToyExpertTeacher
 TOY_ID = "leap-test/SpecToy-v0"
 TOY_RULES = "You are in a house of three rooms; the key is in one of them. Go to a room from the candidates."
 TOY_MODE = "Correct the steps that walk into a room without the key."
-TOY_SPEC = BenchmarkSpec(env_id=TOY_ID, entry_point="tests.toy_env:ToyEnv", max_episode_steps=5, family="spectoy",
-                         rules=TOY_RULES, expert="tests.leap.toy_teacher:ToyExpertTeacher", teacher_mode=TOY_MODE,
+TOY_SPEC = BenchmarkSpec(env_id=TOY_ID, entry_point="tests.toy_env:ToyEnv", max_episode_steps=5,
+                         family="spectoy", rules=TOY_RULES, expert="tests.leap.toy_teacher:ToyExpertTeacher",
+                         teacher_mode=TOY_MODE,
                          privileged_fields=("key_room",), seed_kwarg=None)
 
 
@@ -85,13 +86,15 @@ def test_a_registered_spec_reaches_every_consumer(toy_benchmark):
 
 
 def test_one_leap_iteration_on_a_fourth_benchmark(toy_benchmark, tmp_path):
-    """The loop on a benchmark it has never heard of: its rules reach the student's prompts, its expert teaches."""
+    """The loop on a benchmark it has never heard of: its rules reach the student's prompts, its expert
+    teaches."""
     pytest.importorskip("trl")
     from leap_gym.leap.run import run
 
     run_dir = tmp_path / "run"
     config = {"run_dir": str(run_dir), "iterations": 1,
-              "env": {"env_id": TOY_ID, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6, "max_steps": 3},
+              "env": {"env_id": TOY_ID, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6,
+                      "max_steps": 3},
               "student": {"model": "tiny", "batch_size": 6, "max_new_tokens": 16, "num_threads": 1,
                           "vocab_size": 1024, "tokenizer_episodes": 6},
               "teacher": {"kind": "expert"},

@@ -1,7 +1,7 @@
 """Choose the student episodes the teacher corrects, and collect the teacher's per-step corrections.
 
-A correction the teacher could not make (``Correction.metadata["valid"]`` false: an endpoint error, a reply that
-did not parse) carries the student's own action; it is kept in the record so the failure is visible, and
+A correction the teacher could not make (``Correction.metadata["valid"]`` false: an endpoint error, a reply
+that did not parse) carries the student's own action; it is kept in the record so the failure is visible, and
 ``build_dataset`` never turns it into a training row.
 """
 

@@ -69,19 +69,22 @@ def key_iteration(key: str) -> int | None:
     return int(number) if number.isdigit() else None
 
 
-# -- records ---------------------------------------------------------------------------------------------------
+# -- records
+# ---------------------------------------------------------------------------------------------------
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def read_output(path: Path, read: Callable[[Path], _T], warn: Callable[[str], None] | None = None) -> _T | None:
-    """A finished stage's output, or ``None`` when the stage must (re)run: ``path`` is missing, or cannot be read
-    back (truncated or edited by hand; ``warn`` gets one line and the stage is redone)."""
+def read_output(path: Path, read: Callable[[Path], _T],
+                warn: Callable[[str], None] | None = None) -> _T | None:
+    """A finished stage's output, or ``None`` when the stage must (re)run: ``path`` is missing, or cannot be
+    read back (truncated or edited by hand; ``warn`` gets one line and the stage is redone)."""
     if not path.exists():
         return None
     try:
         return read(path)
-    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError, RecordError, UnicodeDecodeError
+    except (OSError, ValueError, KeyError,
+            TypeError) as e:  # JSONDecodeError, RecordError, UnicodeDecodeError
         if warn is not None:
             what = str(e).splitlines()[0] if str(e) else type(e).__name__
             warn(f"warning: {path} is unreadable ({what[:200]}); redoing its stage")
@@ -98,7 +101,8 @@ def read_train_metrics(path: Path) -> dict[str, Any]:
     return read_json(path)["metrics"]
 
 
-def write_corrections(path: Path, trajectories: list[Trajectory], corrections: list[list[Correction]]) -> None:
+def write_corrections(path: Path, trajectories: list[Trajectory],
+                      corrections: list[list[Correction]]) -> None:
     """One line per corrected episode: the trajectory and its per-step corrections."""
     write_jsonl(path, ({"trajectory": to_record(t), "corrections": [to_record(c) for c in cs]}
                        for t, cs in zip(trajectories, corrections, strict=True)))
@@ -142,8 +146,8 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def check_resume(saved: LeapConfig, cfg: LeapConfig) -> None:
-    """A ``ConfigError`` naming every key where ``cfg`` differs from the config a run was made with, apart from
-    ``RESUMABLE_CHANGES``."""
+    """A ``ConfigError`` naming every key where ``cfg`` differs from the config a run was made with, apart
+    from ``RESUMABLE_CHANGES``."""
     a, b = _flat(to_dict(saved)), _flat(to_dict(cfg))
     diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES]
     if diff:
@@ -151,11 +155,12 @@ def check_resume(saved: LeapConfig, cfg: LeapConfig) -> None:
                           "run_dir or the same settings to resume")
 
 
-# -- one training phase's folder -------------------------------------------------------------------------------
+# -- one training phase's folder
+# -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainOutput:
-    """What one training phase (``leap_gym.leap.train.train``) writes in ``path``: first into ``partial`` (with
-    the trainer's checkpoints), renamed to ``path`` once complete."""
+    """What one training phase (``leap_gym.leap.train.train``) writes in ``path``: first into ``partial``
+    (with the trainer's checkpoints), renamed to ``path`` once complete."""
 
     path: Path
 
@@ -189,16 +194,19 @@ class TrainOutput:
         return self.path / "inputs.sha256"
 
     def checkpoints(self) -> list[tuple[int, Path]]:
-        """``(step, folder)`` of the trainer's checkpoints (``transformers`` names them ``checkpoint-<step>``)."""
+        """``(step, folder)`` of the trainer's checkpoints (``transformers`` names them
+        ``checkpoint-<step>``)."""
         return [(int(p.name.rsplit("-", 1)[1]), p) for p in self.trainer.glob("checkpoint-*")]
 
     @staticmethod
     def checkpoint_state(checkpoint: Path) -> Path:
-        """The file ``transformers`` writes last into a checkpoint: it parses once the checkpoint is complete."""
+        """The file ``transformers`` writes last into a checkpoint: it parses once the checkpoint is
+        complete."""
         return checkpoint / "trainer_state.json"
 
 
-# -- the run directory -----------------------------------------------------------------------------------------
+# -- the run directory
+# -----------------------------------------------------------------------------------------
 class RunLayout:
     """The paths of one run directory and the records in it (see the module doc)."""
 
@@ -320,9 +328,10 @@ class RunLayout:
         return sorted(i for i in found if i is not None)
 
     def student_weights(self, i: int, base: str | None = None) -> tuple[str, str | None]:
-        """``(model, adapter)`` that iteration ``i``'s trained student acts with, and the next iteration starts
-        from: its full weights (merged LoRA, full fine-tuning), else, for a stacked adapter, ``base`` plus the
-        adapter. ``base=None``: the base built in the run directory, else the one the adapter records."""
+        """``(model, adapter)`` that iteration ``i``'s trained student acts with, and the next iteration
+        starts from: its full weights (merged LoRA, full fine-tuning), else, for a stacked adapter, ``base``
+        plus the adapter. ``base=None``: the base built in the run directory, else the one the adapter
+        records."""
         out = self.train(i)
         if is_checkpoint(out.model):
             return str(out.model), None
@@ -344,15 +353,15 @@ class RunLayout:
         return load_config(self.config)
 
     def resume(self, cfg: LeapConfig) -> list[Path]:
-        """Make (or reopen) the run directory for ``cfg`` and save it there; returns the temporaries that writers
-        killed mid-write left, now removed. A ``ConfigError`` when the directory holds a run with another
-        config, or one whose config is empty (its settings unknown)."""
+        """Make (or reopen) the run directory for ``cfg`` and save it there; returns the temporaries that
+        writers killed mid-write left, now removed. A ``ConfigError`` when the directory holds a run with
+        another config, or one whose config is empty (its settings unknown)."""
         if self.config.exists():
             if self.config.read_text(encoding="utf-8").strip():
                 check_resume(self.load_config(), cfg)
             elif any(p != self.config for p in self.root.iterdir()):
-                raise ConfigError(f"{self.config} is empty, so the settings this run was made with are unknown; "
-                                  "restore it to resume, or use a new run_dir")
+                raise ConfigError(f"{self.config} is empty, so the settings this run was made with are "
+                                  f"unknown; restore it to resume, or use a new run_dir")
         self.root.mkdir(parents=True, exist_ok=True)
         stale = remove_stale_temporaries(self.root)
         save_config(cfg, self.config)

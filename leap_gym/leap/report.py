@@ -25,8 +25,8 @@ from leap_gym.leap.layout import (
 )
 from leap_gym.records import read_trajectories
 
-# matplotlib (the train extra) is imported where a figure is drawn: the table and the HTML report need only the
-# standard library.
+# matplotlib (the train extra) is imported where a figure is drawn: the table and the HTML report need only
+# the standard library.
 
 # One line per column of the results table, shown under it: a number is worth showing with what it counts.
 DEFINITIONS = {
@@ -212,8 +212,8 @@ dl.defs dd{margin-left:10em;margin-bottom:.2em}.figs{display:flex;flex-wrap:wrap
 
 def write_report(layout: RunLayout, rows: list[dict[str, Any]], episodes_per_iteration: int = 5,
                  heldout_episodes: int = 3) -> None:
-    """The run's ``report.html``: results with intervals, per-type table, curves, stage times, the student's own
-    held-out episodes, and corrected episodes per iteration."""
+    """The run's ``report.html``: results with intervals, per-type table, curves, stage times, the student's
+    own held-out episodes, and corrected episodes per iteration."""
     name = layout.root.name
     evaluated = [r for r in rows if "success" in r]
     parts = [f"<!doctype html><meta charset='utf-8'><title>LEAP run {_esc(name)}</title>",
@@ -285,7 +285,8 @@ def _stages_html(stages: dict[str, dict[str, Any]]) -> str:
     row), one column per kind of stage, a bar for the row's share of the run's total."""
     if not stages:
         return "<p>No stage times recorded.</p>"
-    grid: dict[int | str, dict[str, float]] = {}  # rows (iterations, then others) in the order they first started
+    grid: dict[int | str,
+               dict[str, float]] = {}  # rows (iterations, then others) in the order they first started
     for name, s in sorted(stages.items(), key=lambda kv: kv[1]["started"]):
         i, kind = RunLayout.stage_kind(name)
         row = kind if i is None else i
@@ -297,7 +298,8 @@ def _stages_html(stages: dict[str, dict[str, Any]]) -> str:
     out = ["<table id=stages><tr><th></th>" + "".join(f"<th>{_esc(k)}</th>" for k in kinds)
            + "<th>total</th><th></th></tr>"]
     for row, v in grid.items():
-        label = row.replace("_", " ") if isinstance(row, str) else "BC (iter 0)" if row == 0 else f"iter {row}"
+        label = row.replace("_", " ") if isinstance(row,
+                                                    str) else "BC (iter 0)" if row == 0 else f"iter {row}"
         cells = "".join(f"<td class=num>{_duration(v[k]) if k in v else ''}</td>" for k in kinds)
         share = sum(v.values()) / total
         out.append(f"<tr><td>{_esc(label)}</td>{cells}<td class=num>{_duration(sum(v.values()))}</td>"

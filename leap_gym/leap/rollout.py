@@ -1,9 +1,9 @@
 """Roll agents out on a list of tasks: a vector of envs stepped in lockstep, one batched decision per step.
 
-Each env slot plays one task at a time and picks up the next task when its episode ends, so every decision round
-asks the agent for all live slots at once (one batched ``generate`` for an HF student). Students receive only
-the ``StudentView`` of ``info`` (privileged keys stripped); the recorded ``Step.info`` keeps ``record_info(info)``
-(privileged included) for the teacher, who corrects later without re-running the env.
+Each env slot plays one task at a time and picks up the next task when its episode ends, so every decision
+round asks the agent for all live slots at once (one batched ``generate`` for an HF student). Students receive
+only the ``StudentView`` of ``info`` (privileged keys stripped); the recorded ``Step.info`` keeps
+``record_info(info)`` (privileged included) for the teacher, who corrects later without re-running the env.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from leap_gym.records import Step, Trajectory
 def batch_agent(agent: Any, num_slots: int) -> tuple[BatchAgent, int]:
     """``agent`` as a ``BatchAgent`` and the number of env slots to run it on (at most ``num_slots``).
 
-    A ``BatchAgent`` (``HFStudent``, ``ReActAgent``, ``TeacherAgent``) plays all slots itself, one batched call
-    per decision round; a zero-argument callable returning an ``Agent`` gives one agent per slot, asked one by
-    one; a single plain ``Agent`` plays one slot.
+    A ``BatchAgent`` (``HFStudent``, ``ReActAgent``, ``TeacherAgent``) plays all slots itself, one batched
+    call per decision round; a zero-argument callable returning an ``Agent`` gives one agent per slot, asked
+    one by one; a single plain ``Agent`` plays one slot.
     """
     if isinstance(agent, BatchAgent):
         return agent, num_slots
@@ -35,13 +35,14 @@ def batch_agent(agent: Any, num_slots: int) -> tuple[BatchAgent, int]:
         return AgentPerSlot([agent]), 1
     if callable(agent):
         return AgentPerSlot([agent() for _ in range(num_slots)]), num_slots
-    raise TypeError(f"cannot roll out {type(agent).__name__}: expected a BatchAgent, an Agent or an agent factory")
+    raise TypeError(f"cannot roll out {type(agent).__name__}: expected a BatchAgent, an Agent or an agent "
+                    "factory")
 
 
 def snap_action(action: str, candidates: Sequence[str] | None) -> str:
     """The admissible action closest to ``action`` by edit similarity (unchanged when it is admissible or the
-    env has free-text actions): a cheap way to keep a weak model's near-miss (``go to cabinet 3`` in a room with
-    two cabinets) valid, at no model cost. A free-text action that fills a template candidate
+    env has free-text actions): a cheap way to keep a weak model's near-miss (``go to cabinet 3`` in a room
+    with two cabinets) valid, at no model cost. A free-text action that fills a template candidate
     (``search[red shoes]`` for ``search[<query>]``) is kept, its closing bracket restored if generation cut it
     off; a template itself is never the answer (snapping to it would search for the literal ``<query>``)."""
     if not candidates or action in candidates:

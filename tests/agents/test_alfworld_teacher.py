@@ -130,7 +130,8 @@ def test_replay_success_on_200_generated_test_tasks():
         assert privilege == 1.0 or report.leaks == 0
 
 
-# -- goal-equivalent actions are not mistakes ------------------------------------------------------------------
+# -- goal-equivalent actions are not mistakes
+# ------------------------------------------------------------------
 
 def student_run(actions, split="train", index=0):
     """A student trajectory that takes ``actions`` in a generated game, recorded as a rollout records it."""
@@ -160,8 +161,9 @@ def alarmclock_run():
 
 @pytest.mark.parametrize("privilege", [0.0, 0.5, 1.0])
 def test_goal_equivalent_instance_is_not_corrected(alarmclock_run, privilege):
-    """Without privilege the teacher does not know the alarmclocks are on the desk: heading there first is a lucky
-    guess it corrects to its own search order (side tables before desks); the rest it keeps, as the others do."""
+    """Without privilege the teacher does not know the alarmclocks are on the desk: heading there first is a
+    lucky guess it corrects to its own search order (side tables before desks); the rest it keeps, as the
+    others do."""
     corrections = ALFWorldExpertTeacher(privilege).correct(alarmclock_run)
     assert [c.was_corrected for c in corrections] == [privilege == 0.0, False, False, False]
     assert [c.action for c in corrections[1:]] == [s.action for s in alarmclock_run.steps[1:]]
@@ -172,8 +174,8 @@ def test_goal_equivalent_instance_is_not_corrected(alarmclock_run, privilege):
 
 
 def test_real_mistakes_are_corrected_and_only_they_count():
-    """Going to a drawer first (one command more than needed) and picking up a book are mistakes; heading for the
-    desk from the drawer is optimal again and stays."""
+    """Going to a drawer first (one command more than needed) and picking up a book are mistakes; heading for
+    the desk from the drawer is optimal again and stays."""
     traj = student_run(["go to drawer 1", "go to desk 1", "take book 2 from desk 1", "go to sidetable 1"])
     for privilege in (0.5, 1.0):
         corrections = ALFWorldExpertTeacher(privilege).correct(traj)
@@ -186,9 +188,9 @@ def test_real_mistakes_are_corrected_and_only_they_count():
 
 
 def test_unprivileged_teacher_keeps_an_equally_likely_search_move():
-    """Without privilege the teacher searches in a common-sense order: for a cup (generated/train/0/3) it checks
-    a countertop first, and any countertop is as good a guess as the one it names, while a garbage can is not. The
-    privileged teacher knows which countertop holds the cup and corrects the same move."""
+    """Without privilege the teacher searches in a common-sense order: for a cup (generated/train/0/3) it
+    checks a countertop first, and any countertop is as good a guess as the one it names, while a garbage can
+    is not. The privileged teacher knows which countertop holds the cup and corrects the same move."""
     teacher = ALFWorldExpertTeacher(0.0)
     _, own = teacher.propose(student_run(["look"], index=3), 0)
     assert own == "go to countertop 1"

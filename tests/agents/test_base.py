@@ -1,4 +1,5 @@
-"""The batched-agent protocol: a TrajectoryAgent's record of each slot, plain agents per slot, vector infos."""
+"""The batched-agent protocol: a TrajectoryAgent's record of each slot, plain agents per slot, vector
+infos."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def test_privileged_keys_are_dropped_unless_the_agent_sees_privileged_state():
 def test_vector_env_use_and_one_episode_use():
     agent = Echo()
     vector = {"task": np.array(["a", "b"], dtype=object), "_task": np.array([True, True]),
-              "privileged": {"x": np.array([1, 2]), "_x": np.array([True, True])}, "_privileged": np.array([True, True])}
+              "privileged": {"x": np.array([1, 2]), "_x": np.array([True, True])},
+              "_privileged": np.array([True, True])}
     agent.act_batch(["o0", "o1"], vector)
     assert [agent.episodes[i].task for i in (0, 1)] == ["a", "b"]
     assert all("privileged" not in e.steps[0].info for e in agent.episodes.values())

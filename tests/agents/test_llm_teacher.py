@@ -1,5 +1,5 @@
-"""LLMTeacher and SelfTeacher over real HTTP: a scripted OpenAI-compatible server (valid, malformed, wrong-length
-replies) and the real `leap-gym serve` app with the tiny student."""
+"""LLMTeacher and SelfTeacher over real HTTP: a scripted OpenAI-compatible server (valid, malformed,
+wrong-length replies) and the real `leap-gym serve` app with the tiny student."""
 
 from __future__ import annotations
 
@@ -158,8 +158,8 @@ def served_student(tmp_path_factory):
 
 
 def test_llm_and_self_teacher_end_to_end_against_leap_gym_serve(served_student):
-    """An untrained model's replies are garbage: both teachers must still return one well-formed correction per
-    step, never raise, and count the requests."""
+    """An untrained model's replies are garbage: both teachers must still return one well-formed correction
+    per step, never raise, and count the requests."""
     traj = toy_trajectory()
     backend = OpenAIChat("tiny-student", base_url=served_student, max_retries=1, timeout=60)
     llm = LLMTeacher(backend, max_tries=2, max_tokens=32)

@@ -9,7 +9,8 @@ from leap_gym.agents.prompting import build_messages, env_family, format_target,
 
 
 @pytest.mark.parametrize("text, reason, action", [
-    ("REASON: the mug is here\nACTION: take mug 1 from shelf 1", "the mug is here", "take mug 1 from shelf 1"),
+    ("REASON: the mug is here\nACTION: take mug 1 from shelf 1", "the mug is here",
+     "take mug 1 from shelf 1"),
     ("reason: lower case\naction: go to shelf 1", "lower case", "go to shelf 1"),
     ("  Reason :   spaced   out  \n\n  Action :   go to shelf 1   \n", "spaced out", "go to shelf 1"),
     ("**REASON:** bold\n**ACTION:** open fridge 1", "bold", "open fridge 1"),
@@ -53,7 +54,8 @@ def test_format_target_round_trips():
     text = format_target("  the mug is\n usually here ", "take mug 1 from shelf 1")
     assert text == "REASON: the mug is usually here\nACTION: take mug 1 from shelf 1"
     out = parse_output(text)
-    assert (out.reason, out.action, out.format_ok) == ("the mug is usually here", "take mug 1 from shelf 1", True)
+    assert (out.reason, out.action, out.format_ok) == ("the mug is usually here", "take mug 1 from shelf 1",
+                                                       True)
 
 
 def test_build_messages_content_and_history_window():

@@ -1,4 +1,5 @@
-"""ReActAgent: chat bookkeeping, parsing, privilege stripping, over a rule backend and a local model backend."""
+"""ReActAgent: chat bookkeeping, parsing, privilege stripping, over a rule backend and a local model
+backend."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from tests.toy_env import TOY_ID
 
 
 class RuleBackend:
-    """Answers like a sensible model: explores rooms in order, never revisiting; records every chat it gets."""
+    """Answers like a sensible model: explores rooms in order, never revisiting; records every chat it
+    gets."""
 
     def __init__(self):
         self.seen: list[list[dict]] = []

@@ -1,4 +1,5 @@
-"""The soak benchmark at a size that runs in seconds: real vector envs, a real /proc walk, the JSON it keeps."""
+"""The soak benchmark at a size that runs in seconds: real vector envs, a real /proc walk, the JSON it
+keeps."""
 
 import importlib.util
 import json
@@ -68,7 +69,8 @@ def test_checks_name_each_growth_and_what_close_left(soak):
     flat = {m: {"growth_2nd_half": 0} for m in soak.METRICS}
     clean = {"children": 0, "zombies": 0}
     assert soak.checks({**flat, "before": clean, "after_close": clean}, 4, 1, 32.0) == []
-    grown = {"fds": {"growth_2nd_half": 5}, "threads": {"growth_2nd_half": 9}, "children": {"growth_2nd_half": 0},
-             "zombies": {"growth_2nd_half": 2}, "rss_mb": {"growth_2nd_half": 40.0}}
+    grown = {"fds": {"growth_2nd_half": 5}, "threads": {"growth_2nd_half": 9},
+             "children": {"growth_2nd_half": 0}, "zombies": {"growth_2nd_half": 2},
+             "rss_mb": {"growth_2nd_half": 40.0}}
     failed = soak.checks({**grown, "before": clean, "after_close": {"children": 1, "zombies": 0}}, 4, 1, 32.0)
     assert [f.split()[0] for f in failed] == ["descriptors", "children", "RSS", "close()"]

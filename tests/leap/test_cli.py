@@ -26,8 +26,8 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "leap_gym.cli", *args], cwd=REPO, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "leap_gym.cli", *args], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -41,7 +41,8 @@ def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
 
 def toy_config(run_dir: Path) -> dict:
     return {"run_dir": str(run_dir), "iterations": 1,
-            "env": {"env_id": TOY, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6, "max_steps": 3},
+            "env": {"env_id": TOY, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6,
+                    "max_steps": 3},
             "student": {"model": "tiny", "batch_size": 6, "max_new_tokens": 16, "num_threads": 1,
                         "vocab_size": 1024, "tokenizer_episodes": 6},
             "teacher": {"kind": "tests.leap.toy_teacher:ToyExpertTeacher"},
@@ -50,7 +51,8 @@ def toy_config(run_dir: Path) -> dict:
             "evaluation": {"num_test_tasks": 3}}
 
 
-# -- help and config ----------------------------------------------------------------------------------------------
+# -- help and config
+# ----------------------------------------------------------------------------------------------
 def test_every_config_field_has_a_doc():
     """Help is generated from the comments next to the fields: a field added without one fails here."""
     for _, _, rows in config_fields():
@@ -134,7 +136,8 @@ def test_examples_cover_every_env_and_the_demo():
     assert load_config(REPO / "examples" / "configs" / "alfworld_demo.yaml") == load_config(None, base=DEMO_CONFIG)
 
 
-# -- one-line errors ------------------------------------------------------------------------------------------------
+# -- one-line errors
+# ------------------------------------------------------------------------------------------------
 def test_misspelt_key_as_option_or_override():
     one_line_error(cli("train", "--training.max_stepz", "3"), "unknown config key 'training.max_stepz'")
     one_line_error(cli("train", "training.max_steps=many"), "training.max_steps", "expected an integer")
@@ -158,11 +161,12 @@ def test_eval_with_kwargs_the_env_does_not_take(tmp_path):
     one_line_error(proc, "env.test_kwargs", "colour")
 
 
-# -- a quiet run ----------------------------------------------------------------------------------------------------
+# -- a quiet run
+# ----------------------------------------------------------------------------------------------------
 def test_quiet_run_to_a_pipe_stays_small_and_readable(tmp_path):
-    """The real train command on the toy env with the tiny student, stdout and stderr to pipes (not a terminal):
-    the results table on stdout, the library's own lines on stderr, no trainer dicts, no carriage-return bars,
-    no third-party chatter; all of that in the run's leap.log."""
+    """The real train command on the toy env with the tiny student, stdout and stderr to pipes (not a
+    terminal): the results table on stdout, the library's own lines on stderr, no trainer dicts, no
+    carriage-return bars, no third-party chatter; all of that in the run's leap.log."""
     run_dir = tmp_path / "run"
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(toy_config(run_dir)))

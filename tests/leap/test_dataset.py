@@ -1,4 +1,5 @@
-"""Training rows: on-policy prompts, no privileged text, corrected targets only, history cut to fit, aggregation."""
+"""Training rows: on-policy prompts, no privileged text, corrected targets only, history cut to fit,
+aggregation."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ def _traj(n: int = 6, obs_words: int = 5) -> Trajectory:
     steps = []
     for t in range(n):
         obs = f"obs{t} " + " ".join(f"w{t}x{j}" for j in range(obs_words))
-        steps.append(Step(observation=obs, action=f"student act {t}", admissible_actions=[f"cand {t}", "look"],
-                          reason=f"student reason {t}", raw_output=f"REASON: raw {t}\nACTION: student act {t}",
+        steps.append(Step(observation=obs, action=f"student act {t}",
+                          admissible_actions=[f"cand {t}", "look"], reason=f"student reason {t}",
+                          raw_output=f"REASON: raw {t}\nACTION: student act {t}",
                           info={"task_type": "toy", "privileged": {"expert_action": SECRET,
-                                                                   "expert_plan": [SECRET], "where": SECRET}}))
+                                                                   "expert_plan": [SECRET],
+                                                                   "where": SECRET}}))
     return Trajectory(env_id="leap/ALFWorld-v0", task_id="t/0", task="put a mug in the fridge", steps=steps)
 
 
@@ -98,7 +101,8 @@ def test_history_is_cut_to_fit_and_the_target_is_never_cut(tokenizer):
     longest = max(count(r["prompt"] + r["completion"]) for r in full)
     limit = longest - 150
     stats = DatasetStats()
-    rows = build_dataset([traj], [_fixes(traj)], history_k=6, max_length=limit, tokenizer=tokenizer, stats=stats)
+    rows = build_dataset([traj], [_fixes(traj)], history_k=6, max_length=limit, tokenizer=tokenizer,
+                         stats=stats)
     assert stats.history_cut > 0
     for row in rows:
         assert count(row["prompt"] + row["completion"]) <= limit
@@ -169,7 +173,8 @@ def test_corrections_the_teacher_failed_never_become_rows(method):
     assert every == []
 
 
-# -- the episode format -----------------------------------------------------------------------------------------
+# -- the episode format
+# -----------------------------------------------------------------------------------------
 
 def _answers(messages) -> list[str]:
     return [m["content"] for m in messages if m["role"] == "assistant"]
@@ -180,7 +185,8 @@ def test_episode_demonstration_is_one_chat_with_an_answer_per_step(tokenizer):
 
     traj = _traj(5)
     stats = DatasetStats()
-    rows = build_dataset([traj], None, prompt_format="episode", tokenizer=tokenizer, max_length=4096, stats=stats)
+    rows = build_dataset([traj], None, prompt_format="episode", tokenizer=tokenizer, max_length=4096,
+                         stats=stats)
     assert len(rows) == 1 and stats.rows == 1
     row = rows[0]
     assert [m["role"] for m in row["prompt"]] == ["system", "user"]
@@ -208,7 +214,8 @@ def test_a_long_episode_is_split_into_windows_training_every_step_once(tokenizer
     first = 0
     for row in rows:  # each window restates the task and starts at its own first step
         assert row["meta"]["tokens"] <= limit
-        assert row["prompt"][1]["content"].startswith(f"TASK: put a mug in the fridge\nOBSERVATION: obs{first} ")
+        assert row["prompt"][1]["content"].startswith("TASK: put a mug in the fridge\nOBSERVATION: "
+                                                      f"obs{first} ")
         first += row["meta"]["turns"]
     assert first == 9
 
@@ -225,7 +232,8 @@ def test_episode_correction_rows_hold_only_the_students_own_turns(tokenizer):
         t = row["meta"]["step"]
         assert _answers(row["prompt"]) == [format_target(f"student reason {j}", f"student act {j}")
                                            for j in range(t)]
-        assert row["prompt"][-1] == {"role": "user", "content": ("TASK: put a mug in the fridge\n" if t == 0 else "")
+        assert row["prompt"][-1] == {"role": "user",
+                                     "content": ("TASK: put a mug in the fridge\n" if t == 0 else "")
                                      + f"OBSERVATION: {traj.steps[t].observation}"}
         assert "teacher" not in json.dumps(row["prompt"]) and SECRET not in json.dumps(row)
         assert row["completion"] == [{"role": "assistant",

@@ -100,8 +100,8 @@ def llm_teacher_config(run_dir: Path, url: str) -> dict:
     cfg["teacher"] = {"kind": "leap_gym.agents.teachers.llm:LLMTeacher", "privilege": 1.0,
                       "demo_kind": "tests.leap.toy_teacher:ToyExpertTeacher",
                       "kwargs": {"max_tries": 1, "backend": {
-                          "model": "teacher-model", "base_url": url, "api_key_env": "LEAPGYM_TEST_TEACHER_KEY",
-                          "max_retries": 1, "backoff": 0.01}}}
+                          "model": "teacher-model", "base_url": url,
+                          "api_key_env": "LEAPGYM_TEST_TEACHER_KEY", "max_retries": 1, "backoff": 0.01}}}
     cfg["evaluation"]["teachers"] = False
     cfg["rollout"] = {"select": "all"}  # every episode is corrected, won or not
     return cfg
@@ -112,7 +112,8 @@ def test_outage_never_trains_on_failures_and_a_rerun_retries(tmp_path, teacher_s
     monkeypatch.setenv("LEAPGYM_TEST_TEACHER_KEY", "sk-SENTINEL")
     cfg = llm_teacher_config(tmp_path / "run", teacher_server.url)
     teacher_server.mode = "500"
-    with pytest.raises(StageError, match=r"iter 1 corrections stopped: the teacher failed on 3 episodes in a row"
+    with pytest.raises(StageError,
+                       match=r"iter 1 corrections stopped: the teacher failed on 3 episodes in a row"
                                          r".*HTTP 500.*re-run to retry"):
         run(cfg, progress=False)
     it = tmp_path / "run" / "iter_1"

@@ -1,5 +1,5 @@
-"""The whole loop on the toy env with the tiny student: outputs, resume without recomputation, SIGKILL mid-stage,
-DPO end to end, and the CLI."""
+"""The whole loop on the toy env with the tiny student: outputs, resume without recomputation, SIGKILL
+mid-stage, DPO end to end, and the CLI."""
 
 from __future__ import annotations
 
@@ -27,12 +27,13 @@ TOY = "tests.toy_env:leap-test/Toy-v0"  # module:id, so subprocesses register th
 
 def toy_config(run_dir, method="sft", **training) -> dict:
     return {"run_dir": str(run_dir), "iterations": 2,
-            "env": {"env_id": TOY, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6, "max_steps": 3},
+            "env": {"env_id": TOY, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6,
+                    "max_steps": 3},
             "student": {"model": "tiny", "batch_size": 6, "max_new_tokens": 16, "num_threads": 1,
                         "vocab_size": 1024, "tokenizer_episodes": 6},
             "teacher": {"kind": "tests.leap.toy_teacher:ToyExpertTeacher"},
-            "training": {"bc_max_steps": 3, "max_steps": 2, "batch_size": 4, "max_length": 256, "method": method,
-                         "warmup_steps": 0, **training},
+            "training": {"bc_max_steps": 3, "max_steps": 2, "batch_size": 4, "max_length": 256,
+                         "method": method, "warmup_steps": 0, **training},
             "evaluation": {"num_test_tasks": 3}}
 
 
@@ -218,11 +219,12 @@ def test_cli_train_and_eval(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "teacher without privilege" in out.stdout and "LEAP iter 1" in out.stdout and "BC" in out.stdout
     out = subprocess.run([sys.executable, "-m", "leap_gym.cli", "eval", "--run-dir", str(tmp_path / "cli"),
-                          "--quiet", "--num-tasks", "2", "--iteration", "1", "--name", "again"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=600)
+                          "--quiet", "--num-tasks", "2", "--iteration", "1", "--name", "again"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "LEAP iter 1" in out.stdout
     assert json.loads((tmp_path / "cli" / "evals" / "again" / "iter_1.json").read_text())["n"] == 2
-    bad = subprocess.run([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path), "training.x=1"],
+    bad = subprocess.run([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path),
+                          "training.x=1"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "training.x" in bad.stderr

@@ -181,7 +181,8 @@ class _Interrupt(Exception):
 
 
 def _step_recorder(stop_after: int | None = None):
-    """A callback that records the optimizer steps it sees and, like a kill, interrupts after ``stop_after``."""
+    """A callback that records the optimizer steps it sees and, like a kill, interrupts after
+    ``stop_after``."""
     from transformers import TrainerCallback
 
     class Recorder(TrainerCallback):

@@ -2,8 +2,9 @@
 
 The layout follows llama.cpp's documented conventions (ggml-org/llama.cpp, ``gguf-py`` and
 ``convert_hf_to_gguf.py``): tensors under llama.cpp's names, F32 here, and the rows of ``attn_q``/``attn_k``
-reordered per head from HF's "first half / second half" rotary layout into llama.cpp's interleaved pairs, which
-transformers' GGUF loader undoes. The tokenizer is a byte-level BPE stored as metadata (``tokenizer.ggml.*``).
+reordered per head from HF's "first half / second half" rotary layout into llama.cpp's interleaved pairs,
+which transformers' GGUF loader undoes. The tokenizer is a byte-level BPE stored as metadata
+(``tokenizer.ggml.*``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``LocalChat``: a local Hugging Face model behind the same ``chat``/``chat_many`` interface as ``OpenAIChat``.
+"""``LocalChat``: a local Hugging Face model behind the same ``chat``/``chat_many`` interface as
+``OpenAIChat``.
 
 Lets prompting baselines (``ReActAgent``) and teachers run on a local checkpoint without starting a server;
 ``chat_many`` answers all conversations with one batched ``generate``.
@@ -30,6 +31,7 @@ class LocalChat:
                    for conv in conversations]
         temperature = self.temperature if temperature is None else temperature
         results = self.student.complete(prompts, max_new_tokens=max_tokens or self.max_tokens,
-                                        do_sample=temperature > 0, temperature=temperature, top_p=top_p, seed=seed)
+                                        do_sample=temperature > 0, temperature=temperature, top_p=top_p,
+                                        seed=seed)
         return [ChatResult(text=r.text, finish_reason=r.finish_reason, prompt_tokens=len(p),
                            completion_tokens=r.tokens) for r, p in zip(results, prompts, strict=True)]

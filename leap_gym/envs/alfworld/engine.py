@@ -1,8 +1,9 @@
-"""The real ALFWorld text engine (textworld ``PddlEnv`` + alfworld's demangler), imported safely and made fast.
+"""The real ALFWorld text engine (textworld ``PddlEnv`` + alfworld's demangler), imported safely and made
+fast.
 
-Importing ``alfworld`` writes ``~/.cache/alfworld`` and Fast Downward's translator overwrites ``sys.argv``; both
-are contained here. ``make_engine(fast=False)`` is the unmodified engine (the reference of the differential test);
-``fast=True`` is the same engine with memoisation that never changes what it computes:
+Importing ``alfworld`` writes ``~/.cache/alfworld`` and Fast Downward's translator overwrites ``sys.argv``;
+both are contained here. ``make_engine(fast=False)`` is the unmodified engine (the reference of the
+differential test); ``fast=True`` is the same engine with memoisation that never changes what it computes:
 
 1. ``pddl2sas`` results are memoised per (domain, problem), in memory and in an on-disk cache (a pure function
    of the two texts); the optimised translation (only used by the planner) is built only when asked for.
@@ -70,8 +71,9 @@ def guard_argv() -> Iterator[None]:
 def import_engine() -> dict[str, Any]:
     """Import textworld/alfworld once, without touching the user's home or ``sys.argv``."""
     with _IMPORT_LOCK, guard_argv():
-        # alfworld/info.py creates $ALFWORLD_DATA (default ~/.cache/alfworld) and exports it at import. Point it
-        # at a folder that exists for the import only, so nothing is created and the user's setting is untouched.
+        # alfworld/info.py creates $ALFWORLD_DATA (default ~/.cache/alfworld) and exports it at import. Point
+        # it at a folder that exists for the import only, so nothing is created and the user's setting is
+        # untouched.
         unset = "ALFWORLD_DATA" not in os.environ
         if unset:
             os.environ["ALFWORLD_DATA"] = tempfile.gettempdir()
@@ -119,9 +121,10 @@ class _LRU(OrderedDict):
         return value
 
 
-# Memory bounds: a translated game is ~2-3 MB in memory but ~70 KB as a compressed pickle. The few hot games stay
-# live; a LEAP run revisits hundreds of generated games (demos, rollouts, evaluations), which are kept packed so a
-# revisit costs a ~10 ms unpickle instead of a ~300 ms re-translation. The on-disk cache keeps every file game.
+# Memory bounds: a translated game is ~2-3 MB in memory but ~70 KB as a compressed pickle. The few hot games
+# stay live; a LEAP run revisits hundreds of generated games (demos, rollouts, evaluations), which are kept
+# packed so a revisit costs a ~10 ms unpickle instead of a ~300 ms re-translation. The on-disk cache keeps
+# every file game.
 _SAS = _LRU(32)  # (sha256(domain, problem), optimize) -> (task, sas)
 _SAS_PACKED = _LRU(1024)  # same keys -> zlib-compressed pickle of (task, sas); at most ~75 MB
 _PARSES: dict = {}
@@ -141,7 +144,8 @@ SAS_CACHE_VERSION = "1"
 
 
 def default_cache_dir() -> Path:
-    """Where translated games persist: ``$LEAP_GYM_CACHE/alfworld-sas`` (default ``~/.cache/leap-gym/...``)."""
+    """Where translated games persist: ``$LEAP_GYM_CACHE/alfworld-sas`` (default
+    ``~/.cache/leap-gym/...``)."""
     root = os.environ.get("LEAP_GYM_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "leap-gym")
     return Path(root) / "alfworld-sas"
@@ -236,8 +240,9 @@ def _install_patches() -> None:
         def copy_context(context):
             if not _active():
                 return original_copy_context(context)
-            return {"state": context["state"], "facts": context["facts"], "variables": dict(context["variables"]),
-                    "mapping": dict(context["mapping"]), "entity_infos": context["entity_infos"]}
+            return {"state": context["state"], "facts": context["facts"],
+                    "variables": dict(context["variables"]), "mapping": dict(context["mapping"]),
+                    "entity_infos": context["entity_infos"]}
 
         textgen.copy_context = copy_context
 
@@ -324,9 +329,11 @@ def _contexts_of(symbol) -> Iterator[dict]:
                 stack.append(inner)
 
 
-# Predicates that no action changes: a command whose template queries only these is a function of its operator.
-STATIC_PREDICATES = frozenset({"receptacleatlocation", "receptacletype", "objecttype", "cancontain", "openable",
-                               "pickupable", "isreceptacleobject", "cleanable", "heatable", "coolable",
+# Predicates that no action changes: a command whose template queries only these is a function of its
+# operator.
+STATIC_PREDICATES = frozenset({"receptacleatlocation", "receptacletype", "objecttype", "cancontain",
+                               "openable", "pickupable", "isreceptacleobject", "cleanable", "heatable",
+                               "coolable",
                                "toggleable", "sliceable"})
 
 
@@ -411,8 +418,8 @@ def _fast_env_class(PddlEnv):
 
         @staticmethod
         def _logic_for(domain: str, grammar: str):
-            """The game's logic: one TWL2 parse per grammar text up to the task sentence (games differ only there),
-            with this game's ``task`` rule swapped in and a per-game command memo."""
+            """The game's logic: one TWL2 parse per grammar text up to the task sentence (games differ only
+            there), with this game's ``task`` rule swapped in and a per-game command memo."""
             m = _TASK_RULE.search(grammar)
             generic = grammar[:m.start(1)] + _PLACEHOLDER + grammar[m.end(1):] if m else grammar
             shared = _LOGICS.get_or(_digest(domain, generic),
@@ -422,7 +429,8 @@ def _fast_env_class(PddlEnv):
                 from textworld.envs.pddl import textgen
                 old_rule = rules["task"][0]
                 rhs = json.loads('"' + _RHS_PREFIX + m.group(1) + '."')
-                task_rule = textgen.ProductionRule(lhs="task", rhs=textgen._parse_and_convert(rhs, rule_name="symbols"),
+                task_rule = textgen.ProductionRule(lhs="task",
+                                                   rhs=textgen._parse_and_convert(rhs, rule_name="symbols"),
                                                    weight=old_rule.weight, condition=old_rule.condition)
                 grammar_obj = textgen.ContextSensitiveGrammar()
                 grammar_obj._rules.update(rules)

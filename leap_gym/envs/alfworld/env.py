@@ -1,7 +1,7 @@
 """``leap/ALFWorld-v0``: the real ALFWorld text engine as a Gymnasium env, with privileged state for teachers.
 
-Task sources: ``tasks="generated"`` (default; seeded games of all six task types built from the alfworld wheel's
-scene data, ``split="train"`` on ALFWorld's training scenes, ``split="test"`` on its held-out ones) or
+Task sources: ``tasks="generated"`` (default; seeded games of all six task types built from the alfworld
+wheel's scene data, ``split="train"`` on ALFWorld's training scenes, ``split="test"`` on its held-out ones) or
 ``tasks="files"`` (ALFWorld's ``json_2.1.1`` games under ``data_dir``/``$ALFWORLD_DATA``).
 
 ``info["privileged"]`` (students never see it, see ``leap_gym.wrappers.StudentView``):
@@ -68,7 +68,8 @@ class ALFWorldEnv(gym.Env):
             step's time with ``expert="oracle"``, and the planner's search with ``expert="planner"``);
             ``info["privileged"]`` is then ``{}``.
 
-    The call rules (step before reset, task indexes, steps after the end) are those of ``leap_gym.envs.contract``.
+    The call rules (step before reset, task indexes, steps after the end) are those of
+    ``leap_gym.envs.contract``.
     """
 
     metadata = {"render_modes": list(RENDER_MODES)}
@@ -77,7 +78,8 @@ class ALFWorldEnv(gym.Env):
     def __init__(self, tasks: str = "generated", split: str | None = None, data_dir: str | None = None,
                  grammar: str = "file", task_types: tuple[str, ...] | list[str] | None = None,
                  task_seed: int = 0, num_tasks: int | None = None, expert: str = "oracle", fast: bool = True,
-                 cache_dir: str | bool | None = None, render_mode: str | None = None, privileged: bool = True):
+                 cache_dir: str | bool | None = None, render_mode: str | None = None,
+                 privileged: bool = True):
         self.render_mode = check_render_mode(render_mode)
         self.privileged = bool(privileged)
         if tasks not in TASK_SOURCES:

@@ -3,12 +3,12 @@
 ALFRED's own generator needs AI2-THOR; the alfworld wheel still ships each scene's object classes
 (``layouts/FloorPlan<N>-objects.json``), receptacle poses (``-openable.json``), reachable floor points
 (``-layout.npy``), the ``canContain``/affordance tables (``gen/constants.py``) and the goal library. A game is
-built from them in ALFWorld's own PDDL problem format (ids ``Type|x|y|z`` mangled as in the released files), so
-the unmodified engine plays it exactly like a released game. Every game is validated on the engine: the goal is
-false at reset and the oracle's plan, every command admissible, wins it.
+built from them in ALFWorld's own PDDL problem format (ids ``Type|x|y|z`` mangled as in the released files),
+so the unmodified engine plays it exactly like a released game. Every game is validated on the engine: the
+goal is false at reset and the oracle's plan, every command admissible, wins it.
 
-``split="train"`` draws scenes from ALFRED's 108 training scenes, ``split="test"`` from its ``valid_unseen`` scenes
-(10, 219, 308, 424), so test games are out of distribution like ALFWorld's unseen evaluation.
+``split="train"`` draws scenes from ALFRED's 108 training scenes, ``split="test"`` from its ``valid_unseen``
+scenes (10, 219, 308, 424), so test games are out of distribution like ALFWorld's unseen evaluation.
 ``(split, seed, index)`` fixes a game: one ``random.Random`` seeded by that triple drives every choice.
 """
 
@@ -28,12 +28,13 @@ from leap_gym.envs.alfworld.placement import holder_weight
 from leap_gym.envs.alfworld.tasks import Game, legacy_domain, wheel_grammar
 from leap_gym.envs.alfworld.world import TASK_TYPES, Goal, World
 
-# alfworld's tables are imported in ``_tables``, after ``import_engine`` has contained alfworld's import-time side
-# effects; importing this module loads no alfworld.
+# alfworld's tables are imported in ``_tables``, after ``import_engine`` has contained alfworld's import-time
+# side effects; importing this module loads no alfworld.
 
 SPLITS = ("train", "test")
 VALID_UNSEEN_SCENES = (10, 219, 308, 424)
-TESTS_UNSEEN_SCENES = (9, 29, 215, 226, 315, 325, 404, 425)  # ALFRED's hidden test scenes: used by neither split
+TESTS_UNSEEN_SCENES = (9, 29, 215, 226, 315, 325, 404,
+                       425)  # ALFRED's hidden test scenes: used by neither split
 ROOMS = {"Kitchen": range(1, 31), "LivingRoom": range(201, 231), "Bedroom": range(301, 331),
          "Bathroom": range(401, 431)}
 _APPLIANCE = {"pick_clean_then_place_in_recep": "SinkBasin", "pick_heat_then_place_in_recep": "Microwave",
@@ -68,8 +69,9 @@ def _tables() -> dict[str, Any]:
     pickup = {o for o in c.OBJECTS if o in placeable and "Sliced" not in o and o not in static
               and o not in c.VAL_ACTION_OBJECTS["Toggleable"]}
     return {"static": static, "holds": holds, "pickup": pickup, "movable": set(c.MOVABLE_RECEPTACLES),
-            "actions": {k: set(v) for k, v in c.VAL_ACTION_OBJECTS.items()}, "openable": set(c.OPENABLE_CLASS_LIST),
-            "goals": {t: glib.gdict[t] for t in TASK_TYPES}, "goals_valid": c.GOALS_VALID}
+            "actions": {k: set(v) for k, v in c.VAL_ACTION_OBJECTS.items()},
+            "openable": set(c.OPENABLE_CLASS_LIST), "goals": {t: glib.gdict[t] for t in TASK_TYPES},
+            "goals_valid": c.GOALS_VALID}
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,15 +1,16 @@
 """Where objects tend to be: receptacle-class preferences for placing objects in generated games.
 
 ALFWorld's objects are not spread uniformly over the receptacles that can hold them: in the released games a
-book lies on a bed 40% of the time, a pan on a stove burner 55%, an apple in the fridge or on the countertop half
-of the time (see ``count_placements`` on ``json_2.1.1/valid_train``). A generator that drew holders uniformly
-would remove exactly what a student can learn from a privileged teacher and a common-sense searcher cannot know,
-so generated games draw each object's holder with these preferences.
+book lies on a bed 40% of the time, a pan on a stove burner 55%, an apple in the fridge or on the countertop
+half of the time (see ``count_placements`` on ``json_2.1.1/valid_train``). A generator that drew holders
+uniformly would remove exactly what a student can learn from a privileged teacher and a common-sense searcher
+cannot know, so generated games draw each object's holder with these preferences.
 
 ``PLACEMENT_COUNTS`` holds aggregate counts (object class -> receptacle class -> number of object instances),
-computed with ``count_placements`` from ALFWorld's ``valid_train`` games (200 games, seen scenes; no test game),
-and ``RECEPTACLE_INSTANCES`` the mean number of instances of each receptacle class per game. ``holder_weight``
-turns them into a per-instance weight with add-one smoothing, so every legal holder stays possible.
+computed with ``count_placements`` from ALFWorld's ``valid_train`` games (200 games, seen scenes; no test
+game), and ``RECEPTACLE_INSTANCES`` the mean number of instances of each receptacle class per game.
+``holder_weight`` turns them into a per-instance weight with add-one smoothing, so every legal holder stays
+possible.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def count_placements(data_dir: str | Path) -> tuple[dict[str, dict[str, int]], d
             {k: round(sum(v) / len(v), 2) for k, v in sorted(instances.items())})
 
 
-# Generated from ALFWorld's released games: python -m leap_gym.envs.alfworld.placement $ALFWORLD_DATA/json_2.1.1/valid_train
+# Generated from ALFWorld's released games: python -m leap_gym.envs.alfworld.placement
+# $ALFWORLD_DATA/json_2.1.1/valid_train
 PLACEMENT_COUNTS: dict[str, dict[str, int]] = {
     'AlarmClock': {'Desk': 26, 'DiningTable': 6, 'Dresser': 16, 'Shelf': 16, 'SideTable': 20},
     'Apple': {
@@ -226,7 +228,8 @@ RECEPTACLE_INSTANCES: dict[str, float] = {
 
 
 def holder_weight(obj_class: str, recep_class: str) -> float:
-    """Relative chance that one instance of ``recep_class`` holds an ``obj_class`` (smoothed, per instance)."""
+    """Relative chance that one instance of ``recep_class`` holds an ``obj_class`` (smoothed, per
+    instance)."""
     n = PLACEMENT_COUNTS.get(obj_class, {}).get(recep_class, 0)
     return (n + 1.0) / RECEPTACLE_INSTANCES.get(recep_class, 1.0)
 

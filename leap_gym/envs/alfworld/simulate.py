@@ -1,12 +1,12 @@
 """A state rebuilt from a recorded ``info["privileged"]``, and the effect of one command on it.
 
 Teachers judge a student's step from what the rollout recorded, without running the engine again: rebuild the
-``World`` the step was taken in (``world_from_privileged``), apply the student's command (``apply``) and ask the
-oracle how many commands remain (``remaining``). Display names serve as ids (they are unique per instance). What
-the export leaves out is filled in from ALFWorld's tables: ``canContain`` (which receptacle classes accept an
-object class: the oracle needs it to put a wrong object away) and which object classes can be switched on.
-Receptacles share a location as ``shared_locations`` says (records made before that field existed: when a recorded
-``agent_location`` showed them together); otherwise each has its own.
+``World`` the step was taken in (``world_from_privileged``), apply the student's command (``apply``) and ask
+the oracle how many commands remain (``remaining``). Display names serve as ids (they are unique per
+instance). What the export leaves out is filled in from ALFWorld's tables: ``canContain`` (which receptacle
+classes accept an object class: the oracle needs it to put a wrong object away) and which object classes can
+be switched on. Receptacles share a location as ``shared_locations`` says (records made before that field
+existed: when a recorded ``agent_location`` showed them together); otherwise each has its own.
 """
 
 from __future__ import annotations
@@ -131,8 +131,9 @@ def remaining(world: World, goal: Goal) -> int | None:
 
 def keeps_optimal(privileged: dict[str, Any], command: str, together: Iterable[Iterable[str]] = ()) -> bool:
     """Whether ``command`` (admissible in the recorded state) leaves the task completable in one command fewer
-    than the shortest plan from that state: it lies on *some* optimal plan, not only the one the oracle printed.
-    ``False`` when the rebuilt state needs more commands than the recorded plan (it would be misjudged)."""
+    than the shortest plan from that state: it lies on *some* optimal plan, not only the one the oracle
+    printed. ``False`` when the rebuilt state needs more commands than the recorded plan (it would be
+    misjudged)."""
     goal = goal_of(privileged)
     world = world_from_privileged(privileged, together)
     before = remaining(world, goal)

@@ -1,7 +1,8 @@
-"""``leap-gym intercode ...``: build the Debian root file system, check the sandbox, build the original layers.
+"""``leap-gym intercode ...``: build the Debian root file system, check the sandbox, build the original
+layers.
 
-Cheap to import (the CLI lists every subcommand at start-up): it loads the sandbox and root file system helpers,
-not the env; the work happens in the handlers.
+Cheap to import (the CLI lists every subcommand at start-up): it loads the sandbox and root file system
+helpers, not the env; the work happens in the handlers.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""The original InterCode Bash tasks: the 200 NL2Bash tasks (``files``) and the toy set of ``intercode-bench``.
+"""The original InterCode Bash tasks: the 200 NL2Bash tasks (``files``) and the toy set of
+``intercode-bench``.
 
-Their file systems come from running the original setup scripts inside a sandbox whose upper layer lies on disk,
-then ``git init/add/commit`` as the Dockerfile does, so every quirk of the scripts (failed ``touch -t``, a stray
-``.placeholder``, tarballs with build-time headers) is reproduced. The result is cached as a layer keyed by the
-base root and the script, and every episode mounts it read-only below a fresh tmpfs.
+Their file systems come from running the original setup scripts inside a sandbox whose upper layer lies on
+disk, then ``git init/add/commit`` as the Dockerfile does, so every quirk of the scripts (failed ``touch -t``,
+a stray ``.placeholder``, tarballs with build-time headers) is reproduced. The result is cached as a layer
+keyed by the base root and the script, and every episode mounts it read-only below a fresh tmpfs.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def _find(data_dir: Path, name: str, subdirs: tuple[str, ...]) -> Path:
         if p.is_file():
             return p
     raise FileNotFoundError(f"{name} not found in {data_dir} (looked in {', '.join(['.', *subdirs])}); pass "
-                            "data_dir= an InterCode checkout or a folder holding the nl2bash json files and the "
-                            "setup_nl2b_fs_*.sh scripts")
+                            "data_dir= an InterCode checkout or a folder holding the nl2bash json files and "
+                            "the setup_nl2b_fs_*.sh scripts")
 
 
 def _load_queries(path: Path) -> list[dict]:
@@ -75,11 +76,12 @@ class OriginalTasks:
         self.gitignore = _GITIGNORE.encode()
         if source == "files":
             if split not in FILE_SPLITS:
-                raise ValueError(f"tasks='files' splits by file system: split must be one of {list(FILE_SPLITS)}, "
-                                 f"got {split!r}")
+                raise ValueError("tasks='files' splits by file system: split must be one of "
+                                 f"{list(FILE_SPLITS)}, got {split!r}")
             if data_dir is None:
                 raise ValueError("tasks='files' needs data_dir= (an InterCode checkout or a folder with "
-                                 "nl2bash_fs_{1..4}.json and setup_nl2b_fs_{1..4}.sh); the library does not ship them")
+                                 "nl2bash_fs_{1..4}.json and setup_nl2b_fs_{1..4}.sh); the library does not "
+                                 "ship them")
             root = Path(data_dir)
             if not root.is_dir():
                 raise FileNotFoundError(f"data_dir {root} is not a directory")
@@ -102,8 +104,9 @@ class OriginalTasks:
             assets = _package_assets()
             self.scripts[0] = ("setup_fs.sh", (assets / "docker" / "setup_fs.sh").read_bytes())
             for i, item in enumerate(_load_queries(assets / "datasets" / "bash_queries.json")):
-                self.tasks.append(Task(task_id=f"bash_queries.json:{i}", query=item["query"], gold=item["gold"],
-                                       task_type=_first_command(item["gold"]), fs=0, shell="/bin/sh"))
+                self.tasks.append(Task(task_id=f"bash_queries.json:{i}", query=item["query"],
+                                       gold=item["gold"], task_type=_first_command(item["gold"]), fs=0,
+                                       shell="/bin/sh"))
         self.rootfs = rootfs
         self._layers: dict[int, str] = {}
 
@@ -136,7 +139,8 @@ def build_layer(rootfs: RootFS, script_name: str, script: bytes, gitignore: byte
         (work / "upper" / ".gitignore").write_bytes(gitignore)
         os.chmod(work, 0o755)
         chown_tree(work, sandbox_uid())
-        config = SandboxConfig(layers=(rootfs.base,), binds=rootfs.binds, hostname=HOSTNAME, upper_dir=str(work))
+        config = SandboxConfig(layers=(rootfs.base,), binds=rootfs.binds, hostname=HOSTNAME,
+                               upper_dir=str(work))
         env = {"PATH": PATH_ENV, "HOME": "/root", "HOSTNAME": HOSTNAME}
         git_env = dict(env, GIT_AUTHOR_DATE=GIT_DATE, GIT_COMMITTER_DATE=GIT_DATE)
         limits = Limits(timeout=300.0)

@@ -1,13 +1,13 @@
 """BM25 search over the original's indexed text, without Java: a streaming indexer feeding ``bm25s``.
 
-The original searched with pyserini/Anserini defaults: BM25 (Lucene 8 form) with k1=0.9, b=0.4, and the English
-analyzer (standard tokenizer, possessive removal, lowercase, Lucene's 33 stopwords, Porter stemming), top 50.
-Here ``Analyzer`` reproduces that analysis (PyStemmer's Porter stemmer; bm25s's English stopword list is Lucene's),
-``build_index`` streams documents into a term-by-document score matrix in chunks (bounded memory at a million
-products, where bm25s's own indexer would hold every token list), and retrieval runs through a ``bm25s.BM25``
-object holding that matrix. Scores follow bm25s's ``lucene`` method exactly; with ``lossy_norms=True`` (default,
-like Lucene) document lengths are first rounded through Lucene's one-byte norm encoding (``SmallFloat``).
-Ties are broken by document order after rounding scores to 4 decimals.
+The original searched with pyserini/Anserini defaults: BM25 (Lucene 8 form) with k1=0.9, b=0.4, and the
+English analyzer (standard tokenizer, possessive removal, lowercase, Lucene's 33 stopwords, Porter stemming),
+top 50. Here ``Analyzer`` reproduces that analysis (PyStemmer's Porter stemmer; bm25s's English stopword list
+is Lucene's), ``build_index`` streams documents into a term-by-document score matrix in chunks (bounded memory
+at a million products, where bm25s's own indexer would hold every token list), and retrieval runs through a
+``bm25s.BM25`` object holding that matrix. Scores follow bm25s's ``lucene`` method exactly; with
+``lossy_norms=True`` (default, like Lucene) document lengths are first rounded through Lucene's one-byte norm
+encoding (``SmallFloat``). Ties are broken by document order after rounding scores to 4 decimals.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def _lucene_norm_lengths(lengths: np.ndarray) -> np.ndarray:
 
 def build_index(texts: Iterable[str], analyzer: Analyzer | None = None, k1: float = K1, b: float = B,
                 lossy_norms: bool = True, chunk_docs: int = 20_000):
-    """A ``bm25s.BM25`` (method "lucene") whose score matrix is built from ``texts`` in bounded-memory chunks."""
+    """A ``bm25s.BM25`` (method "lucene") whose score matrix is built from ``texts`` in bounded-memory
+    chunks."""
     analyzer = analyzer or Analyzer()
     vocab: dict[str, int] = {}
     word_ids: dict[str, int] = {}  # token -> term id, -1 for stopwords
@@ -203,9 +204,11 @@ class SearchIndex:
         """Document numbers of the top ``k`` matching documents, best first (ties: lower document first)."""
         return top_k(self.scores(query), k)
 
-    # --- persistence ------------------------------------------------------------------------------------------
+    # --- persistence
+    # ------------------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike, meta: dict | None = None) -> None:
-        """Write the index to ``directory`` atomically (built in a temporary sibling, then renamed into place)."""
+        """Write the index to ``directory`` atomically (built in a temporary sibling, then renamed into
+        place)."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
@@ -238,7 +241,8 @@ class SearchIndex:
 
 
 def cache_root() -> Path:
-    """Where built indexes live: ``$LEAP_GYM_CACHE`` or ``$XDG_CACHE_HOME/leap_gym`` (``~/.cache/leap_gym``)."""
+    """Where built indexes live: ``$LEAP_GYM_CACHE`` or ``$XDG_CACHE_HOME/leap_gym``
+    (``~/.cache/leap_gym``)."""
     if os.environ.get("LEAP_GYM_CACHE"):
         return Path(os.environ["LEAP_GYM_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "leap_gym"

@@ -59,8 +59,8 @@ def test_products_match_only_their_own_attributes(cat):
 
 def test_product_fields_and_text(cat):
     p = cat.product(5)
-    for key in ("asin", "name", "Title", "Description", "BulletPoints", "pricing", "Price", "price", "options",
-                "Attributes", "category", "query", "product_category", "title_nouns"):
+    for key in ("asin", "name", "Title", "Description", "BulletPoints", "pricing", "Price", "price",
+                "options", "Attributes", "category", "query", "product_category", "title_nouns"):
         assert key in p
     assert p["Price"].startswith("$") and len(p["Description"].split()) >= 30
     assert 3 <= len(p["BulletPoints"]) <= 7 and all(v == v.lower() for vs in p["options"].values() for v in vs)
@@ -87,7 +87,8 @@ def test_targets_score_one_and_distractors_fall_short(cat):
                 shortfalls[kind] += _best_purchase_reward(cat.product(j), goal) < 1.0
     assert shortfalls["over_budget"] == counts["over_budget"] > 0  # always over any bound the goal can have
     assert shortfalls["sibling"] == counts["sibling"] > 0  # r_type 0
-    for kind in ("missing_attr", "option_absent", "option_in_text"):  # only when the goal asks for what is missing
+    for kind in ("missing_attr", "option_absent",
+                 "option_in_text"):  # only when the goal asks for what is missing
         assert 0 < shortfalls[kind] <= counts[kind]
 
 

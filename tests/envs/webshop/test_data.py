@@ -39,7 +39,8 @@ PRODUCTS = [
     _product("B0TEST0004", "Rain Jacket", pricing=None),
     _product("B0TEST0005", "Wool Hat", pricing="", category="fashion"),
 ]
-INS = {"B0TEST0001": {"attributes": ["waterproof", "rubber sole"], "instruction": "x", "instruction_attributes": []}}
+INS = {"B0TEST0001": {"attributes": ["waterproof", "rubber sole"], "instruction": "x",
+                      "instruction_attributes": []}}
 HUMAN = {
     "B0TEST0001": [
         {"instruction": "i want a pair of waterproof hiking boots for men in size 10.",
@@ -66,7 +67,8 @@ def test_streaming_matches_json_load(data_dir):
         assert list(iter_json_array(path, chunk_size=chunk)) == PRODUCTS
 
 
-@pytest.mark.parametrize("text,msg", [("", "empty"), ('{"a": 1}', "list"), ('[{"asin": "B0"}, {"asin"', "truncated"),
+@pytest.mark.parametrize("text,msg",
+                         [("", "empty"), ('{"a": 1}', "list"), ('[{"asin": "B0"}, {"asin"', "truncated"),
                                       ('[{"asin": "B0"} {"asin": 1}]', "truncated")])
 def test_bad_files_give_clear_errors(tmp_path, text, msg):
     path = tmp_path / "bad.json"
@@ -103,9 +105,10 @@ def test_human_goals(data_dir):
     goals = human_goals(products, HUMAN)
     assert len(goals) == 2  # the instruction without attributes is skipped
     g = goals[0]
-    assert g["instruction_text"].startswith("i want a pair of waterproof hiking boots for men in size 10, and price "
-                                            "lower than ")
-    assert g["price_upper"] in (70.0, 80.0, 90.0) and g["instruction_text"].endswith(f"{g['price_upper']:.2f} dollars")
+    assert g["instruction_text"].startswith("i want a pair of waterproof hiking boots for men in size 10, "
+                                            "and price lower than ")
+    assert g["price_upper"] in (70.0, 80.0,
+                                90.0) and g["instruction_text"].endswith(f"{g['price_upper']:.2f} dollars")
     assert g["goal_options"] == ["10", "black"] and g["attributes"] == ["waterproof", "rubber sole"]
     assert g["name"] == products[0]["name"] and g["query"] == "hiking boots" and g["weight"] == 1
 
@@ -203,7 +206,8 @@ def test_a_truncated_product_store_fails_at_load_not_mid_episode(data_dir, tmp_p
     products = next(cache.glob("*-store")) / "products.jsonl"
     text = products.read_bytes()
     products.write_bytes(text[: len(text) // 2])
-    with pytest.raises(DataError, match=r"corrupt WebShop product store .* \(delete it to rebuild\): products.jsonl"):
+    with pytest.raises(DataError,
+                       match=r"corrupt WebShop product store .* \(delete it to rebuild\): products.jsonl"):
         FileCatalog(data_dir, cache_dir=cache)
     # same size, damaged in the middle: the read of that product names the file and line
     products.write_bytes(text.replace(b'"B0TEST0002"', b'"B0TEST0002 ', 1))
@@ -237,19 +241,21 @@ def test_pages_reproduce_the_spec_examples_exactly(data_dir, tmp_path):
     assert obs.startswith(f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] Page 1 (Total results: ")
     assert "[SEP] Next > [SEP] B0TEST0001 [SEP] TrailMax Men's Waterproof Hiking Boot [SEP] $59.99" in obs
     obs, *_, info = env.step("click[b0test0001]")
-    assert obs == (f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] color [SEP] brown [SEP] "
-                   "black | grey [SEP] size [SEP] 9 [SEP] 10 [SEP] TrailMax Men's Waterproof Hiking Boot [SEP] "
-                   "Price: $59.99 [SEP] Rating: N.A. [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now")
+    assert obs == (f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] color [SEP] brown "
+                   "[SEP] black | grey [SEP] size [SEP] 9 [SEP] 10 [SEP] TrailMax Men's Waterproof Hiking "
+                   "Boot [SEP] Price: $59.99 [SEP] Rating: N.A. [SEP] Description [SEP] Features [SEP] "
+                   "Reviews [SEP] Buy Now")
     assert info["available_actions"]["clickables"] == ["back to search", "< prev", "description", "features",
-                                                       "reviews", "buy now", "brown", "black | grey", "9", "10"]
+                                                       "reviews", "buy now", "brown", "black | grey", "9",
+                                                       "10"]
     obs, *_, info = env.step("click[features]")
     assert obs == f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] Waterproof membrane [SEP] Rubber sole"
     env.step("click[< prev]")
     env.unwrapped.observation_mode = "text_rich"
     obs, *_, info = env.step("click[10]")
     assert obs == (f"You have clicked 10.\nInstruction:\n{ins}\n[button] Back to Search [button_]\n"
-                   "[button] < Prev [button_]\ncolor\n  [button] brown [button_]\n  [button] black | grey [button_]\n"
-                   "size\n  [button] 9 [button_]\n  [clicked button] 10 [clicked button_]\n"
+                   "[button] < Prev [button_]\ncolor\n  [button] brown [button_]\n  [button] black | grey "
+                   "[button_]\nsize\n  [button] 9 [button_]\n  [clicked button] 10 [clicked button_]\n"
                    "TrailMax Men's Waterproof Hiking Boot\nPrice: $59.99\nRating: N.A.\n"
                    "[button] Description [button_]\n[button] Features [button_]\n[button] Reviews [button_]\n"
                    "[button] Buy Now [button_]")

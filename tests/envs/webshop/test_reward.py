@@ -119,7 +119,8 @@ def test_category_match_needs_two_shared_levels():
 
 
 def test_total_is_type_times_share():
-    p = product(query="boots", product_category="Other › Kids", title_nouns=["hiking", "q", "r", "s", "t", "u"])
+    p = product(query="boots", product_category="Other › Kids",
+                title_nouns=["hiking", "q", "r", "s", "t", "u"])
     g = goal(title_nouns=["a", "b", "c", "d", "e", "hiking"])  # title score 1/6 -> r_type 0.5
     r, b = compute_reward(p, g, 50, ["black", "10"])
     assert b["r_type"] == 0.5 and r == pytest.approx(0.5)
