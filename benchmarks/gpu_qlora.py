@@ -157,7 +157,8 @@ def leap_rows(tokenizer: Any, n: int, seq_len: int, seed: int = 0) -> list[dict[
 def _fitted_row(rng: random.Random, count: Any, seq_len: int) -> dict[str, Any]:
     from leap_gym.agents.prompting import build_messages, format_target
 
-    task = f"i need a {rng.choice(_WORDS)} {rng.choice(_ITEMS)}, and price lower than {rng.randint(20, 90)} dollars"
+    task = (f"i need a {rng.choice(_WORDS)} {rng.choice(_ITEMS)}, and price lower than {rng.randint(20, 90)} "
+            "dollars")
     answer = [{"role": "assistant", "content": format_target(
         "The second item matches the colour, size and price, so I open it.",
         f"click[b0{rng.randint(10**6, 10**7 - 1)}x]")}]
@@ -344,7 +345,8 @@ def acting(model_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 def markdown(result: dict[str, Any]) -> str:
     train_cols = ["mode", "seq_len", "batch", "train_tok_s", "peak_gpu_gib", "peak_reserved_gib", "mfu",
                   "mfu_measured", "step_s_median", "lora_params_m"]
-    peak = f"; measured bf16 matmul {result['measured_tflops']:.0f} TFLOP/s" if result["measured_tflops"] else ""
+    peak = (f"; measured bf16 matmul {result['measured_tflops']:.0f} TFLOP/s" if result["measured_tflops"]
+            else "")
     lines = [f"Model: {result['shape']} ({result['layers']} layers), random weights; device: "
              f"{result['device']}{peak}", "", "| " + " | ".join(train_cols) + " |",
              "|" + "---|" * len(train_cols)]

@@ -39,8 +39,8 @@ over the student's own time (``act_slots``); the env's time is reported separate
 Every measurement runs in its own subprocess (clean peak RSS), the two pipelines alternating. The machine may
 be shared: both pipelines see the same load, so compare the ratios (new / today).
 
-    PYTHONPATH=. python benchmarks/student_speed.py                       # smollm2-135m, ~10-15 min on 2 cores
-    PYTHONPATH=. python benchmarks/student_speed.py --quick               # a few minutes
+    PYTHONPATH=. python benchmarks/student_speed.py            # smollm2-135m, ~10-15 min on 2 cores
+    PYTHONPATH=. python benchmarks/student_speed.py --quick    # a few minutes
 """
 
 from __future__ import annotations

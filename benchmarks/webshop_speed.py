@@ -102,7 +102,8 @@ def run_reference(n: int, queries: int) -> dict:
     goals = catalog.goals("test")
     ms = []
     for i in range(queries):
-        q = [t for t in analyzer.terms(goals[i % len(goals)]["instruction_text"]) if t in retriever.vocab_dict]
+        terms = analyzer.terms(goals[i % len(goals)]["instruction_text"])
+        q = [t for t in terms if t in retriever.vocab_dict]
         t = time.perf_counter()
         retriever.retrieve([q], k=50, show_progress=False, n_threads=1)
         ms.append((time.perf_counter() - t) * 1e3)

@@ -2,7 +2,8 @@
 
     # a local student behind the OpenAI protocol (or point --base-url at OpenAI/vLLM/SGLang instead)
     leap-gym serve runs/student --name student --port 8000 &
-    python examples/react_baseline.py --env leap/ALFWorld-v0 --base-url http://127.0.0.1:8000/v1 --model student
+    python examples/react_baseline.py --env leap/ALFWorld-v0 --base-url http://127.0.0.1:8000/v1 \
+        --model student
 
 The agent only sees the student view of ``info``, so this is the "teacher without privilege"
 baseline when the model is the teacher's. Answers are cached under ``--cache`` so a rerun costs nothing.

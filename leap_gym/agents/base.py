@@ -115,7 +115,8 @@ class TrajectoryAgent(Agent, BatchAgent):
 
     def __init__(self, env_id: str = "", privileged_keys: Sequence[str] = (), sees_privileged: bool = False):
         self.env_id = env_id
-        self.privileged_keys = frozenset() if sees_privileged else PRIVILEGED_INFO_KEYS | frozenset(privileged_keys)
+        self.privileged_keys = (frozenset() if sees_privileged
+                                else PRIVILEGED_INFO_KEYS | frozenset(privileged_keys))
         self.episodes: dict[int, Trajectory] = {}
 
     @abstractmethod
@@ -145,8 +146,9 @@ class TrajectoryAgent(Agent, BatchAgent):
                     episode = self.episodes[slot]
                 episode.task = str(task)
             acts = view.get("admissible_actions")
+            actions = [str(a) for a in acts] if acts is not None else None
             episode.steps.append(Step(observation=str(obs), action="", info=record_info(view),
-                                      admissible_actions=[str(a) for a in acts] if acts is not None else None))
+                                      admissible_actions=actions))
         try:
             outputs = self.decide(slots)
         except BaseException:  # no decision: the pending steps were never taken

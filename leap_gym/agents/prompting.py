@@ -136,7 +136,8 @@ def fit_step_prompt(trajectory: Trajectory, t: int, *, k: int = DEFAULT_HISTORY,
                     budget: int | None = None,
                     clip_observation: bool = False) -> FittedPrompt:
     """The step-format prompt the student sees at step ``t`` of ``trajectory``: its own ``(observation,
-    action)`` pairs of ``steps[:t]`` (no reasons, as the paper), the observation and candidates of ``steps[t]``.
+    action)`` pairs of ``steps[:t]`` (no reasons, as the paper), the observation and candidates of
+    ``steps[t]``.
 
     Fitted to ``budget`` tokens as ``tokenize`` counts them: the most history, at most ``k`` steps, that fits;
     older steps go first, never the current observation. When not even the history-free prompt fits,
@@ -170,7 +171,7 @@ def fit_step_prompt(trajectory: Trajectory, t: int, *, k: int = DEFAULT_HISTORY,
     return whole
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Parsing
 
 # A marker is the word, optionally wrapped in markdown (**ACTION**:, ### Action -), then ':' or '-'.

@@ -475,13 +475,15 @@ def load_student(spec: str, adapter: str | None = None, iteration: int | None = 
         built, tok = build_tiny_student(spec)
         dev, dt = default_device_dtype(device, dtype)
         student = HFStudent(built.to(device=dev, dtype=dt), tok, seed=None, **student_kw)
-        return student, f"{spec}: built here, untrained (random weights; serve a run directory for a trained one)"
+        return student, (f"{spec}: built here, untrained (random weights; serve a run directory for a "
+                         "trained one)")
     elif re.fullmatch(r"[\w.-]+/[\w.-]+", spec) and not path.parent.is_dir():
         model, what = spec, f"hub model {spec}"
     else:
+        nearby = (f"; {path.parent}/ exists here but has no {path.name}" if "/" in spec and path.parent.is_dir()
+                  else "")
         raise ValueError(f"{spec!r} is not a model directory, a leap-gym run directory, a hub id (org/name) "
-                         f"or one of the built-in models ({', '.join(MODEL_SIZES)})"
-                         + (f"; {path.parent}/ exists here but has no {path.name}" if "/" in spec and path.parent.is_dir() else ""))
+                         f"or one of the built-in models ({', '.join(MODEL_SIZES)})" + nearby)
     student = HFStudent(model, tokenizer, adapter=adapter, device=device, dtype=dtype, seed=None,
                         **student_kw)
     return student, what + (f" + adapter {adapter}" if adapter and "adapter" not in what else "")

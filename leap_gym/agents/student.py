@@ -412,7 +412,8 @@ class HFStudent(TrajectoryAgent):
                 self.stats["prompt_tokens"] += int(mask.sum())
                 cache = batch_cache(self._forward_cache, head_cache, h, [rests[i] for i in chunk], width - h,
                                     settings["max_new_tokens"], pad, self.prefill_tokens, self.device)
-                if cache is None and head_cache is not None:  # cache layers we cannot reserve: generate prefills
+                # cache layers we cannot reserve: generate prefills
+                if cache is None and head_cache is not None:
                     cache = copy.deepcopy(head_cache)
                     cache.batch_repeat_interleave(len(chunk))
                 new = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache)
@@ -454,7 +455,7 @@ class HFStudent(TrajectoryAgent):
             kwargs[self._cache_kwarg()] = cache
         if settings["do_sample"]:
             kwargs.update(temperature=settings["temperature"], top_p=settings["top_p"], top_k=0)
-        else:  # explicit, so a checkpoint's generation_config (e.g. do_sample=True, top_p=0.9) cannot override
+        else:  # explicit, so a checkpoint's generation_config (do_sample=True, top_p=0.9) cannot override
             kwargs.update(temperature=None, top_p=None, top_k=None)
         self._calls += 1
         devices = [ids.device] if ids.device.type == "cuda" else []

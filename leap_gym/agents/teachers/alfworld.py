@@ -180,7 +180,8 @@ class _Student:
         self.searching: tuple[str, tuple[str, ...]] = ("", ())  # what the last ``_explore`` looked for
 
     def _ok(self, obj: str) -> bool:
-        return _klass(obj) == self.g.object and (not self.g.state or self.g.state in self.b.states.get(obj, ()))
+        return _klass(obj) == self.g.object and (not self.g.state
+                                                 or self.g.state in self.b.states.get(obj, ()))
 
     def rank(self, recep: str, want: str, places: tuple[str, ...] = ()) -> tuple[bool, int]:
         """How promising ``recep`` is to search for ``want`` (lower first); equal ranks are equally good."""
@@ -200,7 +201,7 @@ class _Student:
 
     def _put_command(self, obj: str, recep: str) -> str:
         for c in self.adm:
-            if (c.startswith("move ") or c.startswith("put ")) and f" {obj} " in f" {c} " and c.endswith(" " + recep):
+            if c.startswith(("move ", "put ")) and f" {obj} " in f" {c} " and c.endswith(" " + recep):
                 return c
         return f"move {obj} to {recep}"
 
