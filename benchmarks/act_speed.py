@@ -119,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             for n in args.envs:
                 key = (size, t, n)
-                b = next(r for r in rows if (r["model"], r["threads"], r["envs"], r["mode"]) == (*key, "batched"))
-                s = next(r for r in rows if (r["model"], r["threads"], r["envs"], r["mode"]) == (*key, "env-by-env"))
-                same = sum(x == y for x, y in zip(b["answers"], s["answers"], strict=True)) / len(b["answers"])
+                mine = [r for r in rows if (r["model"], r["threads"], r["envs"]) == key]
+                b = next(r for r in mine if r["mode"] == "batched")
+                s = next(r for r in mine if r["mode"] == "env-by-env")
+                agree = sum(x == y for x, y in zip(b["answers"], s["answers"], strict=True))
+                same = agree / len(b["answers"])
                 speedups.append({"model": size, "threads": t, "envs": n,
                                  "speedup_wall": b["actions_per_s"] / s["actions_per_s"],
                                  "speedup_cpu": b["actions_per_cpu_s"] / s["actions_per_cpu_s"],

@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
-        print("| " + " | ".join(f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "-")) for c in cols)
-              + " |")
+        cells = (f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "-")) for c in cols)
+        print("| " + " | ".join(cells) + " |")
     from leap_gym.io import atomic_write_json
 
     atomic_write_json(args.out, {"python": sys.version.split()[0], "cpus": os.cpu_count(), "rows": rows})

@@ -83,7 +83,8 @@ def check_info(info: dict[str, Any], privileged: bool = True) -> None:
         assert isinstance(value, types) and not (isinstance(value, bool) and bool not in types), (
             f"info[{key!r}] should be {types}, got {type(value).__name__}")
     if info["admissible_actions"] is not None:
-        assert all(isinstance(a, str) for a in info["admissible_actions"]), "admissible_actions must be strings"
+        assert all(isinstance(a, str) for a in info["admissible_actions"]), (
+            "admissible_actions must be strings")
     assert 0.0 <= float(info["score"]) <= 1.0, f"info['score'] must lie in [0, 1], got {info['score']}"
     priv = info["privileged"]
     if not privileged:

@@ -33,7 +33,8 @@ class BenchmarkSpec:
     rules: str  # the env's rules in the student prompt (candidate actions listed)
     episode_rules: str | None = None  # the rules when the student writes its actions itself; None: ``rules``
     expert: str | None = None  # "module:Class" of the programmatic privileged expert (a Teacher)
-    leak_facts: str | None = None  # "module:function" (trajectory, t) -> privileged-only facts for the leak meter
+    # "module:function" (trajectory, t) -> privileged-only facts for the leak meter
+    leak_facts: str | None = None
     teacher_mode: str | None = None  # what an LLM teacher is told to correct; None: the generic mode
     privileged_fields: tuple[str, ...] | None = None  # privileged keys an LLM teacher sees; None: all of them
     seed_kwarg: str | None = "task_seed"  # constructor keyword that draws a different task sample

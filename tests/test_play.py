@@ -26,7 +26,8 @@ TOY_PLAY = f"import sys, tests.toy_env; from leap_gym.cli import main; sys.exit(
 
 
 def test_wrap_breaks_at_word_boundaries_only():
-    text = "You are in the middle of a room. Looking quickly around you, you see a cabinet 17, a countertop 3.\n\n  x"
+    text = ("You are in the middle of a room. Looking quickly around you, you see a cabinet 17, a countertop "
+            "3.\n\n  x")
     out = wrap(text, 30)
     assert all(len(line) <= 30 for line in out.splitlines())
     assert out.split() == text.split() and out.endswith("\n\n  x")  # no word cut, blank line and indent kept
@@ -37,8 +38,9 @@ def test_columns_fill_top_to_bottom_within_width():
     acts = [f"go to cabinet {i}" for i in range(12)]
     out = columns(acts, 70).splitlines()
     assert len(out) == 4 and all(len(line) <= 70 for line in out)  # 3 columns of 4 rows
-    assert out[0].startswith(" 0. go to cabinet 0  ") and out[0].split()[-4:] == ["8.", "go", "to", "cabinet"] \
-        or out[0].endswith(" 8. go to cabinet 8")
+    assert (out[0].startswith(" 0. go to cabinet 0  ")
+            and out[0].split()[-4:] == ["8.", "go", "to", "cabinet"]
+            or out[0].endswith(" 8. go to cabinet 8"))
     assert len(columns(acts, 60).splitlines()) == 6  # 3 columns need 64 characters
     assert columns(acts, 10).count("\n") == 11 and columns([], 80) == "(no admissible actions)"
 
@@ -81,7 +83,8 @@ def test_play_toy_env_with_piped_stdin():
     assert json.loads(full)["key_room"] == "garden"  # :privileged full is valid JSON
     assert "Nothing happens." in out and "did not accept" in out
     assert "no action 7: there are 2" in out and "unknown command :nope" in out
-    assert "[step 1/5] > " in out and "[step 2/5] > " in out and "[step 3/5] > " in out  # invalid step counted
+    # the invalid step is counted
+    assert "[step 1/5] > " in out and "[step 2/5] > " in out and "[step 3/5] > " in out
     assert "episode over after 3 steps: won=True" in out and "the episode is over" in out
     assert "== new episode" in out
 

@@ -23,8 +23,9 @@ from leap_gym.records import (
 
 
 def _traj(n=3):
-    steps = [Step(observation=f"obs {i} ünïcode", action=f"go to shelf {i}", admissible_actions=["look", "inventory"],
-                  reason="I look around.", reward=float(i == n - 1), action_valid=i != 1,
+    steps = [Step(observation=f"obs {i} ünïcode", action=f"go to shelf {i}",
+                  admissible_actions=["look", "inventory"], reason="I look around.", reward=float(i == n - 1),
+                  action_valid=i != 1,
                   info={"privileged": {"expert_action": "look", "expert_plan": ["look"]}}) for i in range(n)]
     return Trajectory(env_id="leap/ALFWorld-v0", task_id="train/0/1", task="put a mug in the sink",
                       steps=steps, seed=7, won=True, score=1.0, metadata={"iteration": 2})

@@ -74,7 +74,8 @@ def test_a_registered_spec_reaches_every_consumer(toy_benchmark):
     assert gym.spec(TOY_ID).entry_point == "tests.toy_env:ToyEnv" and gym.spec(TOY_ID).max_episode_steps == 5
     assert get_spec("tests.toy_env:" + TOY_ID) is toy_benchmark  # the module:id form the loop accepts
     assert TOY_RULES in system_prompt(TOY_ID) and GENERIC_RULES not in system_prompt(TOY_ID)
-    assert TOY_RULES in episode_system_prompt(TOY_ID) and GENERIC_EPISODE_RULES not in episode_system_prompt(TOY_ID)
+    episode_prompt = episode_system_prompt(TOY_ID)
+    assert TOY_RULES in episode_prompt and GENERIC_EPISODE_RULES not in episode_prompt
     assert isinstance(make_expert(TOY_ID, privilege=0.0), ToyExpertTeacher)
     step = Step("You are in the hall.", "go to kitchen",
                 info={"privileged": {"key_room": "garden", "expert_plan": ["go to garden"]}})

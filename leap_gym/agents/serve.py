@@ -480,8 +480,8 @@ def load_student(spec: str, adapter: str | None = None, iteration: int | None = 
     elif re.fullmatch(r"[\w.-]+/[\w.-]+", spec) and not path.parent.is_dir():
         model, what = spec, f"hub model {spec}"
     else:
-        nearby = (f"; {path.parent}/ exists here but has no {path.name}" if "/" in spec and path.parent.is_dir()
-                  else "")
+        nearby = (f"; {path.parent}/ exists here but has no {path.name}"
+                  if "/" in spec and path.parent.is_dir() else "")
         raise ValueError(f"{spec!r} is not a model directory, a leap-gym run directory, a hub id (org/name) "
                          f"or one of the built-in models ({', '.join(MODEL_SIZES)})" + nearby)
     student = HFStudent(model, tokenizer, adapter=adapter, device=device, dtype=dtype, seed=None,

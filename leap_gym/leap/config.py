@@ -185,7 +185,8 @@ class TrainingConfig:
     # bf16 on CPU: LoRA keeps the frozen base in bf16 (adapters fp32), full fine-tuning uses autocast; used
     # only where the CPU computes bf16 natively (else fp32). Always on for CUDA.
     bf16: bool = False
-    report_to: str = "none"  # trainer and run-level metrics: "none", "wandb", "tensorboard", "all" (comma list)
+    # trainer and run-level metrics: "none", "wandb", "tensorboard", "all" (comma list)
+    report_to: str = "none"
     # save a trainer checkpoint (weights, optimizer, scheduler, RNG) every N optimizer steps, so a killed run
     # resumes its training stage from the last one instead of from step 0; 0 = never.
     checkpoint_steps: int = 50
@@ -330,16 +331,19 @@ def validate(cfg: LeapConfig) -> None:
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {value}")
     if not 0.0 <= cfg.teacher.max_invalid_fraction <= 1.0:
-        raise ConfigError(f"teacher.max_invalid_fraction: must lie in [0, 1], got {cfg.teacher.max_invalid_fraction}")
+        raise ConfigError("teacher.max_invalid_fraction: must lie in [0, 1], got "
+                          f"{cfg.teacher.max_invalid_fraction}")
     if cfg.teacher.max_consecutive_failures < 0:
         raise ConfigError("teacher.max_consecutive_failures: must be >= 0 (0 = never stop), got "
                           f"{cfg.teacher.max_consecutive_failures}")
     if cfg.iterations < 0:
         raise ConfigError(f"iterations: must be >= 0, got {cfg.iterations}")
     if cfg.rollout.tasks_per_iteration < 0:
-        raise ConfigError(f"rollout.tasks_per_iteration: must be >= 0 (0 = all), got {cfg.rollout.tasks_per_iteration}")
+        raise ConfigError("rollout.tasks_per_iteration: must be >= 0 (0 = all), got "
+                          f"{cfg.rollout.tasks_per_iteration}")
     if cfg.training.checkpoint_steps < 0:
-        raise ConfigError(f"training.checkpoint_steps: must be >= 0 (0 = never), got {cfg.training.checkpoint_steps}")
+        raise ConfigError("training.checkpoint_steps: must be >= 0 (0 = never), got "
+                          f"{cfg.training.checkpoint_steps}")
     for key in ("learning_rate", "bc_learning_rate", "dpo_learning_rate"):
         if getattr(cfg.training, key) < 0:
             raise ConfigError(f"training.{key}: must be >= 0, got {getattr(cfg.training, key)}")

@@ -35,7 +35,8 @@ def field_docs(cls: type) -> dict[str, str]:
     """``{field: doc}`` for one config dataclass (see the module doc; "" for a field with no comment)."""
     src = textwrap.dedent(inspect.getsource(cls))
     comments = {tok.start[0]: tok.string.lstrip("#").strip()
-                for tok in tokenize.generate_tokens(io.StringIO(src).readline) if tok.type == tokenize.COMMENT}
+                for tok in tokenize.generate_tokens(io.StringIO(src).readline)
+                if tok.type == tokenize.COMMENT}
     names = {f.name for f in dataclasses.fields(cls)}
     docs: dict[str, str] = {}
     pending: list[str] = []
@@ -45,7 +46,8 @@ def field_docs(cls: type) -> dict[str, str]:
         if text.startswith("#"):
             pending.append(comments.get(number, ""))
         elif match and match.group(1) in names:
-            docs[match.group(1)] = " ".join(pending + ([comments[number]] if number in comments else [])).strip()
+            trailing = [comments[number]] if number in comments else []
+            docs[match.group(1)] = " ".join(pending + trailing).strip()
             pending = []
         else:  # a blank line, the docstring, a continuation line: comments above do not carry over
             pending = []
@@ -148,7 +150,8 @@ def options_to_overrides(argv: list[str]) -> list[str]:
             out.append(arg[2:])
         else:
             nxt = argv[i + 1] if i + 1 < len(argv) else None
-            takes_next = nxt is not None and not nxt.startswith("--") and not (_bool_field(name) and not _is_bool(nxt))
+            takes_next = (nxt is not None and not nxt.startswith("--")
+                          and not (_bool_field(name) and not _is_bool(nxt)))
             out.append(f"{name}={nxt}" if takes_next else f"{name}=true")
             i += takes_next
         i += 1

@@ -31,8 +31,9 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
         # share of steps where the agent did what the env's privileged oracle would do: a dense progress
         # signal for weak students whose success is still 0 (read from the recorded state, never shown to the
         # agent)
-        "expert_agreement": (sum(s.action.strip().lower() == s.info["privileged"]["expert_action"].strip().lower()
-                                 for s in expert) / len(expert) if expert else None),
+        "expert_agreement": (sum(s.action.strip().lower()
+                                 == s.info["privileged"]["expert_action"].strip().lower() for s in expert)
+                             / len(expert) if expert else None),
         "avg_steps": steps / n if n else 0.0,
         "invalid_action_rate": (sum(not s.action_valid for t in trajectories for s in t.steps) / steps
                                 if steps else 0.0),

@@ -3,7 +3,7 @@
 Layout (every file written atomically; a stage is done when its output exists)::
 
     run_dir/config.yaml                  resolved config (a resumed run must match it)
-    run_dir/teachers/<name>.json         evaluation of the privileged teacher and the teacher without privilege
+    run_dir/teachers/<name>.json         evaluation of the privileged teacher and of the unprivileged one
     run_dir/baselines/<name>.json        evaluation of each prompting baseline (evaluation.baselines)
     run_dir/iter_0/demos.jsonl           teacher demonstrations on the train tasks (reasons included)
     run_dir/base/                        the student's starting weights (built locally for tiny/small/base)
@@ -11,8 +11,8 @@ Layout (every file written atomically; a stage is done when its output exists)::
     run_dir/iter_<i>/corrections.jsonl   teacher corrections of the selected episodes (i >= 1)
     run_dir/iter_<i>/dataset.jsonl       this iteration's training rows (+ dataset_stats.json)
     run_dir/iter_<i>/train/              model/ (merged weights), adapter/, train_log.json
-    run_dir/iter_<i>/eval.json           held-out evaluation of the iteration's student (+ eval_trajectories.jsonl)
-    run_dir/evals/<name>/iter_<i>.json   a later held-out evaluation (``leap-gym eval --name``; + trajectories)
+    run_dir/iter_<i>/eval.json           held-out evaluation of the iteration's student (+ its episodes)
+    run_dir/evals/<name>/iter_<i>.json   a later held-out evaluation (``leap-gym eval --name``; + episodes)
     run_dir/stages.json                  wall time of every stage, written when the stage finishes
     run_dir/metrics.jsonl, learning_curve.png, loss_curves.png, report.html   rebuilt after every stage
     run_dir/leap.log                     everything the run logged; teacher_cache/, tensorboard/ when used
@@ -324,7 +324,8 @@ class RunLayout:
 
     def trained_iterations(self) -> list[int]:
         """The iterations whose training finished, in order."""
-        found = (key_iteration(p.parent.parent.name) for p in self.root.glob(f"{_ITERATION}*/train/train_log.json"))
+        logs = self.root.glob(f"{_ITERATION}*/train/train_log.json")
+        found = (key_iteration(p.parent.parent.name) for p in logs)
         return sorted(i for i in found if i is not None)
 
     def student_weights(self, i: int, base: str | None = None) -> tuple[str, str | None]:

@@ -226,7 +226,8 @@ def write_report(layout: RunLayout, rows: list[dict[str, Any]], episodes_per_ite
     parts.append("<h2>Per task type (held-out success)</h2>" + _per_type_html(evaluated))
     pngs = ((layout.learning_curve, "learning curve"), (layout.loss_curves, "training loss curves"))
     # the report sits beside the figures: they are linked by file name
-    figs = [f"<img src='{png.name}' alt='{alt}' width='600' height='400'>" for png, alt in pngs if png.exists()]
+    figs = [f"<img src='{png.name}' alt='{alt}' width='600' height='400'>"
+            for png, alt in pngs if png.exists()]
     if figs:
         parts.append("<h2>Curves</h2><div class=figs>" + "".join(figs) + "</div>")
     parts.append("<h2>Wall time per stage</h2>" + _stages_html(layout.load_stages()))
@@ -392,6 +393,7 @@ def _episode_html(traj, corrections) -> str:
         cls = " class='changed'" if c and c.was_corrected else ""
         out.append(f"<tr{cls}><td>{t}</td><td class=obs>{_esc(step.observation, 300)}</td>"
                    f"<td>{_action_cell(step)}</td>"
-                   f"<td class='teacher'>{teacher}</td><td>{'yes' if c and c.was_corrected else ''}</td></tr>")
+                   f"<td class='teacher'>{teacher}</td>"
+                   f"<td>{'yes' if c and c.was_corrected else ''}</td></tr>")
     out.append("</table></details>")
     return "\n".join(out)

@@ -125,7 +125,8 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
             live = [i for i, s in enumerate(slots) if s.traj is not None]
             if not live:
                 break
-            views = [slots[i].info if privileged else strip_privileged(slots[i].info, slots[i].keys) for i in live]
+            views = [slots[i].info if privileged else strip_privileged(slots[i].info, slots[i].keys)
+                     for i in live]
             outputs = actor.act_slots(live, [slots[i].obs for i in live], views)
             for i, out in zip(live, outputs, strict=True):
                 slot = slots[i]

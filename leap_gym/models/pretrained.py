@@ -138,7 +138,8 @@ def convert_gguf(gguf: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         try:
             _write_checkpoint(gguf, partial)
-            files = {str(p.relative_to(partial)): p.stat().st_size for p in sorted(partial.rglob("*")) if p.is_file()}
+            files = {str(p.relative_to(partial)): p.stat().st_size
+                     for p in sorted(partial.rglob("*")) if p.is_file()}
             manifest = {"version": MANIFEST_VERSION, "source": str(gguf), "source_key": key, "files": files}
             (partial / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
             if out_dir.exists():

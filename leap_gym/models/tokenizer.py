@@ -99,7 +99,8 @@ def webshop_like_turn(rng: random.Random) -> tuple[str, list[tuple[str, str]], s
 
 def bash_like_turn(rng: random.Random) -> tuple[str, list[tuple[str, str]], str, None, str, str]:
     cmd = rng.choice(_BASH)
-    task = f"Count the files in /testbed that match the pattern and print {rng.choice(['their names', 'the total'])}."
+    what = rng.choice(["their names", "the total"])
+    task = f"Count the files in /testbed that match the pattern and print {what}."
     history = [(f"{rng.randint(0, 99)}\nfile{rng.randint(1, 9)}.txt", rng.choice(_BASH))]
     return task, history, "bash: syntax error near unexpected token `|'", None, \
         "The last command had a syntax error, so I fix the pipe.", cmd

@@ -21,7 +21,8 @@ class Echo(TrajectoryAgent):
     def decide(self, slots):
         if self.fail:
             raise RuntimeError("backend down")
-        return [AgentOutput(reason="r", action=f"step {len(self.episodes[s].steps)}", raw_text="raw") for s in slots]
+        return [AgentOutput(reason="r", action=f"step {len(self.episodes[s].steps)}", raw_text="raw")
+                for s in slots]
 
 
 def test_slots_keep_their_own_episodes_and_record_the_action_the_env_ran():
@@ -33,7 +34,8 @@ def test_slots_keep_their_own_episodes_and_record_the_action_the_env_ran():
     agent.record_action(3, "snapped")
     agent.act_slots([3], ["b1"], [{}])
     b = agent.episodes[3]
-    assert b.task == "task b" and [(s.observation, s.action) for s in b.steps] == [("b0", "snapped"), ("b1", "step 2")]
+    assert b.task == "task b"
+    assert [(s.observation, s.action) for s in b.steps] == [("b0", "snapped"), ("b1", "step 2")]
     assert b.steps[0].admissible_actions == ["x", "1"] and b.steps[0].raw_output == "raw"
     assert [s.observation for s in agent.episodes[0].steps] == ["a0"]
 

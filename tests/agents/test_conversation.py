@@ -108,7 +108,7 @@ def test_a_template_that_rewrites_earlier_turns_is_refused(tok):
     with pytest.raises(ValueError, match="not prefix-stable"):
         encode_turns(last_marked, _messages(), [2])
     odd_header = copy.deepcopy(tok)  # its generation prompt is not how an assistant turn starts
-    odd_header.chat_template = ("{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}"
-                                "{% if add_generation_prompt %}{{ 'ANSWER NOW: ' }}{% endif %}")
+    odd_header.chat_template = ("{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}"
+                                "{% endfor %}{% if add_generation_prompt %}{{ 'ANSWER NOW: ' }}{% endif %}")
     with pytest.raises(ValueError, match="generation prompt is not the assistant header"):
         encode_turns(odd_header, _messages(), [2])

@@ -117,8 +117,8 @@ def test_teacher_registry_and_guesser():
     assert guess_command("Print the first 3 lines of /data/a.txt.") == "head -n 3 /data/a.txt"
     assert guess_command("How many .py files are there under /src, including subdirectories?") == \
         "find /src -name '*.py' | wc -l"
-    assert command_names("find /x -name '*.c' -exec md5sum {} + | sort | uniq -d") == ["find", "md5sum", "sort",
-                                                                                      "uniq"]
+    assert command_names("find /x -name '*.c' -exec md5sum {} + | sort | uniq -d") == [
+        "find", "md5sum", "sort", "uniq"]
 
 
 def test_reasons_are_first_person_and_vary_with_the_seed(env):

@@ -210,9 +210,9 @@ def test_serve_matches_local_generation(served):
     from leap_gym.agents.student import render_prompt
 
     convs = [[{"role": "user", "content": f"TASK: find the key {i}"}] for i in range(5)]
-    expected = [student.complete([student.tokenizer(render_prompt(student.tokenizer, m),
-                                                    add_special_tokens=False)["input_ids"]], max_new_tokens=12)[0]
-                for m in convs]
+    prompts = [student.tokenizer(render_prompt(student.tokenizer, m), add_special_tokens=False)["input_ids"]
+               for m in convs]
+    expected = [student.complete([p], max_new_tokens=12)[0] for p in prompts]
     with OpenAIChat("tiny-student", server.url + "/v1", max_tokens=12, max_concurrency=5) as c:
         answers = c.chat_many(convs)  # concurrent: micro-batched on the server
         assert [a.text for a in answers] == [e.text for e in expected]

@@ -125,9 +125,11 @@ def test_fit_step_prompt_drops_oldest_history_then_clips_the_observation():
     assert full.shown == 3 and full.ids == [] and full.fits
     bare = len(chars(fit_step_prompt(traj, 4, k=0).messages))
     one = fit_step_prompt(traj, 4, k=3, tokenize=chars, budget=bare + 200)
-    assert one.shown == 1 and "act 3" in one.messages[1]["content"] and "act 2" not in one.messages[1]["content"]
+    assert one.shown == 1
+    assert "act 3" in one.messages[1]["content"] and "act 2" not in one.messages[1]["content"]
     whole = fit_step_prompt(traj, 4, k=3, tokenize=chars, budget=bare - 300)
     assert (whole.shown, whole.fits, whole.clipped, len(whole.ids)) == (0, False, False, bare)
     clipped = fit_step_prompt(traj, 4, k=3, tokenize=chars, budget=bare - 300, clip_observation=True)
     assert clipped.fits and clipped.clipped and len(clipped.ids) <= bare - 300
-    assert "OBSERVATION: now " in clipped.messages[1]["content"] and " ...\n" in clipped.messages[1]["content"]
+    current = clipped.messages[1]["content"]
+    assert "OBSERVATION: now " in current and " ...\n" in current

@@ -78,7 +78,8 @@ def test_max_tokens_and_stop_are_honoured(client):
         stop = text[1:3]
         cut = client.chat.completions.create(model="tiny", messages=USER, max_tokens=8, temperature=0,
                                              stop=stop)
-        assert cut.choices[0].message.content == text[:text.find(stop)] and cut.choices[0].finish_reason == "stop"
+        assert cut.choices[0].message.content == text[:text.find(stop)]
+        assert cut.choices[0].finish_reason == "stop"
 
 
 @pytest.mark.parametrize("key", ["max_tokens", "max_completion_tokens"])

@@ -56,8 +56,8 @@ def _prompt_ids(student, task, history, obs, cands):
 
 def _obs_infos(n):
     obs = [f"You arrive at shelf {i}. On the shelf {i}, you see a mug {i}." for i in range(n)]
-    infos = [{"task": f"put a mug in fridge {i}.", "admissible_actions": [f"go to shelf {j}" for j in range(i + 2)]}
-             for i in range(n)]
+    infos = [{"task": f"put a mug in fridge {i}.",
+              "admissible_actions": [f"go to shelf {j}" for j in range(i + 2)]} for i in range(n)]
     return obs, infos
 
 
@@ -269,8 +269,8 @@ def test_chunked_prefill_keeps_greedy_answers_and_order(tiny):
         single = HFStudent(model, tok, env="alfworld", max_new_tokens=12)
         single.reset(infos[i]["task"])
         singles.append(single.act(obs[i], infos[i]).raw_text)
-    lengths = [len(_prompt_ids(HFStudent(model, tok, env="alfworld"), i["task"], [], o, i["admissible_actions"]))
-               for o, i in zip(obs, infos, strict=True)]
+    lengths = [len(_prompt_ids(HFStudent(model, tok, env="alfworld"), i["task"], [], o,
+                               i["admissible_actions"])) for o, i in zip(obs, infos, strict=True)]
     for budget, chunks in ((1, {6}), (2 * max(lengths), {2, 3, 4, 5}), (10**6, {0})):  # 0: generate prefills
         for share in (True, False):
             student = HFStudent(model, tok, env="alfworld", max_new_tokens=12, prefill_tokens=budget,
@@ -278,7 +278,8 @@ def test_chunked_prefill_keeps_greedy_answers_and_order(tiny):
                                 batch_size=4 if budget == 1 else 32)  # 1: generate in 2 batches
             calls = []
             forward = student._forward_cache
-            student._forward_cache = lambda *a, calls=calls, forward=forward: calls.append(a[0].shape) or forward(*a)
+            student._forward_cache = (lambda *a, calls=calls, forward=forward:
+                                      calls.append(a[0].shape) or forward(*a))
             assert [o.raw_text for o in student.act_batch(obs, infos)] == singles, (budget, share)
             assert len(calls) in chunks
 

@@ -61,8 +61,8 @@ def _student(model_tok, **kw) -> HFStudent:
 def _round(step: int, n: int = 3):
     """Observations of different lengths per slot (rows are left-padded differently) and their infos."""
     obs = [f"You arrive at shelf {step}." + " You see a mug." * (i + 1) for i in range(n)]
-    infos = [{"task": f"put a mug in fridge {i}.", "admissible_actions": [f"go to shelf {j}" for j in range(4)]}
-             for i in range(n)]
+    infos = [{"task": f"put a mug in fridge {i}.",
+              "admissible_actions": [f"go to shelf {j}" for j in range(4)]} for i in range(n)]
     return obs, infos
 
 
@@ -197,8 +197,9 @@ def test_a_chat_over_budget_is_rebuilt_from_its_latest_steps(taught):
         out = student.act_batch(obs, infos)[0]
         ids = student._last_prompt_ids[0]
         assert len(ids) + student.max_new_tokens <= budget
+        # the latest steps, whole
         kept = next(s for s in range(len(steps) + 1)
-                    if ids == _prompt_ids(tok, infos[0]["task"], steps[s:], obs[0]))  # the latest steps, whole
+                    if ids == _prompt_ids(tok, infos[0]["task"], steps[s:], obs[0]))
         rebuilt += kept > 0
         assert student.last_prompts[0].count("TASK: put a mug in fridge 0.") == 1
         assert out.format_ok and out.action  # still answers

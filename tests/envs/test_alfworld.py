@@ -350,7 +350,8 @@ def assert_solved_or_dead_end(env, info):
     if not info["won"] and not info["privileged"]["expert_plan"]:
         state = env._state
         w = World.from_facts(state["_facts"], state["_entity_infos"])
-        stuck = [o for o in w.held if not any((c, w.obj_class[o]) in w.can_contain for c in w.recep_class.values())]
+        stuck = [o for o in w.held
+                 if not any((c, w.obj_class[o]) in w.can_contain for c in w.recep_class.values())]
         assert stuck, f"oracle gave up without a dead end in {info['task_id']}"
         return False
     assert play_expert(env, info)["won"], info["task_id"]
@@ -397,7 +398,8 @@ def test_planner_expert_mode():
 def test_shipped_placement_table_is_what_the_counter_computes(alf_data):
     from leap_gym.envs.alfworld.placement import PLACEMENT_COUNTS, RECEPTACLE_INSTANCES, count_placements
 
-    assert count_placements(alf_data / "json_2.1.1" / "valid_train") == (PLACEMENT_COUNTS, RECEPTACLE_INSTANCES)
+    counted = count_placements(alf_data / "json_2.1.1" / "valid_train")
+    assert counted == (PLACEMENT_COUNTS, RECEPTACLE_INSTANCES)
 
 
 def test_generated_objects_follow_placement_preferences():

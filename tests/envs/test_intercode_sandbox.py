@@ -295,7 +295,8 @@ def _run_rootless(cache: Path, backend: str) -> None:
         from leap_gym.envs.intercode_bash.sandbox import Sandbox, SandboxConfig
         rf = host_rootfs()
         with Sandbox(SandboxConfig(layers=(rf.base,), binds=rf.binds)) as b:
-            r = b.exec(["/bin/bash", "-c", "id -u; touch /rootless_probe && echo wrote; cat /proc/self/uid_map"])
+            r = b.exec(["/bin/bash", "-c",
+                        "id -u; touch /rootless_probe && echo wrote; cat /proc/self/uid_map"])
             print(r.output.decode())
     """)
     env = _rootless_env(cache, backend)
@@ -327,7 +328,8 @@ ATTACKS = [
     ("kernel log", "dmesg && echo PWNED", "Operation not permitted"),
     ("clock", "date -s @0 && echo PWNED", "Operation not permitted"),
 ]
-SANE = "python3 -c 'import socket, threading; [socket.socket(f) for f in (1, 2, 10)]; t = threading.Thread(target=print, args=(7,)); t.start(); t.join()'; sleep 0.1 & wait; echo fine"
+SANE = ("python3 -c 'import socket, threading; [socket.socket(f) for f in (1, 2, 10)]; "
+        "t = threading.Thread(target=print, args=(7,)); t.start(); t.join()'; sleep 0.1 & wait; echo fine")
 
 
 @pytest.fixture(scope="module")
@@ -434,7 +436,8 @@ def test_close_reaps_every_helper_and_removes_their_cgroups():
                 continue
             if int(fields[1]) == os.getpid():
                 children.append(fields[0])
-        print(json.dumps({"made": made, "left": [p for p in made if os.path.exists(p)], "children": children}))
+        left = [p for p in made if os.path.exists(p)]
+        print(json.dumps({"made": made, "left": left, "children": children}))
     """)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -497,7 +500,8 @@ def test_filter_program_for_each_architecture(machine):
 
     from leap_gym.envs.intercode_bash import sandbox_init as si
 
-    program, arch, column = si.seccomp_program(machine), si.AUDIT_ARCH[machine], 0 if machine == "x86_64" else 1
+    program, arch = si.seccomp_program(machine), si.AUDIT_ARCH[machine]
+    column = 0 if machine == "x86_64" else 1
     nr = {name: numbers[column] for name, numbers in {**si.DENIED_SYSCALLS, **si.ARG_SYSCALLS}.items()}
     eperm, allow = si.RET_ERRNO | errno.EPERM, si.RET_ALLOW
     for name in si.DENIED_SYSCALLS:

@@ -133,7 +133,8 @@ def test_examples_cover_every_env_and_the_demo():
                                                                "leap/InterCodeBash-v0"}
     from leap_gym.leap.presets import DEMO_CONFIG
 
-    assert load_config(REPO / "examples" / "configs" / "alfworld_demo.yaml") == load_config(None, base=DEMO_CONFIG)
+    example = load_config(REPO / "examples" / "configs" / "alfworld_demo.yaml")
+    assert example == load_config(None, base=DEMO_CONFIG)
 
 
 # -- one-line errors
@@ -197,7 +198,8 @@ def test_ctrl_c_during_training_is_one_line_and_exit_130(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path)], cwd=REPO,
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a shell
+                            # as from a shell
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     trainer = tmp_path / "run" / "iter_0" / "train.partial" / "trainer"
     deadline = time.monotonic() + 300
     try:

@@ -63,8 +63,8 @@ def test_no_privileged_text_reaches_any_row():
 def test_demonstrations_use_their_own_reasons():
     traj = _traj(3)
     rows = build_dataset([traj], None)
-    assert [r["completion"][0]["content"] for r in rows] == [format_target(f"student reason {t}", f"student act {t}")
-                                                            for t in range(3)]
+    assert [r["completion"][0]["content"] for r in rows] == [
+        format_target(f"student reason {t}", f"student act {t}") for t in range(3)]
 
 
 def test_only_corrected_and_dpo_pairs():
@@ -135,7 +135,8 @@ def test_long_candidate_lists_keep_whole_rows_up_to_the_hard_cap(tokenizer):
     for s in traj.steps:
         s.admissible_actions = [f"go to countertop {j}" for j in range(40)]
     count = chat_token_counter(tokenizer)
-    bare = min(count(r["prompt"] + r["completion"]) for r in build_dataset([traj], [_fixes(traj)], history_k=0))
+    bare = min(count(r["prompt"] + r["completion"])
+               for r in build_dataset([traj], [_fixes(traj)], history_k=0))
     stats = DatasetStats()
     rows = build_dataset([traj], [_fixes(traj)], history_k=2, max_length=bare - 10, tokenizer=tokenizer,
                          stats=stats, hard_max_length=bare + 200)
@@ -151,7 +152,8 @@ def test_stats_record_the_longest_target_in_tokens(tokenizer):
     fixes[2] = Correction(2, "a much longer reason " * 6, fixes[2].action, True)
     stats = DatasetStats()
     rows = build_dataset([traj], [fixes], max_length=2048, tokenizer=tokenizer, stats=stats)
-    lengths = [len(tokenizer(r["completion"][0]["content"], add_special_tokens=False)["input_ids"]) for r in rows]
+    lengths = [len(tokenizer(r["completion"][0]["content"], add_special_tokens=False)["input_ids"])
+               for r in rows]
     assert stats.max_answer_tokens == max(lengths) and lengths.index(max(lengths)) == 2
 
 
@@ -192,14 +194,16 @@ def test_episode_demonstration_is_one_chat_with_an_answer_per_step(tokenizer):
     assert [m["role"] for m in row["prompt"]] == ["system", "user"]
     assert row["prompt"][1]["content"].startswith("TASK: put a mug in the fridge\nOBSERVATION: obs0 ")
     assert [m["role"] for m in row["completion"]] == ["assistant", "user"] * 4 + ["assistant"]
-    assert _answers(row["completion"]) == [format_target(f"student reason {t}", f"student act {t}") for t in range(5)]
+    assert _answers(row["completion"]) == [format_target(f"student reason {t}", f"student act {t}")
+                                           for t in range(5)]
     assert [m["content"] for m in row["completion"] if m["role"] == "user"] == \
         [f"OBSERVATION: {traj.steps[t].observation}" for t in range(1, 5)]
     assert row["meta"]["step"] == -1 and row["meta"]["turns"] == 5
     msgs = row["prompt"] + row["completion"]
     ids, labels = encode_turns(tokenizer, msgs, [j for j, m in enumerate(msgs) if m["role"] == "assistant"])
     assert row["meta"]["tokens"] == len(ids)
-    assert tokenizer.decode([x for x in labels if x != -100]) == "".join(a + "<|end|>\n" for a in _answers(msgs))
+    trained = tokenizer.decode([x for x in labels if x != -100])
+    assert trained == "".join(a + "<|end|>\n" for a in _answers(msgs))
     assert SECRET not in json.dumps(rows) and "privileged" not in json.dumps(rows)
 
 

@@ -65,7 +65,8 @@ class Teacher:
                 self.headers.append(dict(request.headers))
             if self.mode == "500":
                 return JSONResponse({"error": {"message": "upstream overloaded"}}, 500)
-            content: object = answer(body["messages"]) if self.mode != "garbage" else "I cannot help with that."
+            content: object = (answer(body["messages"]) if self.mode != "garbage"
+                               else "I cannot help with that.")
             usage: object = {"prompt_tokens": 100, "completion_tokens": 20}
             if self.mode == "parts":  # as several servers send it, with odd usage counts
                 text = str(content)
@@ -195,8 +196,8 @@ def test_example_configs_resolve_to_working_teachers(name, kind, tmp_path, teach
     else:
         traj = toy_trajectory()
         out = teacher.correct(traj)
-        assert all(c.metadata["valid"] for c in out) and out[0].action.endswith(traj.steps[0].info["privileged"]
-                                                                                ["key_room"])
+        assert all(c.metadata["valid"] for c in out)
+        assert out[0].action.endswith(traj.steps[0].info["privileged"]["key_room"])
         assert "PRIVILEGED STATE" in teacher_server.requests[-1]["messages"][1]["content"]
 
 

@@ -73,8 +73,8 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert metrics[2]["train"]["learning_rate"] == metrics[3]["train"]["learning_rate"] == 2e-3
 
     longest = RunLayout(run_dir).longest_answer_tokens(2)
-    assert longest == max(json.loads((run_dir / f"iter_{i}" / "dataset_stats.json").read_text())["max_answer_tokens"]
-                          for i in range(3)) > 0
+    stats = [json.loads((run_dir / f"iter_{i}" / "dataset_stats.json").read_text()) for i in range(3)]
+    assert longest == max(s["max_answer_tokens"] for s in stats) > 0
     # a student allowed fewer new tokens than its longest target would cut actions off: the cap is raised
     student = make_student(load_config(run_dir / "config.yaml"), str(run_dir / "iter_2" / "train" / "model"),
                            answer_tokens=40)
@@ -105,7 +105,8 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert len(warnings) == 2 and all("is unreadable" in x and "redoing its stage" in x for x in warnings)
     assert any("removed 1 temporary file(s)" in x for x in lines) and not stale.exists()
     assert json.loads((run_dir / "iter_2" / "eval.json").read_text())["name"] == "LEAP iter 2"
-    assert json.loads((run_dir / "iter_2" / "train" / "train_log.json").read_text())["metrics"]["global_steps"] == 2
+    train_log = json.loads((run_dir / "iter_2" / "train" / "train_log.json").read_text())
+    assert train_log["metrics"]["global_steps"] == 2
     after = _stage_files(run_dir)
     assert {k for k in after if after[k] != before[k]} == {"iter_2/eval.json"}  # + iter_2/train, not listed
     assert [r["key"] for r in again] == keys

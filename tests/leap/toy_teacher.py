@@ -19,7 +19,8 @@ class ToyExpertTeacher(Teacher):
         step = trajectory.steps[t]
         if self.privilege > 0:
             room = step.info["privileged"]["key_room"]
-            return "The key is usually kept in one of the other rooms; I check the likely one.", f"go to {room}"
+            reason = "The key is usually kept in one of the other rooms; I check the likely one."
+            return reason, f"go to {room}"
         visited = {s.action.removeprefix("go to ") for s in trajectory.steps[:t]}
         room = next((r for r in SEARCH_ORDER if r not in visited), SEARCH_ORDER[0])
         return f"I have not searched the {room} yet.", f"go to {room}"

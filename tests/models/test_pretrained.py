@@ -271,8 +271,8 @@ def test_two_processes_converting_at_once_share_one_conversion(tiny, tmp_path):
     ctx = multiprocessing.get_context("fork")  # forked children start with torch and transformers imported
     barrier, results = ctx.Barrier(2), ctx.Queue()
     out = tmp_path / "ckpt"
-    workers = [ctx.Process(target=convert_when_released, args=(barrier, str(tiny.ggufs["untied"]), str(out), results))
-               for _ in range(2)]
+    args = (barrier, str(tiny.ggufs["untied"]), str(out), results)
+    workers = [ctx.Process(target=convert_when_released, args=args) for _ in range(2)]
     for w in workers:
         w.start()
     for w in workers:

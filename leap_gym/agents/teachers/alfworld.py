@@ -387,7 +387,8 @@ class ALFWorldExpertTeacher(Teacher):
             privileged = step.info.get("privileged", {})
             if not privileged.get("expert_plan"):
                 return None
-            seen_together = [s.info.get("privileged", {}).get("agent_location", []) for s in trajectory.steps[:t]]
+            seen_together = [s.info.get("privileged", {}).get("agent_location", [])
+                             for s in trajectory.steps[:t]]
             if not keeps_optimal(privileged, action, seen_together):
                 return None
         elif not _belief_keeps(trajectory, t, action):

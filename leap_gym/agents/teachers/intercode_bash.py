@@ -38,11 +38,12 @@ _OPERATORS = frozenset({"|", "||", "&&", ";", ">", ">>", "<", "2>", "2>&1", "{}"
 # Common programs: naming one explains syntax, it reveals nothing about the answer (even where it is an
 # argument, as in ``xargs -I{} sort`` or ``which env``).
 PROGRAMS = frozenset("""
-awk basename bash cal cat cd chgrp chmod chown comm cp cpio crontab curl cut date dd df diff dig dirname du echo
-egrep env expr fgrep file find fmt fold free grep gunzip gzip head hostname id jq join kill less ln locate ls
-md5sum mkdir mktemp more mv nl nohup od paste pgrep ping pkill printf ps pstree pwd readlink realpath rename rev
-rm rmdir sed seq sh sha1sum sha256sum shuf sleep sort split stat strings sum tac tail tar tee test time top touch
-tr tree true false type uname uniq unzip uptime wc wget which who whoami xargs yes zcat zip
+awk basename bash cal cat cd chgrp chmod chown comm cp cpio crontab curl cut date dd df diff dig dirname du
+echo egrep env expr fgrep file find fmt fold free grep gunzip gzip head hostname id jq join kill less ln
+locate ls md5sum mkdir mktemp more mv nl nohup od paste pgrep ping pkill printf ps pstree pwd readlink
+realpath rename rev rm rmdir sed seq sh sha1sum sha256sum shuf sleep sort split stat strings sum tac tail
+tar tee test time top touch tr tree true false type uname uniq unzip uptime wc wget which who whoami xargs
+yes zcat zip
 """.split())
 
 # What each generated family's command does, in general terms (no literal from the task or its answer).
@@ -304,7 +305,8 @@ def privileged_only_facts(trajectory: Trajectory, t: int) -> list[str]:
     facts: list[str] = []
     for i, word in enumerate(_words(gold)):
         word = word.strip("'\"")
-        option_cluster = i > 0 and _words(gold)[i - 1] == "tar" and re.fullmatch(r"[A-Za-z]+", word)  # tar czf
+        # tar's bundled options (tar czf)
+        option_cluster = i > 0 and _words(gold)[i - 1] == "tar" and re.fullmatch(r"[A-Za-z]+", word)
         if (len(word) < 3 or word in programs or word in _OPERATORS or word.startswith("-") or option_cluster
                 or not re.search(r"[A-Za-z0-9]", word)):
             continue

@@ -177,7 +177,8 @@ def validate_reply(data: Any, trajectory: Trajectory) -> tuple[list[Correction],
             continue
         keep = entry.get("is_corrected") is False or not action
         action = step.action if keep else action
-        reason = step.reason if keep and not entry["corrected_reason"].strip() else entry["corrected_reason"].strip()
+        corrected = entry["corrected_reason"].strip()
+        reason = step.reason if keep and not corrected else corrected
         out.append(Correction(t, reason, action, not same_action(action, step.action), {"valid": True}))
     return out, problems
 
@@ -215,7 +216,8 @@ class LLMTeacher(Teacher):
                 result = self.backend.chat(messages, **self.params)
             except BackendError as e:  # e.g. the trajectory exceeds the model's context: not worth retrying
                 self.stats.failed_episodes += 1
-                return [Correction(t, s.reason, s.action, False, {"valid": False, "error": f"backend: {e}"[:500]})
+                error = {"valid": False, "error": f"backend: {e}"[:500]}
+                return [Correction(t, s.reason, s.action, False, dict(error))
                         for t, s in enumerate(trajectory.steps)]
             self.stats.cost += float(getattr(result, "cost", 0.0) or 0.0)
             text = getattr(result, "text", result)

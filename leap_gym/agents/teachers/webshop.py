@@ -94,7 +94,8 @@ def _segments(observation: str) -> list[str]:
 
 def _page(step) -> str:
     acts = step.admissible_actions or []
-    if step.observation.startswith("Thank you for shopping") or " [SEP] Thank you for shopping" in step.observation:
+    obs = step.observation
+    if obs.startswith("Thank you for shopping") or " [SEP] Thank you for shopping" in obs:
         return "done"
     if "click[buy now]" in acts:
         return "item"

@@ -205,8 +205,9 @@ def _install_patches() -> None:
                 folder = getattr(_LOCAL, "sas_dir", None)
                 if folder is None or optimize:
                     return original_pddl2sas(domain, problem, verbose=verbose, optimize=optimize)
-                return _disk_cached(Path(folder), key[0],
-                                    lambda: original_pddl2sas(domain, problem, verbose=verbose, optimize=False))
+                return _disk_cached(
+                    Path(folder), key[0],
+                    lambda: original_pddl2sas(domain, problem, verbose=verbose, optimize=False))
 
             return _SAS.get_or(key, lambda: _packed(key, translate))
 
@@ -286,9 +287,11 @@ def _patch_pddl_state() -> None:
             if snap is None:
                 super().__init__(downward_lib, pddl_problem, logic)
                 _STATES.get_or(key, lambda: {
-                    "task": self.task, "sas": self.sas, "sas_replan": self.sas_replan, "actions": self._actions,
-                    "name2type": self.name2type, "sas_bytes": self.sas.encode("utf-8"),
-                    "sas_replan_bytes": None if self.sas_replan is self.sas else self.sas_replan.encode("utf-8"),
+                    "task": self.task, "sas": self.sas, "sas_replan": self.sas_replan,
+                    "actions": self._actions, "name2type": self.name2type,
+                    "sas_bytes": self.sas.encode("utf-8"),
+                    "sas_replan_bytes": (None if self.sas_replan is self.sas
+                                         else self.sas_replan.encode("utf-8")),
                     "types": [(t.name, t.supertype_names) for t in self.task.types],
                     "facts": {k: frozenset(v) for k, v in self._facts.items()},
                     "vars_by_name": dict(self._vars_by_name),

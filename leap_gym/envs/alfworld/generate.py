@@ -102,7 +102,8 @@ def _coord(v: float) -> str:
 
 
 def _loc(x: float, z: float, yaw: float, horizon: float) -> str:
-    return f"loc|{int(round(x / 0.25))}|{int(round(z / 0.25))}|{int(round(yaw / 90)) % 4}|{int(round(horizon))}"
+    return (f"loc|{int(round(x / 0.25))}|{int(round(z / 0.25))}|{int(round(yaw / 90)) % 4}|"
+            f"{int(round(horizon))}")
 
 
 class _Builder:
@@ -138,7 +139,8 @@ class _Builder:
             for _ in range(4 if klass == "StoveBurner" else 1):
                 loc, (x, z) = self._point(used)
                 used.add(loc)
-                coords = "|".join(_coord(v) for v in (x + self.rng.uniform(-0.4, 0.4), self.rng.uniform(0.0, 1.0),
+                coords = "|".join(_coord(v) for v in (x + self.rng.uniform(-0.4, 0.4),
+                                                      self.rng.uniform(0.0, 1.0),
                                                       z + self.rng.uniform(-0.4, 0.4)))
                 rid = {"SinkBasin": f"Sink|{coords}|SinkBasin",
                        "BathtubBasin": f"Bathtub|{coords}|BathtubBasin"}.get(klass, f"{klass}|{coords}")
@@ -217,8 +219,10 @@ class _Builder:
         otypes = sorted({k for k, _ in self.objects.values()})
         rtypes = sorted({k for k, _ in self.receps.values()})
         locs = sorted({loc for _, loc in self.receps.values()} | {agent_loc})
-        decl = ["agent1 - agent"] + [f"{t}Type - otype" for t in otypes] + [f"{t}Type - rtype" for t in rtypes]
-        decl += [f"{m(o)} - object" for o in sorted(self.objects)] + [f"{m(r)} - receptacle" for r in sorted(self.receps)]
+        decl = ["agent1 - agent"] + [f"{t}Type - otype" for t in otypes]
+        decl += [f"{t}Type - rtype" for t in rtypes]
+        decl += [f"{m(o)} - object" for o in sorted(self.objects)]
+        decl += [f"{m(r)} - receptacle" for r in sorted(self.receps)]
         decl += [f"{m(loc)} - location" for loc in locs]
         init = []
         for r, (klass, loc) in sorted(self.receps.items()):

@@ -140,7 +140,8 @@ class _Planner:
 
 
 def _good_inside(w: World, goal: Goal, recep: str) -> list[str]:
-    return [o for o in w.contents(recep) if w.obj_class.get(o) == goal.object and (not goal.state or w.has(o, goal.state))]
+    return [o for o in w.contents(recep)
+            if w.obj_class.get(o) == goal.object and (not goal.state or w.has(o, goal.state))]
 
 
 def _distinct(items: list[str], key, per_key: int = 1) -> list[str]:
@@ -176,8 +177,8 @@ def _options(world: World, goal: Goal):
     held_target = sorted(o for o in w.held if w.obj_class.get(o) == goal.object)
     if goal.task_type == "look_at_obj_in_light":
         lamps = sorted((o for o in w.objects_of(goal.lamp) if o in w.toggleable and pickable(o)),
-                       key=lambda o: (min((int(not w.reachable(r)), r) for r in w.in_recep[o] if r in w.recep_loc),
-                                      o))
+                       key=lambda o: (min((int(not w.reachable(r)), r)
+                                          for r in w.in_recep[o] if r in w.recep_loc), o))
         cands = sorted((o for o in w.objects_of(goal.object) if pickable(o)),
                        key=lambda o: (fetch_cost(o), o))
         objs: list[str | None] = ([None] if held_target else []) + _distinct(cands, where)
@@ -204,7 +205,8 @@ def _options(world: World, goal: Goal):
     for dest in dests:
         keep = good_inside(dest)[: goal.count]
         need = goal.count - len(keep) - len(held_target[:1])
-        cands = sorted((o for o in w.objects_of(goal.object) if o not in keep and o not in held_target and pickable(o)),
+        cands = sorted((o for o in w.objects_of(goal.object)
+                        if o not in keep and o not in held_target and pickable(o)),
                        key=lambda o: (not (not goal.state or w.has(o, goal.state)), fetch_cost(o), o))
         cands = _distinct(cands, where, per_key=max(need, 1))
         for picks in itertools.permutations(cands, max(need, 0)):

@@ -145,7 +145,8 @@ class World:
 
     def won(self, goal: Goal) -> bool:
         if goal.task_type == "look_at_obj_in_light":
-            lamp_here = any(self.obj_class.get(o) == goal.lamp and o in self.toggleable and self.has(o, "toggled")
+            lamp_here = any(self.obj_class.get(o) == goal.lamp and o in self.toggleable
+                            and self.has(o, "toggled")
                             and any(self.reachable(r) for r in self.in_recep.get(o, ()))
                             for o in self.obj_class)
             return lamp_here and any(self.obj_class.get(o) == goal.object for o in self.held)

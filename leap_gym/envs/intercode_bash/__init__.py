@@ -2,7 +2,7 @@
 
 Usage::
 
-    env = gym.make("leap/InterCodeBash-v0")                      # generated tasks, host root, compat="intercode"
+    env = gym.make("leap/InterCodeBash-v0")  # generated tasks, host root, compat="intercode"
     env = gym.make("leap/InterCodeBash-v0", tasks="files", data_dir="path/to/intercode", rootfs="debian")
 
 ``rootfs="debian"`` needs ``leap-gym intercode build-rootfs`` once (root + mmdebstrap);

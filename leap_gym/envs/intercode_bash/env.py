@@ -85,18 +85,18 @@ class InterCodeBashEnv(gym.Env):
     """InterCode Bash without Docker. See the module docstring for the episode and the compat modes.
 
     Args:
-        tasks: ``"generated"`` (default: seeded task families), ``"files"`` (the 200 original NL2Bash tasks read
-            from ``data_dir``) or ``"package"`` (the toy set inside the ``intercode-bench`` package).
-        data_dir: for ``tasks="files"``: a folder with ``nl2bash_fs_{1..4}.json`` and ``setup_nl2b_fs_{1..4}.sh``
-            (or an InterCode checkout).
-        split: generated: ``"train"`` (default), ``"test"`` or ``"valid"``; files: the file systems, ``"train"``
-            (1-2, as the LEAP paper trains), ``"test"`` (3-4, as it tests), ``"all"`` (default) or ``"fs1"`` ..
-            ``"fs4"``; ``info["task_id"]`` (``nl2bash_fs_<n>.json:<i>``) names a task's file system either way.
-            The package's toy set has no splits (``"all"`` or unset).
+        tasks: ``"generated"`` (default: seeded task families), ``"files"`` (the 200 original NL2Bash tasks
+            read from ``data_dir``) or ``"package"`` (the toy set inside the ``intercode-bench`` package).
+        data_dir: for ``tasks="files"``: a folder with ``nl2bash_fs_{1..4}.json`` and
+            ``setup_nl2b_fs_{1..4}.sh`` (or an InterCode checkout).
+        split: generated: ``"train"`` (default), ``"test"`` or ``"valid"``; files: the file systems,
+            ``"train"`` (1-2, as the LEAP paper trains), ``"test"`` (3-4, as it tests), ``"all"`` (default) or
+            ``"fs1"`` .. ``"fs4"``; ``info["task_id"]`` (``nl2bash_fs_<n>.json:<i>``) names a task's file
+            system either way. The package's toy set has no splits (``"all"`` or unset).
         task_seed, families, num_tasks: the generated task stream; a reset without ``task_index`` draws an
             index in ``[0, num_tasks)`` from the reset seed.
-        rootfs: ``"host"`` (read-only binds of the host's /usr; no set-up) or ``"debian"`` (faithful; build once
-            with ``leap-gym intercode build-rootfs``).
+        rootfs: ``"host"`` (read-only binds of the host's /usr; no set-up) or ``"debian"`` (faithful; build
+            once with ``leap-gym intercode build-rootfs``).
         compat: ``"intercode"`` or ``"clean"``.
         timeout, gold_timeout: seconds per agent command and for the gold.
         spares: ready sandboxes kept per config, built in the background while the agent acts; a reset takes
@@ -104,9 +104,9 @@ class InterCodeBashEnv(gym.Env):
         same_hostname: give the gold's sandbox the agent's hostname (the original's differ, so ``env`` and
             ``hostname`` golds could not reach 1.0 there).
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns the last observation).
-        privileged: ``False`` skips the per-step check of whether submitting now would win (a ``git status`` in
-            the sandbox when the output matches the gold's); ``info["privileged"]`` is then ``{}``. The gold still
-            runs at reset: the reward needs it.
+        privileged: ``False`` skips the per-step check of whether submitting now would win (a ``git status``
+            in the sandbox when the output matches the gold's); ``info["privileged"]`` is then ``{}``. The
+            gold still runs at reset: the reward needs it.
 
     The call rules (step before reset, task indexes, steps after the end) are those of
     ``leap_gym.envs.contract``.

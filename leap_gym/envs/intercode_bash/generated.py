@@ -37,7 +37,8 @@ class Task:
     entries: list[dict] = field(default_factory=list)  # for populate(); empty for file-system tasks
     fs: int | None = None  # file-system number for the original tasks
     env: dict[str, str] = field(default_factory=dict)  # extra command environment
-    shell: str = "/bin/bash"  # the original wraps actions as '<shell> -c "<action>"' (/bin/sh for the toy set)
+    # the original wraps actions as '<shell> -c "<action>"' (/bin/sh for the toy set)
+    shell: str = "/bin/bash"
 
 
 class _Tree:

@@ -27,7 +27,8 @@ FILE_SPLITS: dict[str, tuple[int, ...]] = {"train": (1, 2), "test": (3, 4), "all
                                            **{f"fs{n}": (n,) for n in FS_NUMBERS}}
 GIT_DATE = "2023-06-01T00:00:00+00:00"
 LAYER_VERSION = "1"
-_GITIGNORE = "# Folders\n" + "\n".join(n for n in IGNORED_NAMES if not n.startswith(".")) + "\n\n# Files\n.dockerenv"
+_GITIGNORE = ("# Folders\n" + "\n".join(n for n in IGNORED_NAMES if not n.startswith("."))
+              + "\n\n# Files\n.dockerenv")
 
 
 def _find(data_dir: Path, name: str, subdirs: tuple[str, ...]) -> Path:
@@ -94,7 +95,8 @@ class OriginalTasks:
                         task_id=f"nl2bash_fs_{n}.json:{i}", query=item["query"], gold=item["gold"],
                         task_type=_first_command(item["gold"]), fs=n,
                         env={"file_system_version": str(n), "script": script.name}))
-            ignore = [p for p in (root / "docker.gitignore", root / "docker" / "docker.gitignore") if p.is_file()]
+            ignore = [p for p in (root / "docker.gitignore", root / "docker" / "docker.gitignore")
+                      if p.is_file()]
             if ignore:
                 self.gitignore = ignore[0].read_bytes()
         else:

@@ -74,7 +74,8 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 
 def _etc_files() -> dict[str, str]:
     return {
-        "passwd": "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        "passwd": ("root:x:0:0:root:/root:/bin/bash\n"
+                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
         "group": "root:x:0:\nnogroup:x:65534:\n",
         "hostname": HOSTNAME + "\n",
         "hosts": HOSTS,

@@ -360,7 +360,8 @@ def _limit(pid: int, memory: int, pids: int) -> list[str]:
             continue
     if not made:
         parent = _own_cgroup("")
-        if parent is not None and (parent / "cgroup.subtree_control").is_file() and os.access(parent, os.W_OK):
+        if (parent is not None and (parent / "cgroup.subtree_control").is_file()
+                and os.access(parent, os.W_OK)):
             try:
                 (parent / name).mkdir()
                 made.append(str(parent / name))

@@ -49,10 +49,10 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP, IFF_RUNNING = 0x8913, 0x8914, 0x1, 0x40
 # Docker's default capability set (what the original's commands ran with).
 DOCKER_CAPS = (0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31)  # CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
 # SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP
-CHDIR_FAILED = 'OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd ("{}") ' \
-               'set in config.json failed: no such file or directory: unknown\r\n'
-NOT_FOUND = 'OCI runtime exec failed: exec failed: unable to start container process: exec: "{}": ' \
-            'executable file not found in $PATH: unknown\r\n'
+CHDIR_FAILED = ('OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd '
+                '("{}") set in config.json failed: no such file or directory: unknown\r\n')
+NOT_FOUND = ('OCI runtime exec failed: exec failed: unable to start container process: exec: "{}": '
+             'executable file not found in $PATH: unknown\r\n')
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -301,7 +301,8 @@ def seccomp_program(machine):
     a different table, so a foreign ``arch`` kills the process; x32 numbers (bit 30) are denied.
     """
     column = 0 if machine == "x86_64" else 1
-    eperm, enosys, eafnosupport = RET_ERRNO | errno.EPERM, RET_ERRNO | errno.ENOSYS, RET_ERRNO | errno.EAFNOSUPPORT
+    eperm, enosys = RET_ERRNO | errno.EPERM, RET_ERRNO | errno.ENOSYS
+    eafnosupport = RET_ERRNO | errno.EAFNOSUPPORT
     nr = {name: numbers[column] for name, numbers in ARG_SYSCALLS.items()}
     prog = [(LD_W_ABS, 0, 0, 4), (JEQ, "load_nr", "kill", AUDIT_ARCH[machine]), ("kill",),
             (RET, 0, 0, RET_KILL_PROCESS), ("load_nr",), (LD_W_ABS, 0, 0, 0)]

@@ -302,7 +302,8 @@ def _instruction(rng: random.Random, ptype: ProductType, line: str, attrs: list[
     text = f"{opening} {art}{np_}"
     clauses = [rng.choice(_OPTION_PHRASES.get(g, ("{v}",))).format(v=v) for g, v in opts.items()]
     if clauses:
-        text += " " + " and ".join(clauses) if len(clauses) == 1 else ", " + ", ".join(clauses[:-1]) + " and " + clauses[-1]
+        text += (" " + " and ".join(clauses) if len(clauses) == 1
+                 else ", " + ", ".join(clauses[:-1]) + " and " + clauses[-1])
     return text
 
 

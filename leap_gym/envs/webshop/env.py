@@ -112,11 +112,13 @@ class WebShopEnv(gym.Env):
         if tasks == "files" and data_dir is None and catalog is None:
             raise ValueError("tasks='files' needs data_dir= (the folder with the original's items_*.json "
                              "files)")
-        if tasks != "files" and data_dir is not None:  # data_dir alone once meant the files: say it no longer does
+        # data_dir alone once meant the files: say it no longer does
+        if tasks != "files" and data_dir is not None:
             raise ValueError(f"data_dir= is read with tasks='files' only, got tasks={tasks!r}")
         if observation_mode not in OBSERVATION_MODES:
             raise ValueError(f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")
-        self.observation_mode, self.render_mode, self.split = observation_mode, check_render_mode(render_mode), split
+        self.render_mode = check_render_mode(render_mode)
+        self.observation_mode, self.split = observation_mode, split
         self.privileged = bool(privileged)
         root = cache_root() if cache_dir is None else Path(cache_dir)
         if catalog is None:
@@ -268,7 +270,8 @@ class WebShopEnv(gym.Env):
         goal = self.goal
         info = {
             "task": goal["instruction_text"],
-            "task_id": f"{self.catalog.kind}/{self.split}/{getattr(self.catalog, 'seed', 0)}/{self.goal_index}",
+            "task_id": (f"{self.catalog.kind}/{self.split}/{getattr(self.catalog, 'seed', 0)}/"
+                        f"{self.goal_index}"),
             "task_type": goal.get("category") or "unknown",
             "admissible_actions": admissible,
             "action_valid": self._last_valid,

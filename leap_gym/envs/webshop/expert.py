@@ -59,7 +59,8 @@ def choose_query(ranked: list[tuple[str, int | None]]) -> tuple[str, int | None]
 
 def _from_results(page_num: int, rank: int, target_asin: str) -> list[str]:
     want = rank // RESULTS_PER_PAGE + 1
-    moves = [f"click[{NEXT}]"] * (want - page_num) if want > page_num else [f"click[{PREV}]"] * (page_num - want)
+    moves = ([f"click[{NEXT}]"] * (want - page_num) if want > page_num
+             else [f"click[{PREV}]"] * (page_num - want))
     return moves + [f"click[{target_asin.lower()}]"]
 
 

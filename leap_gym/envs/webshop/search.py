@@ -195,7 +195,8 @@ class SearchIndex:
         return cls(build_index(texts, analyzer, lossy_norms=lossy_norms), analyzer)
 
     def scores(self, query: str) -> np.ndarray:
-        ids = [self.retriever.vocab_dict[t] for t in self.analyzer.terms(query) if t in self.retriever.vocab_dict]
+        vocab = self.retriever.vocab_dict
+        ids = [vocab[t] for t in self.analyzer.terms(query) if t in vocab]
         if not ids:
             return np.zeros(self.num_docs, dtype=np.float32)
         return self.retriever.get_scores_from_ids(ids)

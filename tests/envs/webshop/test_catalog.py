@@ -63,7 +63,8 @@ def test_product_fields_and_text(cat):
                 "options", "Attributes", "category", "query", "product_category", "title_nouns"):
         assert key in p
     assert p["Price"].startswith("$") and len(p["Description"].split()) >= 30
-    assert 3 <= len(p["BulletPoints"]) <= 7 and all(v == v.lower() for vs in p["options"].values() for v in vs)
+    assert 3 <= len(p["BulletPoints"]) <= 7
+    assert all(v == v.lower() for vs in p["options"].values() for v in vs)
     text = index_text(p)
     assert text == text.lower() and p["Title"].lower() in text
 
@@ -114,7 +115,8 @@ def test_splits_like_the_original(cat):
     sizes = {s: len(cat.goals(s)) for s in ("test", "eval", "train", "all")}
     assert sizes == {"test": 500, "eval": 1000, "train": NUM_GOALS - 1500, "all": NUM_GOALS}
     ids = {s: {g["goal_id"] for g in cat.goals(s)[:300]} for s in ("test", "eval", "train")}
-    assert not (ids["test"] & ids["eval"]) and not (ids["test"] & ids["train"]) and not (ids["eval"] & ids["train"])
+    assert not (ids["test"] & ids["eval"]) and not (ids["test"] & ids["train"])
+    assert not (ids["eval"] & ids["train"])
     import random
 
     order = list(range(NUM_GOALS))

@@ -89,7 +89,8 @@ def test_normalisation(data_dir):
     assert [p["asin"] for p in products] == ["B0TEST0001", "B0TEST0002", "B0TEST0004", "B0TEST0005"]
     boot, sock, jacket, hat = products
     assert boot["options"] == {"color": ["brown", "black | grey"], "size": ["9", "10"]}
-    assert boot["Title"] == boot["name"] and boot["Description"] == "All about the TrailMax Men's Waterproof Hiking Boot."
+    assert boot["Title"] == boot["name"]
+    assert boot["Description"] == "All about the TrailMax Men's Waterproof Hiking Boot."
     assert boot["Attributes"] == ["waterproof", "rubber sole"] and sock["Attributes"] == ["DUMMY_ATTR"]
     assert boot["query"] == "hiking boots" and boot["price"] == 59.99 and boot["Price"] == "$59.99"
     assert sock["BulletPoints"] == ["Soft cotton blend"] and sock["Price"] == "$9.5 to $14.0"
@@ -144,7 +145,8 @@ def test_env_on_real_format_files(data_dir, tmp_path):
 def test_streaming_objects(data_dir):
     for chunk in (1, 5, 1 << 20):
         assert dict(iter_json_object(data_dir / "items_human_ins.json", chunk_size=chunk)) == HUMAN
-    assert load_attributes(data_dir / "items_ins_v2_1000.json") == {"B0TEST0001": ("waterproof", "rubber sole")}
+    attributes = load_attributes(data_dir / "items_ins_v2_1000.json")
+    assert attributes == {"B0TEST0001": ("waterproof", "rubber sole")}
     with pytest.raises(DataError, match="object"):
         list(iter_json_object(data_dir / "items_shuffle_1000.json"))
 
@@ -154,7 +156,8 @@ def test_file_catalog_store_is_built_once_and_read_on_demand(data_dir, tmp_path,
     cat = FileCatalog(data_dir, cache_dir=cache)
     products = load_products(data_dir / "items_shuffle_1000.json", INS)
     assert len(cat) == 4 and [cat.product(i) for i in range(4)] == products
-    assert cat.index_of("B0TEST0004") == 2 and cat.index_of("b0test0004") == 2 and cat.index_of("B0NONE") is None
+    assert cat.index_of("B0TEST0004") == 2 and cat.index_of("b0test0004") == 2
+    assert cat.index_of("B0NONE") is None
     assert cat.asin(1) == "B0TEST0002" and len(cat.goals("all")) == 2
     calls = []
     monkeypatch.setattr(FileCatalog, "_build_store", lambda *a: calls.append(a))
@@ -166,7 +169,8 @@ def test_file_catalog_store_is_built_once_and_read_on_demand(data_dir, tmp_path,
 
 
 def _line_with(path, needle):
-    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if needle in line)
 
 
 @pytest.mark.parametrize("name,needle", [("items_shuffle_1000.json", "Rain Jacket"),
@@ -249,7 +253,8 @@ def test_pages_reproduce_the_spec_examples_exactly(data_dir, tmp_path):
                                                        "reviews", "buy now", "brown", "black | grey", "9",
                                                        "10"]
     obs, *_, info = env.step("click[features]")
-    assert obs == f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] Waterproof membrane [SEP] Rubber sole"
+    assert obs == (f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] Waterproof membrane "
+                   "[SEP] Rubber sole")
     env.step("click[< prev]")
     env.unwrapped.observation_mode = "text_rich"
     obs, *_, info = env.step("click[10]")

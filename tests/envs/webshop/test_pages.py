@@ -63,7 +63,8 @@ def test_results_pages_and_paging(make_env):
     assert info["available_actions"]["clickables"][:3] == ["back to search", "< prev", "next >"]
     for _ in range(4):
         obs, *_, info = env.step("click[next >]")
-    assert obs.endswith("Page 6 (Total results: 50) [SEP] < Prev [SEP] Next >")  # past the end: empty, Next stays
+    # past the end: empty, Next stays
+    assert obs.endswith("Page 6 (Total results: 50) [SEP] < Prev [SEP] Next >")
     obs, *_, info = env.step("click[< prev]")
     assert "Page 5 (Total results: 50)" in obs
 

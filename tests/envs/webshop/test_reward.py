@@ -56,7 +56,8 @@ def test_missing_option_and_no_options_chosen():
 
 def test_goal_without_options_has_no_option_term():
     r, b = compute_reward(product(), goal(goal_options=[]), 50, ["black"])
-    assert r == 1.0 and b["r_option"] is None and b["w_option"] is None and b["w_price"] == pytest.approx(1 / 3)
+    assert r == 1.0 and b["r_option"] is None and b["w_option"] is None
+    assert b["w_price"] == pytest.approx(1 / 3)
 
 
 def test_attribute_by_fuzzy_attribute_and_by_text_substring():

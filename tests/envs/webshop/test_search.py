@@ -25,8 +25,8 @@ DOCS = [
 def test_analyzer_like_lucene_english():
     a = Analyzer()
     # possessive dropped, stopwords ("the", "and", "for") removed, Porter stems, "9.5" kept whole
-    assert a.terms("The men's boots and socks for running, size 9.5") == ["men", "boot", "sock", "run", "size",
-                                                                          "9.5"]
+    assert a.terms("The men's boots and socks for running, size 9.5") == [
+        "men", "boot", "sock", "run", "size", "9.5"]
     assert a.terms("3-pack x-large") == ["3", "pack", "x", "larg"]
 
 
