@@ -123,8 +123,7 @@ def _free() -> None:
         torch.cuda.empty_cache()
 
 
-# -- LEAP-style rows
-# ------------------------------------------------------------------------------------------
+# -- LEAP-style rows -----------------------------------------------------------------------------------------
 _WORDS = ("organic cotton slim fit long sleeve machine wash easy clean water resistant wireless bluetooth "
           "non slip leather gluten free pack of 2 natural large x-large small blue black white red").split()
 _ITEMS = ("shirt dress shoes headphones case cream shampoo mug mat speaker backpack dryer jeans sunglasses "
@@ -185,8 +184,7 @@ def _fitted_row(rng: random.Random, count: Any, seq_len: int) -> dict[str, Any]:
     return {"prompt": msgs, "completion": answer, "meta": {"tokens": tokens}}
 
 
-# -- measurement
-# ----------------------------------------------------------------------------------------------
+# -- measurement ---------------------------------------------------------------------------------------------
 def _step_timer(warmup: int):
     """A ``TrainerCallback`` recording the wall time of every optimizer step after ``warmup``
     (CUDA-synced)."""

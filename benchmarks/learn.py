@@ -123,8 +123,7 @@ def markdown(results: dict[str, Any], seeds: list[int], commands: str) -> str:
         out.append(f"\n## {env}\n\n| agent | success mean | sd | per seed | score mean | sd "
                    "|\n|---|---|---|---|---|---|")
         order = sorted(res["agents"],
-                       key=lambda k: (not k.startswith("teacher_no"), k.startswith("teacher_priv"),
-                                                     k))
+                       key=lambda k: (not k.startswith("teacher_no"), k.startswith("teacher_priv"), k))
         for key in order:
             a = res["agents"][key]
             per = ", ".join(f"{x:.2f}" for x in a["success_per_seed"])

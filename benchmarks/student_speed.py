@@ -92,8 +92,7 @@ def matmul_peak(seconds: float = 1.0) -> dict[str, float]:
     return out
 
 
-# -- demonstrations
-# ----------------------------------------------------------------------------------------------
+# -- demonstrations ------------------------------------------------------------------------------------------
 def demonstrations(episodes: int, max_steps: int, path: Path) -> dict[str, Any]:
     """The privilege-0.5 expert's won episodes on generated ALFWorld train tasks, written to ``path``."""
     from leap_gym.agents.teachers import TeacherAgent, make_expert
@@ -107,8 +106,7 @@ def demonstrations(episodes: int, max_steps: int, path: Path) -> dict[str, Any]:
     return {"episodes": len(trajs), "won": len(won), "steps": sum(len(t) for t in won)}
 
 
-# -- training
-# ----------------------------------------------------------------------------------------------------
+# -- training ------------------------------------------------------------------------------------------------
 class StepMeter:
     """A ``TrainerCallback`` timing every optimizer step and counting what it computed, through hooks on the
     decoder (real tokens, squared row lengths) and the output layer (positions it ran on)."""
@@ -290,8 +288,7 @@ def train_child(pipeline: str, args: argparse.Namespace) -> dict[str, Any]:
             "peak_rss_mb": rss_mb()}
 
 
-# -- acting
-# ------------------------------------------------------------------------------------------------------
+# -- acting --------------------------------------------------------------------------------------------------
 def act_child(pipeline: str, args: argparse.Namespace) -> dict[str, Any]:
     import logging
 
@@ -345,8 +342,7 @@ def act_child(pipeline: str, args: argparse.Namespace) -> dict[str, Any]:
             "peak_rss_mb": rss_mb()}
 
 
-# -- the run
-# -----------------------------------------------------------------------------------------------------
+# -- the run -------------------------------------------------------------------------------------------------
 def _child(kind: str, pipeline: str, args: argparse.Namespace, demos: Path, envs: int = 0) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--_child", f"{kind}:{pipeline}", "--_demos", str(demos),
            "--_envs", str(envs), "--model", args.model, "--threads", str(args.threads),

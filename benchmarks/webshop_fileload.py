@@ -41,10 +41,9 @@ def write_original_format(n: int, out: Path) -> None:
         f.write("]")
     for g in cat.goals("all"):
         if cat.index_of(g["asin"]) < n:
-            human.setdefault(g["asin"],
-                             []).append({"instruction": g["instruction_text"].split(", and price")[0],
-                                                    "instruction_attributes": g["attributes"],
-                                                    "instruction_options": g["goal_options"]})
+            human.setdefault(g["asin"], []).append({
+                "instruction": g["instruction_text"].split(", and price")[0],
+                "instruction_attributes": g["attributes"], "instruction_options": g["goal_options"]})
     (out / "items_ins_v2.json").write_text(json.dumps(ins))
     (out / "items_human_ins.json").write_text(json.dumps(human))
 

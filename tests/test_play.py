@@ -103,8 +103,7 @@ def test_play_webshop_placeholder_is_asked_for_never_sent():
     assert "Total results: 0" not in out
 
 
-# -- a real terminal
-# -------------------------------------------------------------------------------------------
+# -- a real terminal -----------------------------------------------------------------------------------------
 
 class Terminal:
     """``leap-gym play`` on a pseudo-terminal of ``cols`` columns: what a user at a terminal gets."""

@@ -124,8 +124,7 @@ class TrajectoryAgent(Agent, BatchAgent):
         """One decision per slot; the last step of ``self.episodes[slot]`` is the one to decide (no action
         yet)."""
 
-    # -- the BatchAgent protocol
-    # ------------------------------------------------------------------------------
+    # -- the BatchAgent protocol -----------------------------------------------------------------------------
     def reset_slot(self, slot: int, task: str) -> None:
         self.episodes[slot] = Trajectory(env_id=self.env_id, task_id="", task=task)
 
@@ -163,16 +162,14 @@ class TrajectoryAgent(Agent, BatchAgent):
     def record_action(self, slot: int, action: str) -> None:
         self.episodes[slot].steps[-1].action = action
 
-    # -- one episode (the Agent interface): slot 0
-    # -------------------------------------------------------------
+    # -- one episode (the Agent interface): slot 0 -----------------------------------------------------------
     def reset(self, task: str = "") -> None:
         self.reset_batch([task])
 
     def act(self, observation: str, info: dict[str, Any]) -> AgentOutput:
         return self.act_slots([0], [observation], [info])[0]
 
-    # -- a Gymnasium vector env: slot i is env i
-    # ---------------------------------------------------------------
+    # -- a Gymnasium vector env: slot i is env i -------------------------------------------------------------
     def reset_batch(self, tasks: int | Sequence[str], indices: Sequence[int] | None = None) -> None:
         """``tasks`` (or a count of unknown tasks) for all slots, or only for the slots in ``indices`` (envs
         that reset on their own, as vector envs do when an episode ends)."""

@@ -118,8 +118,8 @@ def batch_cache(forward: Callable[..., Any], head_cache: Any, head_len: int, pro
         rows = slice(group[0], group[-1] + 1)
         for layer, part in zip(target.layers, parts, strict=True):
             for buf, states in ((layer._keys_buf, part.keys), (layer._values_buf, part.values)):
-                buf[rows, :,
-                    head_len:span - w] = 0  # padding beyond this chunk's own: masked, but must be finite
+                # padding beyond this chunk's own: masked, but must be finite
+                buf[rows, :, head_len:span - w] = 0
                 buf[rows, :, span - w:span] = states[:, :, head_len:]
     if target is None:
         return None
@@ -147,11 +147,10 @@ def _reserve(cache: Any, rows: int, length: int, room: int) -> Any:
     return cache
 
 
-# -- episode caches: one batch-1 cache per env slot, kept across the steps of an episode
-# --------------------------
+# -- episode caches: one batch-1 cache per env slot, kept across the steps of an episode ---------------------
 
-SlotCache = list[tuple[torch.Tensor,
-                       torch.Tensor]]  # per layer: keys, values of shape [1, heads, length, dim]
+# per layer: keys, values of shape [1, heads, length, dim]
+SlotCache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 def stack_slot_caches(config: Any, parts: Sequence[SlotCache | None], room: int) -> tuple[Any, list[int]]:

@@ -181,8 +181,7 @@ class HFStudent(TrajectoryAgent):
         """The prompts of the last decision round as text (decoded on demand: acting never needs them)."""
         return [self.tokenizer.decode(p) for p in self._last_prompt_ids]
 
-    # -- acting
-    # ------------------------------------------------------------------------------------------------
+    # -- acting ----------------------------------------------------------------------------------------------
     def decide(self, slots: Sequence[int]) -> list[AgentOutput]:
         """One batched generation over the slots' prompts (then candidate scoring for misses when
         constrained)."""
@@ -334,8 +333,7 @@ class HFStudent(TrajectoryAgent):
         return _Chat(episode=episode, messages=fitted.messages,
                      ids=fitted.ids[-(self.max_prompt_tokens - self.answer_room):], steps=t)
 
-    # -- internals
-    # ---------------------------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------------------------
     def _stop_ids(self) -> list[int]:
         ids = set()
         eos = self.tokenizer.eos_token_id
@@ -522,8 +520,8 @@ class HFStudent(TrajectoryAgent):
                     pos = torch.arange(len(prefix), len(prefix) + width, device=self.device).expand(m, -1)
                     logits = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True,
                                         **{self._cache_kwarg(): chunk_cache}).logits.float()
-                    logp = torch.log_softmax(logits[:, :-1],
-                                             dim=-1)  # position j predicts candidate token j+1
+                    # position j predicts candidate token j+1
+                    logp = torch.log_softmax(logits[:, :-1], dim=-1)
                     for row, c in enumerate(chunk):
                         total = float(first_logp[c[0]])
                         if len(c) > 1:

@@ -72,8 +72,8 @@ def _show(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
-def config_fields(base: dict[str, Any] | None = None) -> list[tuple[str, str,
-                                                                    list[tuple[str, str, str, str]]]]:
+def config_fields(base: dict[str, Any] | None = None
+                  ) -> list[tuple[str, str, list[tuple[str, str, str, str]]]]:
     """``[(section, section doc, [(dotted key, type, default, doc)])]``; defaults are those of ``base`` (a
     preset such as the demo's) over the dataclass defaults. Run-level scalars come first as section
     ``run``."""

@@ -110,8 +110,8 @@ def _fit_row(trajectory: Trajectory, t: int, target: str, *, prompt_format: str,
 
     fitted = fit_episode_prompt(trajectory, t, budget=max_length, room=answer_room,
                                 tokenize=(prompt_ids if answer_room else row_ids) if budgeted else None)
-    shown = min(fitted.shown,
-                history_k) if fitted.shown < t else history_k  # a whole chat counts as history_k
+    # a whole chat counts as history_k
+    shown = min(fitted.shown, history_k) if fitted.shown < t else history_k
     return fitted.messages, shown, False, len(row_ids(fitted.messages)) if budgeted else 0
 
 

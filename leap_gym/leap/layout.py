@@ -69,8 +69,7 @@ def key_iteration(key: str) -> int | None:
     return int(number) if number.isdigit() else None
 
 
-# -- records
-# ---------------------------------------------------------------------------------------------------
+# -- records -------------------------------------------------------------------------------------------------
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -83,8 +82,8 @@ def read_output(path: Path, read: Callable[[Path], _T],
         return None
     try:
         return read(path)
-    except (OSError, ValueError, KeyError,
-            TypeError) as e:  # JSONDecodeError, RecordError, UnicodeDecodeError
+    # ValueError includes JSONDecodeError, RecordError, UnicodeDecodeError
+    except (OSError, ValueError, KeyError, TypeError) as e:
         if warn is not None:
             what = str(e).splitlines()[0] if str(e) else type(e).__name__
             warn(f"warning: {path} is unreadable ({what[:200]}); redoing its stage")
@@ -155,8 +154,7 @@ def check_resume(saved: LeapConfig, cfg: LeapConfig) -> None:
                           "run_dir or the same settings to resume")
 
 
-# -- one training phase's folder
-# -------------------------------------------------------------------------------
+# -- one training phase's folder -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainOutput:
     """What one training phase (``leap_gym.leap.train.train``) writes in ``path``: first into ``partial``
@@ -205,8 +203,7 @@ class TrainOutput:
         return checkpoint / "trainer_state.json"
 
 
-# -- the run directory
-# -----------------------------------------------------------------------------------------
+# -- the run directory ---------------------------------------------------------------------------------------
 class RunLayout:
     """The paths of one run directory and the records in it (see the module doc)."""
 

@@ -286,8 +286,8 @@ def _stages_html(stages: dict[str, dict[str, Any]]) -> str:
     row), one column per kind of stage, a bar for the row's share of the run's total."""
     if not stages:
         return "<p>No stage times recorded.</p>"
-    grid: dict[int | str,
-               dict[str, float]] = {}  # rows (iterations, then others) in the order they first started
+    # rows (iterations, then others) in the order they first started
+    grid: dict[int | str, dict[str, float]] = {}
     for name, s in sorted(stages.items(), key=lambda kv: kv[1]["started"]):
         i, kind = RunLayout.stage_kind(name)
         row = kind if i is None else i

@@ -172,8 +172,7 @@ class Run:
         report; a stage that a resume skips keeps the time recorded when it ran."""
         self.layout.record_stage(self.layout.stage_name(output), started, time.time() - started)
 
-    # -- tasks
-    # --------------------------------------------------------------------------------------------------
+    # -- tasks -----------------------------------------------------------------------------------------------
     def train_tasks(self) -> list[int]:
         return list(range(self.cfg.env.num_train_tasks))
 
@@ -188,8 +187,7 @@ class Run:
     def test_tasks(self) -> list[int]:
         return list(range(self.cfg.evaluation.num_test_tasks))
 
-    # -- setup
-    # --------------------------------------------------------------------------------------------------
+    # -- setup -----------------------------------------------------------------------------------------------
     def setup(self) -> None:
         stale = self.layout.resume(self.cfg)  # refuses a changed config before anything is written
         if stale:
@@ -222,8 +220,7 @@ class Run:
         self.log(f"eval {name}: success {metrics['success']:.3f} score {metrics['score']:.3f}")
         return metrics
 
-    # -- stages
-    # -------------------------------------------------------------------------------------------------
+    # -- stages ----------------------------------------------------------------------------------------------
     def evaluate_teachers(self) -> None:
         """The reference evaluations: the privileged teacher, the teacher without privilege, the baselines."""
         if not self.cfg.evaluation.teachers:
@@ -344,8 +341,8 @@ class Run:
             self.log(f"iter {i} rollout: {sum(t.won for t in done)}/{len(done)} won")
         return done
 
-    def corrections(self, i: int, rollouts: list[Trajectory]) -> tuple[list[Trajectory],
-                                                                       list[list[Correction]]]:
+    def corrections(self, i: int, rollouts: list[Trajectory]
+                    ) -> tuple[list[Trajectory], list[list[Correction]]]:
         out = self.layout.corrections(i)
         done = read_output(out, read_corrections, self.log)
         if done is None:
@@ -390,8 +387,7 @@ class Run:
                                             self.test_tasks(), progress=self.progress)
         return self._record_evaluation(out, iteration_name(i), metrics, trajs, started)
 
-    # -- outputs
-    # --------------------------------------------------------------------------------------------------
+    # -- outputs ---------------------------------------------------------------------------------------------
     def refresh_outputs(self) -> list[dict[str, Any]]:
         rows = self.layout.collect_metrics()
         self.layout.write_metrics(rows)

@@ -130,8 +130,7 @@ def test_replay_success_on_200_generated_test_tasks():
         assert privilege == 1.0 or report.leaks == 0
 
 
-# -- goal-equivalent actions are not mistakes
-# ------------------------------------------------------------------
+# -- goal-equivalent actions are not mistakes ----------------------------------------------------------------
 
 def student_run(actions, split="train", index=0):
     """A student trajectory that takes ``actions`` in a generated game, recorded as a rollout records it."""

@@ -187,8 +187,7 @@ def test_retry_after_is_honoured_and_capped():
         assert 0.5 <= c._delay(0, None) <= 1.0 and 2.0 <= c._delay(2, "soon") <= 4.0
 
 
-# -- the real server
-# -------------------------------------------------------------------------------------------
+# -- the real server -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):

@@ -115,8 +115,8 @@ def test_unsupported_requests_get_openai_400(client, kwargs, code, param):
 
 def test_default_values_of_unsupported_features_are_accepted(client):
     out = client.chat.completions.create(model="tiny",
-                                         messages=[{"role": "developer", "content": "Be brief."},
-                                                                 *USER], max_tokens=2, tools=[],
+                                         messages=[{"role": "developer", "content": "Be brief."}, *USER],
+                                         max_tokens=2, tools=[],
                                          response_format={"type": "text"}, logprobs=False, n=1,
                                          frequency_penalty=0.0, user="someone")
     assert out.usage.completion_tokens <= 2
@@ -153,8 +153,7 @@ def test_prompt_beyond_the_context_is_400(client):
     assert_openai_error(e.value.body, "context_length_exceeded", "messages")
 
 
-# -- resolving what to serve
-# -----------------------------------------------------------------------------------
+# -- resolving what to serve ---------------------------------------------------------------------------------
 
 def _fake_iteration(run_dir, i, model_dir=None, adapter=None):
     """The files a finished training stage leaves: train_log.json and the merged model or the adapter."""

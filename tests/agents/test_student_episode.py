@@ -35,9 +35,8 @@ def taught(random_model):
     model, tok = copy.deepcopy(random_model[0]), random_model[1]
     rows = []
     for i in range(4):
-        steps = [(f"You arrive at shelf {j}. you see a mug {j}.", f"look at shelf {j + 1}", "go to shelf "
-                                                                                            f"{j + 1}")
-                 for j in range(i + 1)]
+        steps = [(f"You arrive at shelf {j}. you see a mug {j}.", f"look at shelf {j + 1}",
+                  f"go to shelf {j + 1}") for j in range(i + 1)]
         msgs = episode_messages(f"put a mug in fridge {i}.", steps, env="alfworld")
         rows.append(encode_turns(tok, msgs, [j for j, m in enumerate(msgs) if m["role"] == "assistant"]))
     torch.manual_seed(0)
@@ -76,8 +75,9 @@ def _prompt_ids(tok, task, steps, obs):
 def _reference_answer(student, ids):
     """Greedy answer of the bare model on one unpadded prompt, decoded as the student decodes."""
     with torch.inference_mode():
-        out = student.model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids),
-                                     dtype=torch.long), max_new_tokens=student.max_new_tokens,
+        out = student.model.generate(input_ids=torch.tensor([ids]),
+                                     attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                     max_new_tokens=student.max_new_tokens,
                                      do_sample=False, eos_token_id=student.stop_ids,
                                      pad_token_id=student.tokenizer.pad_token_id,
                                      temperature=None, top_p=None, top_k=None)

@@ -61,8 +61,7 @@ def gen_env():
     env.close()
 
 
-# -- generated tasks
-# ------------------------------------------------------------------------------------------
+# -- generated tasks -----------------------------------------------------------------------------------------
 
 def test_make_without_kwargs_is_lazy_and_works():
     env = gym.make("leap/ALFWorld-v0")
@@ -163,8 +162,8 @@ def test_reward_terminated_and_step_after_done(gen_env):
 def test_invalid_action_is_nothing_happens(gen_env):
     _, info = gen_env.reset(options={"task_index": 1})
     before = info["privileged"]
-    for bad in ("fly to the moon", "", "   ",
-                "GO TO " + info["admissible_actions"][0][6:]):  # non-str: contract test
+    # non-str: contract test
+    for bad in ("fly to the moon", "", "   ", "GO TO " + info["admissible_actions"][0][6:]):
         obs, r, terminated, truncated, info = gen_env.step(bad)
         assert obs == "Nothing happens." and info["action_valid"] is False and r == 0.0
         check_info(info)
@@ -250,8 +249,7 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
         ALFWorldEnv(tasks="files", data_dir=tmp_path / "missing")
 
 
-# -- real game files
-# -------------------------------------------------------------------------------------------
+# -- real game files -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def alf_data(shared_data):
@@ -290,10 +288,10 @@ def _truncate(data, key):
 
 @pytest.mark.parametrize("corrupt,match", [
     (lambda text, data: text[: len(text) // 2], r"line \d+ column"),  # the file itself cut
-    (lambda text, data: json.dumps(_truncate(data, "pddl_problem")), r"pddl_problem is truncated: it ends at "
-                                                                     r"line"),
-    (lambda text, data: json.dumps(_truncate(data, "pddl_domain")), r"pddl_domain is truncated: it ends at "
-                                                                    r"line"),
+    (lambda text, data: json.dumps(_truncate(data, "pddl_problem")),
+     r"pddl_problem is truncated: it ends at line"),
+    (lambda text, data: json.dumps(_truncate(data, "pddl_domain")),
+     r"pddl_domain is truncated: it ends at line"),
     (lambda text, data: json.dumps(_truncate(data, "grammar")), r"grammar line \d+ uses the rule"),
     (lambda text, data: json.dumps({**data, "grammar": None}), r"missing 'grammar'"),
 ])
@@ -392,8 +390,7 @@ def test_planner_expert_mode():
     assert info["won"]
 
 
-# -- placement preferences
-# ------------------------------------------------------------------------------------
+# -- placement preferences -----------------------------------------------------------------------------------
 
 def test_shipped_placement_table_is_what_the_counter_computes(alf_data):
     from leap_gym.envs.alfworld.placement import PLACEMENT_COUNTS, RECEPTACLE_INSTANCES, count_placements
@@ -407,8 +404,7 @@ def test_generated_objects_follow_placement_preferences():
     there."""
     from leap_gym.envs.alfworld.generate import _Builder
 
-    b = _Builder(random.Random(0), "pick_and_place_simple",
-                 301)  # a bedroom with a bed and many other holders
+    b = _Builder(random.Random(0), "pick_and_place_simple", 301)  # a bedroom: a bed and many other holders
     b.receptacles()
     options = b.holders("Book")
     beds = [h for h in options if b.receps[h][0] == "Bed"]

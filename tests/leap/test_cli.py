@@ -51,8 +51,7 @@ def toy_config(run_dir: Path) -> dict:
             "evaluation": {"num_test_tasks": 3}}
 
 
-# -- help and config
-# ----------------------------------------------------------------------------------------------
+# -- help and config -----------------------------------------------------------------------------------------
 def test_every_config_field_has_a_doc():
     """Help is generated from the comments next to the fields: a field added without one fails here."""
     for _, _, rows in config_fields():
@@ -137,8 +136,7 @@ def test_examples_cover_every_env_and_the_demo():
     assert example == load_config(None, base=DEMO_CONFIG)
 
 
-# -- one-line errors
-# ------------------------------------------------------------------------------------------------
+# -- one-line errors -----------------------------------------------------------------------------------------
 def test_misspelt_key_as_option_or_override():
     one_line_error(cli("train", "--training.max_stepz", "3"), "unknown config key 'training.max_stepz'")
     one_line_error(cli("train", "training.max_steps=many"), "training.max_steps", "expected an integer")
@@ -162,8 +160,7 @@ def test_eval_with_kwargs_the_env_does_not_take(tmp_path):
     one_line_error(proc, "env.test_kwargs", "colour")
 
 
-# -- a quiet run
-# ----------------------------------------------------------------------------------------------------
+# -- a quiet run ---------------------------------------------------------------------------------------------
 def test_quiet_run_to_a_pipe_stays_small_and_readable(tmp_path):
     """The real train command on the toy env with the tiny student, stdout and stderr to pipes (not a
     terminal): the results table on stdout, the library's own lines on stderr, no trainer dicts, no

@@ -19,8 +19,7 @@ def test_yaml_then_overrides(tmp_path):
                     "{tasks: files}\n")
     cfg = load_config(path,
                       ["training.max_steps=7", "teacher.privilege=0.25",
-                       "env.test_kwargs={split: valid_seen}",
-                             "evaluation.baselines=[a:B]"])
+                       "env.test_kwargs={split: valid_seen}", "evaluation.baselines=[a:B]"])
     assert cfg.iterations == 3 and cfg.training.method == "dpo"
     assert cfg.training.max_steps == 7 and cfg.teacher.privilege == 0.25
     assert cfg.env.kwargs == {"tasks": "files"} and cfg.env.test_kwargs == {"split": "valid_seen"}

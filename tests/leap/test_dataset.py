@@ -175,8 +175,7 @@ def test_corrections_the_teacher_failed_never_become_rows(method):
     assert every == []
 
 
-# -- the episode format
-# -----------------------------------------------------------------------------------------
+# -- the episode format --------------------------------------------------------------------------------------
 
 def _answers(messages) -> list[str]:
     return [m["content"] for m in messages if m["role"] == "assistant"]

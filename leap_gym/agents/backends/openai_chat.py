@@ -120,8 +120,7 @@ class OpenAIChat:
         self._lock = threading.Lock()
         self.usage = Usage()
 
-    # -- public
-    # ------------------------------------------------------------------------------------------------
+    # -- public ----------------------------------------------------------------------------------------------
     def chat(self, messages: Sequence[dict[str, str]], **params: Any) -> ChatResult:
         """One chat completion; served from the cache when this exact request was answered before."""
         merged = {k: v for k, v in {**self.params, **params}.items() if v is not None}  # None: server default
@@ -175,8 +174,7 @@ class OpenAIChat:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # -- internals
-    # ---------------------------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------------------------
     def _result(self, response: dict[str, Any], cached: bool, key: str | None = None) -> ChatResult:
         choice = response["choices"][0]
         usage = response.get("usage")

@@ -49,8 +49,7 @@ _POPULAR = ("countertop", "diningtable", "sidetable", "coffeetable", "desk", "sh
 _TASK_PATTERNS = [
     (r"^(?:look at|examine the) (?P<obj>\w+) (?:under|with) the (?P<lamp>\w+)$", "look"),
     (r"^put two (?P<obj>\w+) in (?P<recep>\w+)$", "two"),
-    (r"^find two (?P<obj>\w+) and put them in (?P<recep>\w+)$",
-                                                           "two"),
+    (r"^find two (?P<obj>\w+) and put them in (?P<recep>\w+)$", "two"),
     (r"^put a (?:clean|hot|cool) (?P<obj>\w+) in (?P<recep>\w+)$", "state"),
     (r"^(?:clean|heat|cool) some (?P<obj>\w+) and put it in (?P<recep>\w+)$", "state"),
     (r"^put (?:a|some) (?P<obj>\w+) (?:in|on) (?P<recep>\w+)$", "simple"),

@@ -33,8 +33,8 @@ from leap_gym.envs.alfworld.world import TASK_TYPES, Goal, World
 
 SPLITS = ("train", "test")
 VALID_UNSEEN_SCENES = (10, 219, 308, 424)
-TESTS_UNSEEN_SCENES = (9, 29, 215, 226, 315, 325, 404,
-                       425)  # ALFRED's hidden test scenes: used by neither split
+# ALFRED's hidden test scenes: used by neither split
+TESTS_UNSEEN_SCENES = (9, 29, 215, 226, 315, 325, 404, 425)
 ROOMS = {"Kitchen": range(1, 31), "LivingRoom": range(201, 231), "Bedroom": range(301, 331),
          "Bathroom": range(401, 431)}
 _APPLIANCE = {"pick_clean_then_place_in_recep": "SinkBasin", "pick_heat_then_place_in_recep": "Microwave",

@@ -90,8 +90,7 @@ class _Planner:
     def pickable(self, obj: str) -> bool:
         return any(r in self.w.recep_loc for r in self.w.in_recep.get(obj, ()))
 
-    # -- task types: one plan per choice of object(s), lamp, appliance and destination
-    # ------------------------
+    # -- task types: one plan per choice of object(s), lamp, appliance and destination -----------------------
     def look(self, obj: str | None, lamp: str) -> bool:
         """Hold ``obj`` (``None``: the goal object already held) and switch on ``lamp`` where it stands."""
         g, w = self.goal, self.w

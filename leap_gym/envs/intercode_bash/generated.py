@@ -164,7 +164,7 @@ def _grep_count(t: _Tree, rng):
     q = _pick(rng,
               ("How many lines of {f} contain '{w}'?",
                "Count the lines in {f} that include the string '{w}'.",
-                    "Print the number of lines matching '{w}' in {f}."), f=f, w=word)
+               "Print the number of lines matching '{w}' in {f}."), f=f, w=word)
     return q, f"grep -c '{word}' {f}"
 
 
@@ -230,7 +230,7 @@ def _delete_ext(t: _Tree, rng):
         t.add_file(rng.choice(t.dirs), ext)
     q = _pick(rng,
               ("Delete all .{ext} files under {d}.", "Remove every file ending in .{ext} anywhere below {d}.",
-                    "Clean up {d} by deleting its .{ext} files, including those in subdirectories."),
+               "Clean up {d} by deleting its .{ext} files, including those in subdirectories."),
               ext=ext, d=t.root)
     return q, f"find {t.root} -type f -name '*.{ext}' -delete"
 

@@ -264,8 +264,8 @@ CATEGORIES: tuple[Category, ...] = (
     ),
 )
 
-TYPES: tuple[tuple[int, int],
-             ...] = tuple((c, t) for c, cat in enumerate(CATEGORIES) for t in range(len(cat.types)))
+TYPES: tuple[tuple[int, int], ...] = tuple((c, t) for c, cat in enumerate(CATEGORIES)
+                                           for t in range(len(cat.types)))
 
 ATTRIBUTE_SENTENCES = (
     "{A} for everyday use.", "Features {a}.", "Designed with {a} in mind.", "Customers love the {a}.",

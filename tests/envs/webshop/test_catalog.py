@@ -88,8 +88,8 @@ def test_targets_score_one_and_distractors_fall_short(cat):
                 shortfalls[kind] += _best_purchase_reward(cat.product(j), goal) < 1.0
     assert shortfalls["over_budget"] == counts["over_budget"] > 0  # always over any bound the goal can have
     assert shortfalls["sibling"] == counts["sibling"] > 0  # r_type 0
-    for kind in ("missing_attr", "option_absent",
-                 "option_in_text"):  # only when the goal asks for what is missing
+    # only when the goal asks for what is missing
+    for kind in ("missing_attr", "option_absent", "option_in_text"):
         assert 0 < shortfalls[kind] <= counts[kind]
 
 

@@ -69,7 +69,7 @@ def test_streaming_matches_json_load(data_dir):
 
 @pytest.mark.parametrize("text,msg",
                          [("", "empty"), ('{"a": 1}', "list"), ('[{"asin": "B0"}, {"asin"', "truncated"),
-                                      ('[{"asin": "B0"} {"asin": 1}]', "truncated")])
+                          ('[{"asin": "B0"} {"asin": 1}]', "truncated")])
 def test_bad_files_give_clear_errors(tmp_path, text, msg):
     path = tmp_path / "bad.json"
     path.write_text(text)

@@ -125,7 +125,7 @@ def test_text_rich_markup_and_clicked_state(make_env):
 
 @pytest.mark.parametrize("action",
                          ["click[nothing here]", "Search[boots]", "click[search]", "search[]", "buy now",
-                                    "Click[back to search]", "", "click[buy now]"])
+                          "Click[back to search]", "", "click[buy now]"])
 def test_invalid_actions_are_silent_no_ops(make_env, action):
     env = make_env()
     obs0, info0 = env.reset(seed=0, options={"task_index": 5})

@@ -88,7 +88,7 @@ def _top_k_reference(scores, k=50):
 
 @pytest.mark.parametrize("n,levels,density",
                          [(100_000, 1000, 1.0), (100_000, 5, 1.0), (200_000, 10**6, 0.001),
-                                              (50_000, 3, 0.3), (30, 10, 1.0)])
+                          (50_000, 3, 0.3), (30, 10, 1.0)])
 def test_top_k_is_exact_on_large_arrays_with_ties(n, levels, density):
     from leap_gym.envs.webshop.search import top_k
 
