@@ -10,7 +10,7 @@ import pytest
 
 from leap_gym import BenchmarkSpec, register_benchmark
 from leap_gym.agents.conversation import GENERIC_EPISODE_RULES, episode_system_prompt
-from leap_gym.agents.prompting import GENERIC_RULES, env_family, system_prompt
+from leap_gym.agents.prompting import GENERIC_RULES, system_prompt
 from leap_gym.agents.teachers import make_expert
 from leap_gym.agents.teachers.leak import find_leaks
 from leap_gym.agents.teachers.llm import correction_messages, privileged_summary
@@ -56,7 +56,7 @@ def test_unknown_id_is_a_one_line_error():
 
 @pytest.mark.parametrize("env_id", ["leap/InterCodeSQL-v0", "leap/BashGolf-v0", "leap/ALFWorldHard-v0"])
 def test_ids_match_exactly_not_by_substring(env_id):
-    assert get_spec(env_id) is None and env_family(env_id) == "generic"
+    assert get_spec(env_id) is None
     assert system_prompt(env_id) == system_prompt(None) and GENERIC_RULES in system_prompt(env_id)
     assert INTERCODE_BASH.rules not in system_prompt(env_id)
     assert episode_system_prompt(env_id) == episode_system_prompt(None)

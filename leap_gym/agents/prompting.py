@@ -52,13 +52,6 @@ FORMAT_RULE = "Answer in exactly this format:\n" + format_target("<one short sen
 GENERIC_RULES = "Pick the action verbatim from the candidate actions when they are given."
 
 
-def env_family(env: str | None) -> str:
-    """The family name of an env id's (or family name's) benchmark spec; ``"generic"`` for an env without
-    one."""
-    spec = get_spec(env)
-    return spec.family if spec else "generic"
-
-
 def env_rules(env: str | None) -> str:
     """The rules of an env id's (or family name's) benchmark spec, looked up exactly; generic rules without
     one."""
@@ -288,6 +281,6 @@ def parse_output(text: str | None, admissible_actions: Sequence[str] | None = No
 
 
 __all__ = ["DEFAULT_HISTORY", "FORMAT_RULE", "GENERIC_RULES", "ROLE", "FittedPrompt", "answer_head",
-           "build_messages", "build_user_prompt", "clip_text", "env_family", "env_rules", "fill_template",
+           "build_messages", "build_user_prompt", "clip_text", "env_rules", "fill_template",
            "fit_step_prompt",
            "format_target", "is_template", "match_candidate", "parse_output", "system_prompt"]

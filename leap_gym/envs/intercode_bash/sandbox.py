@@ -568,10 +568,6 @@ class Sandbox:
             offset += sub["n"]
         return out
 
-    def populate(self, entries: list[dict], now: float, snapshot: bool = False) -> None:
-        """Create ``entries`` (times relative to ``now``), pin the root's mtime, optionally snapshot after."""
-        self.request(self.populate_request(entries, now, snapshot))
-
     def snapshot(self) -> int:
         return self.request({"op": "snapshot"})[0]["tracked"]
 

@@ -373,12 +373,6 @@ class GeneratedCatalog:
             return _derive(SLOT_KINDS[slot], anchor, rng, slot)
         return _random_spec(rng, anchor["type"])
 
-    def slot_kind(self, i: int) -> str:
-        family, slot = divmod(i, FAMILY)
-        if family >= self.num_families or slot >= len(SLOT_KINDS):
-            return "background"
-        return SLOT_KINDS[slot]
-
     def _product(self, i: int) -> dict[str, Any]:
         if not 0 <= i < self.num_products:
             raise IndexError(f"product {i} out of range (catalog has {self.num_products})")

@@ -261,12 +261,6 @@ def iter_products(path: str | os.PathLike, attributes: Mapping[str, Any], num_pr
         yield normalize_product(raw, attributes, rng)
 
 
-def load_products(path: str | os.PathLike, attributes: Mapping[str, Any], num_products: int | None = None,
-                  seed: int = 0) -> list[dict[str, Any]]:
-    """All normalised products in memory (fine for the 1k files; ``FileCatalog`` streams to disk instead)."""
-    return list(iter_products(path, attributes, num_products, seed))
-
-
 def check_human_goals(human: Mapping[str, Any], path: Path | None = None) -> None:
     """Raise ``DataError`` naming the file, line and ASIN of the first instruction ``human_goals`` cannot
     use."""

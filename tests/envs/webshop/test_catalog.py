@@ -5,9 +5,17 @@ import re
 
 import pytest
 
-from leap_gym.envs.webshop.catalog import FAMILY, NUM_GOALS, GeneratedCatalog, index_text
+from leap_gym.envs.webshop.catalog import FAMILY, NUM_GOALS, SLOT_KINDS, GeneratedCatalog, index_text
 from leap_gym.envs.webshop.reward import attribute_matches, compute_reward, fuzzy_match
 from leap_gym.envs.webshop.vocab import CATEGORIES
+
+
+def _slot_kind(cat, i):
+    """What product ``i`` of a family is (``SLOT_KINDS``); products past the last family are background."""
+    family, slot = divmod(i, FAMILY)
+    if family >= cat.num_families or slot >= len(SLOT_KINDS):
+        return "background"
+    return SLOT_KINDS[slot]
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +90,7 @@ def test_targets_score_one_and_distractors_fall_short(cat):
         assert t % FAMILY == 0
         assert _best_purchase_reward(cat.product(t), goal) == 1.0
         for j in range(t + 1, t + FAMILY):
-            kind = cat.slot_kind(j)
+            kind = _slot_kind(cat, j)
             if kind in shortfalls:
                 counts[kind] += 1
                 shortfalls[kind] += _best_purchase_reward(cat.product(j), goal) < 1.0

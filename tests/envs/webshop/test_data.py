@@ -11,8 +11,8 @@ from leap_gym.envs.webshop.data import (
     human_goals,
     iter_json_array,
     iter_json_object,
+    iter_products,
     load_attributes,
-    load_products,
     parse_pricing,
     split_goals,
 )
@@ -85,7 +85,7 @@ def test_pricing_parse():
 
 
 def test_normalisation(data_dir):
-    products = load_products(data_dir / "items_shuffle_1000.json", INS)
+    products = list(iter_products(data_dir / "items_shuffle_1000.json", INS))
     assert [p["asin"] for p in products] == ["B0TEST0001", "B0TEST0002", "B0TEST0004", "B0TEST0005"]
     boot, sock, jacket, hat = products
     assert boot["options"] == {"color": ["brown", "black | grey"], "size": ["9", "10"]}
@@ -97,12 +97,12 @@ def test_normalisation(data_dir):
     assert 9.5 <= sock["price"] <= 14.0
     assert jacket["pricing"] == [100.0] and hat["Price"] == "$100.0"
     assert "brand" not in boot and "list_price" not in boot
-    assert [p["asin"] for p in load_products(data_dir / "items_shuffle_1000.json", INS, num_products=2)] == [
+    assert [p["asin"] for p in iter_products(data_dir / "items_shuffle_1000.json", INS, num_products=2)] == [
         "B0TEST0001", "B0TEST0002"]  # truncation happens before filtering
 
 
 def test_human_goals(data_dir):
-    products = load_products(data_dir / "items_shuffle_1000.json", INS)
+    products = list(iter_products(data_dir / "items_shuffle_1000.json", INS))
     goals = human_goals(products, HUMAN)
     assert len(goals) == 2  # the instruction without attributes is skipped
     g = goals[0]
@@ -154,7 +154,7 @@ def test_streaming_objects(data_dir):
 def test_file_catalog_store_is_built_once_and_read_on_demand(data_dir, tmp_path, monkeypatch):
     cache = tmp_path / "store"
     cat = FileCatalog(data_dir, cache_dir=cache)
-    products = load_products(data_dir / "items_shuffle_1000.json", INS)
+    products = list(iter_products(data_dir / "items_shuffle_1000.json", INS))
     assert len(cat) == 4 and [cat.product(i) for i in range(4)] == products
     assert cat.index_of("B0TEST0004") == 2 and cat.index_of("b0test0004") == 2
     assert cat.index_of("B0NONE") is None
