@@ -1,25 +1,26 @@
 """Acting throughput of ``HFStudent`` on CPU: batched over a vector env vs. env by env.
 
-For each model size and env count N, the same episodes are acted twice: ``batched`` (one ``act_batch`` call per
-step answers all N envs with one left-padded generate) and ``env-by-env`` (the same student with batch size 1,
-i.e. what the LEAP authors' code does). Prompts are ALFWorld-like student prompts (task, growing history,
-observation, ~11 candidates) from the prompt builder. The tiny models are untrained, so they rarely stop before
-``max_new_tokens``: every action generates about the same number of tokens, which makes runs comparable. Both
-modes must give the same greedy answers (reported as "same greedy answers"): a speed-up that changed the answers
-would not count.
-Throughput is actions/s and generated tokens/s, both against wall time and against process CPU time (the
-machine may be shared; CPU time is the steadier number); each setting runs ``--repeats`` times, the two modes
-alternating so that both see the same load, and the run with the least CPU time is reported.
+For each model size and env count N, the same episodes are acted twice: ``batched`` (one ``act_batch`` call
+per step answers all N envs with one left-padded generate) and ``env-by-env`` (the same student with batch
+size 1, i.e. what the LEAP authors' code does). Prompts are ALFWorld-like student prompts (task, growing
+history, observation, ~11 candidates) from the prompt builder. The tiny models are untrained, so they rarely
+stop before ``max_new_tokens``: every action generates about the same number of tokens, which makes runs
+comparable. Both modes must give the same greedy answers (reported as "same greedy answers"): a speed-up that
+changed the answers would not count. Throughput is actions/s and generated tokens/s, both against wall time
+and against process CPU time (the machine may be shared; CPU time is the steadier number); each setting runs
+``--repeats`` times, the two modes alternating so that both see the same load, and the run with the least CPU
+time is reported.
 
-``--threads`` defaults to torch's own default (one per core), which is how a user's run acts; ``--threads 1 2``
-measures each count in the same run. Acting env by env cannot use a second core (one row per matmul, and the
-per-token overhead is Python), a batch can, so the speed-up grows with cores; 1 thread is the per-core view.
-With more than one thread an idle worker spins, so process CPU time overstates the work: compare wall time.
+``--threads`` defaults to torch's own default (one per core), which is how a user's run acts;
+``--threads 1 2`` measures each count in the same run. Acting env by env cannot use a second core (one row per
+matmul, and the per-token overhead is Python), a batch can, so the speed-up grows with cores; 1 thread is the
+per-core view. With more than one thread an idle worker spins, so process CPU time overstates the work:
+compare wall time.
 
 On CPU the prompt prefill (~200-300 tokens per env here) is compute-bound: batching saves only a little of it
-(chunks of ~1k tokens keep activations in cache). Batching removes the per-token decode overhead, and the batched
-KV cache is preallocated, so decoding does not copy it at every token. So the speed-up grows with answer length
-and shrinks with prompt length and model size.
+(chunks of ~1k tokens keep activations in cache). Batching removes the per-token decode overhead, and the
+batched KV cache is preallocated, so decoding does not copy it at every token. So the speed-up grows with
+answer length and shrinks with prompt length and model size.
 
     PYTHONPATH=. python benchmarks/act_speed.py                 # tiny + small, N = 1, 8, 16, 32, all cores
     PYTHONPATH=. python benchmarks/act_speed.py --sizes tiny --threads 1 2
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--threads", nargs="+", type=int, default=None,
                         help="torch threads per setting (default: torch's default, one per core)")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per setting; the one with least CPU time counts")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="runs per setting; the one with least CPU time counts")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--quick", action="store_true", help="tiny model, 2 steps")
     parser.add_argument("--out", default="benchmarks/results/act_speed.json")
@@ -107,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                     row = {"model": size, "params": params, "dtype": args.dtype, "threads": t,
                            **min(runs[batched], key=lambda r: r["cpu_s"]), "repeats": args.repeats}
                     rows.append(row)
-                    print(f"  {size:<6} threads={t} N={n:<3} {row['mode']:<10} {row['actions_per_s']:8.2f} act/s "
-                          f"{row['tokens_per_s']:8.1f} tok/s  (cpu {row['cpu_s']:.1f} s, wall {row['wall_s']:.1f} s)",
+                    print(f"  {size:<6} threads={t} N={n:<3} {row['mode']:<10} {row['actions_per_s']:8.2f} "
+                          f"act/s {row['tokens_per_s']:8.1f} tok/s  (cpu {row['cpu_s']:.1f} s, wall "
+                          f"{row['wall_s']:.1f} s)",
                           flush=True)
 
     speedups = []
@@ -116,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             for n in args.envs:
                 key = (size, t, n)
-                b = next(r for r in rows if (r["model"], r["threads"], r["envs"], r["mode"]) == (*key, "batched"))
-                s = next(r for r in rows if (r["model"], r["threads"], r["envs"], r["mode"]) == (*key, "env-by-env"))
-                same = sum(x == y for x, y in zip(b["answers"], s["answers"], strict=True)) / len(b["answers"])
+                mine = [r for r in rows if (r["model"], r["threads"], r["envs"]) == key]
+                b = next(r for r in mine if r["mode"] == "batched")
+                s = next(r for r in mine if r["mode"] == "env-by-env")
+                agree = sum(x == y for x, y in zip(b["answers"], s["answers"], strict=True))
+                same = agree / len(b["answers"])
                 speedups.append({"model": size, "threads": t, "envs": n,
                                  "speedup_wall": b["actions_per_s"] / s["actions_per_s"],
                                  "speedup_cpu": b["actions_per_cpu_s"] / s["actions_per_cpu_s"],
@@ -126,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for r in rows:  # the answers were only for the check above
         r.pop("answers")
-    meta = {"threads": threads, "cores": os.cpu_count(), "steps": args.steps, "max_new_tokens": args.max_new_tokens,
-            "repeats": args.repeats, "dtype": args.dtype,
+    meta = {"threads": threads, "cores": os.cpu_count(), "steps": args.steps,
+            "max_new_tokens": args.max_new_tokens, "repeats": args.repeats, "dtype": args.dtype,
             "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
     print(f"\nsettings: {meta}")
-    print("\n| model | params | threads | envs | mode | actions/s | gen tokens/s | actions/CPU-s | tokens/CPU-s | wall s "
-          "| CPU s |")
+    print("\n| model | params | threads | envs | mode | actions/s | gen tokens/s | actions/CPU-s | "
+          "tokens/CPU-s | wall s | CPU s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['threads']} | {r['envs']} | {r['mode']} | "
@@ -141,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| model | threads | envs | batched / env-by-env (wall) | (CPU time) | same greedy answers |")
     print("|---|---|---|---|---|---|")
     for s in speedups:
-        print(f"| {s['model']} | {s['threads']} | {s['envs']} | {s['speedup_wall']:.1f}x | {s['speedup_cpu']:.1f}x | "
-              f"{s['same_answers']:.0%} |")
+        print(f"| {s['model']} | {s['threads']} | {s['envs']} | {s['speedup_wall']:.1f}x | "
+              f"{s['speedup_cpu']:.1f}x | {s['same_answers']:.0%} |")
 
     out = Path(args.out)
     from leap_gym.io import atomic_write_json

@@ -1,6 +1,6 @@
 """Success of the fact-based ALFWorld oracle from reset and from mid-episode states reached by random play.
 
-    PYTHONPATH=. python benchmarks/alfworld_oracle.py --generated 1000 --data-dir ../shared/data/alfworld \
+    PYTHONPATH=. python benchmarks/alfworld_oracle.py --generated 1000 --data-dir /path/to/alfworld \
         --out benchmarks/results/alfworld_oracle.json
 
 For each game: play the oracle from reset; then reset, take ``--random-steps`` random admissible commands and
@@ -34,7 +34,8 @@ def _dead_end(env) -> bool:
 
 
 def measure(env, indices, random_steps: int) -> dict:
-    out = {"games": 0, "won_from_reset": 0, "won_mid_episode": 0, "dead_ends": 0, "failures": [], "plan_len": []}
+    out = {"games": 0, "won_from_reset": 0, "won_mid_episode": 0, "dead_ends": 0, "failures": [],
+           "plan_len": []}
     for i in indices:
         out["games"] += 1
         _, info = env.reset(options={"task_index": i})
@@ -80,15 +81,16 @@ def main(argv=None) -> dict:
     if args.data_dir:
         for s in args.file_splits:
             env = ALFWorldEnv(tasks="files", split=s, data_dir=args.data_dir)
-            jobs.append((f"files/{s}", dict(tasks="files", split=s, data_dir=args.data_dir), range(env.num_tasks)))
+            jobs.append((f"files/{s}", dict(tasks="files", split=s, data_dir=args.data_dir),
+                         range(env.num_tasks)))
     for name, kwargs, indices in jobs:
         t = time.perf_counter()
         results[name] = measure(ALFWorldEnv(**kwargs), indices, args.random_steps)
         results[name]["seconds"] = round(time.perf_counter() - t, 1)
         r = results[name]
-        print(f"{name}: from reset {r['won_from_reset']}/{r['games']}, after {args.random_steps} random steps "
-              f"{r['won_mid_episode']}/{r['games'] - r['dead_ends']} (+{r['dead_ends']} genuine dead ends), "
-              f"mean plan {r['mean_plan_len']:.1f}, max {r['max_plan_len']}", flush=True)
+        print(f"{name}: from reset {r['won_from_reset']}/{r['games']}, after {args.random_steps} random "
+              f"steps {r['won_mid_episode']}/{r['games'] - r['dead_ends']} (+{r['dead_ends']} genuine dead "
+              f"ends), mean plan {r['mean_plan_len']:.1f}, max {r['max_plan_len']}", flush=True)
     atomic_write_json(args.out, results)
     return results
 

@@ -1,6 +1,6 @@
 """Speed of leap/ALFWorld-v0 against the unmodified ALFWorld engine, measured in the same run.
 
-    PYTHONPATH=. python benchmarks/alfworld_speed.py --data-dir ../shared/data/alfworld --split valid_seen \
+    PYTHONPATH=. python benchmarks/alfworld_speed.py --data-dir /path/to/alfworld --split valid_seen \
         --out benchmarks/results/alfworld_speed.json
 
 Both engines play the same games with the same seeded random admissible commands through ``ALFWorldEnv``
@@ -34,12 +34,14 @@ def _quantiles(xs: list[float]) -> dict[str, float]:
 
 def _make(args, fast: bool, cache_dir):
     from leap_gym.envs.alfworld.env import ALFWorldEnv
-    return ALFWorldEnv(tasks="files", split=args.split, data_dir=args.data_dir, fast=fast, cache_dir=cache_dir)
+    return ALFWorldEnv(tasks="files", split=args.split, data_dir=args.data_dir, fast=fast,
+                       cache_dir=cache_dir)
 
 
 def _play(env, indices, n_steps: int, again: bool = False) -> dict[str, list[float]]:
     """Reset each game and take ``n_steps`` seeded random admissible commands; per-call wall and CPU times."""
-    out = {"reset_wall": [], "reset_cpu": [], "step_wall": [], "step_cpu": [], "again_wall": [], "again_cpu": []}
+    out = {"reset_wall": [], "reset_cpu": [], "step_wall": [], "step_cpu": [], "again_wall": [],
+           "again_cpu": []}
     t_loop = time.perf_counter()
     steps = 0
     for i in indices:
@@ -84,10 +86,10 @@ def _throughput(args, fast: bool, cache_dir, indices, procs: int) -> float:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld"
-    p.add_argument("--data-dir", default=os.environ.get("ALFWORLD_DATA") or (str(shared) if shared.is_dir() else None),
-                   help="folder with json_2.1.1 (default $ALFWORLD_DATA, else ../shared/data/alfworld)")
-    p.add_argument("--quick", action="store_true", help="5 games x 10 steps, 4 games per engine in the 2-process row")
+    p.add_argument("--data-dir", default=os.environ.get("ALFWORLD_DATA"),
+                   help="folder with ALFWorld's json_2.1.1 (default $ALFWORLD_DATA)")
+    p.add_argument("--quick", action="store_true",
+                   help="5 games x 10 steps, 4 games per engine in the 2-process row")
     p.add_argument("--split", default="valid_seen")
     p.add_argument("--games", type=int, default=None, help="first N games (default: all)")
     p.add_argument("--steps", type=int, default=20, help="random admissible commands per game")
@@ -113,7 +115,8 @@ def main(argv=None) -> dict:
     warm = _play(_make(args, True, cache), indices, args.steps, again=True)
 
     rows = {
-        "reset (new game)": (ref_res["reset_wall"], warm["reset_wall"], ref_res["reset_cpu"], warm["reset_cpu"]),
+        "reset (new game)": (ref_res["reset_wall"], warm["reset_wall"], ref_res["reset_cpu"],
+                             warm["reset_cpu"]),
         "reset (new game, cold cache)": (ref_res["reset_wall"], cold["reset_wall"], ref_res["reset_cpu"],
                                          cold["reset_cpu"]),
         "reset (same game again)": (ref_res["reset_wall"], warm["again_wall"], ref_res["reset_cpu"],
@@ -125,7 +128,8 @@ def main(argv=None) -> dict:
     for name, (rw, ow, rc, oc) in rows.items():
         result["rows"][name] = {"unmodified_wall": _quantiles(rw), "ours_wall": _quantiles(ow),
                                 "unmodified_cpu": _quantiles(rc), "ours_cpu": _quantiles(oc)}
-    sps = {"unmodified": ref_res["steps"][0] / ref_res["loop_s"][0], "ours": warm["steps"][0] / warm["loop_s"][0]}
+    sps = {"unmodified": ref_res["steps"][0] / ref_res["loop_s"][0],
+           "ours": warm["steps"][0] / warm["loop_s"][0]}
     result["steps_per_s_single_env_incl_resets"] = sps
     result["steps_per_s_single_env_step_only"] = {"unmodified": 1 / statistics.fmean(ref_res["step_wall"]),
                                                   "ours": 1 / statistics.fmean(warm["step_wall"])}
@@ -142,10 +146,12 @@ def main(argv=None) -> dict:
         for name, r in result["rows"].items():
             u, o = r[f"unmodified_{clock}"], r[f"ours_{clock}"]
             lines.append(f"| {name} [{clock}] | {u['median_ms']:.1f} / {u['p90_ms']:.1f} | "
-                         f"{o['median_ms']:.1f} / {o['p90_ms']:.1f} | {u['median_ms'] / o['median_ms']:.1f}x |")
+                         f"{o['median_ms']:.1f} / {o['p90_ms']:.1f} | {u['median_ms'] / o['median_ms']:.1f}x "
+                         "|")
     for key in [k for k in result if k.startswith("steps_per_s")]:
         v = result[key]
-        lines.append(f"| {key} | {v['unmodified']:.1f} | {v['ours']:.1f} | {v['ours'] / v['unmodified']:.1f}x |")
+        lines.append(f"| {key} | {v['unmodified']:.1f} | {v['ours']:.1f} | "
+                     f"{v['ours'] / v['unmodified']:.1f}x |")
     table = "\n".join(lines)
     print(table)
     result["markdown"] = table

@@ -1,11 +1,12 @@
-"""ALFWorld expert teacher per privilege level and step budget: success replaying its own actions, steps, leaks.
+"""ALFWorld expert teacher per privilege level and step budget: success replaying its own actions, steps,
+leaks.
 
     python benchmarks/alfworld_teachers.py [--n 200] [--budgets 10 20 50] [--levels 0 0.5 1] [--json out.json]
 
-Each level's teacher acts from reset on generated test tasks (``split="test"``, seed 0) with the largest budget;
-success under a smaller budget counts episodes won within that many steps. The leak meter checks every reason
-against the privileged-only facts of its step. Prints Markdown, writes JSON
-(default ``runs/bench/alfworld_teachers.json``).
+Each level's teacher acts from reset on generated test tasks (``split="test"``, seed 0) with the largest
+budget; success under a smaller budget counts episodes won within that many steps. The leak meter checks every
+reason against the privileged-only facts of its step. Prints Markdown, writes JSON (default
+``runs/bench/alfworld_teachers.json``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def run(privilege: float, n: int, budgets: list[int]) -> dict:
     return {"privilege": privilege, "episodes": n,
             "success": {str(b): sum(s <= b for s in won_steps) / n for b in budgets},
             "mean_steps_won": statistics.fmean(won_steps) if won_steps else None,
-            "reasons": sum(len(t) for t in trajs), "leaky_reasons": report.leaks, "leak_examples": report.examples}
+            "reasons": sum(len(t) for t in trajs), "leaky_reasons": report.leaks,
+            "leak_examples": report.examples}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---:|" + "---:|" * (len(args.budgets) + 2))
     for r in rows:
         cells = " | ".join(f"{100 * v:.1f}%" for v in r["success"].values())
-        print(f"| {r['privilege']:g} | {cells} | {r['mean_steps_won']:.2f} | {r['leaky_reasons']} / {r['reasons']} |")
+        print(f"| {r['privilege']:g} | {cells} | {r['mean_steps_won']:.2f} | {r['leaky_reasons']} / "
+              f"{r['reasons']} |")
     print(f"\n({time.perf_counter() - start:.0f} s)")
     atomic_write_json(args.json, {"n": args.n, "rows": rows})
     return 0

@@ -72,8 +72,10 @@ def save(suite: str, result: dict, markdown: str, command: str, results_dir: Pat
     results_dir.mkdir(parents=True, exist_ok=True)
     info = machine()
     header = (f"Command: `{command}`  \nMachine: {info['cores']} cores, {info['cpu']}"
-              f"{', GPU ' + info['gpu'] if info['gpu'] else ', no GPU'}; Python {info['python']}; {info['date']}\n\n")
-    atomic_write_json(results_dir / f"{suite}.json", {"suite": suite, "command": command, "machine": info, **result})
+              f"{', GPU ' + info['gpu'] if info['gpu'] else ', no GPU'}; Python {info['python']}; "
+              f"{info['date']}\n\n")
+    atomic_write_json(results_dir / f"{suite}.json",
+                      {"suite": suite, "command": command, "machine": info, **result})
     path = results_dir / f"{suite}.md"
     atomic_write_text(path, header + markdown + "\n")
     return path

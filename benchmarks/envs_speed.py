@@ -66,8 +66,9 @@ def main(argv=None) -> dict:
     rows = []
     for env_id in args.envs or leap_gym.list_envs():
         single = single_env(env_id, episodes)
-        row = {"env": env_id, "reset p50 ms": single["reset"]["median_ms"], "reset p90 ms": single["reset"]["p90_ms"],
-               "step p50 ms": single["step"]["median_ms"], "step p90 ms": single["step"]["p90_ms"],
+        row = {"env": env_id, "reset p50 ms": single["reset"]["median_ms"],
+               "reset p90 ms": single["reset"]["p90_ms"], "step p50 ms": single["step"]["median_ms"],
+               "step p90 ms": single["step"]["p90_ms"],
                "steps/s (1 env)": single["steps_per_s"]}
         for mode in ("sync", "async"):
             row[f"steps/s ({args.num_envs} {mode})"] = vector_env(env_id, args.num_envs, mode, vec_steps)

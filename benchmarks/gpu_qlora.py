@@ -2,16 +2,17 @@
 
 Shapes: Llama-3-8B and Llama-3.2-1B (issue #10), and SmolLM2-135M-Instruct (issue #19, the default pretrained
 student, whose LEAP rows are 512-2048 tokens). Nothing can be downloaded on the GPU machine, so the model is
-built from the shape's public config with random weights (in bf16, on the GPU), saved once as safetensors, and then loaded back through the library's own paths:
-``leap_gym.leap.train.train`` (``quantization_plan`` -> 4-bit NF4 + double quantisation + bf16 compute, LoRA on
-all linear layers, non-reentrant gradient checkpointing, paged 8-bit AdamW; or bf16 LoRA, what the LEAP authors
-ran) and ``HFStudent.act_batch`` (what rollouts call). Random weights cost exactly what trained ones cost.
+built from the shape's public config with random weights (in bf16, on the GPU), saved once as safetensors, and
+then loaded back through the library's own paths: ``leap_gym.leap.train.train`` (``quantization_plan`` ->
+4-bit NF4 + double quantisation + bf16 compute, LoRA on all linear layers, non-reentrant gradient
+checkpointing, paged 8-bit AdamW; or bf16 LoRA, what the LEAP authors ran) and ``HFStudent.act_batch`` (what
+rollouts call). Random weights cost exactly what trained ones cost.
 
 Training rows are LEAP-style chats (system rules, task, a long history of WebShop-like result pages and
-actions, candidate actions; the target is ``REASON: ...\\nACTION: ...``) fitted to each ``--seq-len`` tokens of
-the library's byte-level tokenizer (the model keeps its shape's vocabulary, 128256 rows for Llama-3 and 49152
-for SmolLM2, so its head costs what the real one does). A ``TrainerCallback`` times every optimizer step after
-``--warmup`` ones. Acting reports actions/s: one ``act_batch`` call is one action for each env.
+actions, candidate actions; the target is ``REASON: ...\\nACTION: ...``) fitted to each ``--seq-len`` tokens
+of the library's byte-level tokenizer (the model keeps its shape's vocabulary, 128256 rows for Llama-3 and
+49152 for SmolLM2, so its head costs what the real one does). A ``TrainerCallback`` times every optimizer step
+after ``--warmup`` ones. Acting reports actions/s: one ``act_batch`` call is one action for each env.
 
 MFU. Model FLOPs per trained token = 4*N + 6*N_lora + 6*L*s*d, where N = weights of every matrix product of
 the base (attention, MLP, lm_head; not the embedding lookup), N_lora = trainable LoRA weights, L layers,
@@ -58,13 +59,13 @@ SHAPES: dict[str, dict[str, Any]] = {
                      "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
                      "max_position_embeddings": 8192, "rope_theta": 100000.0, "tie_word_embeddings": True},
     "smoke": {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "vocab_size": 0, "max_position_embeddings": 2048, "rope_theta": 500000.0,
-              "tie_word_embeddings": False},
+              "num_key_value_heads": 2, "vocab_size": 0, "max_position_embeddings": 2048,
+              "rope_theta": 500000.0, "tie_word_embeddings": False},
 }
 # Training row lengths (tokens) measured when --seq-len is not given: what LEAP rows are for that model size
 # (Llama-3 runs: 2k-8k; SmolLM2 episodes and long WebShop steps: 512-2048).
-SEQ_LENS: dict[str, list[int]] = {"llama3-8b": [4096], "llama3.2-1b": [4096], "smollm2-135m": [512, 1024, 2048],
-                                  "smoke": [384]}
+SEQ_LENS: dict[str, list[int]] = {"llama3-8b": [4096], "llama3.2-1b": [4096],
+                                  "smollm2-135m": [512, 1024, 2048], "smoke": [384]}
 MODES = {"qlora": "always", "bf16-lora": "never"}  # mode -> TrainingConfig.quantize
 
 
@@ -122,11 +123,11 @@ def _free() -> None:
         torch.cuda.empty_cache()
 
 
-# -- LEAP-style rows ------------------------------------------------------------------------------------------
+# -- LEAP-style rows -----------------------------------------------------------------------------------------
 _WORDS = ("organic cotton slim fit long sleeve machine wash easy clean water resistant wireless bluetooth "
           "non slip leather gluten free pack of 2 natural large x-large small blue black white red").split()
-_ITEMS = ("shirt dress shoes headphones case cream shampoo mug mat speaker backpack dryer jeans sunglasses tea "
-          "bar pillow light band cover").split()
+_ITEMS = ("shirt dress shoes headphones case cream shampoo mug mat speaker backpack dryer jeans sunglasses "
+          "tea bar pillow light band cover").split()
 
 
 def _page(rng: random.Random, n_items: int) -> str:
@@ -155,7 +156,8 @@ def leap_rows(tokenizer: Any, n: int, seq_len: int, seed: int = 0) -> list[dict[
 def _fitted_row(rng: random.Random, count: Any, seq_len: int) -> dict[str, Any]:
     from leap_gym.agents.prompting import build_messages, format_target
 
-    task = f"i need a {rng.choice(_WORDS)} {rng.choice(_ITEMS)}, and price lower than {rng.randint(20, 90)} dollars"
+    task = (f"i need a {rng.choice(_WORDS)} {rng.choice(_ITEMS)}, and price lower than {rng.randint(20, 90)} "
+            "dollars")
     answer = [{"role": "assistant", "content": format_target(
         "The second item matches the colour, size and price, so I open it.",
         f"click[b0{rng.randint(10**6, 10**7 - 1)}x]")}]
@@ -182,9 +184,10 @@ def _fitted_row(rng: random.Random, count: Any, seq_len: int) -> dict[str, Any]:
     return {"prompt": msgs, "completion": answer, "meta": {"tokens": tokens}}
 
 
-# -- measurement ----------------------------------------------------------------------------------------------
+# -- measurement ---------------------------------------------------------------------------------------------
 def _step_timer(warmup: int):
-    """A ``TrainerCallback`` recording the wall time of every optimizer step after ``warmup`` (CUDA-synced)."""
+    """A ``TrainerCallback`` recording the wall time of every optimizer step after ``warmup``
+    (CUDA-synced)."""
     import torch
     from transformers import TrainerCallback
 
@@ -266,8 +269,8 @@ def train_mode(mode: str, model_dir: Path, rows: list[dict[str, Any]], seq_len: 
     start_alloc = torch.cuda.memory_allocated() if cuda else 0
     timer = _step_timer(args.warmup)
     t0 = time.perf_counter()
-    res = train(rows, model_dir, work / f"{mode}-{seq_len}", cfg, from_scratch=False, max_steps=args.warmup + args.steps,
-                progress=False, callbacks=[timer])
+    res = train(rows, model_dir, work / f"{mode}-{seq_len}", cfg, from_scratch=False,
+                max_steps=args.warmup + args.steps, progress=False, callbacks=[timer])
     wall = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() if cuda else 0
     reserved = torch.cuda.max_memory_reserved() if cuda else 0
@@ -278,8 +281,9 @@ def train_mode(mode: str, model_dir: Path, rows: list[dict[str, Any]], seq_len: 
     fpt = flops_per_token(config, timer.trainable, tokens_per_step / args.batch)
     _free()
     return {"mode": mode, "device": res.metrics["device"], "quantized": res.metrics["quantized"],
-            "seq_len": round(tokens_per_step / args.batch), "batch": args.batch, "timed_steps": len(timer.times),
-            "step_s_median": step_s, "train_tok_s": tok_s, "peak_gpu_gib": peak / 2**30,
+            "seq_len": round(tokens_per_step / args.batch), "batch": args.batch,
+            "timed_steps": len(timer.times), "step_s_median": step_s, "train_tok_s": tok_s,
+            "peak_gpu_gib": peak / 2**30,
             "peak_reserved_gib": reserved / 2**30,
             "start_gpu_gib": start_alloc / 2**30, "lora_params_m": timer.trainable / 1e6,
             "flops_per_token_g": fpt / 1e9, "mfu": fpt * tok_s / (args.peak_tflops * 1e12),
@@ -290,9 +294,10 @@ def train_mode(mode: str, model_dir: Path, rows: list[dict[str, Any]], seq_len: 
 def acting(model_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Actions/s and generated tokens/s of ``HFStudent.act_batch`` (bf16, KV cache) for each env count.
 
-    Every env gets a WebShop-like page of about ``--act-prompt-len`` prompt tokens; a random model rarely emits
-    an end-of-turn token, so most rows generate ``--act-new-tokens``. Only generated tokens count; each env
-    count is timed ``--act-repeats`` times and the fastest is kept (the first call per shape pays warm-up).
+    Every env gets a WebShop-like page of about ``--act-prompt-len`` prompt tokens; a random model rarely
+    emits an end-of-turn token, so most rows generate ``--act-new-tokens``. Only generated tokens count; each
+    env count is timed ``--act-repeats`` times and the fastest is kept (the first call per shape pays
+    warm-up).
     """
     import torch
 
@@ -338,9 +343,11 @@ def acting(model_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 def markdown(result: dict[str, Any]) -> str:
     train_cols = ["mode", "seq_len", "batch", "train_tok_s", "peak_gpu_gib", "peak_reserved_gib", "mfu",
                   "mfu_measured", "step_s_median", "lora_params_m"]
-    peak = f"; measured bf16 matmul {result['measured_tflops']:.0f} TFLOP/s" if result["measured_tflops"] else ""
-    lines = [f"Model: {result['shape']} ({result['layers']} layers), random weights; device: {result['device']}"
-             f"{peak}", "", "| " + " | ".join(train_cols) + " |", "|" + "---|" * len(train_cols)]
+    peak = (f"; measured bf16 matmul {result['measured_tflops']:.0f} TFLOP/s" if result["measured_tflops"]
+            else "")
+    lines = [f"Model: {result['shape']} ({result['layers']} layers), random weights; device: "
+             f"{result['device']}{peak}", "", "| " + " | ".join(train_cols) + " |",
+             "|" + "---|" * len(train_cols)]
     for r in result["train"]:
         if "error" in r:
             lines.append(f"| {r['mode']} | {r['seq_len']} | failed: {r['error'][:200]} |")
@@ -368,7 +375,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
-    p.add_argument("--envs", type=int, nargs="*", default=[1, 16, 64], help="env counts for acting (none: skip)")
+    p.add_argument("--envs", type=int, nargs="*", default=[1, 16, 64],
+                   help="env counts for acting (none: skip)")
     p.add_argument("--act-prompt-len", type=int, default=1024)
     p.add_argument("--act-new-tokens", type=int, default=64)
     p.add_argument("--act-repeats", type=int, default=2)
@@ -411,7 +419,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 result["train"].append(train_mode(mode, model_dir, rows, seq_len, args, work))
             except Exception as exc:  # recorded, and the exit status says so
                 traceback.print_exc()
-                result["train"].append({"mode": mode, "seq_len": seq_len, "error": f"{type(exc).__name__}: {exc}"})
+                result["train"].append({"mode": mode, "seq_len": seq_len,
+                                        "error": f"{type(exc).__name__}: {exc}"})
             print(json.dumps(result["train"][-1]), flush=True)
             _save(args.out, result)
     if args.envs:

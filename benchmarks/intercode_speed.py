@@ -1,9 +1,10 @@
 """InterCode Bash speed: command latency and reset time of ``leap/InterCodeBash-v0`` (targets 5 ms and 20 ms).
 
 The original runs each command through ``docker exec`` in a long-lived container (no Docker here, so no direct
-timing); as the reference we time the usual Docker-free alternative, a fresh ``bwrap`` sandbox per command, in the
-same run. Reset is timed warm (helpers pre-started in the background while the agent acts: a training loop's
-steady state, simulated by a pause between resets) and cold (``spares=0``: an interpreter start per sandbox).
+timing); as the reference we time the usual Docker-free alternative, a fresh ``bwrap`` sandbox per command, in
+the same run. Reset is timed warm (helpers pre-started in the background while the agent acts: a training
+loop's steady state, simulated by a pause between resets) and cold (``spares=0``: an interpreter start per
+sandbox).
 
     python benchmarks/intercode_speed.py [--n 200] [--json out.json]
 
@@ -81,8 +82,9 @@ def bench(n: int, pause: float) -> dict:
         timed(lambda: subprocess.run(["/bin/bash", "-c", "true"], check=True), max(20, n // 4)))
     bwrap = _bwrap()
     if bwrap:
-        argv = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin",
-                "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc",
+        argv = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--symlink",
+                "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+                "--proc", "/proc",
                 "--dev", "/dev", "--tmpfs", "/tmp", "/bin/bash", "-c", "true"]
         results["reference: fresh bwrap per command (bash -c true)"] = stats(
             timed(lambda: subprocess.run(argv, check=True, capture_output=True), max(20, n // 4)))

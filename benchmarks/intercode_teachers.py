@@ -1,10 +1,11 @@
-"""InterCode Bash expert teacher per privilege level: success replaying its own actions, and leaks in its reasons.
+"""InterCode Bash expert teacher per privilege level: success replaying its own actions, and leaks in its
+reasons.
 
     python benchmarks/intercode_teachers.py [--n 500] [--levels 0 0.5 1] [--json out.json]
 
-Each level's teacher acts from the start of every generated test task (``TeacherAgent``); success is reward 1.0.
-The leak meter checks every reason against the privileged-only facts of its step. Prints Markdown, writes JSON
-(default ``runs/bench/intercode_teachers.json``).
+Each level's teacher acts from the start of every generated test task (``TeacherAgent``); success is reward
+1.0. The leak meter checks every reason against the privileged-only facts of its step. Prints Markdown, writes
+JSON (default ``runs/bench/intercode_teachers.json``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Kill-resume check: ``kill -9`` a LEAP run at random moments, re-run it until it finishes, and compare every
 output with an uninterrupted run of the same config (byte for byte; wall times and logs aside).
 
-Each kill lands in whatever stage is running (rollouts, corrections, training mid-checkpoint, evaluation, a file
-being written); the resumed run must keep finished stages, redo only the killed one (training from its last
-checkpoint) and end with the same datasets, corrections, weights and evaluations.
+Each kill lands in whatever stage is running (rollouts, corrections, training mid-checkpoint, evaluation, a
+file being written); the resumed run must keep finished stages, redo only the killed one (training from its
+last checkpoint) and end with the same datasets, corrections, weights and evaluations.
 
     python benchmarks/kill_resume.py [--kills 12] [--seed 0] [--run-root /tmp/kill_resume]
 """

@@ -1,14 +1,14 @@
 """The LEAP learning benchmark: BC vs LEAP iterations vs the teachers, over seeds, at demo scale.
 
-For each env and seed it runs (or resumes) ``leap_gym.leap.run`` with that env's demo-scale preset, then reports
-held-out success per agent as mean and sample standard deviation across seeds, and checks the product's bar:
-the last LEAP iteration beats BC by more than twice the spread across seeds and beats the teacher without
-privilege. ALFWorld students can also be evaluated on the real ``valid_seen`` games (trained on generated tasks
-only) with ``--alfworld-data``.
+For each env and seed it runs (or resumes) ``leap_gym.leap.run`` with that env's demo-scale preset, then
+reports held-out success per agent as mean and sample standard deviation across seeds, and checks the
+product's bar: the last LEAP iteration beats BC by more than twice the spread across seeds and beats the
+teacher without privilege. ALFWorld students can also be evaluated on the real ``valid_seen`` games (trained
+on generated tasks only) with ``--alfworld-data``.
 
     python benchmarks/learn.py                               # ALFWorld, seeds 0 1 2
     python benchmarks/learn.py --envs alfworld webshop bash --seeds 0 1 2
-    python benchmarks/learn.py --alfworld-data ../shared/data/alfworld/json_2.1.1
+    python benchmarks/learn.py --alfworld-data "$ALFWORLD_DATA/json_2.1.1"
 
 Writes ``benchmarks/results/learn_<envs>.json`` and ``.md`` (named for the envs run, so a WebShop run does not
 overwrite the ALFWorld results); run dirs under ``runs/learn/<env>/seed_<s>``.
@@ -35,11 +35,13 @@ from leap_gym.specs import spec_for  # noqa: E402
 
 ZERO_SHOT = "leap_gym.leap.baselines:zero_shot_react"
 
-# Demo-scale presets: ALFWorld is the demo itself; WebShop and Bash use their LEAP step limits and longer rows.
+# Demo-scale presets: ALFWorld is the demo itself; WebShop and Bash use their LEAP step limits and longer
+# rows.
 PRESETS: dict[str, dict[str, Any]] = {
     "alfworld": DEMO_CONFIG,
     "webshop": {**DEMO_CONFIG, "env": {"env_id": "leap/WebShop-v0", "num_train_tasks": 100, "max_steps": 15}},
-    "bash": {**DEMO_CONFIG, "env": {"env_id": "leap/InterCodeBash-v0", "num_train_tasks": 100, "max_steps": 10},
+    "bash": {**DEMO_CONFIG,
+             "env": {"env_id": "leap/InterCodeBash-v0", "num_train_tasks": 100, "max_steps": 10},
              "rollout": {"score_threshold": 0.7}},
 }
 
@@ -114,16 +116,18 @@ def real_alfworld_eval(run_dir: Path, data_dir: str, quiet: bool) -> list[dict[s
     saved = [layout.named_evaluation("valid_seen", i) for i in trained]
     if trained and all(p.exists() for p in saved):
         return [json.loads(p.read_text()) for p in saved]
-    return evaluate_students(run_dir, [f"env.test_kwargs={{tasks: files, split: valid_seen, data_dir: {data_dir}}}"],
+    return evaluate_students(run_dir,
+                             [f"env.test_kwargs={{tasks: files, split: valid_seen, data_dir: {data_dir}}}"],
                     name="valid_seen", num_tasks=None, quiet=quiet)
 
 
 def markdown(results: dict[str, Any], seeds: list[int], commands: str) -> str:
     out = [f"# LEAP learning benchmark\n\ncommand: `{commands}`  \nseeds: {seeds}\n"]
     for env, res in results.items():
-        out.append(f"\n## {env}\n\n| agent | success mean | sd | per seed | score mean | sd |\n|---|---|---|---|---|---|")
-        order = sorted(res["agents"], key=lambda k: (not k.startswith("teacher_no"), k.startswith("teacher_priv"),
-                                                     k))
+        out.append(f"\n## {env}\n\n| agent | success mean | sd | per seed | score mean | sd "
+                   "|\n|---|---|---|---|---|---|")
+        order = sorted(res["agents"],
+                       key=lambda k: (not k.startswith("teacher_no"), k.startswith("teacher_priv"), k))
         for key in order:
             a = res["agents"][key]
             per = ", ".join(f"{x:.2f}" for x in a["success_per_seed"])
@@ -138,8 +142,8 @@ def markdown(results: dict[str, Any], seeds: list[int], commands: str) -> str:
                 for r in rows:
                     out.append(f"| {seed} | {r['name']} | {r['success']:.3f} | {r['n']} |")
         if res.get("wall_s"):
-            out.append(f"\nwall time of this invocation per seed (s; stages already on disk are resumed, not rerun): "
-                       f"{res['wall_s']}")
+            out.append("\nwall time of this invocation per seed (s; stages already on disk are resumed, not "
+                       f"rerun): {res['wall_s']}")
     return "\n".join(out) + "\n"
 
 

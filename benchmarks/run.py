@@ -3,10 +3,10 @@
 Suites: ``envs`` (reset/step latency, steps/s for 1 env and vector envs, memory), ``act`` (student acting
 throughput), ``train`` (training tokens/s and peak memory per model size), ``learn`` (the LEAP learning
 benchmark over seeds), ``compare`` (ALFWorld: ours vs the unmodified engine in the same run), ``student`` (the
-pretrained student's training and acting throughput, today's pipeline vs the new one), ``soak`` (vector envs of
-every env stepped for minutes: memory, descriptors, threads and child processes stay flat). Each suite writes
-``benchmarks/results/<suite>.json`` and ``.md``; ``--quick`` runs every suite at a size that finishes in a few
-minutes on 2 cores.
+pretrained student's training and acting throughput, today's pipeline vs the new one), ``soak`` (vector envs
+of every env stepped for minutes: memory, descriptors, threads and child processes stay flat). Each suite
+writes ``benchmarks/results/<suite>.json`` and ``.md``; ``--quick`` runs every suite at a size that finishes
+in a few minutes on 2 cores.
 
     python benchmarks/run.py [--quick] [--suites envs act train learn compare student soak]
 """

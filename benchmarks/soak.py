@@ -1,29 +1,30 @@
-"""Soak: N vector envs of each registered env step random admissible actions with autoreset for a while; memory,
-file descriptors, threads and child processes must stay flat.
+"""Soak: N vector envs of each registered env step random admissible actions with autoreset for a while;
+memory, file descriptors, threads and child processes must stay flat.
 
 For each env id in turn, ``gym.make_vec`` builds ``--num-envs`` copies (``--mode async`` by default: worker
-processes, pipes and shared memory are part of what could leak; InterCode's sandbox helpers are children too) and
-steps them for its share of ``--seconds`` (the total is split evenly across the env ids). Every
-``--sample-every`` seconds the process tree is read from /proc: RSS, open descriptors and threads of this process
-and of all its descendants, the number of live descendants and of zombies among them, and the steps done.
+processes, pipes and shared memory are part of what could leak; InterCode's sandbox helpers are children too)
+and steps them for its share of ``--seconds`` (the total is split evenly across the env ids). Every
+``--sample-every`` seconds the process tree is read from /proc: RSS, open descriptors and threads of this
+process and of all its descendants, the number of live descendants and of zombies among them, and the steps
+done.
 
 The claim kept is "flat" over the second half of each env's run. Sandboxes and their helpers come and go with
 episodes (closed helpers are reaped lazily, so a few zombies come and go too), so single samples jitter: the
-growth of a metric over the second half is its highest value in the run's last quarter minus its highest in the
-third quarter (a leak raises that ceiling, churn does not). Descriptors may grow by at
-most ``--max-fd-growth``, live children and zombies by ``--max-child-growth``, the tree's RSS by
+growth of a metric over the second half is its highest value in the run's last quarter minus its highest in
+the third quarter (a leak raises that ceiling, churn does not). Descriptors may grow by at most
+``--max-fd-growth``, live children and zombies by ``--max-child-growth``, the tree's RSS by
 ``--max-rss-growth-mb``; after ``close()`` no child may be left beyond those alive before the envs were built.
 The script exits 1 when any check fails.
 
 Task pool: ALFWorld keeps each translated game in bounded per-process caches (32 live, ~1000 packed, 512
 generated), and its generated tasks give a new game at nearly every reset, so the caches' filling (about 1 MB
 of RSS per new game per process, past the first 32) would read as growth for many minutes. ``--pool 8`` (the
-default) gives envs that take ``num_tasks`` (ALFWorld, InterCode Bash) eight tasks, each loaded by every sub-env
-before sampling starts: what still grows is a leak. ``--pool 0`` soaks the envs' default task ranges.
+default) gives envs that take ``num_tasks`` (ALFWorld, InterCode Bash) eight tasks, each loaded by every
+sub-env before sampling starts: what still grows is a leak. ``--pool 0`` soaks the envs' default task ranges.
 
-Actions: ALFWorld and WebShop pick uniformly from ``info["admissible_actions"]`` (WebShop's search placeholder is
-filled with words of the task); InterCode Bash, which has no admissible list, picks from a few harmless commands
-and ``submit``.
+Actions: ALFWorld and WebShop pick uniformly from ``info["admissible_actions"]`` (WebShop's search placeholder
+is filled with words of the task); InterCode Bash, which has no admissible list, picks from a few harmless
+commands and ``submit``.
 
     python benchmarks/soak.py [--seconds 300] [--num-envs 8] [--mode async|sync] [--envs leap/WebShop-v0 ...]
 """
@@ -74,7 +75,8 @@ def _fd_count(pid: int) -> int:
 
 
 def sample_tree(pid: int | None = None) -> dict:
-    """RSS, descriptors and threads of ``pid`` plus all its descendants; live descendants and zombies counted."""
+    """RSS, descriptors and threads of ``pid`` plus all its descendants; live descendants and zombies
+    counted."""
     pid = pid or os.getpid()
     table = _proc_table()
     kids: dict[int, list[int]] = {}
@@ -90,7 +92,8 @@ def sample_tree(pid: int | None = None) -> dict:
     own = table.get(pid, (0, "R", 0, 0.0))
     return {"rss_mb": own[3] + sum(table[p][3] for p in live), "own_rss_mb": own[3],
             "fds": _fd_count(pid) + sum(_fd_count(p) for p in live), "own_fds": _fd_count(pid),
-            "threads": own[2] + sum(table[p][2] for p in live), "children": len(live), "zombies": len(zombies)}
+            "threads": own[2] + sum(table[p][2] for p in live), "children": len(live),
+            "zombies": len(zombies)}
 
 
 def pick_action(env_id: str, info: dict, i: int, rng: random.Random) -> str:
@@ -125,7 +128,8 @@ def _window(samples: list[dict], lo: float, hi: float) -> list[dict]:
 
 
 def pool_kwargs(env_id: str, pool: int) -> dict:
-    """``num_tasks=pool`` for envs whose constructor takes it (ALFWorld, InterCode Bash); nothing otherwise."""
+    """``num_tasks=pool`` for envs whose constructor takes it (ALFWorld, InterCode Bash); nothing
+    otherwise."""
     if not pool:
         return {}
     params = inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters
@@ -195,20 +199,23 @@ def checks(row: dict, max_fd: int, max_child: int, max_rss_mb: float) -> list[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", nargs="*", default=None, help="env ids (default: every registered leap env)")
-    parser.add_argument("--seconds", type=float, default=300, help="total stepping time, split evenly across envs")
+    parser.add_argument("--envs", nargs="*", default=None,
+                        help="env ids (default: every registered leap env)")
+    parser.add_argument("--seconds", type=float, default=300,
+                        help="total stepping time, split evenly across envs")
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--mode", choices=["async", "sync"], default="async", help="gym.make_vec's mode")
     parser.add_argument("--sample-every", type=float, default=1.0, help="seconds between /proc samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool", type=int, default=8,
-                        help="num_tasks for envs that take it, each task loaded by every sub-env before sampling "
-                             "(0: the env's default, a new game nearly every reset)")
-    # InterCode's sandboxes (one per sub-env plus two spares each, about 2 processes and 12 descriptors apiece)
-    # are rebuilt every episode: the bounds allow two more alive at the last quarter's peak; a leak of one child
-    # or descriptor per episode adds hundreds.
+                        help="num_tasks for envs that take it, each task loaded by every sub-env before "
+                             "sampling (0: the env's default, a new game nearly every reset)")
+    # InterCode's sandboxes (one per sub-env plus two spares each, about 2 processes and 12 descriptors
+    # apiece) are rebuilt every episode: the bounds allow two more alive at the last quarter's peak; a leak of
+    # one child or descriptor per episode adds hundreds.
     parser.add_argument("--max-fd-growth", type=int, default=24, help="descriptors, second half")
-    parser.add_argument("--max-child-growth", type=int, default=4, help="live children, and zombies, second half")
+    parser.add_argument("--max-child-growth", type=int, default=4,
+                        help="live children, and zombies, second half")
     parser.add_argument("--max-rss-growth-mb", type=float, default=32.0, help="tree RSS, second half")
     parser.add_argument("--results-dir", default=str(common.RESULTS_DIR), help="where soak.json/.md go")
     parser.add_argument("--quick", action="store_true", help="30 s in all, 4 envs")
@@ -235,11 +242,13 @@ def main(argv: list[str] | None = None) -> int:
                                   ("children", "children"), ("zombies", "zombies"))},
               "RSS MiB/min (2nd half)": r["rss_slope_2nd_half_mb_per_min"],
               "flat": "yes" if r["flat"] else "NO"} for r in rows]
-    md = (f"{args.num_envs} {args.mode} vector envs per env id, {per_env:.0f} s each, random admissible actions, "
-          f"autoreset, task pool {args.pool or 'default'} (where the env takes num_tasks, loaded once first); RSS, descriptors and threads are this process plus all its descendants (workers, sandbox "
-          f"helpers), sampled every {args.sample_every:g} s. Flat = the highest value in the last quarter exceeds the "
-          f"highest in the third quarter by <= {args.max_fd_growth} descriptors, <= {args.max_child_growth} "
-          f"children or zombies and <= {args.max_rss_growth_mb:g} MiB of RSS; close() leaves no child.\n\n" + common.markdown_table(table, list(table[0])) + "\n")
+    md = (f"{args.num_envs} {args.mode} vector envs per env id, {per_env:.0f} s each, random admissible "
+          f"actions, autoreset, task pool {args.pool or 'default'} (where the env takes num_tasks, loaded "
+          "once first); RSS, descriptors and threads are this process plus all its descendants (workers, "
+          f"sandbox helpers), sampled every {args.sample_every:g} s. Flat = the highest value in the last "
+          f"quarter exceeds the highest in the third quarter by <= {args.max_fd_growth} descriptors, <= "
+          f"{args.max_child_growth} children or zombies and <= {args.max_rss_growth_mb:g} MiB of RSS; "
+          "close() leaves no child.\n\n" + common.markdown_table(table, list(table[0])) + "\n")
     print("\n" + md)
     command = " ".join(["python", "benchmarks/soak.py", *(sys.argv[1:] if argv is None else argv)])
     common.save("soak", {"settings": {**vars(args), "seconds_per_env": per_env}, "rows": rows,

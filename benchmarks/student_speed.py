@@ -9,24 +9,24 @@ layer of every transformer layer, batch 4. Acting: ``HFStudent(prompt_format="st
 each step's whole prompt (only the shared system message's KV cache is reused).
 
 **The new pipeline** (the episode format): one multi-turn row per demonstration, loss on every answer
-(``build_dataset(prompt_format="episode")``), trained by ``leap_gym.leap.train.train``: bf16 frozen base where the
-CPU has native bf16 (fp32 otherwise), LoRA r16 on the top ``--lora-layers`` layers, batch 1 x grad_accum 4, the
-loss from the output layer at the labelled positions only. Acting: ``HFStudent(prompt_format="episode")`` in
-bf16 (where native), each episode's KV cache kept from step to step.
+(``build_dataset(prompt_format="episode")``), trained by ``leap_gym.leap.train.train``: bf16 frozen base where
+the CPU has native bf16 (fp32 otherwise), LoRA r16 on the top ``--lora-layers`` layers, batch 1 x grad_accum
+4, the loss from the output layer at the labelled positions only. Acting:
+``HFStudent(prompt_format="episode")`` in bf16 (where native), each episode's KV cache kept from step to step.
 
 **Training.** Both pipelines train on the same demonstrations (the privilege-0.5 expert on generated ALFWorld
-train tasks). ``--warmup`` optimizer steps, then ``--steps`` timed ones (a ``TrainerCallback`` times each step;
-hooks on the decoder and the output layer count the tokens each step computes). Reported per pipeline:
+train tasks). ``--warmup`` optimizer steps, then ``--steps`` timed ones (a ``TrainerCallback`` times each
+step; hooks on the decoder and the output layer count the tokens each step computes). Reported per pipeline:
 
 - tokens/s: real (unpadded) tokens through the decoder per second;
-- demonstration steps/s: env steps learned per second, ``tokens/s x (env steps / tokens)`` of the pipeline's own
-  training set (the fair comparison: the two layouts tokenize the same steps very differently);
+- demonstration steps/s: env steps learned per second, ``tokens/s x (env steps / tokens)`` of the pipeline's
+  own training set (the fair comparison: the two layouts tokenize the same steps very differently);
 - achieved GFLOP/s and its fraction of the matmul peak measured in the same process just before (a
   512x576 @ 576x1536 product, fp32 and bf16, same threads), against the pipeline's compute dtype. FLOPs of a
   step (the base is frozen, so its backward computes activation gradients only, 2 FLOPs per weight per token;
   LoRA's own rank-16 products, a few percent, are left out):
-  forward ``2 N T + 2 L d S + 2 V d H``, backward ``2 N_a T + 4 L_a d S + 2 V d H``, where ``N``/``N_a`` are the
-  linear weights of all layers / of the layers from the lowest adapted one up (the backward stops there),
+  forward ``2 N T + 2 L d S + 2 V d H``, backward ``2 N_a T + 4 L_a d S + 2 V d H``, where ``N``/``N_a`` are
+  the linear weights of all layers / of the layers from the lowest adapted one up (the backward stops there),
   ``L``/``L_a`` their counts, ``d`` the hidden size, ``V`` the vocabulary, ``T`` the tokens, ``S`` the sum of
   squared row lengths (causal attention: QK^T and AV cost ``d T^2`` each per layer), ``H`` the positions the
   output layer ran on (the labelled ones in both: TRL's fused LM head and the new loss both skip the others);
@@ -39,8 +39,8 @@ over the student's own time (``act_slots``); the env's time is reported separate
 Every measurement runs in its own subprocess (clean peak RSS), the two pipelines alternating. The machine may
 be shared: both pipelines see the same load, so compare the ratios (new / today).
 
-    PYTHONPATH=. python benchmarks/student_speed.py                       # smollm2-135m, ~10-15 min on 2 cores
-    PYTHONPATH=. python benchmarks/student_speed.py --quick               # a few minutes
+    PYTHONPATH=. python benchmarks/student_speed.py            # smollm2-135m, ~10-15 min on 2 cores
+    PYTHONPATH=. python benchmarks/student_speed.py --quick    # a few minutes
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def rss_mb() -> float:
 
 
 def matmul_peak(seconds: float = 1.0) -> dict[str, float]:
-    """GFLOP/s of a ``MATMUL_SHAPE`` product in fp32 and bf16 at the current thread count (best of 5 rounds)."""
+    """GFLOP/s of a ``MATMUL_SHAPE`` product in fp32 and bf16 at the current thread count (best of 5
+    rounds)."""
     import torch
 
     m, k, n = MATMUL_SHAPE
@@ -91,12 +92,12 @@ def matmul_peak(seconds: float = 1.0) -> dict[str, float]:
     return out
 
 
-# -- demonstrations ----------------------------------------------------------------------------------------------
+# -- demonstrations ------------------------------------------------------------------------------------------
 def demonstrations(episodes: int, max_steps: int, path: Path) -> dict[str, Any]:
     """The privilege-0.5 expert's won episodes on generated ALFWorld train tasks, written to ``path``."""
     from leap_gym.agents.teachers import TeacherAgent, make_expert
-    from leap_gym.core import write_jsonl
     from leap_gym.leap.rollout import rollout
+    from leap_gym.records import write_jsonl
 
     trajs = rollout(ENV_ID, lambda: TeacherAgent(make_expert(ENV_ID, 0.5), ENV_ID), range(episodes),
                     env_kwargs={"split": "train"}, max_steps=max_steps, batch_size=8, privileged=True)
@@ -105,7 +106,7 @@ def demonstrations(episodes: int, max_steps: int, path: Path) -> dict[str, Any]:
     return {"episodes": len(trajs), "won": len(won), "steps": sum(len(t) for t in won)}
 
 
-# -- training ----------------------------------------------------------------------------------------------------
+# -- training ------------------------------------------------------------------------------------------------
 class StepMeter:
     """A ``TrainerCallback`` timing every optimizer step and counting what it computed, through hooks on the
     decoder (real tokens, squared row lengths) and the output layer (positions it ran on)."""
@@ -197,8 +198,9 @@ def step_flops(shape: dict[str, Any], tokens: int, squares: int, head: int) -> f
 
 
 def train_today(rows: list[dict[str, Any]], model_dir: str, out: Path, steps: int, callback) -> list[int]:
-    """The pipeline before issue 19: plain ``trl.SFTTrainer`` on conversational prompt/completion rows with TRL's
-    own loss, fp32, LoRA r16 on every linear layer of every layer, batch 4. Returns the trained rows' lengths."""
+    """The pipeline before issue 19: plain ``trl.SFTTrainer`` on conversational prompt/completion rows with
+    TRL's own loss, fp32, LoRA r16 on every linear layer of every layer, batch 4. Returns the trained rows'
+    lengths."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -217,7 +219,8 @@ def train_today(rows: list[dict[str, Any]], model_dir: str, out: Path, steps: in
     kw = trainer_kwargs(quantization_plan("cpu", cfg), cfg, "sft", str(out), steps, progress=False)
     data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     trainer = SFTTrainer(model=model, args=SFTConfig(**kw), train_dataset=data, processing_class=tok,
-                         peft_config=lora_config_for(model, r=cfg.lora_r, alpha=cfg.lora_alpha), callbacks=[callback])
+                         peft_config=lora_config_for(model, r=cfg.lora_r, alpha=cfg.lora_alpha),
+                         callbacks=[callback])
     lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
     trainer.train()
     return lengths
@@ -232,8 +235,8 @@ def train_new(rows: list[dict[str, Any]], model_dir: str, out: Path, steps: int,
     from leap_gym.leap.config import TrainingConfig
     from leap_gym.leap.train import _rows_to_dataset, train
 
-    cfg = TrainingConfig(batch_size=1, grad_accum=4, lora_layers=lora_layers, max_length=1024, learning_rate=2e-4,
-                         warmup_steps=0, bf16=True, checkpoint_steps=0)
+    cfg = TrainingConfig(batch_size=1, grad_accum=4, lora_layers=lora_layers, max_length=1024,
+                         learning_rate=2e-4, warmup_steps=0, bf16=True, checkpoint_steps=0)
     data = _rows_to_dataset(rows, "sft", AutoTokenizer.from_pretrained(model_dir))
     lengths = [len(ids) for ids in data["input_ids"]]
     train(rows, model_dir, out, cfg, max_steps=steps, progress=False, callbacks=[callback])
@@ -245,10 +248,10 @@ def train_child(pipeline: str, args: argparse.Namespace) -> dict[str, Any]:
 
     from transformers import AutoTokenizer
 
-    from leap_gym.core import read_trajectories
     from leap_gym.leap.dataset import build_dataset
     from leap_gym.leap.train import native_bf16, set_threads
     from leap_gym.models.pretrained import resolve_model
+    from leap_gym.records import read_trajectories
 
     logging.disable(logging.WARNING)
     set_threads(args.threads)
@@ -285,7 +288,7 @@ def train_child(pipeline: str, args: argparse.Namespace) -> dict[str, Any]:
             "peak_rss_mb": rss_mb()}
 
 
-# -- acting ------------------------------------------------------------------------------------------------------
+# -- acting --------------------------------------------------------------------------------------------------
 def act_child(pipeline: str, args: argparse.Namespace) -> dict[str, Any]:
     import logging
 
@@ -311,12 +314,14 @@ def act_child(pipeline: str, args: argparse.Namespace) -> dict[str, Any]:
                 self.seconds += time.perf_counter() - t0
 
     if pipeline == "today":
-        student = TimedStudent(args.model, env=ENV_ID, k=4, max_new_tokens=args.max_new_tokens, dtype="float32",
-                               device="cpu", batch_size=envs, max_prompt_tokens=1024, prompt_format="step")
+        student = TimedStudent(args.model, env=ENV_ID, k=4, max_new_tokens=args.max_new_tokens,
+                               dtype="float32", device="cpu", batch_size=envs, max_prompt_tokens=1024,
+                               prompt_format="step")
     else:
         student = TimedStudent(args.model, env=ENV_ID, k=4, max_new_tokens=args.max_new_tokens,
-                               dtype="bfloat16" if native_bf16() else "float32", device="cpu", batch_size=envs,
-                               max_prompt_tokens=1024, prompt_format="episode", max_obs_chars=DEFAULT_OBS_CHARS)
+                               dtype="bfloat16" if native_bf16() else "float32", device="cpu",
+                               batch_size=envs, max_prompt_tokens=1024, prompt_format="episode",
+                               max_obs_chars=DEFAULT_OBS_CHARS)
     tasks = list(range(envs))
     # warm-up on a task the timed run does not play (first calls pay one-time setup)
     rollout(ENV_ID, student, [envs], env_kwargs={"split": "test"}, max_steps=1, batch_size=1, snap=True)
@@ -331,12 +336,13 @@ def act_child(pipeline: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"pipeline": pipeline, "envs": envs, "dtype": str(student.dtype).removeprefix("torch."),
             "actions": actions, "act_s": student.seconds, "env_s": wall - student.seconds,
             "actions_per_s": actions / student.seconds,
-            "generated_tokens": student.stats["generated_tokens"], "prompt_tokens": student.stats["prompt_tokens"],
-            "format_errors": student.stats["format_errors"], "won": sum(t.won for t in trajs),
+            "generated_tokens": student.stats["generated_tokens"],
+            "prompt_tokens": student.stats["prompt_tokens"], "format_errors": student.stats["format_errors"],
+            "won": sum(t.won for t in trajs),
             "peak_rss_mb": rss_mb()}
 
 
-# -- the run -----------------------------------------------------------------------------------------------------
+# -- the run -------------------------------------------------------------------------------------------------
 def _child(kind: str, pipeline: str, args: argparse.Namespace, demos: Path, envs: int = 0) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--_child", f"{kind}:{pipeline}", "--_demos", str(demos),
            "--_envs", str(envs), "--model", args.model, "--threads", str(args.threads),
@@ -350,7 +356,8 @@ def _child(kind: str, pipeline: str, args: argparse.Namespace, demos: Path, envs
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} {pipeline} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     row = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"  {kind} {pipeline}{f' N={envs}' if envs else ''}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"  {kind} {pipeline}{f' N={envs}' if envs else ''}: done in {time.perf_counter() - t0:.0f} s",
+          flush=True)
     return row
 
 
@@ -370,7 +377,8 @@ def tables(train: dict[str, dict], act: dict[tuple[str, int], dict], envs: list[
                  f"{t['matmul_peak_gflops'][t['dtype']]:.0f} | {n['peak_fraction']:.1%} of {n['dtype']} "
                  f"{n['matmul_peak_gflops'][n['dtype']]:.0f} | |")
     line("peak RSS MiB", t["peak_rss_mb"], n["peak_rss_mb"], ".0f")
-    lines += ["", "| acting | envs | today actions/s | new actions/s | new / today | today RSS MiB | new RSS MiB "
+    lines += ["",
+              "| acting | envs | today actions/s | new actions/s | new / today | today RSS MiB | new RSS MiB "
               "| env s (today / new) |", "|---|---|---|---|---|---|---|---|"]
     for k in envs:
         a, b = act[("today", k)], act[("new", k)]
@@ -383,7 +391,8 @@ def tables(train: dict[str, dict], act: dict[tuple[str, int], dict], envs: list[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m", help="a named pretrained student or an HF folder")
-    parser.add_argument("--episodes", type=int, default=24, help="expert demonstrations (generated train tasks)")
+    parser.add_argument("--episodes", type=int, default=24,
+                        help="expert demonstrations (generated train tasks)")
     parser.add_argument("--demo-max-steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=1, help="optimizer steps before timing")
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps")
@@ -392,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--act-steps", type=int, default=6, help="lockstep steps acted per env count")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: min(2, cores), as a run)")
-    parser.add_argument("--quick", action="store_true", help="8 episodes, 1 + 1 training steps, 1 and 16 envs")
-    parser.add_argument("--out", default=None, help="results JSON, the markdown table beside it as .md (default: "
+    parser.add_argument("--quick", action="store_true",
+                        help="8 episodes, 1 + 1 training steps, 1 and 16 envs")
+    parser.add_argument("--out", default=None,
+                        help="results JSON, the markdown table beside it as .md (default: "
                         "benchmarks/results/student_speed.json, student_speed_quick.json with --quick)")
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_demos", default=None, help=argparse.SUPPRESS)
@@ -416,11 +427,12 @@ def main(argv: list[str] | None = None) -> int:
         train = {p: _child("train", p, args, demos) for p in PIPELINES}
         act = {(p, k): _child("act", p, args, demos, k) for k in args.envs for p in PIPELINES}
     md = tables(train, act, args.envs)
-    command = " ".join(["PYTHONPATH=. python benchmarks/student_speed.py", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["PYTHONPATH=. python benchmarks/student_speed.py",
+                        *(sys.argv[1:] if argv is None else argv)])
     info = common.machine()
     settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "out"}
-    header = (f"Command: `{command}`  \nMachine: {info['cores']} cores, {info['cpu']}; Python {info['python']}; "
-              f"{info['date']}; {time.perf_counter() - t0:.0f} s\n\n")
+    header = (f"Command: `{command}`  \nMachine: {info['cores']} cores, {info['cpu']}; Python "
+              f"{info['python']}; {info['date']}; {time.perf_counter() - t0:.0f} s\n\n")
     out = Path(args.out or common.RESULTS_DIR / f"student_speed{'_quick' if args.quick else ''}.json")
     common.atomic_write_json(out, {"suite": "student_speed", "command": command, "machine": info,
                                    "settings": settings, "demonstrations": demo_stats, "training": train,

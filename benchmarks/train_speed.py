@@ -72,14 +72,16 @@ def main(argv=None) -> dict:
     for size in args.sizes:
         for dtype in args.dtypes:
             cmd = [sys.executable, __file__, "--_child", f"{size},{dtype}", "--threads", str(args.threads),
-                   "--batch", str(args.batch), "--seq-len", str(args.seq_len)] + (["--quick"] if args.quick else [])
+                   "--batch", str(args.batch), "--seq-len",
+                   str(args.seq_len)] + (["--quick"] if args.quick else [])
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     md = common.markdown_table(rows, list(rows[0]))
     command = "python benchmarks/train_speed.py" + (" --quick" if args.quick else "")
-    common.save("train", {"rows": rows, "batch": args.batch, "seq_len": args.seq_len, "threads": args.threads},
-                md, command)
+    common.save("train",
+                {"rows": rows, "batch": args.batch, "seq_len": args.seq_len, "threads": args.threads}, md,
+                command)
     print(md)
     return {"rows": rows}
 

@@ -1,10 +1,11 @@
-"""Loading the original's data format at scale: time and peak RSS of ``FileCatalog`` (streamed to its on-disk store)
-and of building its search index, on a file in the original format written from the procedural catalog.
+"""Loading the original's data format at scale: time and peak RSS of ``FileCatalog`` (streamed to its on-disk
+store) and of building its search index, on a file in the original format written from the procedural catalog.
 
     python benchmarks/webshop_fileload.py --products 100000
 
-The real ``items_shuffle.json`` (1.18M products, ~5 GB) is not available here; this writes ``--products`` products
-in its format (with ``items_ins_v2.json`` and ``items_human_ins.json``) to a temporary directory first.
+The real ``items_shuffle.json`` (1.18M products, ~5 GB) is not available here; this writes ``--products``
+products in its format (with ``items_ins_v2.json`` and ``items_human_ins.json``) to a temporary directory
+first.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ def write_original_format(n: int, out: Path) -> None:
         f.write("]")
     for g in cat.goals("all"):
         if cat.index_of(g["asin"]) < n:
-            human.setdefault(g["asin"], []).append({"instruction": g["instruction_text"].split(", and price")[0],
-                                                    "instruction_attributes": g["attributes"],
-                                                    "instruction_options": g["goal_options"]})
+            human.setdefault(g["asin"], []).append({
+                "instruction": g["instruction_text"].split(", and price")[0],
+                "instruction_attributes": g["attributes"], "instruction_options": g["goal_options"]})
     (out / "items_ins_v2.json").write_text(json.dumps(ins))
     (out / "items_human_ins.json").write_text(json.dumps(human))
 
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         (tmp / "data").mkdir()
         # written by a child process, so the peak RSS below is the loader's alone
-        subprocess.run([sys.executable, __file__, "--products", str(args.products), "--write", str(tmp / "data")],
+        subprocess.run([sys.executable, __file__, "--products", str(args.products), "--write",
+                        str(tmp / "data")],
                        check=True)
         size = (tmp / "data" / "items_shuffle.json").stat().st_size
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -73,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         SearchIndex.build(cat.index_texts())
         index_s = time.perf_counter() - t0
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"products": len(cat), "file_mb": round(size / 2**20, 1), "goals": len(cat.goals("all")),
-                          "store_build_s": round(load_s, 2), "index_build_s": round(index_s, 2),
+        print(json.dumps({"products": len(cat), "file_mb": round(size / 2**20, 1),
+                          "goals": len(cat.goals("all")), "store_build_s": round(load_s, 2),
+                          "index_build_s": round(index_s, 2),
                           "rss_before_load_mb": round(base, 1), "peak_rss_mb": round(peak, 1)}))
     return 0
 

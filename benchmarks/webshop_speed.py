@@ -4,12 +4,12 @@ Each size runs in its own subprocess (so peak RSS is that size's alone) with a f
 
     python benchmarks/webshop_speed.py --sizes 1000,100000,1000000  # JSON to benchmarks/results/
 
-With ``--reference-max`` (default 100,000), sizes up to it are also indexed and searched with bm25s's own indexer
-and ``retrieve(k=50)`` on the same analysed text (query analysis excluded there) ("ref_*" columns): the original's pyserini/Java engine
-cannot run here, so this is the in-process library reference.
+With ``--reference-max`` (default 100,000), sizes up to it are also indexed and searched with bm25s's own
+indexer and ``retrieve(k=50)`` on the same analysed text (query analysis excluded there) ("ref_*" columns):
+the original's pyserini/Java engine cannot run here, so this is the in-process library reference.
 
-Targets (issue 4): at 100k products search p50 <= 5 ms, click step p50 <= 0.5 ms, build <= 60 s; at 1M peak RSS
-<= 4 GB. "search" is ``SearchIndex.search`` (analysis + BM25 scoring + top-50), uncached; "click step" is
+Targets (issue 4): at 100k products search p50 <= 5 ms, click step p50 <= 0.5 ms, build <= 60 s; at 1M peak
+RSS <= 4 GB. "search" is ``SearchIndex.search`` (analysis + BM25 scoring + top-50), uncached; "click step" is
 ``env.step("click[...]")`` with observation rendering and the full info (privileged expert plan included).
 """
 
@@ -75,8 +75,8 @@ def run_one(n: int, queries: int, episodes: int) -> dict:
                     click_ms.append((time.perf_counter() - t) * 1e3)
                 if term or trunc:
                     break
-    return {"num_products": n, "build_s": round(build_s, 2), "peak_rss_mb": round(max(build_rss, _rss_mb()), 1),
-            "rss_before_mb": round(base, 1),
+    return {"num_products": n, "build_s": round(build_s, 2),
+            "peak_rss_mb": round(max(build_rss, _rss_mb()), 1), "rss_before_mb": round(base, 1),
             "search_p50_ms": round(statistics.median(search_ms), 3),
             "search_p90_ms": round(statistics.quantiles(search_ms, n=10)[-1], 3),
             "click_p50_ms": round(statistics.median(click_ms), 4),
@@ -102,7 +102,8 @@ def run_reference(n: int, queries: int) -> dict:
     goals = catalog.goals("test")
     ms = []
     for i in range(queries):
-        q = [t for t in analyzer.terms(goals[i % len(goals)]["instruction_text"]) if t in retriever.vocab_dict]
+        terms = analyzer.terms(goals[i % len(goals)]["instruction_text"])
+        q = [t for t in terms if t in retriever.vocab_dict]
         t = time.perf_counter()
         retriever.retrieve([q], k=50, show_progress=False, n_threads=1)
         ms.append((time.perf_counter() - t) * 1e3)
@@ -154,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
-        print("| " + " | ".join(f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "-")) for c in cols)
-              + " |")
+        cells = (f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "-")) for c in cols)
+        print("| " + " | ".join(cells) + " |")
     from leap_gym.io import atomic_write_json
 
     atomic_write_json(args.out, {"python": sys.version.split()[0], "cpus": os.cpu_count(), "rows": rows})

@@ -1,10 +1,10 @@
-"""Success on generated WebShop test goals: the env's privileged expert, a random agent, and the expert teacher
-replayed as an agent at each privilege level (with the leak meter over its own corrections).
+"""Success on generated WebShop test goals: the env's privileged expert, a random agent, and the expert
+teacher replayed as an agent at each privilege level (with the leak meter over its own corrections).
 
     python benchmarks/webshop_success.py --num-products 10000 --goals 500  # JSON to benchmarks/results/
 
-"random" picks uniformly among the admissible actions and fills the search placeholder with 4 random words of the
-instruction. Success = reward 1.0; steps are capped at ``--max-steps`` (LEAP trains with 15).
+"random" picks uniformly among the admissible actions and fills the search placeholder with 4 random words of
+the instruction. Success = reward 1.0; steps are capped at ``--max-steps`` (LEAP trains with 15).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def run(env, policy, goals: int, max_steps: int, on_reset=None):
         wins += info["won"]
         rewards.append(r)
         steps.append(k)
-    return {"success": wins / goals, "mean_reward": statistics.mean(rewards), "mean_steps": statistics.mean(steps)}
+    return {"success": wins / goals, "mean_reward": statistics.mean(rewards),
+            "mean_steps": statistics.mean(steps)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-products", type=int, default=10_000)
     ap.add_argument("--goals", type=int, default=500)
     ap.add_argument("--max-steps", type=int, default=15)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "webshop_success.json"))
+    ap.add_argument("--out",
+                    default=str(Path(__file__).resolve().parent / "results" / "webshop_success.json"))
     args = ap.parse_args(argv)
 
     import gymnasium as gym
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
     env = gym.make("leap/WebShop-v0", num_products=args.num_products, split="test").unwrapped
     n = min(args.goals, len(env.goals))
-    rows = {"expert (env privileged)": run(env, lambda o, i: i["privileged"]["expert_action"], n, args.max_steps)}
+    rows = {"expert (env privileged)": run(env,
+                                           lambda o, i: i["privileged"]["expert_action"], n, args.max_steps)}
     rng = random.Random(0)
 
     def rand(obs, info):

@@ -2,7 +2,8 @@
 
     # a local student behind the OpenAI protocol (or point --base-url at OpenAI/vLLM/SGLang instead)
     leap-gym serve runs/student --name student --port 8000 &
-    python examples/react_baseline.py --env leap/ALFWorld-v0 --base-url http://127.0.0.1:8000/v1 --model student
+    python examples/react_baseline.py --env leap/ALFWorld-v0 --base-url http://127.0.0.1:8000/v1 \
+        --model student
 
 The agent only sees the student view of ``info``, so this is the "teacher without privilege"
 baseline when the model is the teacher's. Answers are cached under ``--cache`` so a rerun costs nothing.
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     with OpenAIChat(args.model, args.base_url, api_key_env=args.api_key_env, cache_dir=args.cache,
                     max_tokens=args.max_tokens) as backend:
         # evaluate() runs the episodes on the student view of info (never the privileged state)
-        metrics, trajectories = evaluate(args.env, lambda: ReActAgent(backend, env=args.env, max_chars=args.max_chars),
+        metrics, trajectories = evaluate(args.env,
+                                         lambda: ReActAgent(backend, env=args.env, max_chars=args.max_chars),
                                          range(args.episodes), seed=args.seed, batch_size=1)
         for t in trajectories:
             print(f"episode {t.task_id}: won={t.won} score={t.score:.2f}")

@@ -1,4 +1,5 @@
-"""``leap-gym bench``: runs ``benchmarks/run.py`` of a source checkout (benchmarks are not shipped in wheels)."""
+"""``leap-gym bench``: runs ``benchmarks/run.py`` of a source checkout (benchmarks are not shipped in
+wheels)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,28 @@
 """The ``leap-gym`` command line.
 
 Subcommands: ``envs`` (list registered envs) and ``play`` (play an env in the terminal). Later parts of the
-library add theirs through ``_SUBCOMMANDS``; heavy imports happen inside each handler so ``leap-gym envs`` stays
-instant.
+library add theirs through ``_SUBCOMMAND_MODULES``; those keep heavy imports inside their handlers so
+``leap-gym envs`` stays instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import yaml
+
+import leap_gym
+from leap_gym.play import play
 
 
 def parse_kv(pairs: list[str]) -> dict[str, Any]:
-    """``["tasks=files", "max_episode_steps=30"]`` -> ``{"tasks": "files", "max_episode_steps": 30}`` (YAML values)."""
+    """``["tasks=files", "max_episode_steps=30"]`` -> ``{"tasks": "files", "max_episode_steps": 30}`` (YAML
+    values)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
@@ -27,10 +33,6 @@ def parse_kv(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
-    import leap_gym
-
     for env_id in leap_gym.list_envs():
         spec = gym.spec(env_id)
         print(f"{env_id:<24} max_episode_steps={spec.max_episode_steps:<4} {spec.entry_point}")
@@ -38,20 +40,18 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
     try:
         gym.spec(args.env_id)
     except gym.error.Error as e:  # Gymnasium's own "did you mean" message
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from leap_gym.play import play
-
     return play(args.env_id, parse_kv(args.kw), args.seed, args.task_index)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leap-gym", description="leap-gym: benchmark envs with privileged state, teachers, students and the LEAP loop.")
+    parser = argparse.ArgumentParser(prog="leap-gym",
+                                     description="leap-gym: benchmark envs with privileged state, teachers, "
+                                                 "students and the LEAP loop.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("envs", help="list the registered environments")
@@ -71,8 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _subcommand_modules() -> list[Any]:
-    import importlib
-
     return [importlib.import_module(module) for module in _SUBCOMMAND_MODULES]
 
 

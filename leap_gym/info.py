@@ -1,4 +1,9 @@
-"""The ``info`` contract every leap-gym env keeps, and a checker the shared env test runs.
+"""The ``info`` contract: what every leap-gym env returns, what is privileged, and what a rollout records.
+
+One home for the keys of ``info``: the required keys and their types (with a checker the shared env test
+runs), the keys a student must never see (``PRIVILEGED_INFO_KEYS``, ``privileged_keys``, ``strip_privileged``;
+the ``StudentView`` wrappers in ``leap_gym.wrappers`` apply them) and the subset a ``Step`` keeps
+(``RECORDED_INFO_KEYS``, ``record_info``).
 
 Every ``reset`` and ``step`` returns an ``info`` dict with at least:
 
@@ -11,9 +16,9 @@ Every ``reset`` and ``step`` returns an ``info`` dict with at least:
 - ``won`` (bool): the episode's task is solved.
 - ``score`` (float in [0, 1]): the benchmark's own metric so far (the final one when the episode ends).
 - ``privileged`` (dict, JSON-serialisable): state the student must never see. Every env includes at least
-  ``expert_action`` (str) and ``expert_plan`` (list[str]): a command that makes progress from this state and the
-  remaining plan. ``leap_gym.wrappers.StudentView`` removes it. An env built with ``privileged=False`` skips
-  computing it and returns ``{}`` (every other key is unchanged).
+  ``expert_action`` (str) and ``expert_plan`` (list[str]): a command that makes progress from this state and
+  the remaining plan. ``leap_gym.wrappers.StudentView`` removes it. An env built with ``privileged=False``
+  skips computing it and returns ``{}`` (every other key is unchanged).
 
 The call rules every env keeps (step before reset, task indexes, non-text actions, steps after the end,
 ``render_mode="ansi"``) are in ``leap_gym.envs.contract``.
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+import gymnasium as gym
 
 REQUIRED_INFO_KEYS: dict[str, tuple[type, ...]] = {
     "task": (str,),
@@ -40,11 +47,35 @@ REQUIRED_PRIVILEGED_KEYS: dict[str, tuple[type, ...]] = {
     "expert_plan": (list,),
 }
 
+# Keys of ``info`` a student must never see. Envs may add more through their ``privileged_info_keys``
+# attribute.
+PRIVILEGED_INFO_KEYS: frozenset[str] = frozenset({"privileged"})
+
+# The info keys a rollout records in each Step: what teachers and metrics need, nothing bulky.
+RECORDED_INFO_KEYS = ("task_id", "task_type", "won", "score", "action_valid", "privileged")
+
+
+def privileged_keys(env: gym.Env) -> frozenset[str]:
+    """The ``info`` keys an env marks privileged (``"privileged"`` plus its ``privileged_info_keys``)."""
+    extra = getattr(env.unwrapped, "privileged_info_keys", ())
+    return PRIVILEGED_INFO_KEYS | frozenset(extra)
+
+
+def strip_privileged(info: dict[str, Any], keys: frozenset[str] = PRIVILEGED_INFO_KEYS) -> dict[str, Any]:
+    """A copy of ``info`` without privileged keys (works for single and vector-env infos)."""
+    return {k: v for k, v in info.items() if k not in keys and k.lstrip("_") not in keys}
+
+
+def record_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The subset of an env's ``info`` stored in a ``Step`` (``privileged`` included, for teachers)."""
+    return {k: info[k] for k in RECORDED_INFO_KEYS if k in info}
+
 
 def check_info(info: dict[str, Any], privileged: bool = True) -> None:
     """Raise ``AssertionError`` naming the first key of ``info`` that breaks the contract.
 
-    ``privileged=False``: the env was built with ``privileged=False``, so ``info["privileged"]`` must be ``{}``.
+    ``privileged=False``: the env was built with ``privileged=False``, so ``info["privileged"]`` must be
+    ``{}``.
     """
     for key, types in REQUIRED_INFO_KEYS.items():
         assert key in info, f"info is missing {key!r}"
@@ -52,7 +83,8 @@ def check_info(info: dict[str, Any], privileged: bool = True) -> None:
         assert isinstance(value, types) and not (isinstance(value, bool) and bool not in types), (
             f"info[{key!r}] should be {types}, got {type(value).__name__}")
     if info["admissible_actions"] is not None:
-        assert all(isinstance(a, str) for a in info["admissible_actions"]), "admissible_actions must be strings"
+        assert all(isinstance(a, str) for a in info["admissible_actions"]), (
+            "admissible_actions must be strings")
     assert 0.0 <= float(info["score"]) <= 1.0, f"info['score'] must lie in [0, 1], got {info['score']}"
     priv = info["privileged"]
     if not privileged:

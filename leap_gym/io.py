@@ -2,7 +2,8 @@
 
 Files are created with the mode ``open()`` would give them (0666 minus the umask), so colleagues sharing a
 machine can read a run as they can read any other file of its owner. A process killed mid-write (``kill -9``)
-leaves its temporary ``.<name>.<hex>.tmp`` behind; ``remove_stale_temporaries`` clears those when a run starts.
+leaves its temporary ``.<name>.<hex>.tmp`` behind; ``remove_stale_temporaries`` clears those when a run
+starts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
     while True:
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                           0o666), tmp
         except FileExistsError:  # pragma: no cover - 64 random bits
             continue
 
@@ -34,8 +36,8 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on clean exit fsync it and rename it over ``path``.
 
-    If the block raises, ``path`` keeps its previous content and the temporary is removed; if the process dies,
-    ``path`` keeps its previous content and the temporary stays until ``remove_stale_temporaries``.
+    If the block raises, ``path`` keeps its previous content and the temporary is removed; if the process
+    dies, ``path`` keeps its previous content and the temporary stays until ``remove_stale_temporaries``.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports 'w' and 'wb', got {mode!r}")

@@ -1,9 +1,11 @@
-"""``leap-gym play``: play an environment in the terminal, as the student would (and peek at what the teacher sees).
+"""``leap-gym play``: play an environment in the terminal, as the student would (and peek at what the teacher
+sees).
 
 At a terminal, input goes through ``readline``: history (kept across sessions in
-``$XDG_STATE_HOME/leap-gym/play_history``) and tab completion of the admissible actions and the ``:`` commands.
-Piped input is read line by line, so a script of commands plays an episode too. Text is wrapped at word
-boundaries to the terminal width. Only the standard library is imported here; the env loads when play starts.
+``$XDG_STATE_HOME/leap-gym/play_history``) and tab completion of the admissible actions and the ``:``
+commands. Piped input is read line by line, so a script of commands plays an episode too. Text is wrapped at
+word boundaries to the terminal width. Only the standard library is imported here; the env loads when play
+starts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import gymnasium as gym
+
 HELP = """type an action, or the number N of an admissible action (`N words` fills its <placeholder>)
   :actions   admissible actions       :privileged [full|KEY]  the teacher's view
   :reset     new episode              :help                   this text
@@ -28,7 +32,8 @@ _PLACEHOLDER = re.compile(r"<([^<>\[\]]+)>")
 
 
 def wrap(text: str, width: int) -> str:
-    """``text`` with each line wrapped at word boundaries to ``width``; continuations keep the line's indent."""
+    """``text`` with each line wrapped at word boundaries to ``width``; continuations keep the line's
+    indent."""
     out = []
     for line in str(text).splitlines() or [""]:
         if len(line) <= width:
@@ -87,7 +92,7 @@ class Console:
         self.readline: Any = None
         self.history: Path | None = None
         if stdin is sys.stdin and stdout is sys.stdout and stdin.isatty() and stdout.isatty():
-            try:
+            try:  # only at a terminal: loading readline changes how input() reads lines
                 import readline
             except ImportError:  # Python built without readline: plain input() still works
                 return
@@ -134,10 +139,6 @@ class Console:
 def play(env_id: str, env_kwargs: dict[str, Any], seed: int | None, task_index: int | None,
          stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, width: int | None = None) -> int:
     """Interactive loop; returns the exit status (0, or 130 after Ctrl-C)."""
-    import gymnasium as gym
-
-    import leap_gym  # noqa: F401  (registers the envs)
-
     width = width or max(40, shutil.get_terminal_size((100, 24)).columns - 1)
 
     def out(text: str = "") -> None:
@@ -223,8 +224,8 @@ def _privileged(privileged: dict[str, Any], args: list[str], width: int) -> str:
 
 
 def _action(cmd: str, acts: Sequence[str] | None, console: Console, out: Callable[[str], None]) -> str | None:
-    """What to send for ``cmd``: a number picks an admissible action; a ``<placeholder>`` in it is filled from the
-    rest of the line (``0 red lipstick``) or asked for, never sent literally. ``None``: send nothing."""
+    """What to send for ``cmd``: a number picks an admissible action; a ``<placeholder>`` in it is filled from
+    the rest of the line (``0 red lipstick``) or asked for, never sent literally. ``None``: send nothing."""
     number, _, rest = cmd.partition(" ")
     if acts is not None and number.isdigit():
         if int(number) >= len(acts):

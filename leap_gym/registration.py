@@ -1,7 +1,7 @@
 """The one place where benchmarks are registered: their spec (``leap_gym.specs``) and their Gymnasium id.
 
-String entry points keep ``import leap_gym`` cheap: an env's module (and its heavy dependencies) is imported only
-when ``gym.make`` builds it.
+String entry points keep ``import leap_gym`` cheap: an env's module (and its heavy dependencies) is imported
+only when ``gym.make`` builds it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ NAMESPACE = "leap"
 
 
 def register_benchmark(spec: BenchmarkSpec) -> None:
-    """Add a benchmark: its spec for every consumer (prompts, teachers, leak meter) and its id for ``gym.make``.
+    """Add a benchmark: its spec for every consumer (prompts, teachers, leak meter) and its id for
+    ``gym.make``.
 
-    Registering the same spec again is a no-op; a different spec under a taken id or family is a ``ValueError``.
+    Registering the same spec again is a no-op; a different spec under a taken id or family is a
+    ``ValueError``.
     """
     for other in SPECS.values():
         if other != spec and spec.env_id == other.env_id:

@@ -1,10 +1,10 @@
 """A text space for observations and actions that accepts any Unicode string.
 
 Gymnasium's ``Text`` space restricts the character set and length, but observations of these benchmarks hold
-arbitrary page text and bash output, and actions are free text an LLM wrote. ``UnicodeText`` checks only that a
-value is a ``str`` of bounded length; sampling draws printable text so ``check_env`` and random agents work.
-It also has a shared-memory layout, so ``AsyncVectorEnv`` (and ``gym.make_vec(..., vectorization_mode="async")``)
-works with its defaults.
+arbitrary page text and bash output, and actions are free text an LLM wrote. ``UnicodeText`` checks only that
+a value is a ``str`` of bounded length; sampling draws printable text so ``check_env`` and random agents work.
+It also has a shared-memory layout, so ``AsyncVectorEnv`` (and
+``gym.make_vec(..., vectorization_mode="async")``) works with its defaults.
 """
 
 from __future__ import annotations
@@ -56,14 +56,15 @@ class UnicodeText(Space[str]):
         return list(sample_n)
 
 
-# -- AsyncVectorEnv's shared memory (its default): one slot of UTF-8 bytes per env, up to 4 bytes per character --
+# -- AsyncVectorEnv's shared memory (its default): one slot of UTF-8 bytes per env, up to 4 bytes per
+# character --
 
 class SharedTexts(Sequence):
     """A live, read-only view of the texts in ``UnicodeText`` shared memory (one per env).
 
     ``AsyncVectorEnv`` reads its shared memory once and returns that object at every step (deep-copied unless
-    ``copy=False``): a view that decodes on access stays current, and its deep copy is a plain tuple of ``str``, the
-    type the vector envs return without shared memory.
+    ``copy=False``): a view that decodes on access stays current, and its deep copy is a plain tuple of
+    ``str``, the type the vector envs return without shared memory.
     """
 
     def __init__(self, space: UnicodeText, shared_memory: tuple[Any, Any], n: int):

@@ -1,27 +1,16 @@
-"""Small wrappers over leap-gym envs."""
+"""Wrappers that apply the ``info`` contract's privileged keys (``leap_gym.info``) to single and vector
+envs."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 
-from leap_gym.core import PRIVILEGED_INFO_KEYS
-
-
-def privileged_keys(env: gym.Env) -> frozenset[str]:
-    """The ``info`` keys an env marks privileged (``"privileged"`` plus its ``privileged_info_keys``)."""
-    extra = getattr(env.unwrapped, "privileged_info_keys", ())
-    return PRIVILEGED_INFO_KEYS | frozenset(extra)
-
-
-def strip_privileged(info: dict[str, Any], keys: frozenset[str] = PRIVILEGED_INFO_KEYS) -> dict[str, Any]:
-    """A copy of ``info`` without privileged keys (works for single and vector-env infos)."""
-    return {k: v for k, v in info.items() if k not in keys and k.lstrip("_") not in keys}
+from leap_gym.info import PRIVILEGED_INFO_KEYS, privileged_keys, strip_privileged
 
 
 class _StripsPrivileged:
-    """``reset``/``step`` that remove ``self._keys`` from ``info``; shared by the single and vector wrappers."""
+    """``reset``/``step`` that remove ``self._keys`` from ``info``; shared by the single and vector
+    wrappers."""
 
     _keys: frozenset[str]
 
@@ -43,7 +32,8 @@ class StudentView(_StripsPrivileged, gym.Wrapper):
 
 
 class StudentViewVector(_StripsPrivileged, gym.vector.VectorWrapper):
-    """``StudentView`` for vector envs: strips privileged keys (and their ``_key`` masks) from batched infos."""
+    """``StudentView`` for vector envs: strips privileged keys (and their ``_key`` masks) from batched
+    infos."""
 
     def __init__(self, env: gym.vector.VectorEnv):
         super().__init__(env)

@@ -1,4 +1,10 @@
-"""Shared fixtures: the path to ../shared/data (real benchmark files, never copied into the tree)."""
+"""Shared fixtures: the folder of real benchmark files (ALFWorld games, InterCode Bash data) that some tests
+read; they are never copied into the tree, and the tests that need them skip when the folder is absent.
+
+``$LEAP_GYM_SHARED_DATA`` names the folder (with ``alfworld/`` and ``intercode/`` inside); without it the
+tests look in ``shared/data`` beside the repository checkout, a development layout that a user's checkout need
+not have.
+"""
 
 from __future__ import annotations
 

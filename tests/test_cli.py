@@ -47,7 +47,8 @@ def test_ctrl_c_in_play_is_one_line_and_exit_130():
 
     proc = subprocess.Popen([sys.executable, "-m", "leap_gym.cli", "play", "leap/ALFWorld-v0"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a shell
+                            # as from a shell
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         shown = ""
         while not shown.endswith("> "):  # the prompt: the env is up and play waits for a command

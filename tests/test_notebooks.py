@@ -34,7 +34,8 @@ def run_notebook(path: Path, tmp_path: Path):
 
 
 def test_three_notebooks_exist():
-    assert [p.name for p in NOTEBOOKS] == ["01_quickstart.ipynb", "02_leap_alfworld.ipynb", "03_teachers.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == ["01_quickstart.ipynb", "02_leap_alfworld.ipynb",
+                                           "03_teachers.ipynb"]
 
 
 @pytest.mark.slow

@@ -26,7 +26,8 @@ TOY_PLAY = f"import sys, tests.toy_env; from leap_gym.cli import main; sys.exit(
 
 
 def test_wrap_breaks_at_word_boundaries_only():
-    text = "You are in the middle of a room. Looking quickly around you, you see a cabinet 17, a countertop 3.\n\n  x"
+    text = ("You are in the middle of a room. Looking quickly around you, you see a cabinet 17, a countertop "
+            "3.\n\n  x")
     out = wrap(text, 30)
     assert all(len(line) <= 30 for line in out.splitlines())
     assert out.split() == text.split() and out.endswith("\n\n  x")  # no word cut, blank line and indent kept
@@ -37,15 +38,17 @@ def test_columns_fill_top_to_bottom_within_width():
     acts = [f"go to cabinet {i}" for i in range(12)]
     out = columns(acts, 70).splitlines()
     assert len(out) == 4 and all(len(line) <= 70 for line in out)  # 3 columns of 4 rows
-    assert out[0].startswith(" 0. go to cabinet 0  ") and out[0].split()[-4:] == ["8.", "go", "to", "cabinet"] \
-        or out[0].endswith(" 8. go to cabinet 8")
+    assert (out[0].startswith(" 0. go to cabinet 0  ")
+            and out[0].split()[-4:] == ["8.", "go", "to", "cabinet"]
+            or out[0].endswith(" 8. go to cabinet 8"))
     assert len(columns(acts, 60).splitlines()) == 6  # 3 columns need 64 characters
     assert columns(acts, 10).count("\n") == 11 and columns([], 80) == "(no admissible actions)"
 
 
 def test_privileged_summary_is_a_line_per_key():
-    priv = {"object_locations": {f"apple {i}": f"fridge {i}" for i in range(30)}, "expert_action": "go to fridge 1",
-            "expert_plan": ["go to fridge 1", "open fridge 1"], "target_rank": None}
+    priv = {"object_locations": {f"apple {i}": f"fridge {i}" for i in range(30)},
+            "expert_action": "go to fridge 1", "expert_plan": ["go to fridge 1", "open fridge 1"],
+            "target_rank": None}
     lines = summarize(priv, 70).splitlines()
     assert len(lines) == len(priv) + 1 and all(len(line) <= 70 for line in lines)
     assert lines[0].startswith("object_locations  {30} apple 0: fridge 0") and lines[0].endswith("...")
@@ -69,7 +72,8 @@ def test_completion_offers_admissible_actions_and_commands():
 
 
 def test_play_toy_env_with_piped_stdin():
-    stdin = io.StringIO(":actions\n:privileged\n:privileged full\nfly away\n7\n:nope\n0\n1\n0\n:reset\n:quit\n")
+    stdin = io.StringIO(":actions\n:privileged\n:privileged full\nfly "
+                        "away\n7\n:nope\n0\n1\n0\n:reset\n:quit\n")
     stdout = io.StringIO()
     assert play(TOY_ID, {}, seed=0, task_index=None, stdin=stdin, stdout=stdout, width=60) == 0
     out = stdout.getvalue()
@@ -79,13 +83,15 @@ def test_play_toy_env_with_piped_stdin():
     assert json.loads(full)["key_room"] == "garden"  # :privileged full is valid JSON
     assert "Nothing happens." in out and "did not accept" in out
     assert "no action 7: there are 2" in out and "unknown command :nope" in out
-    assert "[step 1/5] > " in out and "[step 2/5] > " in out and "[step 3/5] > " in out  # invalid step counted
+    # the invalid step is counted
+    assert "[step 1/5] > " in out and "[step 2/5] > " in out and "[step 3/5] > " in out
     assert "episode over after 3 steps: won=True" in out and "the episode is over" in out
     assert "== new episode" in out
 
 
 def test_play_webshop_placeholder_is_asked_for_never_sent():
-    """`0` on WebShop's search page picks `search[<query>]`: the query is asked for (or given after the number)."""
+    """`0` on WebShop's search page picks `search[<query>]`: the query is asked for (or given after the
+    number)."""
     script = "0\n\n0\n:actions\n0 lipstick\n:quit\n"
     proc = subprocess.run([sys.executable, "-m", "leap_gym.cli", "play", "leap/WebShop-v0", "--seed", "0"],
                           input=script, capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -97,7 +103,7 @@ def test_play_webshop_placeholder_is_asked_for_never_sent():
     assert "Total results: 0" not in out
 
 
-# -- a real terminal -------------------------------------------------------------------------------------------
+# -- a real terminal -----------------------------------------------------------------------------------------
 
 class Terminal:
     """``leap-gym play`` on a pseudo-terminal of ``cols`` columns: what a user at a terminal gets."""

@@ -34,7 +34,8 @@ def test_unknown_env_id_is_gymnasiums_error_not_a_missing_teacher(tmp_path, env_
     out = subprocess.run([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(config)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
-    assert out.stderr.strip().splitlines() == [f"error: env.env_id: {out.stderr.split('env.env_id: ', 1)[1].strip()}"]
+    assert out.stderr.strip().splitlines() == ["error: env.env_id: "
+                                               f"{out.stderr.split('env.env_id: ', 1)[1].strip()}"]
     assert says in out.stderr and "teacher" not in out.stderr
 
 

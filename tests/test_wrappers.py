@@ -1,6 +1,6 @@
 import gymnasium as gym
 
-from leap_gym.wrappers import StudentView, strip_privileged
+from leap_gym.wrappers import StudentView
 from tests.toy_env import TOY_ID
 
 
@@ -11,11 +11,6 @@ def test_student_view_drops_privileged_and_marked_keys():
     assert info["task"] and info["admissible_actions"]
     _, _, _, _, info = env.step(info["admissible_actions"][0])
     assert "privileged" not in info and "secret" not in info
-
-
-def test_strip_privileged_handles_vector_masks():
-    info = {"privileged": [1, 2], "_privileged": [True, True], "won": [False, True], "_won": [True, True]}
-    assert strip_privileged(info) == {"won": [False, True], "_won": [True, True]}
 
 
 def test_student_view_vector_sync_and_async():

@@ -1,4 +1,5 @@
-"""A three-room text env that keeps the info contract: a fixture for tests of env-agnostic code (CLI, wrappers)."""
+"""A three-room text env that keeps the info contract: a fixture for tests of env-agnostic code (CLI,
+wrappers)."""
 
 from __future__ import annotations
 

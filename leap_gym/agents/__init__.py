@@ -1,4 +1,5 @@
-"""Agents: students (LLMs acting from the student view), teachers (correcting with privileged state), backends."""
+"""Agents: students (LLMs acting from the student view), teachers (correcting with privileged state),
+backends."""
 
 from leap_gym.agents.base import Agent, AgentOutput, BatchAgent, TrajectoryAgent
 

@@ -1,15 +1,17 @@
-"""What an agent is: one episode (``Agent``), or one episode per env slot answered in batches (``BatchAgent``).
+"""What an agent is: one episode (``Agent``), or one episode per env slot answered in batches
+(``BatchAgent``).
 
 ``BatchAgent`` is the protocol rollouts talk to: ``reset_slot(slot, task)`` starts an episode in a slot,
 ``act_slots(slots, observations, infos)`` answers any set of slots in one call, and ``record_action(slot,
 action)`` tells the agent which action the env actually ran when the caller changed it (a near miss snapped to
 an admissible action), so what the agent remembers doing is what it did.
 
-``TrajectoryAgent`` implements that protocol for agents that decide from their own record of each slot's episode
-(a ``Trajectory`` of the task and, per step, the observation, the admissible actions and the agent's reason,
-action and raw text): the trained student, the ReAct baseline and teachers acting as agents. Each also plays a
-single episode (the ``Agent`` interface, on slot 0) and a Gymnasium vector env (``reset_batch``/``act_batch``,
-slot ``i`` = env ``i``). ``AgentPerSlot`` runs plain ``Agent`` s under the protocol, one per slot.
+``TrajectoryAgent`` implements that protocol for agents that decide from their own record of each slot's
+episode (a ``Trajectory`` of the task and, per step, the observation, the admissible actions and the agent's
+reason, action and raw text): the trained student, the ReAct baseline and teachers acting as agents. Each also
+plays a single episode (the ``Agent`` interface, on slot 0) and a Gymnasium vector env
+(``reset_batch``/``act_batch``, slot ``i`` = env ``i``). ``AgentPerSlot`` runs plain ``Agent`` s under the
+protocol, one per slot.
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ from typing import Any
 
 from gymnasium.wrappers.vector import DictInfoToList
 
-from leap_gym.core import PRIVILEGED_INFO_KEYS, Step, Trajectory, record_info
-from leap_gym.wrappers import strip_privileged
+from leap_gym.info import PRIVILEGED_INFO_KEYS, record_info, strip_privileged
+from leap_gym.records import Step, Trajectory
 
 
 @dataclass
 class AgentOutput:
     """What an agent decided: a short reason, the action sent to the env, and the raw text it came from.
 
-    ``format_ok`` is False when the raw text could not be parsed into ``REASON/ACTION``; the action is then the
-    well-defined invalid action ``INVALID_ACTION`` and the step counts as a format error in metrics.
+    ``format_ok`` is False when the raw text could not be parsed into ``REASON/ACTION``; the action is then
+    the well-defined invalid action ``INVALID_ACTION`` and the step counts as a format error in metrics.
     """
 
     reason: str
@@ -72,10 +74,10 @@ class BatchAgent(ABC):
 
 
 class _InfoSplitter(DictInfoToList):
-    """Gymnasium's own conversion of a vector env's ``info`` dict (arrays with ``_key`` masks, nested dicts) into
-    one dict per env. ``DictInfoToList`` applies it (its ``_convert_info_to_list``) only to what the vector env it
-    wraps returns; agents receive the dict from their caller instead, so this stand-in supplies the one thing the
-    conversion reads, the env count."""
+    """Gymnasium's own conversion of a vector env's ``info`` dict (arrays with ``_key`` masks, nested dicts)
+    into one dict per env. ``DictInfoToList`` applies it (its ``_convert_info_to_list``) only to what the
+    vector env it wraps returns; agents receive the dict from their caller instead, so this stand-in supplies
+    the one thing the conversion reads, the env count."""
 
     def __init__(self, num_envs: int):  # no env to wrap: only the conversion is used
         self._count = num_envs
@@ -102,25 +104,27 @@ def split_vector_info(infos: Mapping[str, Any] | Sequence[Mapping[str, Any] | No
 class TrajectoryAgent(Agent, BatchAgent):
     """A ``BatchAgent`` deciding from its own record of each slot's episode; subclasses implement ``decide``.
 
-    ``act_slots`` appends the new step (observation, admissible actions and ``record_info`` of the agent's view
-    of ``info``) to each slot's episode, asks ``decide`` for all of them at once and records the answers;
+    ``act_slots`` appends the new step (observation, admissible actions and ``record_info`` of the agent's
+    view of ``info``) to each slot's episode, asks ``decide`` for all of them at once and records the answers;
     ``record_action`` replaces the last action by the one the env ran. ``info`` is read only after dropping
     ``privileged_keys`` (``PRIVILEGED_INFO_KEYS`` plus the agent's own), so privileged state cannot reach a
     prompt even when a caller forgets ``StudentView``; a teacher acting on the privileged state passes
-    ``sees_privileged=True``. A slot whose ``info["task"]`` changes to another task starts a new episode
-    (a vector env that reset the slot without telling the agent).
+    ``sees_privileged=True``. A slot whose ``info["task"]`` changes to another task starts a new episode (a
+    vector env that reset the slot without telling the agent).
     """
 
     def __init__(self, env_id: str = "", privileged_keys: Sequence[str] = (), sees_privileged: bool = False):
         self.env_id = env_id
-        self.privileged_keys = frozenset() if sees_privileged else PRIVILEGED_INFO_KEYS | frozenset(privileged_keys)
+        self.privileged_keys = (frozenset() if sees_privileged
+                                else PRIVILEGED_INFO_KEYS | frozenset(privileged_keys))
         self.episodes: dict[int, Trajectory] = {}
 
     @abstractmethod
     def decide(self, slots: Sequence[int]) -> list[AgentOutput]:
-        """One decision per slot; the last step of ``self.episodes[slot]`` is the one to decide (no action yet)."""
+        """One decision per slot; the last step of ``self.episodes[slot]`` is the one to decide (no action
+        yet)."""
 
-    # -- the BatchAgent protocol ------------------------------------------------------------------------------
+    # -- the BatchAgent protocol -----------------------------------------------------------------------------
     def reset_slot(self, slot: int, task: str) -> None:
         self.episodes[slot] = Trajectory(env_id=self.env_id, task_id="", task=task)
 
@@ -141,8 +145,9 @@ class TrajectoryAgent(Agent, BatchAgent):
                     episode = self.episodes[slot]
                 episode.task = str(task)
             acts = view.get("admissible_actions")
+            actions = [str(a) for a in acts] if acts is not None else None
             episode.steps.append(Step(observation=str(obs), action="", info=record_info(view),
-                                      admissible_actions=[str(a) for a in acts] if acts is not None else None))
+                                      admissible_actions=actions))
         try:
             outputs = self.decide(slots)
         except BaseException:  # no decision: the pending steps were never taken
@@ -157,17 +162,17 @@ class TrajectoryAgent(Agent, BatchAgent):
     def record_action(self, slot: int, action: str) -> None:
         self.episodes[slot].steps[-1].action = action
 
-    # -- one episode (the Agent interface): slot 0 -------------------------------------------------------------
+    # -- one episode (the Agent interface): slot 0 -----------------------------------------------------------
     def reset(self, task: str = "") -> None:
         self.reset_batch([task])
 
     def act(self, observation: str, info: dict[str, Any]) -> AgentOutput:
         return self.act_slots([0], [observation], [info])[0]
 
-    # -- a Gymnasium vector env: slot i is env i ---------------------------------------------------------------
+    # -- a Gymnasium vector env: slot i is env i -------------------------------------------------------------
     def reset_batch(self, tasks: int | Sequence[str], indices: Sequence[int] | None = None) -> None:
-        """``tasks`` (or a count of unknown tasks) for all slots, or only for the slots in ``indices`` (envs that
-        reset on their own, as vector envs do when an episode ends)."""
+        """``tasks`` (or a count of unknown tasks) for all slots, or only for the slots in ``indices`` (envs
+        that reset on their own, as vector envs do when an episode ends)."""
         if indices is None:
             self.episodes = {}
             tasks = [""] * tasks if isinstance(tasks, int) else list(tasks)

@@ -1,20 +1,23 @@
-"""The episode as one chat: the student's prompt format for pretrained chat models, in training and acting alike.
+"""The episode as one chat: the student's prompt format for pretrained chat models, in training and acting
+alike.
 
 Turn by turn: a system message (role, the env's rules, the answer format), then one user turn per step
 (``TASK: ...`` and the first observation, then each new observation) and one assistant turn per step
-(``REASON: ...`` / ``ACTION: ...``, ``format_target``). Candidate actions are not listed: the student writes the
-command (a near miss is snapped to the closest admissible one by the rollout), which keeps a step to about the
-observation and the answer, ~70 tokens on ALFWorld instead of ~400 with the candidate list and a re-rendered
-history. Because every earlier turn stays exactly as it was, a student acting step after step only has to
-compute the new turns: its KV cache is kept across the episode (``HFStudent(prompt_format="episode")``).
+(``REASON: ...`` / ``ACTION: ...``, ``format_target``). Candidate actions are not listed: the student writes
+the command (a near miss is snapped to the closest admissible one by the rollout), which keeps a step to about
+the observation and the answer, ~70 tokens on ALFWorld instead of ~400 with the candidate list and a
+re-rendered history. Because every earlier turn stays exactly as it was, a student acting step after step only
+has to compute the new turns: its KV cache is kept across the episode
+(``HFStudent(prompt_format="episode")``).
 
 The token stream is built segment by segment (``encode_turns``): each message is tokenized on its own, an
 assistant message as its header (``<|im_start|>assistant\\n``) and its body. Acting appends exactly those
 segments as the episode goes on, and training rows are tokenized by the same function, so the tokens a student
 is trained on are the tokens it acts on, with no drift at turn boundaries.
 
-``fit_episode_prompt`` is the chat at step ``t`` of a trajectory fitted to a token budget (the chat restarts at a
-later step when it outgrows the budget): training rows of corrected steps and the acting student both call it.
+``fit_episode_prompt`` is the chat at step ``t`` of a trajectory fitted to a token budget (the chat restarts
+at a later step when it outgrows the budget): training rows of corrected steps and the acting student both
+call it.
 
 Only student-view information goes in: the task, the observations and the student's own (or, in
 demonstrations, the teacher's) reasons and actions.
@@ -23,23 +26,23 @@ demonstrations, the teacher's) reasons and actions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from leap_gym.agents.prompting import FORMAT_RULE, ROLE, FittedPrompt, Tokenize, clip_text, format_target
+from leap_gym.records import Trajectory
 from leap_gym.specs import get_spec
 
-if TYPE_CHECKING:
-    from leap_gym.core import Trajectory
-
-# The rules for an env without a benchmark spec (each spec carries its env's own, ``BenchmarkSpec.episode_rules``).
+# The rules for an env without a benchmark spec (each spec carries its env's own,
+# ``BenchmarkSpec.episode_rules``).
 GENERIC_EPISODE_RULES = "Write one action in the form the environment uses."
 
 # Long observations (WebShop pages) are clipped to this many characters in every turn.
 DEFAULT_OBS_CHARS = 1000
 
-# A chat that outgrows its token budget restarts at a later step (the task restated in its first turn). Restart
-# points are multiples of this many steps, so a restarted chat has room to grow for several steps before the
-# next restart: with any step allowed, a long episode restarts (and recomputes its whole chat) at every step.
+# A chat that outgrows its token budget restarts at a later step (the task restated in its first turn).
+# Restart points are multiples of this many steps, so a restarted chat has room to grow for several steps
+# before the next restart: with any step allowed, a long episode restarts (and recomputes its whole chat) at
+# every step.
 WINDOW_STRIDE = 8
 
 
@@ -77,15 +80,16 @@ def episode_messages(task: str, steps: Sequence[tuple[str, str, str]], observati
 
 
 def fit_episode_prompt(trajectory: Trajectory, t: int, *, max_obs_chars: int | None = DEFAULT_OBS_CHARS,
-                       tokenize: Tokenize | None = None, budget: int | None = None, room: int = 0) -> FittedPrompt:
+                       tokenize: Tokenize | None = None, budget: int | None = None,
+                       room: int = 0) -> FittedPrompt:
     """The chat the student has at step ``t`` of ``trajectory``: its own turns of ``steps[:t]`` (observations,
     reasons and actions) and the observation of ``steps[t]``, ready for the answer.
 
-    Fitted to ``budget`` tokens (with ``tokenize``), ``room`` of them kept free for the answer: a chat that does
-    not fit restarts at the next of ``window_starts`` (the task restated in its first turn), so it keeps its
-    latest steps; the last start (no earlier steps) is kept whatever its size. Training rows of corrected steps
-    and the acting student (rebuilding a slot's chat) both fit by this rule, so a row shows exactly the steps the
-    student saw.
+    Fitted to ``budget`` tokens (with ``tokenize``), ``room`` of them kept free for the answer: a chat that
+    does not fit restarts at the next of ``window_starts`` (the task restated in its first turn), so it keeps
+    its latest steps; the last start (no earlier steps) is kept whatever its size. Training rows of corrected
+    steps and the acting student (rebuilding a slot's chat) both fit by this rule, so a row shows exactly the
+    steps the student saw.
     """
     steps = [(s.observation, s.reason, s.action) for s in trajectory.steps[:t]]
     obs = trajectory.steps[t].observation
@@ -104,9 +108,10 @@ def fit_episode_prompt(trajectory: Trajectory, t: int, *, max_obs_chars: int | N
 class ChatSegments:
     """Tokenizes a chat message by message with a tokenizer's chat template (plain role headers without one).
 
-    ``segment(messages, j)`` is the text message ``j`` adds to the rendered chat, split into the part before its
-    content (the role header) and the rest; rendering is checked to be prefix-stable, which holds for ChatML,
-    Llama-3 and Zephyr-style templates (a template that rewrites earlier turns cannot be used this way).
+    ``segment(messages, j)`` is the text message ``j`` adds to the rendered chat, split into the part before
+    its content (the role header) and the rest; rendering is checked to be prefix-stable, which holds for
+    ChatML, Llama-3 and Zephyr-style templates (a template that rewrites earlier turns cannot be used this
+    way).
     """
 
     def __init__(self, tokenizer: Any):
@@ -153,8 +158,8 @@ class ChatSegments:
 
 def encode_turns(tokenizer: Any, messages: Sequence[dict[str, str]], trained: Sequence[int]
                  ) -> tuple[list[int], list[int]]:
-    """``(input_ids, labels)`` of a chat; loss (labels = ids) only on the bodies of the assistant messages whose
-    indexes are in ``trained`` (their end-of-turn token included), -100 elsewhere."""
+    """``(input_ids, labels)`` of a chat; loss (labels = ids) only on the bodies of the assistant messages
+    whose indexes are in ``trained`` (their end-of-turn token included), -100 elsewhere."""
     seg = ChatSegments(tokenizer)
     ids: list[int] = []
     labels: list[int] = []

@@ -1,10 +1,11 @@
 """A batched KV cache with room reserved for the answer, filled by prefilling the prompts in small chunks.
 
 Why: Hugging Face's ``DynamicLayer`` appends every decoded token with ``torch.cat``, which copies the whole
-cache of every layer at every step. For a batch of 16 prompts of ~300 tokens that copy was about 15% of batched
-acting time on CPU. A ``ReservedLayer`` is a ``DynamicLayer`` whose keys/values are views of a buffer allocated
-once with room for the answer; appends write in place. Anything that swaps the tensors (beam reordering, batch
-selection) or outgrows the room falls back to the parent's concatenation, so it is never wrong, only slower.
+cache of every layer at every step. For a batch of 16 prompts of ~300 tokens that copy was about 15% of
+batched acting time on CPU. A ``ReservedLayer`` is a ``DynamicLayer`` whose keys/values are views of a buffer
+allocated once with room for the answer; appends write in place. Anything that swaps the tensors (beam
+reordering, batch selection) or outgrows the room falls back to the parent's concatenation, so it is never
+wrong, only slower.
 
 Prefilling ~16 x 300 tokens in one forward is also slower on CPU than the same tokens in chunks of about a
 thousand (activations stay in cache), and chunks of similar-length prompts (the caller sorts them) pad less.
@@ -20,11 +21,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 
 class ReservedLayer(DynamicLayer):
-    """A ``DynamicLayer`` over preallocated ``[batch, heads, capacity, dim]`` buffers; appends are in place."""
+    """A ``DynamicLayer`` over preallocated ``[batch, heads, capacity, dim]`` buffers; appends are in
+    place."""
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
         super().__init__()
@@ -46,7 +49,8 @@ class ReservedLayer(DynamicLayer):
 
 
 def reservable(cache: Any) -> bool:
-    """Whether every layer is a plain full-attention ``DynamicLayer`` (sliding windows etc. keep their own)."""
+    """Whether every layer is a plain full-attention ``DynamicLayer`` (sliding windows etc. keep their
+    own)."""
     layers = getattr(cache, "layers", None)
     return bool(layers) and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
 
@@ -70,17 +74,19 @@ def batch_cache(forward: Callable[..., Any], head_cache: Any, head_len: int, pro
     """A cache for ``generate`` on ``[head | left padding | prompt]`` rows, with room for ``room`` new tokens.
 
     ``forward(input_ids, attention_mask, position_ids, cache)`` runs the model and returns its cache;
-    ``head_cache`` (batch 1, or ``None`` when ``head_len`` is 0) holds the shared prefix. When the padded batch
-    fits in one ``budget``-token chunk, the cache holds the prefix only (``generate`` prefills the rest into the
-    reserved room: no extra forward call). Otherwise every row but its last token is prefilled here in chunks and
-    ``generate`` starts from the last tokens. ``None`` when the model's cache layers are not plain
-    ``DynamicLayer`` s or there is no prefix and nothing to chunk: the caller lets ``generate`` do everything.
+    ``head_cache`` (batch 1, or ``None`` when ``head_len`` is 0) holds the shared prefix. When the padded
+    batch fits in one ``budget``-token chunk, the cache holds the prefix only (``generate`` prefills the rest
+    into the reserved room: no extra forward call). Otherwise every row but its last token is prefilled here
+    in chunks and ``generate`` starts from the last tokens. ``None`` when the model's cache layers are not
+    plain ``DynamicLayer`` s or there is no prefix and nothing to chunk: the caller lets ``generate`` do
+    everything.
     """
     if head_cache is not None and not reservable(head_cache):
         return None
     groups = chunk_rows([len(p) for p in prompts], budget)
     if len(groups) == 1:
-        return None if head_cache is None else _reserve(copy.copy(head_cache), len(prompts), head_len, width + room)
+        return None if head_cache is None else _reserve(copy.copy(head_cache), len(prompts), head_len,
+                                                        width + room)
     span = head_len + width - 1
     target: Any = None if head_cache is None else _reserve(copy.copy(head_cache), len(prompts), head_len,
                                                           width - 1 + room)
@@ -112,7 +118,8 @@ def batch_cache(forward: Callable[..., Any], head_cache: Any, head_len: int, pro
         rows = slice(group[0], group[-1] + 1)
         for layer, part in zip(target.layers, parts, strict=True):
             for buf, states in ((layer._keys_buf, part.keys), (layer._values_buf, part.values)):
-                buf[rows, :, head_len:span - w] = 0  # padding beyond this chunk's own: masked, but must be finite
+                # padding beyond this chunk's own: masked, but must be finite
+                buf[rows, :, head_len:span - w] = 0
                 buf[rows, :, span - w:span] = states[:, :, head_len:]
     if target is None:
         return None
@@ -125,8 +132,9 @@ def batch_cache(forward: Callable[..., Any], head_cache: Any, head_len: int, pro
 
 def _reserve(cache: Any, rows: int, length: int, room: int) -> Any:
     """``cache`` with each layer swapped for a ``ReservedLayer`` of ``rows`` rows holding the first ``length``
-    positions of the layer's (batch-1) states. The rest is left uninitialised (zeroing whole buffers measurably
-    slowed batched acting): every position is written, or zeroed as padding, before attention reads it."""
+    positions of the layer's (batch-1) states. The rest is left uninitialised (zeroing whole buffers
+    measurably slowed batched acting): every position is written, or zeroed as padding, before attention reads
+    it."""
     layers = []
     for layer in cache.layers:
         k, v = layer.keys, layer.values
@@ -139,17 +147,16 @@ def _reserve(cache: Any, rows: int, length: int, room: int) -> Any:
     return cache
 
 
-# -- episode caches: one batch-1 cache per env slot, kept across the steps of an episode --------------------------
+# -- episode caches: one batch-1 cache per env slot, kept across the steps of an episode ---------------------
 
-SlotCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape [1, heads, length, dim]
+# per layer: keys, values of shape [1, heads, length, dim]
+SlotCache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 def stack_slot_caches(config: Any, parts: Sequence[SlotCache | None], room: int) -> tuple[Any, list[int]]:
     """A batched cache of the slots' caches, right-aligned as ``[zeros | slot i's states]`` in
     ``ReservedLayer`` buffers with ``room`` free positions for what ``generate`` adds (the new turns and the
     answer); returns it with each row's left padding. ``None`` when no slot has a cache yet."""
-    from transformers import DynamicCache
-
     lengths = [0 if p is None else p[0][0].shape[-2] for p in parts]
     width = max(lengths)
     if width == 0:
@@ -171,8 +178,10 @@ def stack_slot_caches(config: Any, parts: Sequence[SlotCache | None], room: int)
 
 
 def slot_cache(cache: Any, row: int, positions: torch.Tensor) -> SlotCache:
-    """Row ``row`` of a batched cache at ``positions`` (its real tokens, padding left out), as a slot cache."""
+    """Row ``row`` of a batched cache at ``positions`` (its real tokens, padding left out), as a slot
+    cache."""
     out = []
     for layer in cache.layers:
-        out.append((layer.keys[row:row + 1, :, positions].clone(), layer.values[row:row + 1, :, positions].clone()))
+        out.append((layer.keys[row:row + 1, :, positions].clone(),
+                    layer.values[row:row + 1, :, positions].clone()))
     return out

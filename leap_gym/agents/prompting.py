@@ -6,12 +6,13 @@ candidate actions when the env has them). The answer is ``format_target``'s reas
 ``parse_output`` reads it back tolerantly and never raises.
 
 ``fit_step_prompt`` is the prompt at step ``t`` of a trajectory fitted to a token budget: training rows
-(``leap_gym.leap.dataset``) and the acting student (``HFStudent``, over its own record of the episode) both call
-it, so the prompts trained on are the prompts acted on.
+(``leap_gym.leap.dataset``) and the acting student (``HFStudent``, over its own record of the episode) both
+call it, so the prompts trained on are the prompts acted on.
 
 Only student-view information goes in: the task text, observations, the student's own actions and the
-admissible actions. Nothing here reads ``info``; callers pass those pieces explicitly, which keeps the privileged
-state out by construction (``HFStudent`` additionally strips privileged keys from any ``info`` it gets).
+admissible actions. Nothing here reads ``info``; callers pass those pieces explicitly, which keeps the
+privileged state out by construction (``HFStudent`` additionally strips privileged keys from any ``info`` it
+gets).
 
 The fixed strings are kept short on purpose: a 1M-parameter student is trained on prompts cut to a few hundred
 tokens, so every rule line costs context that the history could use.
@@ -22,13 +23,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from leap_gym.agents.base import INVALID_ACTION, AgentOutput
+from leap_gym.records import Trajectory
 from leap_gym.specs import get_spec
-
-if TYPE_CHECKING:
-    from leap_gym.core import Trajectory
 
 DEFAULT_HISTORY = 5
 
@@ -36,8 +34,9 @@ ROLE = "You are an agent solving a task in a text environment, one action per tu
 
 
 def answer_head(reason: str) -> str:
-    """The answer format up to its action: the reason marker, ``reason`` as given, then the action marker on the
-    next line. The action follows after a space (constrained acting scores each candidate as that continuation)."""
+    """The answer format up to its action: the reason marker, ``reason`` as given, then the action marker on
+    the next line. The action follows after a space (constrained acting scores each candidate as that
+    continuation)."""
     return f"REASON: {reason}\nACTION:"
 
 
@@ -53,14 +52,9 @@ FORMAT_RULE = "Answer in exactly this format:\n" + format_target("<one short sen
 GENERIC_RULES = "Pick the action verbatim from the candidate actions when they are given."
 
 
-def env_family(env: str | None) -> str:
-    """The family name of an env id's (or family name's) benchmark spec; ``"generic"`` for an env without one."""
-    spec = get_spec(env)
-    return spec.family if spec else "generic"
-
-
 def env_rules(env: str | None) -> str:
-    """The rules of an env id's (or family name's) benchmark spec, looked up exactly; generic rules without one."""
+    """The rules of an env id's (or family name's) benchmark spec, looked up exactly; generic rules without
+    one."""
     spec = get_spec(env)
     return spec.rules if spec else GENERIC_RULES
 
@@ -120,8 +114,8 @@ Tokenize = Callable[[list[dict[str, str]]], list[int]]
 @dataclass
 class FittedPrompt:
     """A prompt fitted to a token budget: its messages, how many earlier steps it shows, its token ids as the
-    caller's ``tokenize`` counted them (empty without one), whether they fit the budget, and whether the current
-    observation was clipped to make them fit."""
+    caller's ``tokenize`` counted them (empty without one), whether they fit the budget, and whether the
+    current observation was clipped to make them fit."""
 
     messages: list[dict[str, str]]
     shown: int
@@ -130,24 +124,28 @@ class FittedPrompt:
     clipped: bool = False
 
 
-def fit_step_prompt(trajectory: Trajectory, t: int, *, k: int = DEFAULT_HISTORY, max_obs_chars: int | None = 600,
-                    tokenize: Tokenize | None = None, budget: int | None = None,
+def fit_step_prompt(trajectory: Trajectory, t: int, *, k: int = DEFAULT_HISTORY,
+                    max_obs_chars: int | None = 600, tokenize: Tokenize | None = None,
+                    budget: int | None = None,
                     clip_observation: bool = False) -> FittedPrompt:
     """The step-format prompt the student sees at step ``t`` of ``trajectory``: its own ``(observation,
-    action)`` pairs of ``steps[:t]`` (no reasons, as the paper), the observation and candidates of ``steps[t]``.
+    action)`` pairs of ``steps[:t]`` (no reasons, as the paper), the observation and candidates of
+    ``steps[t]``.
 
-    Fitted to ``budget`` tokens as ``tokenize`` counts them: the most history, at most ``k`` steps, that fits; older steps go first, never the current observation. When not even
-    the history-free prompt fits, ``clip_observation`` (training rows) clips the current observation, halving
-    it down to about 200 characters, until the prompt fits; otherwise the history-free prompt is returned whole
-    with ``fits=False`` and its caller decides (a training row is kept up to a hard cap, acting cuts it from the
-    left). ``max_obs_chars`` clips the history's observations (``build_messages``).
+    Fitted to ``budget`` tokens as ``tokenize`` counts them: the most history, at most ``k`` steps, that fits;
+    older steps go first, never the current observation. When not even the history-free prompt fits,
+    ``clip_observation`` (training rows) clips the current observation, halving it down to about 200
+    characters, until the prompt fits; otherwise the history-free prompt is returned whole with ``fits=False``
+    and its caller decides (a training row is kept up to a hard cap, acting cuts it from the left).
+    ``max_obs_chars`` clips the history's observations (``build_messages``).
     """
     step = trajectory.steps[t]
     history = [(s.observation, s.action) for s in trajectory.steps[:t]]
 
     def prompt(shown: int, obs_chars: int | None = None) -> list[dict[str, str]]:
         return build_messages(trajectory.task, history, clip_text(step.observation, obs_chars),
-                              step.admissible_actions, k=shown, env=trajectory.env_id, max_obs_chars=max_obs_chars)
+                              step.admissible_actions, k=shown, env=trajectory.env_id,
+                              max_obs_chars=max_obs_chars)
 
     most = min(max(int(k), 0), t)
     if tokenize is None or budget is None:
@@ -166,7 +164,7 @@ def fit_step_prompt(trajectory: Trajectory, t: int, *, k: int = DEFAULT_HISTORY,
     return whole
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Parsing
 
 # A marker is the word, optionally wrapped in markdown (**ACTION**:, ### Action -), then ':' or '-'.
@@ -220,15 +218,16 @@ _SLOT = re.compile(r"<[^<>\s][^<>]*>")
 
 
 def is_template(candidate: str) -> bool:
-    """Whether a candidate is a pattern with a free-text slot (WebShop lists ``search[<query>]``), not an action."""
+    """Whether a candidate is a pattern with a free-text slot (WebShop lists ``search[<query>]``), not an
+    action."""
     return _SLOT.search(candidate) is not None
 
 
 def fill_template(action: str, candidates: Sequence[str] | None) -> str | None:
-    """``action`` if it fills a template candidate's slot (``search[red shoes]`` for ``search[<query>]``), with
-    the template's closing text restored when generation stopped short of it (``search[red shoes`` ->
-    ``search[red shoes]``) and anything after the closing text dropped; else ``None``. Matching ignores case in
-    the fixed parts; the slot needs real text."""
+    """``action`` if it fills a template candidate's slot (``search[red shoes]`` for ``search[<query>]``),
+    with the template's closing text restored when generation stopped short of it (``search[red shoes`` ->
+    ``search[red shoes]``) and anything after the closing text dropped; else ``None``. Matching ignores case
+    in the fixed parts; the slot needs real text."""
     for c in candidates or ():
         parts = _SLOT.split(c)
         if len(parts) != 2:
@@ -281,6 +280,7 @@ def parse_output(text: str | None, admissible_actions: Sequence[str] | None = No
     return AgentOutput(reason=reason, action=action, raw_text=raw, format_ok=True)
 
 
-__all__ = ["DEFAULT_HISTORY", "FORMAT_RULE", "GENERIC_RULES", "ROLE", "FittedPrompt", "answer_head", "build_messages",
-           "build_user_prompt", "clip_text", "env_family", "env_rules", "fill_template", "fit_step_prompt",
+__all__ = ["DEFAULT_HISTORY", "FORMAT_RULE", "GENERIC_RULES", "ROLE", "FittedPrompt", "answer_head",
+           "build_messages", "build_user_prompt", "clip_text", "env_rules", "fill_template",
+           "fit_step_prompt",
            "format_target", "is_template", "match_candidate", "parse_output", "system_prompt"]

@@ -2,13 +2,13 @@
 
 Unlike the trained student (one self-contained prompt per step, actions only in the history), a ReAct agent
 keeps the whole episode as a chat: each turn the env's observation (with the candidate actions) goes in as a
-user message and the model answers ``Thought: ...`` then ``Action: ...``; its earlier thoughts stay in context,
-as in ReAct (Yao et al., 2023) and the LEAP authors' ReAct baselines. Optional few-shot examples (full example
-episodes as text) go in the system message.
+user message and the model answers ``Thought: ...`` then ``Action: ...``; its earlier thoughts stay in
+context, as in ReAct (Yao et al., 2023) and the LEAP authors' ReAct baselines. Optional few-shot examples
+(full example episodes as text) go in the system message.
 
 A backend is anything with ``chat(messages, **params)`` returning a ``ChatResult`` (or a plain string), e.g.
-``OpenAIChat`` or ``LocalChat`` (a local HF model); ``chat_many`` answers all the slots of a decision round in one
-call when present. The agent is a ``TrajectoryAgent``: its chat is rebuilt from its record of each slot's
+``OpenAIChat`` or ``LocalChat`` (a local HF model); ``chat_many`` answers all the slots of a decision round in
+one call when present. The agent is a ``TrajectoryAgent``: its chat is rebuilt from its record of each slot's
 episode. It reads only ``task`` and ``admissible_actions`` from ``info`` after dropping privileged keys.
 """
 
@@ -33,7 +33,8 @@ def react_system_prompt(env: str | None = None, examples: Sequence[str] = ()) ->
     return "\n".join(parts)
 
 
-def observation_message(observation: str, admissible_actions: Sequence[str] | None, task: str | None = None) -> str:
+def observation_message(observation: str, admissible_actions: Sequence[str] | None,
+                        task: str | None = None) -> str:
     lines = [f"TASK: {task.strip()}"] if task else []
     lines.append(f"OBSERVATION: {observation.strip()}")
     if admissible_actions is not None:
@@ -42,13 +43,14 @@ def observation_message(observation: str, admissible_actions: Sequence[str] | No
 
 
 class ReActAgent(TrajectoryAgent):
-    """A prompting agent over any number of env slots, one backend for all (``chat_many`` answers the slots of a
-    round in one call when the backend has it). ``max_turns`` and ``max_chars`` bound the chat (oldest turns go
-    first, the task is restated), so a long episode fits a small model's context (a WebShop page is ~1-2k
+    """A prompting agent over any number of env slots, one backend for all (``chat_many`` answers the slots of
+    a round in one call when the backend has it). ``max_turns`` and ``max_chars`` bound the chat (oldest turns
+    go first, the task is restated), so a long episode fits a small model's context (a WebShop page is ~1-2k
     characters; a 2k-token model takes roughly 6k characters)."""
 
-    def __init__(self, backend: Any, env: str | None = None, examples: Sequence[str] = (), max_turns: int = 30,
-                 max_chars: int | None = None, privileged_keys: Sequence[str] = (), **chat_params: Any):
+    def __init__(self, backend: Any, env: str | None = None, examples: Sequence[str] = (),
+                 max_turns: int = 30, max_chars: int | None = None, privileged_keys: Sequence[str] = (),
+                 **chat_params: Any):
         super().__init__(env_id=env or "", privileged_keys=privileged_keys)
         self.backend, self.env, self.max_turns, self.max_chars = backend, env, max(1, max_turns), max_chars
         self.system = react_system_prompt(env, examples)
@@ -56,13 +58,14 @@ class ReActAgent(TrajectoryAgent):
         self.format_errors = 0
 
     def messages(self, slot: int) -> list[dict[str, str]]:
-        """The chat sent for ``slot``'s pending decision: system, then the last ``max_turns`` observation/answer
-        turns (fewer when ``max_chars`` would be exceeded; the current observation always stays).
+        """The chat sent for ``slot``'s pending decision: system, then the last ``max_turns``
+        observation/answer turns (fewer when ``max_chars`` would be exceeded; the current observation always
+        stays).
 
-        Each step of the episode is a user turn (its observation and candidates; the first one states the task)
-        and, once answered, an assistant turn (the model's reply as it wrote it). Turns alternate and end with
-        the current observation, so the kept tail starts with a user message; when turns were dropped, the task
-        is restated there.
+        Each step of the episode is a user turn (its observation and candidates; the first one states the
+        task) and, once answered, an assistant turn (the model's reply as it wrote it). Turns alternate and
+        end with the current observation, so the kept tail starts with a user message; when turns were
+        dropped, the task is restated there.
         """
         episode = self.episodes[slot]
         turns = []

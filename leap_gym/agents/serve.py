@@ -1,16 +1,19 @@
-"""``leap-gym serve``: a student (run directory, model directory or built-in name) on an OpenAI-compatible API.
+"""``leap-gym serve``: a student (run directory, model directory or built-in name) on an OpenAI-compatible
+API.
 
 Routes: ``POST /v1/chat/completions`` (streaming included), ``GET /v1/models``, ``GET /v1/models/{id}``,
 ``GET /health``. Any tool that speaks the OpenAI protocol (``OpenAIChat``, the official ``openai`` client,
 evaluation harnesses) can then drive a student checkpoint. Requests are answered as OpenAI answers them: what
 this text-only server cannot honour (tools, structured output, log-probabilities, images, ``n > 1``, unknown
 parameters or models, unknown routes) is a 400/404 in OpenAI's error shape, never silently ignored. For tool
-calling or token-by-token streaming of large models use ``vllm serve --enable-lora`` or ``transformers serve``.
+calling or token-by-token streaming of large models use ``vllm serve --enable-lora`` or
+``transformers serve``.
 
-Concurrent requests are micro-batched: a worker thread takes the first waiting request, gathers the others that
-arrive within ``batch_window_ms`` and share its sampling settings, and answers them with one left-padded
-``generate`` call (greedy answers are the same batched or not). Importing this module is cheap; FastAPI,
-uvicorn and torch load when a server is built.
+Concurrent requests are micro-batched: a worker thread takes the first waiting request, gathers the others
+that arrive within ``batch_window_ms`` and share its sampling settings, and answers them with one left-padded
+``generate`` call (greedy answers are the same batched or not). Importing this module is cheap (every
+``leap-gym`` command imports it for its subcommand): asyncio, FastAPI, uvicorn and torch load when a server is
+built.
 """
 
 import argparse
@@ -27,9 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leap_gym.agents.student import HFStudent, default_device_dtype, render_prompt
 from leap_gym.leap.layout import RunLayout
+from leap_gym.models import MODEL_SIZES, build_tiny_student
 
-# No ``from __future__ import annotations`` here: FastAPI resolves handler annotations (``Request``) at runtime.
+# No ``from __future__ import annotations`` here: FastAPI resolves handler annotations (``Request``) at
+# runtime.
 
 
 @dataclass
@@ -48,8 +54,8 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._run, name="leap-gym-serve-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt: list[int], max_new_tokens: int, do_sample: bool, temperature: float, top_p: float,
-               seed: int | None) -> Future:
+    def submit(self, prompt: list[int], max_new_tokens: int, do_sample: bool, temperature: float,
+               top_p: float, seed: int | None) -> Future:
         job = _Job(prompt, (max_new_tokens, do_sample, temperature, top_p, seed))
         self._queue.put(job)
         return job.future
@@ -100,9 +106,9 @@ class MicroBatcher:
 class APIError(Exception):
     """A request answered with OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``.
 
-    ``code`` is a string (``"model_not_found"``, ``"unsupported_parameter"`` ...) or ``None``, as OpenAI sends it,
-    so clients that branch on it (the official ``openai`` client raises ``BadRequestError``/``NotFoundError`` by
-    status and exposes ``code``) behave as they do against OpenAI.
+    ``code`` is a string (``"model_not_found"``, ``"unsupported_parameter"`` ...) or ``None``, as OpenAI sends
+    it, so clients that branch on it (the official ``openai`` client raises
+    ``BadRequestError``/``NotFoundError`` by status and exposes ``code``) behave as they do against OpenAI.
     """
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
@@ -133,14 +139,15 @@ _NO_EFFECT = {"user", "metadata", "store", "service_tier", "parallel_tool_calls"
               "prompt_cache_key"}
 # Features this server does not have, with the values that mean "not used" (those are accepted).
 _UNSUPPORTED: dict[str, tuple[Any, ...]] = {
-    "tools": (None, []), "tool_choice": (None, "none"), "functions": (None, []), "function_call": (None, "none"),
-    "response_format": (None, {"type": "text"}), "logprobs": (None, False), "top_logprobs": (None, 0),
+    "tools": (None, []), "tool_choice": (None, "none"), "functions": (None, []),
+    "function_call": (None, "none"), "response_format": (None, {"type": "text"}), "logprobs": (None, False),
+    "top_logprobs": (None, 0),
     "frequency_penalty": (None, 0), "presence_penalty": (None, 0), "logit_bias": (None, {}),
     "modalities": (None, ["text"]), "audio": (None,), "prediction": (None,), "web_search_options": (None,),
     "reasoning_effort": (None,), "verbosity": (None,),
 }
-_HONOURED = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop",
-             "stream", "stream_options", "n"}
+_HONOURED = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed",
+             "stop", "stream", "stream_options", "n"}
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
@@ -160,24 +167,29 @@ def _number(body: dict[str, Any], key: str, lo: float | None = None, hi: float |
         raise APIError(400, f"Invalid type for '{key}': expected {'an integer' if integer else 'a decimal'}, "
                             f"but got {_type_name(value)} instead.", key, "invalid_type")
     if lo is not None and value < lo:
-        raise APIError(400, f"Invalid '{key}': {kind} below minimum value. Expected a value >= {lo:g}, but got "
-                            f"{value} instead.", key, f"{kind}_below_min_value")
+        raise APIError(400,
+                       f"Invalid '{key}': {kind} below minimum value. Expected a value >= {lo:g}, but got "
+                       f"{value} instead.", key, f"{kind}_below_min_value")
     if hi is not None and value > hi:
-        raise APIError(400, f"Invalid '{key}': {kind} above maximum value. Expected a value <= {hi:g}, but got "
-                            f"{value} instead.", key, f"{kind}_above_max_value")
+        raise APIError(400,
+                       f"Invalid '{key}': {kind} above maximum value. Expected a value <= {hi:g}, but got "
+                       f"{value} instead.", key, f"{kind}_above_max_value")
     return value
 
 
 def _messages(raw: Any) -> list[dict[str, str]]:
     """OpenAI messages as ``{"role", "content"}`` text; images, audio, files and tool turns are refused."""
     if raw is None:
-        raise APIError(400, "Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
+        raise APIError(400, "Missing required parameter: 'messages'.", "messages",
+                       "missing_required_parameter")
     if not isinstance(raw, list):
-        raise APIError(400, f"Invalid type for 'messages': expected an array, but got {_type_name(raw)} instead.",
+        raise APIError(400,
+                       f"Invalid type for 'messages': expected an array, but got {_type_name(raw)} instead.",
                        "messages", "invalid_type")
     if not raw:
-        raise APIError(400, "Invalid 'messages': empty array. Expected an array with minimum length 1, but got "
-                            "an empty array instead.", "messages", "empty_array")
+        raise APIError(400,
+                       "Invalid 'messages': empty array. Expected an array with minimum length 1, but got "
+                       "an empty array instead.", "messages", "empty_array")
     out = []
     for i, m in enumerate(raw):
         where = f"messages[{i}]"
@@ -189,8 +201,9 @@ def _messages(raw: Any) -> list[dict[str, str]]:
             raise APIError(400, f"Unsupported value: '{where}' is a tool-calling turn; leap-gym serve has no "
                                 "tool calling.", f"{where}.role", "unsupported_value")
         if role not in _ROLES:
-            raise APIError(400, f"Invalid value: {role!r}. Supported values are: 'system', 'developer', 'user' "
-                                "and 'assistant'.", f"{where}.role", "invalid_value")
+            raise APIError(400,
+                           f"Invalid value: {role!r}. Supported values are: 'system', 'developer', 'user' "
+                           "and 'assistant'.", f"{where}.role", "invalid_value")
         content = m.get("content")
         if isinstance(content, list):
             texts = []
@@ -223,16 +236,18 @@ def parse_request(body: Any, served: set[str]) -> ChatRequest:
     if not isinstance(model, str) or not model:
         raise APIError(400, "you must provide a model parameter", "model")
     if model not in served:
-        raise APIError(404, f"The model `{model}` does not exist or you do not have access to it. This server "
-                            f"serves: {', '.join(sorted(served))}.", "model", "model_not_found")
+        raise APIError(404,
+                       f"The model `{model}` does not exist or you do not have access to it. This server "
+                       f"serves: {', '.join(sorted(served))}.", "model", "model_not_found")
     for key in body:
         if key not in _HONOURED and key not in _NO_EFFECT and key not in _UNSUPPORTED:
             raise APIError(400, f"Unrecognized request argument supplied: {key}", None)
     for key, unused in _UNSUPPORTED.items():
         if key in body and body[key] not in unused:
-            raise APIError(400, f"Unsupported parameter: '{key}' is not supported by leap-gym serve (a text-only "
-                                "model without tool calling, structured output or log-probabilities; vLLM serves "
-                                "these).", key, "unsupported_parameter")
+            raise APIError(400,
+                           f"Unsupported parameter: '{key}' is not supported by leap-gym serve (a text-only "
+                           "model without tool calling, structured output or log-probabilities; vLLM serves "
+                           "these).", key, "unsupported_parameter")
     n = _number(body, "n", 1, 128, integer=True)
     if n not in (None, 1):
         raise APIError(400, f"Unsupported value: 'n' must be 1 with leap-gym serve, got {n}.", "n",
@@ -268,16 +283,14 @@ def parse_request(body: Any, served: set[str]) -> ChatRequest:
 def build_app(student, model_name: str, context_tokens: int | None = None, batch_window_ms: float = 5.0):
     """The FastAPI app serving ``student`` (an ``HFStudent``: model, tokenizer, device and stop tokens).
 
-    ``context_tokens`` (default: the model's ``max_position_embeddings``) bounds prompt + completion; a request
-    without ``max_tokens`` gets the student's ``max_new_tokens``, shortened to fit that context.
+    ``context_tokens`` (default: the model's ``max_position_embeddings``) bounds prompt + completion; a
+    request without ``max_tokens`` gets the student's ``max_new_tokens``, shortened to fit that context.
     """
     import asyncio
 
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
-
-    from leap_gym.agents.student import render_prompt
 
     limit = context_tokens or int(getattr(student.model.config, "max_position_embeddings", 4096))
     batcher = MicroBatcher(student, max_batch=student.batch_size, window_s=batch_window_ms / 1000)
@@ -316,8 +329,8 @@ def build_app(student, model_name: str, context_tokens: int | None = None, batch
     @app.get("/v1/models/{model:path}")
     def model(model: str) -> dict[str, Any]:
         if model not in served:
-            raise APIError(404, f"The model `{model}` does not exist or you do not have access to it.", "model",
-                           "model_not_found")
+            raise APIError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                           "model", "model_not_found")
         return model_card
 
     @app.post("/v1/chat/completions")
@@ -332,9 +345,10 @@ def build_app(student, model_name: str, context_tokens: int | None = None, batch
         max_new = req.max_tokens if req.max_tokens is not None else \
             max(1, min(student.max_new_tokens, limit - len(prompt)))
         if len(prompt) + max_new > limit:
-            raise APIError(400, f"This model's maximum context length is {limit} tokens. However, you requested "
-                                f"{len(prompt) + max_new} tokens ({len(prompt)} in the messages, {max_new} in the "
-                                "completion). Please reduce the length of the messages or completion.",
+            raise APIError(400,
+                           f"This model's maximum context length is {limit} tokens. However, you requested "
+                           f"{len(prompt) + max_new} tokens ({len(prompt)} in the messages, {max_new} in the "
+                           "completion). Please reduce the length of the messages or completion.",
                            "messages", "context_length_exceeded")
         future = batcher.submit(prompt, max_new, req.temperature > 0, req.temperature, req.top_p, req.seed)
         try:
@@ -351,7 +365,8 @@ def build_app(student, model_name: str, context_tokens: int | None = None, batch
                  "total_tokens": len(prompt) + result.tokens}
         if not req.stream:
             return {**head, "object": "chat.completion",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                    "choices": [{"index": 0,
+                                 "message": {"role": "assistant", "content": text, "refusal": None},
                                  "logprobs": None, "finish_reason": finish}],
                     "usage": usage}
         return StreamingResponse(_sse(head, text, finish, usage if req.include_usage else None),
@@ -429,46 +444,48 @@ def run_checkpoint(run_dir: Path, iteration: int | None = None) -> tuple[str, st
     return (*layout.student_weights(i), i)
 
 
-def load_student(spec: str, adapter: str | None = None, iteration: int | None = None, tokenizer: str | None = None,
-                 device: str | None = None, dtype: str | None = None, **student_kw: Any):
+def load_student(spec: str, adapter: str | None = None, iteration: int | None = None,
+                 tokenizer: str | None = None, device: str | None = None, dtype: str | None = None,
+                 **student_kw: Any):
     """``(HFStudent, description)`` for what ``leap-gym serve SPEC`` names, resolved locally first.
 
-    ``spec`` is a leap-gym run directory (its last trained student, or ``iteration``), a model directory, one of
-    the library's model names (``tiny``/``small``/``base``: built here with random weights, nothing downloaded),
-    or a hub id (``org/name`` where no local ``org/`` exists: the only case that reaches the network).
+    ``spec`` is a leap-gym run directory (its last trained student, or ``iteration``), a model directory, one
+    of the library's model names (``tiny``/``small``/``base``: built here with random weights, nothing
+    downloaded), or a hub id (``org/name`` where no local ``org/`` exists: the only case that reaches the
+    network).
     """
-    from leap_gym.agents.student import HFStudent, default_device_dtype
-    from leap_gym.models import MODEL_SIZES
-
     path = Path(spec).expanduser()
     if path.is_dir() and RunLayout(path).config.exists() and not (path / "config.json").exists():
         if adapter is not None:
-            raise ValueError("a run directory brings its own adapter: drop --adapter (--iteration picks another iteration)")
+            raise ValueError("a run directory brings its own adapter: drop --adapter (--iteration picks "
+                             "another iteration)")
         model, adapter, i = run_checkpoint(path, iteration)
         what = f"run {spec}, iteration {i}" + (" (base + LoRA adapter)" if adapter else "")
     elif iteration is not None:
         raise ValueError("--iteration applies to a leap-gym run directory")
     elif path.is_dir() and not (path / "config.json").exists():
-        raise ValueError(f"{spec} is neither a model directory (no config.json) nor a leap-gym run (no config.yaml)")
+        raise ValueError(f"{spec} is neither a model directory (no config.json) nor a leap-gym run (no "
+                         "config.yaml)")
     elif path.exists():
         model, what = str(path), f"model {spec}"
     elif spec in MODEL_SIZES:
         if adapter is not None:
-            raise ValueError(f"an adapter needs the base it was trained on; serve the run directory instead of "
-                             f"{spec!r}")
-        from leap_gym.models import build_tiny_student
-
+            raise ValueError("an adapter needs the base it was trained on; serve the run directory instead "
+                             f"of {spec!r}")
         built, tok = build_tiny_student(spec)
         dev, dt = default_device_dtype(device, dtype)
         student = HFStudent(built.to(device=dev, dtype=dt), tok, seed=None, **student_kw)
-        return student, f"{spec}: built here, untrained (random weights; serve a run directory for a trained one)"
+        return student, (f"{spec}: built here, untrained (random weights; serve a run directory for a "
+                         "trained one)")
     elif re.fullmatch(r"[\w.-]+/[\w.-]+", spec) and not path.parent.is_dir():
         model, what = spec, f"hub model {spec}"
     else:
-        raise ValueError(f"{spec!r} is not a model directory, a leap-gym run directory, a hub id (org/name) or one "
-                         f"of the built-in models ({', '.join(MODEL_SIZES)})"
-                         + (f"; {path.parent}/ exists here but has no {path.name}" if "/" in spec and path.parent.is_dir() else ""))
-    student = HFStudent(model, tokenizer, adapter=adapter, device=device, dtype=dtype, seed=None, **student_kw)
+        nearby = (f"; {path.parent}/ exists here but has no {path.name}"
+                  if "/" in spec and path.parent.is_dir() else "")
+        raise ValueError(f"{spec!r} is not a model directory, a leap-gym run directory, a hub id (org/name) "
+                         f"or one of the built-in models ({', '.join(MODEL_SIZES)})" + nearby)
+    student = HFStudent(model, tokenizer, adapter=adapter, device=device, dtype=dtype, seed=None,
+                        **student_kw)
     return student, what + (f" + adapter {adapter}" if adapter and "adapter" not in what else "")
 
 
@@ -479,15 +496,18 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
                     "/v1/models). MODEL is a leap-gym run directory (its last trained student), a model "
                     "directory, a built-in model name (tiny, small, base: untrained) or a hub id (org/name).")
     p.add_argument("model", help="run directory, model directory, tiny/small/base, or hub id")
-    p.add_argument("--adapter", default=None, help="PEFT/LoRA adapter directory to apply to a model directory")
-    p.add_argument("--iteration", type=int, default=None, help="which trained iteration of a run (default: last)")
+    p.add_argument("--adapter", default=None,
+                   help="PEFT/LoRA adapter directory to apply to a model directory")
+    p.add_argument("--iteration", type=int, default=None,
+                   help="which trained iteration of a run (default: last)")
     p.add_argument("--tokenizer", default=None, help="tokenizer path if it is not beside the model")
     p.add_argument("--name", default=None, help="model name clients send and /v1/models lists "
                                                 "(default: the MODEL argument)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--dtype", default=None,
+                   help="float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--max-new-tokens", type=int, default=256,
                    help="completion length of a request without max_tokens (shortened to fit the context)")
     p.add_argument("--batch-size", type=int, default=32, help="most requests answered by one generate call")
@@ -505,8 +525,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        student, what = load_student(args.model, args.adapter, args.iteration, args.tokenizer, device=args.device,
-                                     dtype=args.dtype, max_new_tokens=args.max_new_tokens,
+        student, what = load_student(args.model, args.adapter, args.iteration, args.tokenizer,
+                                     device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens,
                                      batch_size=args.batch_size)
     except (OSError, ValueError) as e:  # missing files, hub unreachable, bad combination of options
         print(f"error: cannot serve {args.model}: {str(e).strip().splitlines()[0]}", file=sys.stderr)

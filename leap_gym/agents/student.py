@@ -1,13 +1,15 @@
-"""``HFStudent``: any Hugging Face causal LM (plus an optional LoRA adapter) acting in one env or a vector env.
+"""``HFStudent``: any Hugging Face causal LM (plus an optional LoRA adapter) acting in one env or a vector
+env.
 
 All envs of a vector env are answered with one left-padded ``generate`` call (KV cache on): the per-token
 decode overhead is paid once per batch instead of once per env. The system message, identical for every env,
 is prefilled once per call and its KV cache shared by all rows. The batch's KV cache is preallocated with room
-for the answer and a large batch is prefilled in chunks of similar-length prompts (``leap_gym.agents.kv_cache``).
-The student is a ``TrajectoryAgent``: each env slot keeps its own record of the episode (observations, its own
-reasons and actions, the action the env actually ran when the rollout snapped a near miss), and the prompt of
-a step is fitted from that record by the function training rows are fitted with (``fit_step_prompt``,
-``fit_episode_prompt``), so it acts on exactly the prompts it was trained on.
+for the answer and a large batch is prefilled in chunks of similar-length prompts
+(``leap_gym.agents.kv_cache``). The student is a ``TrajectoryAgent``: each env slot keeps its own record of
+the episode (observations, its own reasons and actions, the action the env actually ran when the rollout
+snapped a near miss), and the prompt of a step is fitted from that record by the function training rows are
+fitted with (``fit_step_prompt``, ``fit_episode_prompt``), so it acts on exactly the prompts it was trained
+on.
 
 The student reads only ``task`` and ``admissible_actions`` from ``info``, after dropping every privileged key,
 so even a caller that forgets ``StudentView`` cannot leak the teacher's state into a prompt.
@@ -41,8 +43,11 @@ from leap_gym.agents.prompting import (
     match_candidate,
     parse_output,
 )
-from leap_gym.core import Trajectory
+from leap_gym.models.pretrained import resolve_model
+from leap_gym.records import Trajectory
 
+# torch, transformers, peft and leap_gym.agents.kv_cache (built on torch) are imported where a model is loaded
+# or run, so prompts can be built, and this module imported, without them.
 if TYPE_CHECKING:
     import torch
 
@@ -70,12 +75,14 @@ class Completion:
 
 
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
-    """The prompt text up to where the assistant's answer starts (plain role headers if there is no template)."""
+    """The prompt text up to where the assistant's answer starts (plain role headers if there is no
+    template)."""
     return ChatSegments(tokenizer).render(messages, generation_prompt=True)
 
 
 def default_device_dtype(device: str | None = None, dtype: str | torch.dtype | None = None):
-    """CUDA with bf16 when available (fp16 on GPUs without bf16), else CPU with fp32 (safe and fast enough there)."""
+    """CUDA with bf16 when available (fp16 on GPUs without bf16), else CPU with fp32 (safe and fast enough
+    there)."""
     import torch
 
     if device is None:
@@ -93,26 +100,29 @@ def default_device_dtype(device: str | None = None, dtype: str | torch.dtype | N
 class HFStudent(TrajectoryAgent):
     """A Hugging Face causal LM as a LEAP student.
 
-    ``model`` is a local path, a hub id the user's machine can reach, or a loaded ``PreTrainedModel``/PEFT model
-    (then ``tokenizer`` is required; its device and dtype are kept, ``device``/``dtype`` apply to loading).
-    ``adapter`` is a PEFT adapter directory loaded on top (merged into the weights for speed when
+    ``model`` is a local path, a hub id the user's machine can reach, or a loaded ``PreTrainedModel``/PEFT
+    model (then ``tokenizer`` is required; its device and dtype are kept, ``device``/``dtype`` apply to
+    loading). ``adapter`` is a PEFT adapter directory loaded on top (merged into the weights for speed when
     ``merge_adapter``). ``do_sample=False`` is greedy; with sampling, ``seed`` makes the sequence of calls
     reproducible without touching the global RNG. ``k`` is the history window of the prompt. A prompt with
-    history longer than ``history_tokens`` (default ``max_prompt_tokens``) drops its oldest steps first, the way
-    training rows were fitted (``fit_step_prompt``), so the student never acts on longer histories than it was
-    trained on; a history-free prompt is cut from the left at ``max_prompt_tokens``.
-    ``prefill_tokens`` caps the padded size of one prefill chunk of a batch (``leap_gym.agents.kv_cache``); the
-    default is 1024 on CPU, where about a thousand tokens keeps the activations in cache, and no cap on a GPU.
+    history longer than ``history_tokens`` (default ``max_prompt_tokens``) drops its oldest steps first, the
+    way training rows were fitted (``fit_step_prompt``), so the student never acts on longer histories than it
+    was trained on; a history-free prompt is cut from the left at ``max_prompt_tokens``. ``prefill_tokens``
+    caps the padded size of one prefill chunk of a batch (``leap_gym.agents.kv_cache``); the default is 1024
+    on CPU, where about a thousand tokens keeps the activations in cache, and no cap on a GPU.
     """
 
-    def __init__(self, model: Any, tokenizer: Any = None, adapter: str | None = None, *, env: str | None = None,
-                 k: int = DEFAULT_HISTORY, max_new_tokens: int = 64, do_sample: bool = False,
-                 temperature: float = 0.7, top_p: float = 1.0, seed: int | None = 0, device: str | None = None,
-                 dtype: Any = None, constrained: bool = False, max_prompt_tokens: int = 1024,
+    def __init__(self, model: Any, tokenizer: Any = None, adapter: str | None = None, *,
+                 env: str | None = None, k: int = DEFAULT_HISTORY, max_new_tokens: int = 64,
+                 do_sample: bool = False,
+                 temperature: float = 0.7, top_p: float = 1.0, seed: int | None = 0,
+                 device: str | None = None, dtype: Any = None, constrained: bool = False,
+                 max_prompt_tokens: int = 1024,
                  history_tokens: int | None = None, batch_size: int = 32, score_batch_size: int = 64,
                  max_obs_chars: int | None = -1,
                  merge_adapter: bool = True, privileged_keys: Sequence[str] = (), share_prefix: bool = True,
-                 prefill_tokens: int | None = None, prompt_format: str = "step", answer_room: int | None = None):
+                 prefill_tokens: int | None = None, prompt_format: str = "step",
+                 answer_room: int | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -123,8 +133,6 @@ class HFStudent(TrajectoryAgent):
         if isinstance(tokenizer, str) and not isinstance(model, str):
             tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         if isinstance(model, str):
-            from leap_gym.models.pretrained import resolve_model
-
             model = resolve_model(model)
             if tokenizer is None or isinstance(tokenizer, str):
                 tokenizer = AutoTokenizer.from_pretrained(tokenizer if isinstance(tokenizer, str) else model)
@@ -159,8 +167,8 @@ class HFStudent(TrajectoryAgent):
         if prompt_format not in ("step", "episode"):
             raise ValueError(f"prompt_format must be 'step' or 'episode', got {prompt_format!r}")
         self.prompt_format = prompt_format
-        # episode format: a chat is kept while its prompt leaves this many tokens of max_prompt_tokens free, the
-        # rule training rows are fitted by (``fit_episode_prompt``)
+        # episode format: a chat is kept while its prompt leaves this many tokens of max_prompt_tokens free,
+        # the rule training rows are fitted by (``fit_episode_prompt``)
         self.answer_room = max_new_tokens if answer_room is None else answer_room
         self._segments = ChatSegments(tokenizer)
         self._chats: dict[int, _Chat] = {}
@@ -173,9 +181,10 @@ class HFStudent(TrajectoryAgent):
         """The prompts of the last decision round as text (decoded on demand: acting never needs them)."""
         return [self.tokenizer.decode(p) for p in self._last_prompt_ids]
 
-    # -- acting ------------------------------------------------------------------------------------------------
+    # -- acting ----------------------------------------------------------------------------------------------
     def decide(self, slots: Sequence[int]) -> list[AgentOutput]:
-        """One batched generation over the slots' prompts (then candidate scoring for misses when constrained)."""
+        """One batched generation over the slots' prompts (then candidate scoring for misses when
+        constrained)."""
         episodes = [self.episodes[s] for s in slots]
         if self.prompt_format == "episode":
             texts = self._act_episodes(slots)
@@ -191,7 +200,8 @@ class HFStudent(TrajectoryAgent):
                     and fill_template(out.action, cands) is None):
                 scores = self.score_candidates(prompt, out.reason, concrete)
                 best = max(range(len(scores)), key=scores.__getitem__)
-                out = AgentOutput(reason=out.reason, action=concrete[best], raw_text=text, format_ok=out.format_ok)
+                out = AgentOutput(reason=out.reason, action=concrete[best], raw_text=text,
+                                  format_ok=out.format_ok)
                 self.stats["constrained_fallbacks"] += 1
             self.stats["format_errors"] += int(not out.format_ok)
             outputs.append(out)
@@ -199,8 +209,9 @@ class HFStudent(TrajectoryAgent):
         return outputs
 
     def _step_prompt_ids(self, episode: Trajectory) -> list[int]:
-        """Token ids of the step-format prompt of the episode's last step: history dropped, oldest first, while
-        over ``history_tokens`` (``fit_step_prompt``), then cut from the left at ``max_prompt_tokens``."""
+        """Token ids of the step-format prompt of the episode's last step: history dropped, oldest first,
+        while over ``history_tokens`` (``fit_step_prompt``), then cut from the left at
+        ``max_prompt_tokens``."""
         fitted = fit_step_prompt(episode, len(episode.steps) - 1, k=self.k, max_obs_chars=self.max_obs_chars,
                                  tokenize=lambda m: self._encode([render_prompt(self.tokenizer, m)])[0],
                                  budget=self.history_tokens)
@@ -210,9 +221,9 @@ class HFStudent(TrajectoryAgent):
     def _act_episodes(self, slots: Sequence[int]) -> list[str]:
         """Answers in the episode format (``leap_gym.agents.conversation``). Each slot's chat so far is cached
         (tokens and KV states); a step computes only its new turns: the last answer as the episode records it
-        (after any snapping by the caller), the new observation and the assistant header. A slot without a chat
-        of its current episode, or whose chat would outgrow ``max_prompt_tokens``, is rebuilt from its episode
-        (``fit_episode_prompt``: the latest steps that fit)."""
+        (after any snapping by the caller), the new observation and the assistant header. A slot without a
+        chat of its current episode, or whose chat would outgrow ``max_prompt_tokens``, is rebuilt from its
+        episode (``fit_episode_prompt``: the latest steps that fit)."""
         from leap_gym.agents.kv_cache import slot_cache, stack_slot_caches
 
         torch = self._torch
@@ -232,7 +243,8 @@ class HFStudent(TrajectoryAgent):
                     msgs.append({"role": "assistant", "content": format_target(last.reason, last.action)})
                     new += self._segments.turn_ids(msgs, len(msgs) - 1)[1]
                 msgs.append({"role": "user", "content": user_turn(None if t else episode.task,
-                                                                  episode.steps[t].observation, self.max_obs_chars)})
+                                                                  episode.steps[t].observation,
+                                                                  self.max_obs_chars)})
                 new += self._segments.turn_ids(msgs, len(msgs) - 1)[0] + self._segments.header_ids(msgs)
                 if len(chat.ids) + len(new) + self.answer_room > self.max_prompt_tokens:
                     chat = None
@@ -315,12 +327,13 @@ class HFStudent(TrajectoryAgent):
         ``answer_room`` to spare (``fit_episode_prompt``)."""
         t = len(episode.steps) - 1
         fitted = fit_episode_prompt(
-            episode, t, max_obs_chars=self.max_obs_chars, budget=self.max_prompt_tokens, room=self.answer_room,
+            episode, t, max_obs_chars=self.max_obs_chars, budget=self.max_prompt_tokens,
+            room=self.answer_room,
             tokenize=lambda m: self._encode([self._segments.render(m, generation_prompt=True)])[0])
         return _Chat(episode=episode, messages=fitted.messages,
                      ids=fitted.ids[-(self.max_prompt_tokens - self.answer_room):], steps=t)
 
-    # -- internals ---------------------------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------------------------
     def _stop_ids(self) -> list[int]:
         ids = set()
         eos = self.tokenizer.eos_token_id
@@ -351,15 +364,17 @@ class HFStudent(TrajectoryAgent):
     def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None,
                  do_sample: bool | None = None, temperature: float | None = None, top_p: float | None = None,
                  seed: int | None = None, prefix: Sequence[int] | None = None) -> list[Completion]:
-        """Generate after each prompt (token ids), batched and left-padded; ``None`` keeps the student's setting.
+        """Generate after each prompt (token ids), batched and left-padded; ``None`` keeps the student's
+        setting.
 
-        Used by acting (``decide``) and by ``leap-gym serve``. Each answer stops at the first end-of-turn token. An
-        explicit ``seed`` makes this call's sampling exactly reproducible; without one, sampling follows the
-        student's seeded sequence of calls (or the global RNG when the student has no seed).
+        Used by acting (``decide``) and by ``leap-gym serve``. Each answer stops at the first end-of-turn
+        token. An explicit ``seed`` makes this call's sampling exactly reproducible; without one, sampling
+        follows the student's seeded sequence of calls (or the global RNG when the student has no seed).
 
         ``prefix``: token ids every prompt starts with (the system message). Its KV cache is computed once per
         call and shared by all rows, laid out as ``[prefix | left padding | rest]``, so a batch of N prompts
-        prefills the prefix once instead of N times. Computed per call, so it can never go stale after training.
+        prefills the prefix once instead of N times. Computed per call, so it can never go stale after
+        training.
         """
         from leap_gym.agents.kv_cache import batch_cache
 
@@ -395,7 +410,8 @@ class HFStudent(TrajectoryAgent):
                 self.stats["prompt_tokens"] += int(mask.sum())
                 cache = batch_cache(self._forward_cache, head_cache, h, [rests[i] for i in chunk], width - h,
                                     settings["max_new_tokens"], pad, self.prefill_tokens, self.device)
-                if cache is None and head_cache is not None:  # cache layers we cannot reserve: generate prefills
+                # cache layers we cannot reserve: generate prefills
+                if cache is None and head_cache is not None:
                     cache = copy.deepcopy(head_cache)
                     cache.batch_repeat_interleave(len(chunk))
                 new = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache)
@@ -405,7 +421,8 @@ class HFStudent(TrajectoryAgent):
                     n = len(toks) if stop is None else stop + 1
                     finish = "stop" if stop is not None else "length"
                     self.stats["generated_tokens"] += n
-                    results[i] = Completion(self.tokenizer.decode(toks[:n], skip_special_tokens=True), n, finish)
+                    results[i] = Completion(self.tokenizer.decode(toks[:n], skip_special_tokens=True), n,
+                                            finish)
         finally:
             self.model.train(was_training)
         return results  # type: ignore[return-value]
@@ -428,14 +445,15 @@ class HFStudent(TrajectoryAgent):
     def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any],
                         cache: Any = None) -> torch.Tensor:
         torch = self._torch
-        kwargs: dict[str, Any] = {"max_new_tokens": settings["max_new_tokens"], "do_sample": settings["do_sample"],
-                                  "eos_token_id": self.stop_ids, "pad_token_id": self.tokenizer.pad_token_id,
+        kwargs: dict[str, Any] = {"max_new_tokens": settings["max_new_tokens"],
+                                  "do_sample": settings["do_sample"], "eos_token_id": self.stop_ids,
+                                  "pad_token_id": self.tokenizer.pad_token_id,
                                   "use_cache": True}
         if cache is not None:
             kwargs[self._cache_kwarg()] = cache
         if settings["do_sample"]:
             kwargs.update(temperature=settings["temperature"], top_p=settings["top_p"], top_k=0)
-        else:  # explicit, so a checkpoint's generation_config (e.g. do_sample=True, top_p=0.9) cannot override
+        else:  # explicit, so a checkpoint's generation_config (do_sample=True, top_p=0.9) cannot override
             kwargs.update(temperature=None, top_p=None, top_k=None)
         self._calls += 1
         devices = [ids.device] if ids.device.type == "cuda" else []
@@ -455,19 +473,21 @@ class HFStudent(TrajectoryAgent):
         return self._params_of[1]
 
     def _cache_kwarg(self) -> str:
-        """transformers >= 5.24 renamed the argument ``past_key_values`` (forward and generate) to ``cache``."""
+        """transformers >= 5.24 renamed the argument ``past_key_values`` (forward and generate) to
+        ``cache``."""
         return "cache" if "cache" in self._forward_params() else "past_key_values"
 
     def _last_logits_only(self) -> dict[str, int]:
-        """Skip the full-vocabulary logits of every prompt position (GBs for a long prompt and a big vocab)."""
+        """Skip the full-vocabulary logits of every prompt position (GBs for a long prompt and a big
+        vocab)."""
         return {"logits_to_keep": 1} if "logits_to_keep" in self._forward_params() else {}
 
     def score_candidates(self, prompt_ids: list[int], reason: str, candidates: Sequence[str]) -> list[float]:
         """Log-likelihood of each ``candidate`` + end-of-turn after the prompt and the answer up to its action
         (``answer_head`` of ``reason`` on one line).
 
-        The prefix runs once; its KV cache is repeated over a chunk of candidates (right-padded), so the cost is
-        one prefill plus the candidates' own tokens.
+        The prefix runs once; its KV cache is repeated over a chunk of candidates (right-padded), so the cost
+        is one prefill plus the candidates' own tokens.
         """
         torch = self._torch
         head = self.tokenizer(answer_head(" ".join(reason.split())), add_special_tokens=False)["input_ids"]
@@ -495,11 +515,13 @@ class HFStudent(TrajectoryAgent):
                     ids, cmask = ids.to(self.device), cmask.to(self.device)
                     chunk_cache = copy.deepcopy(cache)
                     chunk_cache.batch_repeat_interleave(m)
-                    attn = torch.cat([torch.ones((m, len(prefix)), dtype=torch.long, device=self.device), cmask], 1)
+                    attn = torch.cat([torch.ones((m, len(prefix)), dtype=torch.long, device=self.device),
+                                      cmask], 1)
                     pos = torch.arange(len(prefix), len(prefix) + width, device=self.device).expand(m, -1)
                     logits = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True,
                                         **{self._cache_kwarg(): chunk_cache}).logits.float()
-                    logp = torch.log_softmax(logits[:, :-1], dim=-1)  # position j predicts candidate token j+1
+                    # position j predicts candidate token j+1
+                    logp = torch.log_softmax(logits[:, :-1], dim=-1)
                     for row, c in enumerate(chunk):
                         total = float(first_logp[c[0]])
                         if len(c) > 1:

@@ -7,7 +7,8 @@
 - After ``terminated=True``, ``step`` executes nothing: it returns the terminal observation unchanged, reward
   ``0.0``, ``terminated=True``, ``truncated=False`` and the terminal ``info`` with ``action_valid=False``.
 - ``render_mode="ansi"``: ``render()`` returns the current observation text.
-- ``privileged=False`` (constructor): the env skips computing privileged state and ``info["privileged"]`` is ``{}``.
+- ``privileged=False`` (constructor): the env skips computing privileged state and ``info["privileged"]`` is
+  ``{}``.
 - The constructor names its tasks alike: ``tasks=`` the source (``"generated"`` by default, ``"files"`` read
   from ``data_dir=``), ``split=``, and ``task_seed=`` for a different sample of generated tasks.
 """

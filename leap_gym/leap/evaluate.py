@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from leap_gym.core import Trajectory
 from leap_gym.leap.rollout import rollout
+from leap_gym.records import Trajectory
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
@@ -28,10 +28,12 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
     expert = [s for t in trajectories for s in t.steps if s.info.get("privileged", {}).get("expert_action")]
     return {
         **rates(trajectories),
-        # share of steps where the agent did what the env's privileged oracle would do: a dense progress signal
-        # for weak students whose success is still 0 (read from the recorded state, never shown to the agent)
-        "expert_agreement": (sum(s.action.strip().lower() == s.info["privileged"]["expert_action"].strip().lower()
-                                 for s in expert) / len(expert) if expert else None),
+        # share of steps where the agent did what the env's privileged oracle would do: a dense progress
+        # signal for weak students whose success is still 0 (read from the recorded state, never shown to the
+        # agent)
+        "expert_agreement": (sum(s.action.strip().lower()
+                                 == s.info["privileged"]["expert_action"].strip().lower() for s in expert)
+                             / len(expert) if expert else None),
         "avg_steps": steps / n if n else 0.0,
         "invalid_action_rate": (sum(not s.action_valid for t in trajectories for s in t.steps) / steps
                                 if steps else 0.0),
@@ -41,8 +43,9 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
     }
 
 
-def evaluate(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs: dict[str, Any] | None = None,
-             seed: int = 0, max_steps: int = 0, batch_size: int = 16, privileged: bool = False,
+def evaluate(env_id: str, agent: Any, task_indices: Sequence[int], *,
+             env_kwargs: dict[str, Any] | None = None, seed: int = 0, max_steps: int = 0,
+             batch_size: int = 16, privileged: bool = False,
              progress: bool = False, desc: str = "eval", snap: bool = False
              ) -> tuple[dict[str, Any], list[Trajectory]]:
     """Roll ``agent`` out once per held-out task and summarise; returns ``(metrics, trajectories)``.

@@ -3,7 +3,7 @@
 Layout (every file written atomically; a stage is done when its output exists)::
 
     run_dir/config.yaml                  resolved config (a resumed run must match it)
-    run_dir/teachers/<name>.json         evaluation of the privileged teacher and the teacher without privilege
+    run_dir/teachers/<name>.json         evaluation of the privileged teacher and of the unprivileged one
     run_dir/baselines/<name>.json        evaluation of each prompting baseline (evaluation.baselines)
     run_dir/iter_0/demos.jsonl           teacher demonstrations on the train tasks (reasons included)
     run_dir/base/                        the student's starting weights (built locally for tiny/small/base)
@@ -11,8 +11,8 @@ Layout (every file written atomically; a stage is done when its output exists)::
     run_dir/iter_<i>/corrections.jsonl   teacher corrections of the selected episodes (i >= 1)
     run_dir/iter_<i>/dataset.jsonl       this iteration's training rows (+ dataset_stats.json)
     run_dir/iter_<i>/train/              model/ (merged weights), adapter/, train_log.json
-    run_dir/iter_<i>/eval.json           held-out evaluation of the iteration's student (+ eval_trajectories.jsonl)
-    run_dir/evals/<name>/iter_<i>.json   a later held-out evaluation (``leap-gym eval --name``; + trajectories)
+    run_dir/iter_<i>/eval.json           held-out evaluation of the iteration's student (+ its episodes)
+    run_dir/evals/<name>/iter_<i>.json   a later held-out evaluation (``leap-gym eval --name``; + episodes)
     run_dir/stages.json                  wall time of every stage, written when the stage finishes
     run_dir/metrics.jsonl, learning_curve.png, loss_curves.png, report.html   rebuilt after every stage
     run_dir/leap.log                     everything the run logged; teacher_cache/, tensorboard/ when used
@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from leap_gym.core import (
+from leap_gym.io import atomic_write_json, remove_stale_temporaries
+from leap_gym.leap.config import ConfigError, LeapConfig, load_config, save_config, to_dict
+from leap_gym.records import (
     Correction,
     RecordError,
     Trajectory,
@@ -40,8 +42,6 @@ from leap_gym.core import (
     to_record,
     write_jsonl,
 )
-from leap_gym.io import atomic_write_json, remove_stale_temporaries
-from leap_gym.leap.config import ConfigError, LeapConfig, load_config, save_config, to_dict
 
 # Keys a resumed run may change: they do not alter finished stages.
 RESUMABLE_CHANGES = ("iterations", "run_dir", "evaluation.every_iteration", "training.report_to",
@@ -69,19 +69,21 @@ def key_iteration(key: str) -> int | None:
     return int(number) if number.isdigit() else None
 
 
-# -- records ---------------------------------------------------------------------------------------------------
+# -- records -------------------------------------------------------------------------------------------------
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def read_output(path: Path, read: Callable[[Path], _T], warn: Callable[[str], None] | None = None) -> _T | None:
-    """A finished stage's output, or ``None`` when the stage must (re)run: ``path`` is missing, or cannot be read
-    back (truncated or edited by hand; ``warn`` gets one line and the stage is redone)."""
+def read_output(path: Path, read: Callable[[Path], _T],
+                warn: Callable[[str], None] | None = None) -> _T | None:
+    """A finished stage's output, or ``None`` when the stage must (re)run: ``path`` is missing, or cannot be
+    read back (truncated or edited by hand; ``warn`` gets one line and the stage is redone)."""
     if not path.exists():
         return None
     try:
         return read(path)
-    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError, RecordError, UnicodeDecodeError
+    # ValueError includes JSONDecodeError, RecordError, UnicodeDecodeError
+    except (OSError, ValueError, KeyError, TypeError) as e:
         if warn is not None:
             what = str(e).splitlines()[0] if str(e) else type(e).__name__
             warn(f"warning: {path} is unreadable ({what[:200]}); redoing its stage")
@@ -98,7 +100,8 @@ def read_train_metrics(path: Path) -> dict[str, Any]:
     return read_json(path)["metrics"]
 
 
-def write_corrections(path: Path, trajectories: list[Trajectory], corrections: list[list[Correction]]) -> None:
+def write_corrections(path: Path, trajectories: list[Trajectory],
+                      corrections: list[list[Correction]]) -> None:
     """One line per corrected episode: the trajectory and its per-step corrections."""
     write_jsonl(path, ({"trajectory": to_record(t), "corrections": [to_record(c) for c in cs]}
                        for t, cs in zip(trajectories, corrections, strict=True)))
@@ -142,8 +145,8 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def check_resume(saved: LeapConfig, cfg: LeapConfig) -> None:
-    """A ``ConfigError`` naming every key where ``cfg`` differs from the config a run was made with, apart from
-    ``RESUMABLE_CHANGES``."""
+    """A ``ConfigError`` naming every key where ``cfg`` differs from the config a run was made with, apart
+    from ``RESUMABLE_CHANGES``."""
     a, b = _flat(to_dict(saved)), _flat(to_dict(cfg))
     diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES]
     if diff:
@@ -151,11 +154,11 @@ def check_resume(saved: LeapConfig, cfg: LeapConfig) -> None:
                           "run_dir or the same settings to resume")
 
 
-# -- one training phase's folder -------------------------------------------------------------------------------
+# -- one training phase's folder -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainOutput:
-    """What one training phase (``leap_gym.leap.train.train``) writes in ``path``: first into ``partial`` (with
-    the trainer's checkpoints), renamed to ``path`` once complete."""
+    """What one training phase (``leap_gym.leap.train.train``) writes in ``path``: first into ``partial``
+    (with the trainer's checkpoints), renamed to ``path`` once complete."""
 
     path: Path
 
@@ -189,16 +192,18 @@ class TrainOutput:
         return self.path / "inputs.sha256"
 
     def checkpoints(self) -> list[tuple[int, Path]]:
-        """``(step, folder)`` of the trainer's checkpoints (``transformers`` names them ``checkpoint-<step>``)."""
+        """``(step, folder)`` of the trainer's checkpoints (``transformers`` names them
+        ``checkpoint-<step>``)."""
         return [(int(p.name.rsplit("-", 1)[1]), p) for p in self.trainer.glob("checkpoint-*")]
 
     @staticmethod
     def checkpoint_state(checkpoint: Path) -> Path:
-        """The file ``transformers`` writes last into a checkpoint: it parses once the checkpoint is complete."""
+        """The file ``transformers`` writes last into a checkpoint: it parses once the checkpoint is
+        complete."""
         return checkpoint / "trainer_state.json"
 
 
-# -- the run directory -----------------------------------------------------------------------------------------
+# -- the run directory ---------------------------------------------------------------------------------------
 class RunLayout:
     """The paths of one run directory and the records in it (see the module doc)."""
 
@@ -316,13 +321,15 @@ class RunLayout:
 
     def trained_iterations(self) -> list[int]:
         """The iterations whose training finished, in order."""
-        found = (key_iteration(p.parent.parent.name) for p in self.root.glob(f"{_ITERATION}*/train/train_log.json"))
+        logs = self.root.glob(f"{_ITERATION}*/train/train_log.json")
+        found = (key_iteration(p.parent.parent.name) for p in logs)
         return sorted(i for i in found if i is not None)
 
     def student_weights(self, i: int, base: str | None = None) -> tuple[str, str | None]:
-        """``(model, adapter)`` that iteration ``i``'s trained student acts with, and the next iteration starts
-        from: its full weights (merged LoRA, full fine-tuning), else, for a stacked adapter, ``base`` plus the
-        adapter. ``base=None``: the base built in the run directory, else the one the adapter records."""
+        """``(model, adapter)`` that iteration ``i``'s trained student acts with, and the next iteration
+        starts from: its full weights (merged LoRA, full fine-tuning), else, for a stacked adapter, ``base``
+        plus the adapter. ``base=None``: the base built in the run directory, else the one the adapter
+        records."""
         out = self.train(i)
         if is_checkpoint(out.model):
             return str(out.model), None
@@ -344,15 +351,15 @@ class RunLayout:
         return load_config(self.config)
 
     def resume(self, cfg: LeapConfig) -> list[Path]:
-        """Make (or reopen) the run directory for ``cfg`` and save it there; returns the temporaries that writers
-        killed mid-write left, now removed. A ``ConfigError`` when the directory holds a run with another
-        config, or one whose config is empty (its settings unknown)."""
+        """Make (or reopen) the run directory for ``cfg`` and save it there; returns the temporaries that
+        writers killed mid-write left, now removed. A ``ConfigError`` when the directory holds a run with
+        another config, or one whose config is empty (its settings unknown)."""
         if self.config.exists():
             if self.config.read_text(encoding="utf-8").strip():
                 check_resume(self.load_config(), cfg)
             elif any(p != self.config for p in self.root.iterdir()):
-                raise ConfigError(f"{self.config} is empty, so the settings this run was made with are unknown; "
-                                  "restore it to resume, or use a new run_dir")
+                raise ConfigError(f"{self.config} is empty, so the settings this run was made with are "
+                                  f"unknown; restore it to resume, or use a new run_dir")
         self.root.mkdir(parents=True, exist_ok=True)
         stale = remove_stale_temporaries(self.root)
         save_config(cfg, self.config)

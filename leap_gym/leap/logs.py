@@ -2,8 +2,8 @@
 everything else (third-party logs and warnings, the trainer's per-step metrics) in the run's ``leap.log``.
 
 ``run_logging`` holds this arrangement for the length of a run and restores the process's logging afterwards,
-so a notebook that calls ``run()`` keeps its own settings. ``verbose=True`` shows the third-party output on the
-console too (it still goes to the file).
+so a notebook that calls ``run()`` keeps its own settings. ``verbose=True`` shows the third-party output on
+the console too (it still goes to the file).
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+# transformers, datasets, torch and tqdm (the train extra) are imported inside the functions that use them, so
+# the library runs without them.
+
 logger = logging.getLogger("leap_gym")
 
 # Libraries that print through handlers of their own (or pass records on only when asked): their records are
 # sent through the root logger for the length of a run, so they land in the log file instead of the console.
-_LIBRARY_LOGGERS = ("transformers", "datasets", "trl", "peft", "accelerate", "bitsandbytes", "huggingface_hub",
-                    "torch")
+_LIBRARY_LOGGERS = ("transformers", "datasets", "trl", "peft", "accelerate", "bitsandbytes",
+                    "huggingface_hub", "torch")
 
 
 class _ConsoleFilter(logging.Filter):
@@ -107,7 +110,8 @@ def _library_bars(enabled: bool | dict[str, bool]) -> dict[str, bool]:
     except ImportError:
         return {}
     hf_logging.get_logger()  # transformers installs its console handler on first use: install it now
-    was = {"transformers": hf_logging.is_progress_bar_enabled(), "datasets": datasets.is_progress_bar_enabled()}
+    was = {"transformers": hf_logging.is_progress_bar_enabled(),
+           "datasets": datasets.is_progress_bar_enabled()}
     want = enabled if isinstance(enabled, dict) else dict.fromkeys(was, enabled)
     (hf_logging.enable_progress_bar if want["transformers"] else hf_logging.disable_progress_bar)()
     (datasets.enable_progress_bars if want["datasets"] else datasets.disable_progress_bars)()
@@ -116,8 +120,9 @@ def _library_bars(enabled: bool | dict[str, bool]) -> dict[str, bool]:
 
 def _block_bitsandbytes_off_cuda() -> bool:
     """Off CUDA nothing is quantised (``leap_gym.leap.train``), yet peft and transformers import bitsandbytes
-    whenever it is installed, and its CPU backend then tries to fetch a kernel from the Hub and warns. A ``None``
-    entry in ``sys.modules`` makes ``importlib.util.find_spec`` report the package absent for the run."""
+    whenever it is installed, and its CPU backend then tries to fetch a kernel from the Hub and warns. A
+    ``None`` entry in ``sys.modules`` makes ``importlib.util.find_spec`` report the package absent for the
+    run."""
     if "bitsandbytes" in sys.modules:
         return False
     try:
@@ -152,7 +157,8 @@ class _LineProgress:
             return
         left = elapsed * (self.total - self.n) / max(self.n, 1)
         extra = f", {self.postfix}" if self.postfix else ""
-        logger.info(f"  {self.desc}: {self.n}/{self.total} {self.unit} ({elapsed:.0f}s, ~{left:.0f}s left{extra})")
+        logger.info(f"  {self.desc}: {self.n}/{self.total} {self.unit} ({elapsed:.0f}s, ~{left:.0f}s "
+                    f"left{extra})")
 
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:
         self.postfix = text

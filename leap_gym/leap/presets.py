@@ -1,13 +1,14 @@
-"""Named configs, as overrides of the defaults: the demo's (``leap-gym demo``), which the learning benchmark and the
-example notebook start from too (``examples/configs/alfworld_demo.yaml`` holds the same settings)."""
+"""Named configs, as overrides of the defaults: the demo's (``leap-gym demo``), which the learning benchmark
+and the example notebook start from too (``examples/configs/alfworld_demo.yaml`` holds the same settings)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# The embedded demo: generated ALFWorld tasks, the pretrained SmolLM2-135M-Instruct student in the episode prompt
-# format (bf16, LoRA on its top 10 layers), the privilege-0.5 expert teacher, BC + 2 LEAP iterations. Sized for a
-# 2-core CPU: about 40-45 minutes there (BENCHMARKS.md, "The demo on the pretrained student"), less on a GPU.
+# The embedded demo: generated ALFWorld tasks, the pretrained SmolLM2-135M-Instruct student in the episode
+# prompt format (bf16, LoRA on its top 10 layers), the privilege-0.5 expert teacher, BC + 2 LEAP iterations.
+# Sized for a 2-core CPU: about 40-45 minutes there (BENCHMARKS.md, "The demo on the pretrained student"),
+# less on a GPU.
 DEMO_CONFIG: dict[str, Any] = {
     "run_dir": "runs/demo",
     "seed": 0,

@@ -14,7 +14,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from leap_gym.core import read_trajectories
 from leap_gym.io import atomic_write_bytes, atomic_write_text
 from leap_gym.leap.layout import (
     STAGE_KINDS,
@@ -24,6 +23,10 @@ from leap_gym.leap.layout import (
     read_output,
     trajectories_of,
 )
+from leap_gym.records import read_trajectories
+
+# matplotlib (the train extra) is imported where a figure is drawn: the table and the HTML report need only
+# the standard library.
 
 # One line per column of the results table, shown under it: a number is worth showing with what it counts.
 DEFINITIONS = {
@@ -209,8 +212,8 @@ dl.defs dd{margin-left:10em;margin-bottom:.2em}.figs{display:flex;flex-wrap:wrap
 
 def write_report(layout: RunLayout, rows: list[dict[str, Any]], episodes_per_iteration: int = 5,
                  heldout_episodes: int = 3) -> None:
-    """The run's ``report.html``: results with intervals, per-type table, curves, stage times, the student's own
-    held-out episodes, and corrected episodes per iteration."""
+    """The run's ``report.html``: results with intervals, per-type table, curves, stage times, the student's
+    own held-out episodes, and corrected episodes per iteration."""
     name = layout.root.name
     evaluated = [r for r in rows if "success" in r]
     parts = [f"<!doctype html><meta charset='utf-8'><title>LEAP run {_esc(name)}</title>",
@@ -223,7 +226,8 @@ def write_report(layout: RunLayout, rows: list[dict[str, Any]], episodes_per_ite
     parts.append("<h2>Per task type (held-out success)</h2>" + _per_type_html(evaluated))
     pngs = ((layout.learning_curve, "learning curve"), (layout.loss_curves, "training loss curves"))
     # the report sits beside the figures: they are linked by file name
-    figs = [f"<img src='{png.name}' alt='{alt}' width='600' height='400'>" for png, alt in pngs if png.exists()]
+    figs = [f"<img src='{png.name}' alt='{alt}' width='600' height='400'>"
+            for png, alt in pngs if png.exists()]
     if figs:
         parts.append("<h2>Curves</h2><div class=figs>" + "".join(figs) + "</div>")
     parts.append("<h2>Wall time per stage</h2>" + _stages_html(layout.load_stages()))
@@ -282,7 +286,8 @@ def _stages_html(stages: dict[str, dict[str, Any]]) -> str:
     row), one column per kind of stage, a bar for the row's share of the run's total."""
     if not stages:
         return "<p>No stage times recorded.</p>"
-    grid: dict[int | str, dict[str, float]] = {}  # rows (iterations, then others) in the order they first started
+    # rows (iterations, then others) in the order they first started
+    grid: dict[int | str, dict[str, float]] = {}
     for name, s in sorted(stages.items(), key=lambda kv: kv[1]["started"]):
         i, kind = RunLayout.stage_kind(name)
         row = kind if i is None else i
@@ -294,7 +299,8 @@ def _stages_html(stages: dict[str, dict[str, Any]]) -> str:
     out = ["<table id=stages><tr><th></th>" + "".join(f"<th>{_esc(k)}</th>" for k in kinds)
            + "<th>total</th><th></th></tr>"]
     for row, v in grid.items():
-        label = row.replace("_", " ") if isinstance(row, str) else "BC (iter 0)" if row == 0 else f"iter {row}"
+        label = row.replace("_", " ") if isinstance(row,
+                                                    str) else "BC (iter 0)" if row == 0 else f"iter {row}"
         cells = "".join(f"<td class=num>{_duration(v[k]) if k in v else ''}</td>" for k in kinds)
         share = sum(v.values()) / total
         out.append(f"<tr><td>{_esc(label)}</td>{cells}<td class=num>{_duration(sum(v.values()))}</td>"
@@ -387,6 +393,7 @@ def _episode_html(traj, corrections) -> str:
         cls = " class='changed'" if c and c.was_corrected else ""
         out.append(f"<tr{cls}><td>{t}</td><td class=obs>{_esc(step.observation, 300)}</td>"
                    f"<td>{_action_cell(step)}</td>"
-                   f"<td class='teacher'>{teacher}</td><td>{'yes' if c and c.was_corrected else ''}</td></tr>")
+                   f"<td class='teacher'>{teacher}</td>"
+                   f"<td>{'yes' if c and c.was_corrected else ''}</td></tr>")
     out.append("</table></details>")
     return "\n".join(out)

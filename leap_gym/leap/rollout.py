@@ -1,9 +1,9 @@
 """Roll agents out on a list of tasks: a vector of envs stepped in lockstep, one batched decision per step.
 
-Each env slot plays one task at a time and picks up the next task when its episode ends, so every decision round
-asks the agent for all live slots at once (one batched ``generate`` for an HF student). Students receive only
-the ``StudentView`` of ``info`` (privileged keys stripped); the recorded ``Step.info`` keeps ``record_info(info)``
-(privileged included) for the teacher, who corrects later without re-running the env.
+Each env slot plays one task at a time and picks up the next task when its episode ends, so every decision
+round asks the agent for all live slots at once (one batched ``generate`` for an HF student). Students receive
+only the ``StudentView`` of ``info`` (privileged keys stripped); the recorded ``Step.info`` keeps
+``record_info(info)`` (privileged included) for the teacher, who corrects later without re-running the env.
 """
 
 from __future__ import annotations
@@ -13,20 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+from rapidfuzz import fuzz, process
 
 from leap_gym.agents.base import Agent, AgentOutput, AgentPerSlot, BatchAgent
 from leap_gym.agents.prompting import fill_template, is_template
-from leap_gym.core import Step, Trajectory, record_info
+from leap_gym.info import privileged_keys, record_info, strip_privileged
 from leap_gym.leap.logs import progress as progress_display
-from leap_gym.wrappers import privileged_keys, strip_privileged
+from leap_gym.records import Step, Trajectory
 
 
 def batch_agent(agent: Any, num_slots: int) -> tuple[BatchAgent, int]:
     """``agent`` as a ``BatchAgent`` and the number of env slots to run it on (at most ``num_slots``).
 
-    A ``BatchAgent`` (``HFStudent``, ``ReActAgent``, ``TeacherAgent``) plays all slots itself, one batched call
-    per decision round; a zero-argument callable returning an ``Agent`` gives one agent per slot, asked one by
-    one; a single plain ``Agent`` plays one slot.
+    A ``BatchAgent`` (``HFStudent``, ``ReActAgent``, ``TeacherAgent``) plays all slots itself, one batched
+    call per decision round; a zero-argument callable returning an ``Agent`` gives one agent per slot, asked
+    one by one; a single plain ``Agent`` plays one slot.
     """
     if isinstance(agent, BatchAgent):
         return agent, num_slots
@@ -34,13 +35,14 @@ def batch_agent(agent: Any, num_slots: int) -> tuple[BatchAgent, int]:
         return AgentPerSlot([agent]), 1
     if callable(agent):
         return AgentPerSlot([agent() for _ in range(num_slots)]), num_slots
-    raise TypeError(f"cannot roll out {type(agent).__name__}: expected a BatchAgent, an Agent or an agent factory")
+    raise TypeError(f"cannot roll out {type(agent).__name__}: expected a BatchAgent, an Agent or an agent "
+                    "factory")
 
 
 def snap_action(action: str, candidates: Sequence[str] | None) -> str:
     """The admissible action closest to ``action`` by edit similarity (unchanged when it is admissible or the
-    env has free-text actions): a cheap way to keep a weak model's near-miss (``go to cabinet 3`` in a room with
-    two cabinets) valid, at no model cost. A free-text action that fills a template candidate
+    env has free-text actions): a cheap way to keep a weak model's near-miss (``go to cabinet 3`` in a room
+    with two cabinets) valid, at no model cost. A free-text action that fills a template candidate
     (``search[red shoes]`` for ``search[<query>]``) is kept, its closing bracket restored if generation cut it
     off; a template itself is never the answer (snapping to it would search for the literal ``<query>``)."""
     if not candidates or action in candidates:
@@ -51,8 +53,6 @@ def snap_action(action: str, candidates: Sequence[str] | None) -> str:
     concrete = [c for c in candidates if not is_template(c)]
     if not concrete:
         return action
-    from rapidfuzz import fuzz, process
-
     best = process.extractOne(action, concrete, scorer=fuzz.ratio)
     return best[0] if best else action
 
@@ -67,8 +67,6 @@ class _Slot:
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    import leap_gym  # noqa: F401  (registers the envs)
-
     return gym.make(env_id, **(env_kwargs or {}))
 
 
@@ -132,7 +130,8 @@ def rollout(env_id: str, agent: Any, task_indices: Sequence[int], *, env_kwargs:
             live = [i for i, s in enumerate(slots) if s.traj is not None]
             if not live:
                 break
-            views = [slots[i].info if privileged else strip_privileged(slots[i].info, slots[i].keys) for i in live]
+            views = [slots[i].info if privileged else strip_privileged(slots[i].info, slots[i].keys)
+                     for i in live]
             outputs = actor.act_slots(live, [slots[i].obs for i in live], views)
             for i, out in zip(live, outputs, strict=True):
                 slot = slots[i]

@@ -3,8 +3,9 @@ what it holds), and ``evaluate_students``: a finished run's students on other he
 
 Re-running with the same config skips every finished stage; a kill mid-stage loses only that stage's work
 (training resumes from its last checkpoint). A stage output that cannot be read back (a truncated file) is
-redone with a one-line warning; temporaries left by a writer killed mid-write are removed at start. A correction
-stage where the teacher mostly failed raises ``StageError`` and is not marked done, so a re-run retries it.
+redone with a one-line warning; temporaries left by a writer killed mid-write are removed at start. A
+correction stage where the teacher mostly failed raises ``StageError`` and is not marked done, so a re-run
+retries it.
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ import functools
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from leap_gym.agents.base import BatchAgent
-from leap_gym.core import Correction, Trajectory, read_trajectories, write_jsonl
+from leap_gym.agents.prompting import fit_step_prompt, format_target
+from leap_gym.agents.student import HFStudent
+from leap_gym.agents.teachers import TeacherAgent, load_symbol, make_expert
 from leap_gym.io import atomic_write_json
 from leap_gym.leap.config import ConfigError, LeapConfig, load_config, to_dict
+from leap_gym.leap.correct import TeacherUnavailable, correct, failure_reason, is_valid
+from leap_gym.leap.dataset import DatasetStats, aggregate, build_dataset
 from leap_gym.leap.evaluate import evaluate
 from leap_gym.leap.layout import (
     PRIVILEGED_TEACHER,
@@ -38,7 +44,13 @@ from leap_gym.leap.layout import (
     write_evaluation,
 )
 from leap_gym.leap.logs import run_logging
-from leap_gym.leap.report import iteration_name
+from leap_gym.leap.report import iteration_name, write_learning_curve, write_loss_curves, write_report
+from leap_gym.leap.rollout import make_env, rollout
+from leap_gym.leap.trackers import RunTrackers
+from leap_gym.leap.train import native_bf16, set_threads, train
+from leap_gym.models import MODEL_SIZES, build_model, build_tokenizer, env_text_corpus
+from leap_gym.models.pretrained import resolve_model
+from leap_gym.records import Correction, Trajectory, read_trajectories, write_jsonl
 
 
 class StageError(RuntimeError):
@@ -46,10 +58,9 @@ class StageError(RuntimeError):
 
 
 def make_teacher(cfg: LeapConfig, privilege: float, kind: str | None = None):
-    """The configured teacher (or ``kind``) at ``privilege``; an endpoint given as ``kwargs.backend`` caches its
-    answers in ``run_dir/teacher_cache`` unless it names its own ``cache_dir``, so a re-run never pays twice."""
-    from leap_gym.agents.teachers import load_symbol, make_expert
-
+    """The configured teacher (or ``kind``) at ``privilege``; an endpoint given as ``kwargs.backend`` caches
+    its answers in ``run_dir/teacher_cache`` unless it names its own ``cache_dir``, so a re-run never pays
+    twice."""
     kind = kind or cfg.teacher.kind
     kwargs = dict(cfg.teacher.kwargs) if kind == cfg.teacher.kind else {}
     if kind == "expert":
@@ -60,23 +71,20 @@ def make_teacher(cfg: LeapConfig, privilege: float, kind: str | None = None):
 
 
 def teacher_agent_factory(cfg: LeapConfig, privilege: float, kind: str | None = None) -> Callable[[], Any]:
-    from leap_gym.agents.teachers import TeacherAgent
-
     return lambda: TeacherAgent(make_teacher(cfg, privilege, kind), cfg.env.env_id)
 
 
 def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None, answer_tokens: int = 0):
     """The student for rollouts and evaluation. ``answer_tokens`` (the longest training target) raises
     ``max_new_tokens`` when needed: a cap below it cuts the action off the end of long answers."""
-    from leap_gym.agents.student import HFStudent
-
     s = cfg.student
     new_tokens = max(s.max_new_tokens, answer_tokens + 2)  # + end-of-turn token and one spare
     episode = prompt_format(cfg) == "episode"
     return HFStudent(model_dir, adapter=adapter_dir, env=cfg.env.env_id, k=s.history_k,
                      max_new_tokens=new_tokens, do_sample=s.temperature > 0,
                      temperature=s.temperature or 1.0, seed=cfg.seed, constrained=s.constrained,
-                     # episode: the chat keeps every step while it fits training.max_length, as training rows do
+                     # episode: the chat keeps every step while it fits training.max_length, as training rows
+                     # do
                      max_prompt_tokens=cfg.training.max_length if episode
                      else max(16, 2 * cfg.training.max_length - new_tokens),
                      # step: history only while prompt + answer fit training.max_length, as training rows
@@ -88,22 +96,18 @@ def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None
 
 def is_built(cfg: LeapConfig) -> bool:
     """Whether the student is one of the tiny models built here from random weights."""
-    from leap_gym.models import MODEL_SIZES
-
     return cfg.student.model in MODEL_SIZES
 
 
 def prompt_format(cfg: LeapConfig) -> str:
-    """``student.prompt_format`` with ``auto`` resolved: the step format for the tiny built models (designed for
-    it: a candidate list to copy from), the episode format for pretrained chat models."""
+    """``student.prompt_format`` with ``auto`` resolved: the step format for the tiny built models (designed
+    for it: a candidate list to copy from), the episode format for pretrained chat models."""
     fmt = cfg.student.prompt_format
     return fmt if fmt != "auto" else ("step" if is_built(cfg) else "episode")
 
 
 def acting_dtype(cfg: LeapConfig) -> str | None:
     """``student.dtype`` with ``auto`` resolved (``None``: the device's default, fp32 on CPU)."""
-    from leap_gym.leap.train import native_bf16
-
     if cfg.student.dtype != "auto":
         return cfg.student.dtype
     return "bfloat16" if not is_built(cfg) and native_bf16() else None
@@ -114,9 +118,10 @@ def max_new_tokens_notice(cfg: LeapConfig, answer_tokens: int) -> str | None:
     new_tokens = answer_tokens + 2
     if new_tokens <= cfg.student.max_new_tokens:
         return None
-    return (f"warning: student.max_new_tokens raised from {cfg.student.max_new_tokens} to {new_tokens} for acting: "
-            f"training targets run up to {answer_tokens} tokens (+ end of turn and one spare) and a lower cap "
-            f"would cut actions off; set student.max_new_tokens={new_tokens} or more to silence this")
+    return (f"warning: student.max_new_tokens raised from {cfg.student.max_new_tokens} to {new_tokens} for "
+            f"acting: training targets run up to {answer_tokens} tokens (+ end of turn and one spare) and a "
+            f"lower cap would cut actions off; set student.max_new_tokens={new_tokens} or more to silence "
+            "this")
 
 
 def rollout_settings(cfg: LeapConfig, split: str, privileged: bool) -> dict[str, Any]:
@@ -169,7 +174,7 @@ class Run:
         report; a stage that a resume skips keeps the time recorded when it ran."""
         self.layout.record_stage(self.layout.stage_name(output), started, time.time() - started)
 
-    # -- tasks --------------------------------------------------------------------------------------------------
+    # -- tasks -----------------------------------------------------------------------------------------------
     def train_tasks(self) -> list[int]:
         return list(range(self.cfg.env.num_train_tasks))
 
@@ -184,19 +189,16 @@ class Run:
     def test_tasks(self) -> list[int]:
         return list(range(self.cfg.evaluation.num_test_tasks))
 
-    # -- setup --------------------------------------------------------------------------------------------------
+    # -- setup -----------------------------------------------------------------------------------------------
     def setup(self) -> None:
         stale = self.layout.resume(self.cfg)  # refuses a changed config before anything is written
         if stale:
             self.log(f"removed {len(stale)} temporary file(s) left by a run killed mid-write")
-        from leap_gym.leap.train import set_threads
-
         set_threads(self.cfg.student.num_threads, tiny=self.cfg.student.model == "tiny")
 
-    def _rollout(self, agent: Any, tasks: list[int], privileged: bool, desc: str, seed: int) -> list[Trajectory]:
+    def _rollout(self, agent: Any, tasks: list[int], privileged: bool, desc: str,
+                 seed: int) -> list[Trajectory]:
         """``agent``'s episodes on the train tasks ``tasks``."""
-        from leap_gym.leap.rollout import rollout
-
         return rollout(self.cfg.env.env_id, agent, tasks, seed=seed, progress=self.progress, desc=desc,
                        **rollout_settings(self.cfg, "train", privileged))
 
@@ -212,15 +214,15 @@ class Run:
 
     def _record_evaluation(self, out: Path, name: str, metrics: dict[str, Any], trajs: list[Trajectory],
                            started: float) -> dict[str, Any]:
-        """An evaluation's record in ``out``, its episodes beside it (the report shows some); ``started``: when
-        the stage began (before loading the agent), for its recorded wall time."""
+        """An evaluation's record in ``out``, its episodes beside it (the report shows some); ``started``:
+        when the stage began (before loading the agent), for its recorded wall time."""
         metrics = {"name": name, **metrics, "wall_s": round(time.time() - started, 2)}
         write_evaluation(out, metrics, trajs)
         self.stage_done(out, started)
         self.log(f"eval {name}: success {metrics['success']:.3f} score {metrics['score']:.3f}")
         return metrics
 
-    # -- stages -------------------------------------------------------------------------------------------------
+    # -- stages ----------------------------------------------------------------------------------------------
     def evaluate_teachers(self) -> None:
         """The reference evaluations: the privileged teacher, the teacher without privilege, the baselines."""
         if not self.cfg.evaluation.teachers:
@@ -228,11 +230,9 @@ class Run:
         p = self.cfg.teacher.privilege
         self._evaluate(self.layout.teacher_evaluation(PRIVILEGED_TEACHER), teacher_agent_factory(self.cfg, p),
                        True, f"teacher (privilege {p:g})")
-        self._evaluate(self.layout.teacher_evaluation(UNPRIVILEGED_TEACHER), teacher_agent_factory(self.cfg, 0.0),
-                       True, "teacher without privilege")
+        self._evaluate(self.layout.teacher_evaluation(UNPRIVILEGED_TEACHER),
+                       teacher_agent_factory(self.cfg, 0.0), True, "teacher without privilege")
         for spec in self.cfg.evaluation.baselines:
-            from leap_gym.agents.teachers import load_symbol
-
             name = spec.rsplit(":", 1)[-1]
             out = self.layout.baseline_evaluation(name)
             if read_output(out, read_json, self.log) is None:
@@ -260,20 +260,14 @@ class Run:
         return done
 
     def base(self, demos: list[Trajectory]) -> str:
-        """The student's starting weights; a base built here carries the random-init marker ``train`` reads."""
+        """The student's starting weights; a base built here carries the random-init marker ``train``
+        reads."""
         c = self.cfg.student
         if not is_built(self.cfg):
-            from leap_gym.models.pretrained import resolve_model
-
             return resolve_model(c.model)
         out = self.layout.base
         if not is_checkpoint(out):
             started = time.time()
-            import shutil
-
-            from leap_gym.agents.prompting import fit_step_prompt, format_target
-            from leap_gym.models import build_model, build_tokenizer, env_text_corpus
-
             texts = []
             for traj in demos[: c.tokenizer_episodes]:
                 for t, step in enumerate(traj.steps):
@@ -297,9 +291,7 @@ class Run:
         done = read_output(out, read_rows, self.log)
         if done is None:
             started = time.time()
-            from transformers import AutoTokenizer
-
-            from leap_gym.leap.dataset import DatasetStats, build_dataset
+            from transformers import AutoTokenizer  # heavy: loaded when a dataset stage runs
 
             c = self.cfg
             stats = DatasetStats()
@@ -314,8 +306,8 @@ class Run:
             self.stage_done(out, started)
             self.log(f"iter {i} dataset: {stats.rows} rows ({stats.dropped_too_long} dropped as too long, "
                      f"{stats.over_length} kept over max_length, "
-                     f"{stats.history_cut} with history cut, {stats.observation_clipped} observations clipped, "
-                     f"{stats.skipped_uncorrected} uncorrected skipped, "
+                     f"{stats.history_cut} with history cut, {stats.observation_clipped} observations "
+                     f"clipped, {stats.skipped_uncorrected} uncorrected skipped, "
                      f"{stats.skipped_invalid} the teacher failed to correct skipped)")
             notice = max_new_tokens_notice(c, stats.max_answer_tokens)
             if notice:
@@ -325,15 +317,12 @@ class Run:
 
     def train(self, i: int, rows_per_iter: list[list[dict[str, Any]]], model_dir: str,
               adapter_dir: str | None) -> tuple[str, str | None]:
-        """Iteration ``i``'s training, starting from ``model_dir`` (+ ``adapter_dir``); returns the weights the
-        trained student acts with."""
+        """Iteration ``i``'s training, starting from ``model_dir`` (+ ``adapter_dir``); returns the weights
+        the trained student acts with."""
         out = self.layout.train(i)
         c = self.cfg
         if read_output(out.log, read_train_metrics, self.log) is None:
             started = time.time()
-            from leap_gym.leap.dataset import aggregate
-            from leap_gym.leap.train import train
-
             plan = c.training.for_iteration(i)
             if plan.method == "dpo":
                 rows = aggregate([rows_per_iter[-1]], "last", seed=c.seed + i)
@@ -343,7 +332,8 @@ class Run:
             res = train(rows, model_dir, out.path, plan.settings, method=plan.method, adapter_dir=adapter_dir,
                         max_steps=plan.max_steps, progress=self.progress)
             self.stage_done(out.path, started)
-            self.log(f"iter {i} train: loss {res.metrics['train_loss']:.3f} in {res.metrics['train_runtime_s']:.0f}s")
+            self.log(f"iter {i} train: loss {res.metrics['train_loss']:.3f} in "
+                     f"{res.metrics['train_runtime_s']:.0f}s")
         return self.layout.student_weights(i, base=model_dir)
 
     def student_rollout(self, i: int, model_dir: str, adapter_dir: str | None) -> list[Trajectory]:
@@ -352,25 +342,25 @@ class Run:
         if done is None:
             started = time.time()
             student = make_student(self.cfg, model_dir, adapter_dir, self.layout.longest_answer_tokens(i - 1))
-            done = self._rollout(student, self.rollout_tasks(i), False, f"rollout iter {i}", seed=self.cfg.seed)
+            done = self._rollout(student, self.rollout_tasks(i), False, f"rollout iter {i}",
+                                 seed=self.cfg.seed)
             write_jsonl(out, done)
             self.stage_done(out, started)
             self.log(f"iter {i} rollout: {sum(t.won for t in done)}/{len(done)} won")
         return done
 
-    def corrections(self, i: int, rollouts: list[Trajectory]) -> tuple[list[Trajectory], list[list[Correction]]]:
+    def corrections(self, i: int, rollouts: list[Trajectory]
+                    ) -> tuple[list[Trajectory], list[list[Correction]]]:
         out = self.layout.corrections(i)
         done = read_output(out, read_corrections, self.log)
         if done is None:
             started = time.time()
-            from leap_gym.leap.correct import TeacherUnavailable, correct, failure_reason, is_valid
-
             c = self.cfg
             retry = "not marked done; fix the teacher and re-run to retry"
             try:
                 kept, corrections = correct(rollouts, make_teacher(c, c.teacher.privilege),
-                                            select=c.rollout.select, score_threshold=c.rollout.score_threshold,
-                                            progress=self.progress,
+                                            select=c.rollout.select,
+                                            score_threshold=c.rollout.score_threshold, progress=self.progress,
                                             max_consecutive_failures=c.teacher.max_consecutive_failures)
             except TeacherUnavailable as e:
                 raise StageError(f"iter {i} corrections stopped: {e}; {retry}") from None
@@ -384,14 +374,14 @@ class Run:
                 example = next((x.metadata.get("error") for cs in corrections for x in cs if not is_valid(x)),
                                None)
                 why = (reasons or [example or "invalid corrections"])[0][:300]
-                raise StageError(f"iter {i} corrections: the teacher failed on {invalid}/{total} steps (more than "
-                                 f"teacher.max_invalid_fraction={c.teacher.max_invalid_fraction:g}; e.g. {why}); "
-                                 f"{retry}")
+                raise StageError(f"iter {i} corrections: the teacher failed on {invalid}/{total} steps (more "
+                                 f"than teacher.max_invalid_fraction={c.teacher.max_invalid_fraction:g}; "
+                                 f"e.g. {why}); {retry}")
             write_corrections(out, kept, corrections)
             self.stage_done(out, started)
             changed = sum(x.was_corrected for cs in corrections for x in cs)
-            self.log(f"iter {i} corrections: {len(kept)} episodes, {changed}/{sum(map(len, corrections))} steps "
-                     "changed" + (f", {invalid} invalid (not trained on)" if invalid else ""))
+            self.log(f"iter {i} corrections: {len(kept)} episodes, {changed}/{sum(map(len, corrections))} "
+                     f"steps changed" + (f", {invalid} invalid (not trained on)" if invalid else ""))
             done = kept, corrections
         return done
 
@@ -405,11 +395,8 @@ class Run:
                                             self.test_tasks(), progress=self.progress)
         return self._record_evaluation(out, iteration_name(i), metrics, trajs, started)
 
-    # -- outputs --------------------------------------------------------------------------------------------------
+    # -- outputs ---------------------------------------------------------------------------------------------
     def refresh_outputs(self) -> list[dict[str, Any]]:
-        from leap_gym.leap.report import write_learning_curve, write_loss_curves, write_report
-        from leap_gym.leap.trackers import RunTrackers
-
         rows = self.layout.collect_metrics()
         self.layout.write_metrics(rows)
         try:
@@ -464,8 +451,8 @@ def run(config: LeapConfig | dict[str, Any] | str | os.PathLike, overrides: list
         ) -> list[dict[str, Any]]:
     """Run (or resume) LEAP; returns the metric rows also written to ``run_dir/metrics.jsonl``.
 
-    The run's own lines and one progress display per stage go to the console (``log``, when given, receives the
-    lines instead), everything else to ``run_dir/leap.log``; ``verbose`` shows that on the console too."""
+    The run's own lines and one progress display per stage go to the console (``log``, when given, receives
+    the lines instead), everything else to ``run_dir/leap.log``; ``verbose`` shows that on the console too."""
     if isinstance(config, LeapConfig):
         cfg = config if not overrides else load_config(None, overrides, base=to_dict(config))
     elif isinstance(config, dict):
@@ -479,8 +466,8 @@ def evaluate_students(run_dir: str | os.PathLike, overrides: list[str] | None = 
                       num_tasks: int | None = None, iterations: list[int] | None = None, quiet: bool = True,
                       verbose: bool = False) -> list[dict[str, Any]]:
     """Evaluate a run's trained students on held-out tasks (``env.test_kwargs`` overrides pick e.g. real game
-    files); ``num_tasks=None`` uses every task of a file source, else ``evaluation.num_test_tasks``. Results go to
-    ``run_dir/evals/<name>/``; library output to the run's ``leap.log`` (see ``leap_gym.leap.logs``)."""
+    files); ``num_tasks=None`` uses every task of a file source, else ``evaluation.num_test_tasks``. Results
+    go to ``run_dir/evals/<name>/``; library output to the run's ``leap.log`` (see ``leap_gym.leap.logs``)."""
     layout = RunLayout(run_dir)
     if not layout.config.exists():
         raise FileNotFoundError(f"{run_dir} has no {layout.config.name} (not a leap-gym run)")
@@ -496,8 +483,6 @@ def evaluate_students(run_dir: str | os.PathLike, overrides: list[str] | None = 
 def check_env_kwargs(cfg: LeapConfig) -> Any:
     """The test env made from the config; a keyword the env does not take is a config error naming the key,
     not a traceback."""
-    from leap_gym.leap.rollout import make_env
-
     try:
         return make_env(cfg.env.env_id, cfg.env.kwargs_for("test"))
     except TypeError as e:
@@ -510,8 +495,6 @@ def check_env_kwargs(cfg: LeapConfig) -> Any:
 
 def _evaluate_students(layout: RunLayout, cfg: LeapConfig, name: str, num_tasks: int | None,
                        iterations: list[int] | None, quiet: bool) -> list[dict[str, Any]]:
-    from leap_gym.leap.train import set_threads
-
     kwargs = cfg.env.kwargs_for("test")
     set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
     iters = [i for i in layout.trained_iterations() if iterations is None or i in iterations]
@@ -523,7 +506,8 @@ def _evaluate_students(layout: RunLayout, cfg: LeapConfig, name: str, num_tasks:
     tasks = list(range(num_tasks if num_tasks is not None else cfg.evaluation.num_test_tasks))
     rows = []
     for i in iters:
-        metrics, trajs = evaluate_iteration(cfg, layout, i, layout.student_weights(i), tasks, progress=not quiet)
+        metrics, trajs = evaluate_iteration(cfg, layout, i, layout.student_weights(i), tasks,
+                                            progress=not quiet)
         m = {"name": iteration_name(i), "agent": "student", "key": iteration_key(i), "iteration": i,
              "env_kwargs": kwargs, **metrics}
         write_evaluation(layout.named_evaluation(name, i), m, trajs)

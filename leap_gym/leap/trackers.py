@@ -18,6 +18,8 @@ from typing import Any
 from leap_gym.leap.layout import RunLayout
 from leap_gym.leap.report import success_interval
 
+# torch's TensorBoard writer and wandb are optional: each is imported only when its tracker is used.
+
 TRACKERS = ("tensorboard", "wandb")
 
 

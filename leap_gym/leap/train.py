@@ -1,24 +1,24 @@
 """One training phase of the LEAP loop through TRL: SFT (or DPO) with LoRA; 4-bit QLoRA on CUDA.
 
 **Device plan.** On CUDA the base loads in 4-bit NF4 with double quantisation and bf16 compute (QLoRA),
-``prepare_model_for_kbit_training`` with non-reentrant gradient checkpointing, and the paged 8-bit AdamW. On CPU
-nothing is quantised: bitsandbytes' CPU 4-bit path repacks weights into an inference layout after any
+``prepare_model_for_kbit_training`` with non-reentrant gradient checkpointing, and the paged 8-bit AdamW. On
+CPU nothing is quantised: bitsandbytes' CPU 4-bit path repacks weights into an inference layout after any
 ``generate`` and from then on silently passes no gradient through the base linears, and LEAP alternates
 rollouts and training every iteration. CPU training is plain fp32 LoRA (optionally bf16 autocast), without
 gradient checkpointing (it only costs time for small models).
 
 **Continuing across iterations.** Every iteration starts from the previous iteration's weights:
 
-- ``continue_mode="merge"`` (default): a fresh LoRA adapter is trained on the previous *merged* model, then merged
-  into it and saved as a full checkpoint (``model/``); the adapter alone is kept in ``adapter/``. This is what the
-  LEAP authors did (train, merge, push; the next iteration starts from the merged model). Under QLoRA the
-  adapter is merged into a bf16 reload of the base, never into the 4-bit weights.
-- ``continue_mode="stack"``: the base stays untouched on disk and the same adapter keeps training from iteration
-  to iteration (``adapter/`` holds the latest); cheaper on disk for large bases.
+- ``continue_mode="merge"`` (default): a fresh LoRA adapter is trained on the previous *merged* model, then
+  merged into it and saved as a full checkpoint (``model/``); the adapter alone is kept in ``adapter/``. This
+  is what the LEAP authors did (train, merge, push; the next iteration starts from the merged model). Under
+  QLoRA the adapter is merged into a bf16 reload of the base, never into the 4-bit weights.
+- ``continue_mode="stack"``: the base stays untouched on disk and the same adapter keeps training from
+  iteration to iteration (``adapter/`` holds the latest); cheaper on disk for large bases.
 
-A base the library built from a config (randomly initialised) cannot be steered by LoRA alone (its frozen random
-embeddings and head stall the loss): ``lora_config_for`` then also trains ``embed_tokens`` and ``lm_head``
-(``modules_to_save``), which ``merge`` folds back into the checkpoint.
+A base the library built from a config (randomly initialised) cannot be steered by LoRA alone (its frozen
+random embeddings and head stall the loss): ``lora_config_for`` then also trains ``embed_tokens`` and
+``lm_head`` (``modules_to_save``), which ``merge`` folds back into the checkpoint.
 
 Outputs are written to ``<output_dir>.partial`` and renamed into place when complete, so a killed run never
 leaves a half-written model where a finished one is expected. Trainer checkpoints are saved there every
@@ -37,10 +37,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leap_gym.agents.conversation import encode_turns
 from leap_gym.leap.config import TrainingConfig
 from leap_gym.leap.layout import TrainOutput
 from leap_gym.leap.logs import quiet_trainer
 from leap_gym.leap.trackers import trainer_report_to
+from leap_gym.models import is_from_scratch, lora_config_for
+
+# torch, transformers, peft, trl and datasets (the train extra) are imported inside the functions that use
+# them, so importing the LEAP loop (and ``leap-gym envs``) stays light.
 
 CPU_QLORA_NOTICE = ("leap-gym: QLoRA (4-bit) needs CUDA; training plain LoRA in full precision on CPU "
                     "(bitsandbytes' CPU 4-bit path breaks LoRA gradients after generation).")
@@ -59,8 +64,8 @@ class QuantPlan:
     notice: str | None = None
 
 
-# Under quantize=auto, a base smaller than this (bf16 bytes) trains as bf16 LoRA on CUDA: on an H200 4-bit made
-# SmolLM2-135M's steps 1.3-2.1x slower and saved no memory (BENCHMARKS.md, "GPU: SmolLM2-135M shape").
+# Under quantize=auto, a base smaller than this (bf16 bytes) trains as bf16 LoRA on CUDA: on an H200 4-bit
+# made SmolLM2-135M's steps 1.3-2.1x slower and saved no memory (BENCHMARKS.md, "GPU: SmolLM2-135M shape").
 QLORA_MIN_BYTES = 2 << 30
 
 
@@ -71,16 +76,18 @@ def quantization_plan(device: str, cfg: TrainingConfig, weight_bytes: int | None
     cuda = device.startswith("cuda")
     lora = cfg.finetune == "lora"
     if cfg.quantize == "always" and not cuda:
-        raise RuntimeError("training.quantize=always needs CUDA: bitsandbytes' 4-bit path on CPU silently breaks "
-                           "LoRA gradients; use quantize=auto or never")
+        raise RuntimeError("training.quantize=always needs CUDA: bitsandbytes' 4-bit path on CPU silently "
+                           "breaks LoRA gradients; use quantize=auto or never")
     small = weight_bytes is not None and weight_bytes < QLORA_MIN_BYTES
     if cuda and lora and (cfg.quantize == "always" or (cfg.quantize == "auto" and not small)):
         return QuantPlan(
             device=device, quantize=True,
             bnb={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
                  "bnb_4bit_compute_dtype": "bfloat16"},
-            prepare={"use_gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}},
-            trainer={"bf16": True, "use_cpu": False, "optim": "paged_adamw_8bit", "gradient_checkpointing": True,
+            prepare={"use_gradient_checkpointing": True,
+                     "gradient_checkpointing_kwargs": {"use_reentrant": False}},
+            trainer={"bf16": True, "use_cpu": False, "optim": "paged_adamw_8bit",
+                     "gradient_checkpointing": True,
                      "gradient_checkpointing_kwargs": {"use_reentrant": False}},
             load_dtype="bfloat16")
     if cuda:
@@ -90,8 +97,8 @@ def quantization_plan(device: str, cfg: TrainingConfig, weight_bytes: int | None
                                   "gradient_checkpointing_kwargs": {"use_reentrant": False}},
                          load_dtype="bfloat16")
     notice = CPU_QLORA_NOTICE if lora and cfg.quantize == "auto" else None
-    # bf16 on CPU: LoRA keeps the frozen base in bf16 (autocast would recast every fp32 weight at every step; the
-    # adapters stay fp32); full fine-tuning keeps fp32 master weights under autocast
+    # bf16 on CPU: LoRA keeps the frozen base in bf16 (autocast would recast every fp32 weight at every step;
+    # the adapters stay fp32); full fine-tuning keeps fp32 master weights under autocast
     bf16 = bool(cfg.bf16) and native_bf16()
     return QuantPlan(device="cpu", quantize=False,
                      trainer={"bf16": bf16, "use_cpu": True, "optim": "adamw_torch",
@@ -187,8 +194,8 @@ def native_bf16() -> bool:
 
 
 def set_threads(n: int, tiny: bool = False) -> None:
-    """``n`` torch threads; 0 = automatic: 1 for the tiny built models (their ops are too small to split, and a
-    second thread only spins on a shared machine), else ``min(2, cpu count)``."""
+    """``n`` torch threads; 0 = automatic: 1 for the tiny built models (their ops are too small to split, and
+    a second thread only spins on a shared machine), else ``min(2, cpu count)``."""
     import torch
 
     if n <= 0:
@@ -218,7 +225,8 @@ def answer_only_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any
 
     TRL's loss runs the output layer (49k x 576 for SmolLM2) over every position and back through it, although
     only answer tokens carry a label: a fifth to a third of a demonstration's tokens, a few percent of a
-    corrected step's. Selecting the labelled positions first gives the same loss for a fraction of the cost."""
+    corrected step's. Selecting the labelled positions first gives the same loss for a fraction of the
+    cost."""
     import torch
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -265,7 +273,8 @@ def top_layers(model: Any, n: int) -> dict[str, Any]:
             "target_modules": linear}
 
 
-def _rows_to_dataset(rows: list[dict[str, Any]], method: str, tokenizer: Any = None, train_on_prompt: bool = False):
+def _rows_to_dataset(rows: list[dict[str, Any]], method: str, tokenizer: Any = None,
+                     train_on_prompt: bool = False):
     """SFT rows tokenized here, turn by turn, exactly as ``HFStudent`` tokenizes what it acts on
     (``leap_gym.agents.conversation.encode_turns``): loss on every assistant turn of the completion (one for a
     corrected step, all of them for a demonstration in the episode format), or on every token with
@@ -274,8 +283,6 @@ def _rows_to_dataset(rows: list[dict[str, Any]], method: str, tokenizer: Any = N
 
     if method != "sft":
         return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
-    from leap_gym.agents.conversation import encode_turns
-
     data = []
     for r in rows:
         messages = list(r["prompt"]) + list(r["completion"])
@@ -289,8 +296,8 @@ def resume_checkpoint(partial: Path, inputs: dict[str, Any]) -> str | None:
     """The last complete trainer checkpoint that an interrupted training of the same ``inputs`` left in
     ``partial``; otherwise ``partial`` is emptied for a fresh start (and ``None`` returned).
 
-    A checkpoint is complete once its ``trainer_state.json`` (the last file ``Trainer`` writes) parses; a newer,
-    half-written one (killed mid-save) is removed.
+    A checkpoint is complete once its ``trainer_state.json`` (the last file ``Trainer`` writes) parses; a
+    newer, half-written one (killed mid-save) is removed.
     """
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
     staged = TrainOutput(partial)
@@ -315,21 +322,20 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
           cfg: TrainingConfig, *, from_scratch: bool | None = None, method: str | None = None,
           adapter_dir: str | os.PathLike | None = None, max_steps: int | None = None,
           progress: bool = True, callbacks: list[Any] | None = None) -> TrainResult:
-    """Train on ``rows`` (from ``build_dataset``) starting from ``model_dir`` (+ ``adapter_dir`` in stack mode).
+    """Train on ``rows`` (from ``build_dataset``) starting from ``model_dir`` (+ ``adapter_dir`` in stack
+    mode).
 
     Writes ``output_dir/{model,adapter}`` (see the module doc), ``train_log.json`` with the trainer's log
     history. ``from_scratch`` marks a randomly initialised base (adds ``modules_to_save`` for LoRA); ``None``
-    reads the marker ``build_model`` saves in the checkpoint's config, so a user's own tiny checkpoint (e.g. one
-    pretrained further) still gets its embeddings and head trained.
-    ``callbacks`` (``transformers.TrainerCallback``) see every step of the trainer: measurements such as the GPU
-    benchmark's step timer (``benchmarks/gpu_qlora.py``) then time exactly the path users train with.
+    reads the marker ``build_model`` saves in the checkpoint's config, so a user's own tiny checkpoint (e.g.
+    one pretrained further) still gets its embeddings and head trained. ``callbacks``
+    (``transformers.TrainerCallback``) see every step of the trainer: measurements such as the GPU benchmark's
+    step timer (``benchmarks/gpu_qlora.py``) then time exactly the path users train with.
     """
     method = method or cfg.method
     if not rows:
         raise ValueError("no training rows: nothing to train on (did every episode succeed or get dropped?)")
     import torch
-
-    from leap_gym.models import lora_config_for
 
     out = TrainOutput(Path(output_dir))
     staged = out.partial
@@ -355,8 +361,6 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if from_scratch is None:
-        from leap_gym.models import is_from_scratch
-
         from_scratch = is_from_scratch(model)
     peft_config = None
     if cfg.finetune == "lora":
@@ -379,12 +383,13 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
         from trl import SFTConfig
 
         trainer = sft_trainer_class()(model=model, args=SFTConfig(**kw), train_dataset=data,
-                                      processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+                                      processing_class=tokenizer, peft_config=peft_config,
+                                      callbacks=callbacks)
     else:
         from trl import DPOConfig, DPOTrainer
 
-        trainer = DPOTrainer(model=model, args=DPOConfig(**kw), train_dataset=data, processing_class=tokenizer,
-                             peft_config=peft_config, callbacks=callbacks)
+        trainer = DPOTrainer(model=model, args=DPOConfig(**kw), train_dataset=data,
+                             processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     quiet_trainer(trainer, enabled=progress)  # one progress display; the per-step log dicts to the log file
     if resume:
         logging.getLogger(__name__).warning(f"resuming training from {resume}")
@@ -408,8 +413,9 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
         else:
             final_model = Path(model_dir)
     metrics = {"method": method, "rows": len(rows), "train_loss": float(result.training_loss),
-               "global_steps": int(result.global_step), "train_runtime_s": float(result.metrics["train_runtime"]),
-               "quantized": plan.quantize, "device": plan.device, "from_scratch": from_scratch,
+               "global_steps": int(result.global_step),
+               "train_runtime_s": float(result.metrics["train_runtime"]), "quantized": plan.quantize,
+               "device": plan.device, "from_scratch": from_scratch,
                "learning_rate": kw["learning_rate"]}
     staged.log.write_text(json.dumps({"metrics": metrics, "plan": asdict(plan),
                                       "log_history": trainer.state.log_history}, indent=1))

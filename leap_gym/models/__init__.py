@@ -1,4 +1,5 @@
-"""Tiny local students: a byte-level BPE tokenizer trained on env text and small Llama models built from a config.
+"""Tiny local students: a byte-level BPE tokenizer trained on env text and small Llama models built from a
+config.
 
 Nothing here downloads anything. ``import leap_gym.models`` is cheap; torch/transformers load when a function
 that needs them runs.

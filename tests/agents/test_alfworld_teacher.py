@@ -11,7 +11,8 @@ from leap_gym.agents.teachers import make_expert  # noqa: E402
 from leap_gym.agents.teachers.alfworld import ALFWorldExpertTeacher, privileged_only_facts  # noqa: E402
 from leap_gym.agents.teachers.base import TeacherAgent  # noqa: E402
 from leap_gym.agents.teachers.leak import find_leaks, leak_report  # noqa: E402
-from leap_gym.core import Step, Trajectory, record_info  # noqa: E402
+from leap_gym.info import record_info  # noqa: E402
+from leap_gym.records import Step, Trajectory  # noqa: E402
 
 ENV_ID = "leap/ALFWorld-v0"
 
@@ -129,7 +130,7 @@ def test_replay_success_on_200_generated_test_tasks():
         assert privilege == 1.0 or report.leaks == 0
 
 
-# -- goal-equivalent actions are not mistakes ------------------------------------------------------------------
+# -- goal-equivalent actions are not mistakes ----------------------------------------------------------------
 
 def student_run(actions, split="train", index=0):
     """A student trajectory that takes ``actions`` in a generated game, recorded as a rollout records it."""
@@ -159,8 +160,9 @@ def alarmclock_run():
 
 @pytest.mark.parametrize("privilege", [0.0, 0.5, 1.0])
 def test_goal_equivalent_instance_is_not_corrected(alarmclock_run, privilege):
-    """Without privilege the teacher does not know the alarmclocks are on the desk: heading there first is a lucky
-    guess it corrects to its own search order (side tables before desks); the rest it keeps, as the others do."""
+    """Without privilege the teacher does not know the alarmclocks are on the desk: heading there first is a
+    lucky guess it corrects to its own search order (side tables before desks); the rest it keeps, as the
+    others do."""
     corrections = ALFWorldExpertTeacher(privilege).correct(alarmclock_run)
     assert [c.was_corrected for c in corrections] == [privilege == 0.0, False, False, False]
     assert [c.action for c in corrections[1:]] == [s.action for s in alarmclock_run.steps[1:]]
@@ -171,23 +173,24 @@ def test_goal_equivalent_instance_is_not_corrected(alarmclock_run, privilege):
 
 
 def test_real_mistakes_are_corrected_and_only_they_count():
-    """Going to a drawer first (one command more than needed) and picking up a book are mistakes; heading for the
-    desk from the drawer is optimal again and stays."""
+    """Going to a drawer first (one command more than needed) and picking up a book are mistakes; heading for
+    the desk from the drawer is optimal again and stays."""
     traj = student_run(["go to drawer 1", "go to desk 1", "take book 2 from desk 1", "go to sidetable 1"])
     for privilege in (0.5, 1.0):
         corrections = ALFWorldExpertTeacher(privilege).correct(traj)
         assert [c.was_corrected for c in corrections] == [True, False, True, True]
         assert corrections[0].action == "go to desk 1" and corrections[1].action == "go to desk 1"
-        assert corrections[2].action.startswith("take alarmclock ") and corrections[2].action.endswith("desk 1")
+        assert corrections[2].action.startswith("take alarmclock ")
+        assert corrections[2].action.endswith("desk 1")
         assert corrections[3].action.startswith("move book 2 to ")  # put the wrong object down first
         assert sum(c.was_corrected for c in corrections) == 3
         assert corrections[1].metadata == {"kept": "optimal"} and not corrections[0].metadata
 
 
 def test_unprivileged_teacher_keeps_an_equally_likely_search_move():
-    """Without privilege the teacher searches in a common-sense order: for a cup (generated/train/0/3) it checks
-    a countertop first, and any countertop is as good a guess as the one it names, while a garbage can is not. The
-    privileged teacher knows which countertop holds the cup and corrects the same move."""
+    """Without privilege the teacher searches in a common-sense order: for a cup (generated/train/0/3) it
+    checks a countertop first, and any countertop is as good a guess as the one it names, while a garbage can
+    is not. The privileged teacher knows which countertop holds the cup and corrects the same move."""
     teacher = ALFWorldExpertTeacher(0.0)
     _, own = teacher.propose(student_run(["look"], index=3), 0)
     assert own == "go to countertop 1"

@@ -1,4 +1,5 @@
-"""The batched-agent protocol: a TrajectoryAgent's record of each slot, plain agents per slot, vector infos."""
+"""The batched-agent protocol: a TrajectoryAgent's record of each slot, plain agents per slot, vector
+infos."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class Echo(TrajectoryAgent):
     def decide(self, slots):
         if self.fail:
             raise RuntimeError("backend down")
-        return [AgentOutput(reason="r", action=f"step {len(self.episodes[s].steps)}", raw_text="raw") for s in slots]
+        return [AgentOutput(reason="r", action=f"step {len(self.episodes[s].steps)}", raw_text="raw")
+                for s in slots]
 
 
 def test_slots_keep_their_own_episodes_and_record_the_action_the_env_ran():
@@ -32,7 +34,8 @@ def test_slots_keep_their_own_episodes_and_record_the_action_the_env_ran():
     agent.record_action(3, "snapped")
     agent.act_slots([3], ["b1"], [{}])
     b = agent.episodes[3]
-    assert b.task == "task b" and [(s.observation, s.action) for s in b.steps] == [("b0", "snapped"), ("b1", "step 2")]
+    assert b.task == "task b"
+    assert [(s.observation, s.action) for s in b.steps] == [("b0", "snapped"), ("b1", "step 2")]
     assert b.steps[0].admissible_actions == ["x", "1"] and b.steps[0].raw_output == "raw"
     assert [s.observation for s in agent.episodes[0].steps] == ["a0"]
 
@@ -65,7 +68,8 @@ def test_privileged_keys_are_dropped_unless_the_agent_sees_privileged_state():
 def test_vector_env_use_and_one_episode_use():
     agent = Echo()
     vector = {"task": np.array(["a", "b"], dtype=object), "_task": np.array([True, True]),
-              "privileged": {"x": np.array([1, 2]), "_x": np.array([True, True])}, "_privileged": np.array([True, True])}
+              "privileged": {"x": np.array([1, 2]), "_x": np.array([True, True])},
+              "_privileged": np.array([True, True])}
     agent.act_batch(["o0", "o1"], vector)
     assert [agent.episodes[i].task for i in (0, 1)] == ["a", "b"]
     assert all("privileged" not in e.steps[0].info for e in agent.episodes.values())

@@ -1,4 +1,5 @@
-"""The episode format: ``encode_turns`` tokenizes a chat exactly as its template renders it, message by message."""
+"""The episode format: ``encode_turns`` tokenizes a chat exactly as its template renders it, message by
+message."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['con
 
 STEPS = [("You are in the middle of a room. You see a desk 1, a drawer 2 and a shelf 3.", "find the mug",
           "go to desk 1"),
-         ("You arrive at desk 1. On the desk 1, you see a mug 1 and a pen 2.", "take it", "take mug 1 from desk 1"),
+         ("You arrive at desk 1. On the desk 1, you see a mug 1 and a pen 2.", "take it",
+          "take mug 1 from desk 1"),
          ("You pick up the mug 1 from the desk 1.", "cool it", "go to fridge 1")]
 
 
@@ -42,7 +44,8 @@ def chatml(tok):
 
 
 def _messages():
-    return episode_messages("put a cool mug in the cabinet.", STEPS, "You arrive at fridge 1.", env="alfworld")
+    return episode_messages("put a cool mug in the cabinet.", STEPS, "You arrive at fridge 1.",
+                            env="alfworld")
 
 
 @pytest.mark.parametrize("which", ["tiny", "chatml"])
@@ -105,7 +108,7 @@ def test_a_template_that_rewrites_earlier_turns_is_refused(tok):
     with pytest.raises(ValueError, match="not prefix-stable"):
         encode_turns(last_marked, _messages(), [2])
     odd_header = copy.deepcopy(tok)  # its generation prompt is not how an assistant turn starts
-    odd_header.chat_template = ("{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}"
-                                "{% if add_generation_prompt %}{{ 'ANSWER NOW: ' }}{% endif %}")
+    odd_header.chat_template = ("{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}"
+                                "{% endfor %}{% if add_generation_prompt %}{{ 'ANSWER NOW: ' }}{% endif %}")
     with pytest.raises(ValueError, match="generation prompt is not the assistant header"):
         encode_turns(odd_header, _messages(), [2])

@@ -1,5 +1,5 @@
-"""The InterCode Bash expert teacher: replayed from the start it solves generated tasks at privilege 0.5 and 1,
-clearly fewer at 0; its privilege-0.5 reasons leak nothing; the leak meter catches a planted leak."""
+"""The InterCode Bash expert teacher: replayed from the start it solves generated tasks at privilege 0.5 and
+1, clearly fewer at 0; its privilege-0.5 reasons leak nothing; the leak meter catches a planted leak."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from leap_gym.agents.teachers.intercode_bash import (
     privileged_only_facts,
 )
 from leap_gym.agents.teachers.leak import find_leaks, leak_report
-from leap_gym.core import Step, Trajectory, record_info
 from leap_gym.envs.intercode_bash.env import InterCodeBashEnv
+from leap_gym.info import record_info
+from leap_gym.records import Step, Trajectory
 
 ENV_ID = "leap/InterCodeBash-v0"
 
@@ -86,8 +87,8 @@ def test_correct_flags_student_mistakes_on_policy(env):
 
 
 def test_command_equivalent_to_the_gold_is_kept(env):
-    """``grep -lr`` where the gold says ``grep -rl``: same output, same files, so submitting next scores 1.0; the
-    teacher keeps it and counts only the wasted ``ls /``."""
+    """``grep -lr`` where the gold says ``grep -rl``: same output, same files, so submitting next scores 1.0;
+    the teacher keeps it and counts only the wasted ``ls /``."""
     obs, info = env.reset(options={"task_index": 2})  # grep_list
     gold = info["privileged"]["gold_command"]
     assert gold.startswith("grep -rl ")
@@ -116,8 +117,8 @@ def test_teacher_registry_and_guesser():
     assert guess_command("Print the first 3 lines of /data/a.txt.") == "head -n 3 /data/a.txt"
     assert guess_command("How many .py files are there under /src, including subdirectories?") == \
         "find /src -name '*.py' | wc -l"
-    assert command_names("find /x -name '*.c' -exec md5sum {} + | sort | uniq -d") == ["find", "md5sum", "sort",
-                                                                                      "uniq"]
+    assert command_names("find /x -name '*.c' -exec md5sum {} + | sort | uniq -d") == [
+        "find", "md5sum", "sort", "uniq"]
 
 
 def test_reasons_are_first_person_and_vary_with_the_seed(env):
@@ -125,13 +126,15 @@ def test_reasons_are_first_person_and_vary_with_the_seed(env):
     for seed in range(4):
         traj, _ = replay(env, BashExpertTeacher(0.5, seed=seed), 3)
         reasons.add(traj.steps[0].reason)
-        assert traj.steps[0].reason.startswith(("I ", "To ", "wc", "Counting", "grep", "Searching", "tail", "head"))
+        assert traj.steps[0].reason.startswith(("I ", "To ", "wc", "Counting", "grep", "Searching", "tail",
+                                                "head"))
     assert len(reasons) >= 2
 
 
 @pytest.mark.slow
 def test_teacher_levels_on_500_generated_episodes():
-    """Issue 7's bar at 500 episodes for the default level; the other levels on 100 (the benchmark runs 500)."""
+    """Issue 7's bar at 500 episodes for the default level; the other levels on 100 (the benchmark runs
+    500)."""
     e = InterCodeBashEnv(split="test")
     try:
         wins, report = run_level(e, 0.5, 500)

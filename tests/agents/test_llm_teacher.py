@@ -1,5 +1,5 @@
-"""LLMTeacher and SelfTeacher over real HTTP: a scripted OpenAI-compatible server (valid, malformed, wrong-length
-replies) and the real `leap-gym serve` app with the tiny student."""
+"""LLMTeacher and SelfTeacher over real HTTP: a scripted OpenAI-compatible server (valid, malformed,
+wrong-length replies) and the real `leap-gym serve` app with the tiny student."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from fastapi import FastAPI  # noqa: E402
 from leap_gym.agents.backends import OpenAIChat  # noqa: E402
 from leap_gym.agents.serve import BackgroundServer  # noqa: E402
 from leap_gym.agents.teachers.llm import LLMTeacher, SelfTeacher, correction_messages  # noqa: E402
-from leap_gym.core import Step, Trajectory, record_info  # noqa: E402
+from leap_gym.info import record_info  # noqa: E402
+from leap_gym.records import Step, Trajectory  # noqa: E402
 from tests.toy_env import TOY_ID  # noqa: E402
 
 
@@ -157,8 +158,8 @@ def served_student(tmp_path_factory):
 
 
 def test_llm_and_self_teacher_end_to_end_against_leap_gym_serve(served_student):
-    """An untrained model's replies are garbage: both teachers must still return one well-formed correction per
-    step, never raise, and count the requests."""
+    """An untrained model's replies are garbage: both teachers must still return one well-formed correction
+    per step, never raise, and count the requests."""
     traj = toy_trajectory()
     backend = OpenAIChat("tiny-student", base_url=served_student, max_retries=1, timeout=60)
     llm = LLMTeacher(backend, max_tries=2, max_tokens=32)

@@ -1,5 +1,5 @@
-"""OpenAIChat over real HTTP on 127.0.0.1: a scripted server (errors, slow replies, malformed JSON) and the real
-``leap-gym serve`` app with the tiny model."""
+"""OpenAIChat over real HTTP on 127.0.0.1: a scripted server (errors, slow replies, malformed JSON) and the
+real ``leap-gym serve`` app with the tiny model."""
 
 from __future__ import annotations
 
@@ -45,16 +45,19 @@ class Scripted:
                 if step.startswith("slow"):
                     time.sleep(float(step.split(":")[1]))
                 if step == "429":
-                    return JSONResponse({"error": {"message": "rate limited"}}, 429, headers={"Retry-After": "0"})
+                    return JSONResponse({"error": {"message": "rate limited"}}, 429,
+                                        headers={"Retry-After": "0"})
                 if step in ("500", "503", "400", "401"):
                     return JSONResponse({"error": {"message": f"boom {step}"}}, int(step))
                 if step == "malformed":
-                    return Response('{"choices": [{"message": {"content": "trunc', media_type="application/json")
+                    return Response('{"choices": [{"message": {"content": "trunc',
+                                    media_type="application/json")
                 if step == "wrong-shape":
                     return {"object": "chat.completion", "data": []}
                 content = body["messages"][-1]["content"]
                 return {"id": "x", "object": "chat.completion", "model": body["model"],
-                        "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {content}"},
+                        "choices": [{"index": 0,
+                                     "message": {"role": "assistant", "content": f"echo: {content}"},
                                      "finish_reason": "stop"}],
                         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
             finally:
@@ -105,7 +108,8 @@ def test_ok_and_accounting(fresh, monkeypatch):
     assert fresh.headers[0]["authorization"] == "Bearer sk-SENTINEL"
 
 
-@pytest.mark.parametrize("script", [["429", "500"], ["503", "malformed"], ["wrong-shape"], ["429", "429", "429"]])
+@pytest.mark.parametrize("script",
+                         [["429", "500"], ["503", "malformed"], ["wrong-shape"], ["429", "429", "429"]])
 def test_retries_transient_failures(fresh, script):
     fresh.script[:] = list(script)
     with client(fresh) as c:
@@ -123,7 +127,8 @@ def test_slow_reply_times_out_and_is_retried(fresh):
 
 def test_gives_up_after_max_retries(fresh):
     fresh.script[:] = ["500"] * 10
-    with client(fresh, max_retries=2) as c, pytest.raises(BackendError, match="giving up after 3 attempts") as e:
+    with client(fresh, max_retries=2) as c, pytest.raises(BackendError,
+                                                          match="giving up after 3 attempts") as e:
         c.chat(MSGS)
     assert e.value.status == 500 and len(fresh.requests) == 3
 
@@ -182,7 +187,7 @@ def test_retry_after_is_honoured_and_capped():
         assert 0.5 <= c._delay(0, None) <= 1.0 and 2.0 <= c._delay(2, "soon") <= 4.0
 
 
-# -- the real server -------------------------------------------------------------------------------------------
+# -- the real server -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
@@ -204,9 +209,9 @@ def test_serve_matches_local_generation(served):
     from leap_gym.agents.student import render_prompt
 
     convs = [[{"role": "user", "content": f"TASK: find the key {i}"}] for i in range(5)]
-    expected = [student.complete([student.tokenizer(render_prompt(student.tokenizer, m),
-                                                    add_special_tokens=False)["input_ids"]], max_new_tokens=12)[0]
-                for m in convs]
+    prompts = [student.tokenizer(render_prompt(student.tokenizer, m), add_special_tokens=False)["input_ids"]
+               for m in convs]
+    expected = [student.complete([p], max_new_tokens=12)[0] for p in prompts]
     with OpenAIChat("tiny-student", server.url + "/v1", max_tokens=12, max_concurrency=5) as c:
         answers = c.chat_many(convs)  # concurrent: micro-batched on the server
         assert [a.text for a in answers] == [e.text for e in expected]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from leap_gym.agents.base import INVALID_ACTION
-from leap_gym.agents.prompting import build_messages, env_family, format_target, parse_output, system_prompt
+from leap_gym.agents.prompting import build_messages, format_target, parse_output, system_prompt
+from leap_gym.specs import get_spec
 
 
 @pytest.mark.parametrize("text, reason, action", [
-    ("REASON: the mug is here\nACTION: take mug 1 from shelf 1", "the mug is here", "take mug 1 from shelf 1"),
+    ("REASON: the mug is here\nACTION: take mug 1 from shelf 1", "the mug is here",
+     "take mug 1 from shelf 1"),
     ("reason: lower case\naction: go to shelf 1", "lower case", "go to shelf 1"),
     ("  Reason :   spaced   out  \n\n  Action :   go to shelf 1   \n", "spaced out", "go to shelf 1"),
     ("**REASON:** bold\n**ACTION:** open fridge 1", "bold", "open fridge 1"),
@@ -53,7 +55,8 @@ def test_format_target_round_trips():
     text = format_target("  the mug is\n usually here ", "take mug 1 from shelf 1")
     assert text == "REASON: the mug is usually here\nACTION: take mug 1 from shelf 1"
     out = parse_output(text)
-    assert (out.reason, out.action, out.format_ok) == ("the mug is usually here", "take mug 1 from shelf 1", True)
+    assert (out.reason, out.action, out.format_ok) == ("the mug is usually here", "take mug 1 from shelf 1",
+                                                       True)
 
 
 def test_build_messages_content_and_history_window():
@@ -79,10 +82,10 @@ def test_build_messages_clips_long_history_observations_only():
 
 
 def test_env_family():
-    assert env_family("leap/WebShop-v0") == "webshop"
-    assert env_family("leap/InterCodeBash-v0") == "bash"
-    assert env_family("ALFWorld") == "alfworld"
-    assert env_family(None) == "generic" and env_family("leap-test/Toy-v0") == "generic"
+    assert get_spec("leap/WebShop-v0").family == "webshop"
+    assert get_spec("leap/InterCodeBash-v0").family == "bash"
+    assert get_spec("ALFWorld").family == "alfworld"
+    assert get_spec(None) is None and get_spec("leap-test/Toy-v0") is None
 
 
 WEBSHOP_CANDS = ["click[back to search]", "click[next >]", "search[<query>]"]
@@ -110,7 +113,7 @@ def test_fill_template(action, filled):
 
 def test_fit_step_prompt_drops_oldest_history_then_clips_the_observation():
     from leap_gym.agents.prompting import fit_step_prompt
-    from leap_gym.core import Step, Trajectory
+    from leap_gym.records import Step, Trajectory
 
     steps = [Step(observation=f"obs {t} " + "y" * 50, action=f"act {t}") for t in range(4)]
     steps.append(Step(observation="now " + "z" * 1000, action="", admissible_actions=["look"]))
@@ -123,9 +126,11 @@ def test_fit_step_prompt_drops_oldest_history_then_clips_the_observation():
     assert full.shown == 3 and full.ids == [] and full.fits
     bare = len(chars(fit_step_prompt(traj, 4, k=0).messages))
     one = fit_step_prompt(traj, 4, k=3, tokenize=chars, budget=bare + 200)
-    assert one.shown == 1 and "act 3" in one.messages[1]["content"] and "act 2" not in one.messages[1]["content"]
+    assert one.shown == 1
+    assert "act 3" in one.messages[1]["content"] and "act 2" not in one.messages[1]["content"]
     whole = fit_step_prompt(traj, 4, k=3, tokenize=chars, budget=bare - 300)
     assert (whole.shown, whole.fits, whole.clipped, len(whole.ids)) == (0, False, False, bare)
     clipped = fit_step_prompt(traj, 4, k=3, tokenize=chars, budget=bare - 300, clip_observation=True)
     assert clipped.fits and clipped.clipped and len(clipped.ids) <= bare - 300
-    assert "OBSERVATION: now " in clipped.messages[1]["content"] and " ...\n" in clipped.messages[1]["content"]
+    current = clipped.messages[1]["content"]
+    assert "OBSERVATION: now " in current and " ...\n" in current

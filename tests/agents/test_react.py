@@ -1,4 +1,5 @@
-"""ReActAgent: chat bookkeeping, parsing, privilege stripping, over a rule backend and a local model backend."""
+"""ReActAgent: chat bookkeeping, parsing, privilege stripping, over a rule backend and a local model
+backend."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from tests.toy_env import TOY_ID
 
 
 class RuleBackend:
-    """Answers like a sensible model: explores rooms in order, never revisiting; records every chat it gets."""
+    """Answers like a sensible model: explores rooms in order, never revisiting; records every chat it
+    gets."""
 
     def __init__(self):
         self.seen: list[list[dict]] = []
@@ -59,7 +61,8 @@ def test_react_trims_turns_and_strips_privileged():
     for t in range(4):
         agent.act(f"obs {t}", info)
     last = backend.seen[-1]
-    assert len(last) == 1 + 3 and "(earlier turns omitted)" in last[1]["content"] and "obs 2" in last[1]["content"]
+    assert len(last) == 1 + 3
+    assert "(earlier turns omitted)" in last[1]["content"] and "obs 2" in last[1]["content"]
     assert all("PRIVSENTINEL" not in m["content"] for chat in backend.seen for m in chat)
 
 
@@ -100,7 +103,8 @@ def test_react_over_local_model_batched(tmp_path):
     agent = ReActAgent(backend)
     infos = [{"task": f"task {i}", "admissible_actions": ["look"]} for i in range(3)]
     outs = agent.act_batch([f"obs {i}" for i in range(3)], infos)
-    again = [ReActAgent(LocalChat(HFStudent(model, tok), max_tokens=8)).act(f"obs {i}", infos[i]) for i in range(3)]
+    again = [ReActAgent(LocalChat(HFStudent(model, tok), max_tokens=8)).act(f"obs {i}", infos[i])
+             for i in range(3)]
     assert [o.raw_text for o in outs] == [o.raw_text for o in again]
     # observation + answer per slot
     assert [[s.raw_output for s in agent.episodes[i].steps] for i in range(3)] == [[o.raw_text] for o in outs]

@@ -56,7 +56,8 @@ OFFLINE = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9",
 
 
 def test_serve_builtin_model_name_without_the_hub():
-    """`leap-gym serve tiny` builds the documented tiny model locally and answers the official openai client."""
+    """`leap-gym serve tiny` builds the documented tiny model locally and answers the official openai
+    client."""
     openai = pytest.importorskip("openai")
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "leap_gym.cli", "serve", "tiny", "--port", str(port),

@@ -1,7 +1,8 @@
 """``leap-gym serve`` driven by the official ``openai`` client against a real server on 127.0.0.1.
 
 The server must answer as OpenAI does: what it cannot honour is a 400/404 in OpenAI's error shape (the client
-turns those into ``BadRequestError``/``NotFoundError`` with ``code``), streaming follows the SSE chunk protocol.
+turns those into ``BadRequestError``/``NotFoundError`` with ``code``), streaming follows the SSE chunk
+protocol.
 """
 
 from __future__ import annotations
@@ -75,8 +76,10 @@ def test_max_tokens_and_stop_are_honoured(client):
     text = full.choices[0].message.content
     if len(text) > 2:  # a stop string taken from the answer cuts it there
         stop = text[1:3]
-        cut = client.chat.completions.create(model="tiny", messages=USER, max_tokens=8, temperature=0, stop=stop)
-        assert cut.choices[0].message.content == text[:text.find(stop)] and cut.choices[0].finish_reason == "stop"
+        cut = client.chat.completions.create(model="tiny", messages=USER, max_tokens=8, temperature=0,
+                                             stop=stop)
+        assert cut.choices[0].message.content == text[:text.find(stop)]
+        assert cut.choices[0].finish_reason == "stop"
 
 
 @pytest.mark.parametrize("key", ["max_tokens", "max_completion_tokens"])
@@ -111,8 +114,9 @@ def test_unsupported_requests_get_openai_400(client, kwargs, code, param):
 
 
 def test_default_values_of_unsupported_features_are_accepted(client):
-    out = client.chat.completions.create(model="tiny", messages=[{"role": "developer", "content": "Be brief."},
-                                                                 *USER], max_tokens=2, tools=[],
+    out = client.chat.completions.create(model="tiny",
+                                         messages=[{"role": "developer", "content": "Be brief."}, *USER],
+                                         max_tokens=2, tools=[],
                                          response_format={"type": "text"}, logprobs=False, n=1,
                                          frequency_penalty=0.0, user="someone")
     assert out.usage.completion_tokens <= 2
@@ -149,7 +153,7 @@ def test_prompt_beyond_the_context_is_400(client):
     assert_openai_error(e.value.body, "context_length_exceeded", "messages")
 
 
-# -- resolving what to serve -----------------------------------------------------------------------------------
+# -- resolving what to serve ---------------------------------------------------------------------------------
 
 def _fake_iteration(run_dir, i, model_dir=None, adapter=None):
     """The files a finished training stage leaves: train_log.json and the merged model or the adapter."""

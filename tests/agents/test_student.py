@@ -1,4 +1,5 @@
-"""HFStudent: batched acting equals single acting, candidates constrain, seeds reproduce, nothing privileged leaks."""
+"""HFStudent: batched acting equals single acting, candidates constrain, seeds reproduce, nothing privileged
+leaks."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ pytest.importorskip("transformers")
 
 from leap_gym.agents.base import INVALID_ACTION, split_vector_info  # noqa: E402
 from leap_gym.agents.student import HFStudent  # noqa: E402
-from leap_gym.core import Step, Trajectory  # noqa: E402
 from leap_gym.models import build_tiny_student  # noqa: E402
+from leap_gym.records import Step, Trajectory  # noqa: E402
 from tests.toy_env import TOY_ID  # noqa: E402
 
 torch.set_num_threads(1)
@@ -20,12 +21,13 @@ SENTINELS = ("PRIVSENTINEL_expert", "PRIVSENTINEL_plan", "PRIVSENTINEL_room", "P
 
 
 class LeakyToy(gym.Wrapper):
-    """The toy env with unmistakable privileged values, inside ``privileged`` and in an extra privileged key."""
+    """The toy env with unmistakable privileged values, inside ``privileged`` and in an extra privileged
+    key."""
 
     def _mark(self, info):
         info = dict(info)
-        info["privileged"] = {**info["privileged"], "expert_action": SENTINELS[0], "expert_plan": [SENTINELS[1]],
-                              "key_room": SENTINELS[2]}
+        info["privileged"] = {**info["privileged"], "expert_action": SENTINELS[0],
+                              "expert_plan": [SENTINELS[1]], "key_room": SENTINELS[2]}
         info["secret"] = SENTINELS[3]
         return info
 
@@ -54,15 +56,16 @@ def _prompt_ids(student, task, history, obs, cands):
 
 def _obs_infos(n):
     obs = [f"You arrive at shelf {i}. On the shelf {i}, you see a mug {i}." for i in range(n)]
-    infos = [{"task": f"put a mug in fridge {i}.", "admissible_actions": [f"go to shelf {j}" for j in range(i + 2)]}
-             for i in range(n)]
+    infos = [{"task": f"put a mug in fridge {i}.",
+              "admissible_actions": [f"go to shelf {j}" for j in range(i + 2)]} for i in range(n)]
     return obs, infos
 
 
 def test_batched_equals_single_greedy(tiny):
     model, tok, _ = tiny
     obs, infos = _obs_infos(7)
-    batched = HFStudent(model, tok, env="alfworld", max_new_tokens=16, batch_size=4)  # 2 chunks, mixed lengths
+    batched = HFStudent(model, tok, env="alfworld", max_new_tokens=16,
+                        batch_size=4)  # 2 chunks, mixed lengths
     outs = batched.act_batch(obs, infos)
     outs2 = batched.act_batch(obs, infos)  # second step: histories grow per env
     for i in range(7):
@@ -78,8 +81,8 @@ def test_training_prompt_equals_acting_prompt(tiny):
     """A recorded trajectory rebuilds exactly the prompts the student acted on (SFT rows cannot drift)."""
     from leap_gym.agents.prompting import fit_step_prompt
     from leap_gym.agents.student import render_prompt
-    from leap_gym.core import Correction
     from leap_gym.leap.dataset import build_dataset
+    from leap_gym.records import Correction
 
     model, tok, _ = tiny
     student = HFStudent(model, tok, env="leap/ALFWorld-v0", max_new_tokens=6, k=2)
@@ -91,7 +94,8 @@ def test_training_prompt_equals_acting_prompt(tiny):
         o = f"{obs[0]} (step {t})"
         out = student.act(o, infos[0])
         prompts.append(student.last_prompts[0])
-        traj.steps.append(Step(observation=o, action=out.action, admissible_actions=infos[0]["admissible_actions"]))
+        traj.steps.append(Step(observation=o, action=out.action,
+                               admissible_actions=infos[0]["admissible_actions"]))
     for t in range(4):
         assert render_prompt(tok, fit_step_prompt(traj, t, k=2).messages) == prompts[t]
     row = build_dataset([traj], [[Correction(3, "the mug", "go to shelf 1", True)]], history_k=2)[0]
@@ -131,8 +135,8 @@ def test_shared_prefix_cache_changes_nothing(tiny):
 
 def test_constrained_acting_always_admissible(tiny):
     model, tok, _ = tiny
-    student = HFStudent(model, tok, env="alfworld", max_new_tokens=8, constrained=True, do_sample=True, seed=1,
-                        score_batch_size=3)
+    student = HFStudent(model, tok, env="alfworld", max_new_tokens=8, constrained=True, do_sample=True,
+                        seed=1, score_batch_size=3)
     obs, infos = _obs_infos(5)
     for _ in range(3):
         for out, info in zip(student.act_batch(obs, infos), infos, strict=True):
@@ -244,7 +248,8 @@ def test_split_vector_info_masks():
     import numpy as np
 
     infos = {"task": np.array(["a", "b"], dtype=object), "_task": np.array([True, True]),
-             "admissible_actions": np.array([["x"], None], dtype=object), "_admissible_actions": np.array([True, False])}
+             "admissible_actions": np.array([["x"], None], dtype=object),
+             "_admissible_actions": np.array([True, False])}
     infos["nested"] = {"a": np.array([1, 2]), "_a": np.array([True, True])}
     infos["_nested"] = np.array([True, True])
     assert split_vector_info(infos, 2) == [{"task": "a", "admissible_actions": ["x"], "nested": {"a": 1}},
@@ -254,8 +259,8 @@ def test_split_vector_info_masks():
 
 
 def test_chunked_prefill_keeps_greedy_answers_and_order(tiny):
-    """Prefill in small chunks of mixed-length rows (each row its own chunk, pairs, or one chunk for all) gives
-    the same greedy answers, in the caller's order, as acting on each env alone."""
+    """Prefill in small chunks of mixed-length rows (each row its own chunk, pairs, or one chunk for all)
+    gives the same greedy answers, in the caller's order, as acting on each env alone."""
     model, tok, _ = tiny
     obs, infos = _obs_infos(6)
     obs = [o + " You also see" + " a plate," * (3 * i) for i, o in enumerate(obs)]  # very different lengths
@@ -264,15 +269,17 @@ def test_chunked_prefill_keeps_greedy_answers_and_order(tiny):
         single = HFStudent(model, tok, env="alfworld", max_new_tokens=12)
         single.reset(infos[i]["task"])
         singles.append(single.act(obs[i], infos[i]).raw_text)
-    lengths = [len(_prompt_ids(HFStudent(model, tok, env="alfworld"), i["task"], [], o, i["admissible_actions"]))
-               for o, i in zip(obs, infos, strict=True)]
+    lengths = [len(_prompt_ids(HFStudent(model, tok, env="alfworld"), i["task"], [], o,
+                               i["admissible_actions"])) for o, i in zip(obs, infos, strict=True)]
     for budget, chunks in ((1, {6}), (2 * max(lengths), {2, 3, 4, 5}), (10**6, {0})):  # 0: generate prefills
         for share in (True, False):
             student = HFStudent(model, tok, env="alfworld", max_new_tokens=12, prefill_tokens=budget,
-                                share_prefix=share, batch_size=4 if budget == 1 else 32)  # 1: generate in 2 batches
+                                share_prefix=share,
+                                batch_size=4 if budget == 1 else 32)  # 1: generate in 2 batches
             calls = []
             forward = student._forward_cache
-            student._forward_cache = lambda *a, calls=calls, forward=forward: calls.append(a[0].shape) or forward(*a)
+            student._forward_cache = (lambda *a, calls=calls, forward=forward:
+                                      calls.append(a[0].shape) or forward(*a))
             assert [o.raw_text for o in student.act_batch(obs, infos)] == singles, (budget, share)
             assert len(calls) in chunks
 
@@ -328,6 +335,7 @@ def test_chunked_prefill_never_reads_unwritten_cache(tiny, monkeypatch):
                head + tok("OBSERVATION: a mug", add_special_tokens=False)["input_ids"]]
     alone = [student.complete([p], prefix=head)[0].text for p in prompts]
     new_empty = torch.Tensor.new_empty
-    monkeypatch.setattr(torch.Tensor, "new_empty", lambda self, *a, **k: new_empty(self, *a, **k).fill_(float("nan")))
+    monkeypatch.setattr(torch.Tensor, "new_empty",
+                        lambda self, *a, **k: new_empty(self, *a, **k).fill_(float("nan")))
     for share in (head, None):
         assert [c.text for c in student.complete(prompts, prefix=share)] == alone

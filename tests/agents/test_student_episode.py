@@ -35,8 +35,8 @@ def taught(random_model):
     model, tok = copy.deepcopy(random_model[0]), random_model[1]
     rows = []
     for i in range(4):
-        steps = [(f"You arrive at shelf {j}. you see a mug {j}.", f"look at shelf {j + 1}", f"go to shelf {j + 1}")
-                 for j in range(i + 1)]
+        steps = [(f"You arrive at shelf {j}. you see a mug {j}.", f"look at shelf {j + 1}",
+                  f"go to shelf {j + 1}") for j in range(i + 1)]
         msgs = episode_messages(f"put a mug in fridge {i}.", steps, env="alfworld")
         rows.append(encode_turns(tok, msgs, [j for j, m in enumerate(msgs) if m["role"] == "assistant"]))
     torch.manual_seed(0)
@@ -60,8 +60,8 @@ def _student(model_tok, **kw) -> HFStudent:
 def _round(step: int, n: int = 3):
     """Observations of different lengths per slot (rows are left-padded differently) and their infos."""
     obs = [f"You arrive at shelf {step}." + " You see a mug." * (i + 1) for i in range(n)]
-    infos = [{"task": f"put a mug in fridge {i}.", "admissible_actions": [f"go to shelf {j}" for j in range(4)]}
-             for i in range(n)]
+    infos = [{"task": f"put a mug in fridge {i}.",
+              "admissible_actions": [f"go to shelf {j}" for j in range(4)]} for i in range(n)]
     return obs, infos
 
 
@@ -75,9 +75,11 @@ def _prompt_ids(tok, task, steps, obs):
 def _reference_answer(student, ids):
     """Greedy answer of the bare model on one unpadded prompt, decoded as the student decodes."""
     with torch.inference_mode():
-        out = student.model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids),
-                                     dtype=torch.long), max_new_tokens=student.max_new_tokens, do_sample=False,
-                                     eos_token_id=student.stop_ids, pad_token_id=student.tokenizer.pad_token_id,
+        out = student.model.generate(input_ids=torch.tensor([ids]),
+                                     attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                     max_new_tokens=student.max_new_tokens,
+                                     do_sample=False, eos_token_id=student.stop_ids,
+                                     pad_token_id=student.tokenizer.pad_token_id,
                                      temperature=None, top_p=None, top_k=None)
     toks = out[0, len(ids):].tolist()
     stop = next((j for j, t in enumerate(toks) if t in student.stop_ids), None)
@@ -141,7 +143,8 @@ def test_a_recorded_action_is_the_action_shown(taught):
     student.record_action(1, "go to shelf 3")  # the rollout snapped it
     obs2, _ = _round(1)
     student.act_batch(obs2, infos)
-    want = _prompt_ids(student.tokenizer, infos[1]["task"], [(obs[1], first[1].reason, "go to shelf 3")], obs2[1])
+    want = _prompt_ids(student.tokenizer, infos[1]["task"], [(obs[1], first[1].reason, "go to shelf 3")],
+                       obs2[1])
     assert student._last_prompt_ids[1] == want
     assert "ACTION: go to shelf 3" in student.last_prompts[1]
     assert f"ACTION: {first[0].action}" in student.last_prompts[0]
@@ -165,8 +168,8 @@ def test_a_new_episode_starts_a_fresh_chat(taught):
 
 
 def test_a_slot_reset_in_place_is_not_answered_from_the_old_chat(taught):
-    """A slot reset by the caller (with a new task or the same one) starts a new chat, never continued from the
-    old episode's tokens."""
+    """A slot reset by the caller (with a new task or the same one) starts a new chat, never continued from
+    the old episode's tokens."""
     student = _student(taught)
     for step in range(2):
         obs, infos = _round(step)
@@ -194,8 +197,9 @@ def test_a_chat_over_budget_is_rebuilt_from_its_latest_steps(taught):
         out = student.act_batch(obs, infos)[0]
         ids = student._last_prompt_ids[0]
         assert len(ids) + student.max_new_tokens <= budget
+        # the latest steps, whole
         kept = next(s for s in range(len(steps) + 1)
-                    if ids == _prompt_ids(tok, infos[0]["task"], steps[s:], obs[0]))  # the latest steps, whole
+                    if ids == _prompt_ids(tok, infos[0]["task"], steps[s:], obs[0]))
         rebuilt += kept > 0
         assert student.last_prompts[0].count("TASK: put a mug in fridge 0.") == 1
         assert out.format_ok and out.action  # still answers
@@ -204,12 +208,13 @@ def test_a_chat_over_budget_is_rebuilt_from_its_latest_steps(taught):
 
 
 def test_training_rows_hold_exactly_the_tokens_the_student_acted_on(taught):
-    """A real ALFWorld rollout by the student (snapping its actions), then correction rows for every step: each
-    row's prompt tokens are the tokens the student had at that step, and the loss starts right after them."""
+    """A real ALFWorld rollout by the student (snapping its actions), then correction rows for every step:
+    each row's prompt tokens are the tokens the student had at that step, and the loss starts right after
+    them."""
     from leap_gym.agents.prompting import parse_output
-    from leap_gym.core import Correction
     from leap_gym.leap.dataset import build_dataset
     from leap_gym.leap.rollout import rollout
+    from leap_gym.records import Correction
 
     class Recording(HFStudent):
         def act_slots(self, slots, observations, infos):

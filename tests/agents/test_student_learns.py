@@ -1,5 +1,6 @@
 """End to end on the toy env: a tiny student trained with LoRA + embeddings/head (the from-scratch recipe) on
-the student prompt format learns a search policy, answers in format, and batched acting equals single acting."""
+the student prompt format learns a search policy, answers in format, and batched acting equals single
+acting."""
 
 from __future__ import annotations
 

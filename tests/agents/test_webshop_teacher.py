@@ -1,4 +1,5 @@
-"""The WebShop expert teacher: replay success per privilege level, no leaks at <= 0.5, planted leaks caught."""
+"""The WebShop expert teacher: replay success per privilege level, no leaks at <= 0.5, planted leaks
+caught."""
 
 import gymnasium as gym
 import pytest
@@ -7,7 +8,8 @@ import leap_gym  # noqa: F401
 from leap_gym.agents.teachers import TeacherAgent, make_expert
 from leap_gym.agents.teachers.leak import find_leaks, leak_report
 from leap_gym.agents.teachers.webshop import WebShopExpertTeacher, instruction_query, privileged_only_facts
-from leap_gym.core import Step, Trajectory, record_info
+from leap_gym.info import record_info
+from leap_gym.records import Step, Trajectory
 
 ENV_ID = "leap/WebShop-v0"
 
@@ -50,8 +52,8 @@ def test_registry_builds_the_teacher():
 
 
 def test_instruction_query():
-    q = instruction_query("i am looking for a pair of trail men's hiking boots with ankle support in size 10, and "
-                          "price lower than 90.00 dollars")
+    q = instruction_query("i am looking for a pair of trail men's hiking boots with ankle support in size "
+                          "10, and price lower than 90.00 dollars")
     assert q == "pair trail men's hiking boots ankle support 10"
 
 
@@ -92,7 +94,8 @@ def test_propose_reads_only_the_prefix(env):
     _, (traj,) = replay(env, WebShopExpertTeacher(privilege=0.5), 1, start=310)
     teacher = WebShopExpertTeacher(privilege=0.5)
     for t in range(len(traj.steps)):
-        prefix = Trajectory(env_id=traj.env_id, task_id=traj.task_id, task=traj.task, steps=traj.steps[: t + 1])
+        prefix = Trajectory(env_id=traj.env_id, task_id=traj.task_id, task=traj.task,
+                            steps=traj.steps[: t + 1])
         assert teacher.propose(prefix, t) == teacher.propose(traj, t)
     corrections = teacher.correct(traj)
     assert len(corrections) == len(traj.steps) and not any(c.was_corrected for c in corrections)
@@ -143,9 +146,9 @@ def test_unprivileged_teacher_reads_both_observation_modes(env, cache):
 
 
 def test_goal_options_in_another_order_are_kept(env):
-    """The expert clicks the goal's options in a fixed order; a student that clicks them the other way round is
-    on a shortest route too and is not corrected, while a detour (``next >`` on the first results page, away from
-    the target) still is, and only it counts."""
+    """The expert clicks the goal's options in a fixed order; a student that clicks them the other way round
+    is on a shortest route too and is not corrected, while a detour (``next >`` on the first results page,
+    away from the target) still is, and only it counts."""
     for i in range(40):
         obs, info = env.reset(seed=i, options={"task_index": i})
         plan = info["privileged"]["expert_plan"]
@@ -155,7 +158,8 @@ def test_goal_options_in_another_order_are_kept(env):
     else:
         pytest.skip("no goal with two options found")
     k = plan.index(options[0])
-    student = plan[:1] + ["click[next >]", "click[< prev]"] + plan[1:k] + [options[1], options[0]] + plan[k + 2:]
+    student = plan[:1] + ["click[next >]",
+                          "click[< prev]"] + plan[1:k] + [options[1], options[0]] + plan[k + 2:]
     traj = Trajectory(env_id=ENV_ID, task_id=info["task_id"], task=info["task"])
     for action in student:
         traj.steps.append(Step(observation=obs, action=action, admissible_actions=info["admissible_actions"],

@@ -1,5 +1,6 @@
-"""The acting benchmark at a size that runs in seconds: every thread count asked for is measured, both modes act
-the same steps, and the two modes' greedy answers are compared (a speed-up that changed answers must show)."""
+"""The acting benchmark at a size that runs in seconds: every thread count asked for is measured, both modes
+act the same steps, and the two modes' greedy answers are compared (a speed-up that changed answers must
+show)."""
 
 import importlib.util
 import json
@@ -21,8 +22,9 @@ def test_act_speed_measures_each_thread_count_and_checks_answers(tmp_path):
     before = torch.get_num_threads()
     out = tmp_path / "act.json"
     try:
-        rc = _act_speed_module().main(["--sizes", "tiny", "--envs", "1", "3", "--steps", "2", "--repeats", "1",
-                                       "--threads", "1", "2", "--max-new-tokens", "6", "--out", str(out)])
+        rc = _act_speed_module().main(["--sizes", "tiny", "--envs", "1", "3", "--steps", "2", "--repeats",
+                                       "1", "--threads", "1", "2", "--max-new-tokens", "6", "--out",
+                                       str(out)])
     finally:
         torch.set_num_threads(before)
     assert rc == 0

@@ -1,6 +1,6 @@
-"""The GPU benchmark (issue #10) must run first time on a lent GPU: its whole path (random checkpoint saved and
-reloaded, LEAP-style rows, ``train`` with the step timer, ``HFStudent.act_batch``, JSON + table) runs here on
-CPU at a tiny size, and its FLOP count is checked against the layers of a real model."""
+"""The GPU benchmark (issue #10) must run first time on a lent GPU: its whole path (random checkpoint saved
+and reloaded, LEAP-style rows, ``train`` with the step timer, ``HFStudent.act_batch``, JSON + table) runs here
+on CPU at a tiny size, and its FLOP count is checked against the layers of a real model."""
 
 import importlib.util
 import json

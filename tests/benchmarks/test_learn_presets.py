@@ -38,7 +38,8 @@ def test_verdict_uses_the_larger_spread_and_reports_paired_gains():
 
     def rows(bc, last, teacher):
         return [{"key": "teacher_no_privilege", "success": teacher, "score": teacher},
-                {"key": "iter_0", "success": bc, "score": bc}, {"key": "iter_2", "success": last, "score": last}]
+                {"key": "iter_0", "success": bc, "score": bc},
+                {"key": "iter_2", "success": last, "score": last}]
 
     res = learn.summarize({0: rows(0.50, 0.55, 0.77), 1: rows(0.55, 0.59, 0.76), 2: rows(0.45, 0.50, 0.72)})
     v = res["verdict"]

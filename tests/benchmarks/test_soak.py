@@ -1,4 +1,5 @@
-"""The soak benchmark at a size that runs in seconds: real vector envs, a real /proc walk, the JSON it keeps."""
+"""The soak benchmark at a size that runs in seconds: real vector envs, a real /proc walk, the JSON it
+keeps."""
 
 import importlib.util
 import json
@@ -26,12 +27,14 @@ def test_soak_samples_a_vector_env_and_writes_its_findings(soak, tmp_path):
                     "--results-dir", str(tmp_path)])
     result = json.loads((tmp_path / "soak.json").read_text())
     assert rc == 0 and result["flat"] and result["failures"] == {}
-    assert result["settings"]["seconds_per_env"] == 3 and result["command"].startswith("python benchmarks/soak.py")
+    assert result["settings"]["seconds_per_env"] == 3
+    assert result["command"].startswith("python benchmarks/soak.py")
     (row,) = result["rows"]
     assert row["env"] == "leap/ALFWorld-v0" and row["mode"] == "async" and row["flat"]
     assert row["env_kwargs"] == {"num_tasks": 2}
     assert row["steps"] > 0 and row["steps"] % 2 == 0 and row["seconds"] >= 3
-    assert len(row["samples"]) >= 4 and [s["t"] for s in row["samples"]] == sorted(s["t"] for s in row["samples"])
+    times = [s["t"] for s in row["samples"]]
+    assert len(times) >= 4 and times == sorted(times)
     for metric in ("rss_mb", "fds", "threads", "children", "zombies"):
         assert set(row[metric]) == {"start", "end", "max", "growth_2nd_half"}
         assert row[metric]["max"] >= max(row[metric]["start"], row[metric]["end"])
@@ -68,7 +71,8 @@ def test_checks_name_each_growth_and_what_close_left(soak):
     flat = {m: {"growth_2nd_half": 0} for m in soak.METRICS}
     clean = {"children": 0, "zombies": 0}
     assert soak.checks({**flat, "before": clean, "after_close": clean}, 4, 1, 32.0) == []
-    grown = {"fds": {"growth_2nd_half": 5}, "threads": {"growth_2nd_half": 9}, "children": {"growth_2nd_half": 0},
-             "zombies": {"growth_2nd_half": 2}, "rss_mb": {"growth_2nd_half": 40.0}}
+    grown = {"fds": {"growth_2nd_half": 5}, "threads": {"growth_2nd_half": 9},
+             "children": {"growth_2nd_half": 0}, "zombies": {"growth_2nd_half": 2},
+             "rss_mb": {"growth_2nd_half": 40.0}}
     failed = soak.checks({**grown, "before": clean, "after_close": {"children": 1, "zombies": 0}}, 4, 1, 32.0)
     assert [f.split()[0] for f in failed] == ["descriptors", "children", "RSS", "close()"]

@@ -1,6 +1,6 @@
-"""The student-speed benchmark (today's pipeline vs the new one) at a size that runs in well under a minute, on
-the tiny built student: every measurement is made in its subprocess, counted and written, so the script cannot
-rot between the runs of the real benchmark."""
+"""The student-speed benchmark (today's pipeline vs the new one) at a size that runs in well under a minute,
+on the tiny built student: every measurement is made in its subprocess, counted and written, so the script
+cannot rot between the runs of the real benchmark."""
 
 import importlib.util
 import json
@@ -25,8 +25,8 @@ def test_student_speed_measures_both_pipelines_on_the_same_data(tmp_path):
     build_tiny_student("tiny", save_to=str(tmp_path / "tiny"))
     out = tmp_path / "speed.json"
     rc = _student_speed_module().main(["--model", str(tmp_path / "tiny"), "--episodes", "2", "--warmup", "1",
-                                       "--steps", "1", "--envs", "2", "--act-steps", "2", "--max-new-tokens", "6",
-                                       "--out", str(out)])
+                                       "--steps", "1", "--envs", "2", "--act-steps", "2", "--max-new-tokens",
+                                       "6", "--out", str(out)])
     assert rc == 0
     result = json.loads(out.read_text())
     train = result["training"]

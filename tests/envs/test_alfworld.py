@@ -1,4 +1,5 @@
-"""leap/ALFWorld-v0 on the real engine: task sources, Gymnasium API, privileged state and the fact-based oracle."""
+"""leap/ALFWorld-v0 on the real engine: task sources, Gymnasium API, privileged state and the fact-based
+oracle."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def gen_env():
     env.close()
 
 
-# -- generated tasks ------------------------------------------------------------------------------------------
+# -- generated tasks -----------------------------------------------------------------------------------------
 
 def test_make_without_kwargs_is_lazy_and_works():
     env = gym.make("leap/ALFWorld-v0")
@@ -121,7 +122,8 @@ def test_oracle_solves_generated_from_mid_episode(gen_env, index):
 
 
 def test_revisited_generated_game_is_unpacked_not_retranslated(monkeypatch):
-    """A LEAP run revisits hundreds of generated games; past the live memo they come back from the packed one."""
+    """A LEAP run revisits hundreds of generated games; past the live memo they come back from the packed
+    one."""
     from leap_gym.envs.alfworld import engine
 
     class Recording(engine._LRU):
@@ -160,7 +162,8 @@ def test_reward_terminated_and_step_after_done(gen_env):
 def test_invalid_action_is_nothing_happens(gen_env):
     _, info = gen_env.reset(options={"task_index": 1})
     before = info["privileged"]
-    for bad in ("fly to the moon", "", "   ", "GO TO " + info["admissible_actions"][0][6:]):  # non-str: contract test
+    # non-str: contract test
+    for bad in ("fly to the moon", "", "   ", "GO TO " + info["admissible_actions"][0][6:]):
         obs, r, terminated, truncated, info = gen_env.step(bad)
         assert obs == "Nothing happens." and info["action_valid"] is False and r == 0.0
         check_info(info)
@@ -246,7 +249,7 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
         ALFWorldEnv(tasks="files", data_dir=tmp_path / "missing")
 
 
-# -- real game files -------------------------------------------------------------------------------------------
+# -- real game files -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def alf_data(shared_data):
@@ -285,8 +288,10 @@ def _truncate(data, key):
 
 @pytest.mark.parametrize("corrupt,match", [
     (lambda text, data: text[: len(text) // 2], r"line \d+ column"),  # the file itself cut
-    (lambda text, data: json.dumps(_truncate(data, "pddl_problem")), r"pddl_problem is truncated: it ends at line"),
-    (lambda text, data: json.dumps(_truncate(data, "pddl_domain")), r"pddl_domain is truncated: it ends at line"),
+    (lambda text, data: json.dumps(_truncate(data, "pddl_problem")),
+     r"pddl_problem is truncated: it ends at line"),
+    (lambda text, data: json.dumps(_truncate(data, "pddl_domain")),
+     r"pddl_domain is truncated: it ends at line"),
     (lambda text, data: json.dumps(_truncate(data, "grammar")), r"grammar line \d+ uses the rule"),
     (lambda text, data: json.dumps({**data, "grammar": None}), r"missing 'grammar'"),
 ])
@@ -297,7 +302,8 @@ def test_files_truncated_game_is_reported_at_load_with_file_and_line(tmp_path, a
     shutil.copytree(src, dst)
     text = (src / "game.tw-pddl").read_text()
     (dst / "game.tw-pddl").write_text(corrupt(text, json.loads(text)))
-    with pytest.raises(ValueError, match=rf"corrupt ALFWorld (game|file) {re.escape(str(dst))}/game.tw-pddl: .*{match}"):
+    with pytest.raises(ValueError,
+                       match=rf"corrupt ALFWorld (game|file) {re.escape(str(dst))}/game.tw-pddl: .*{match}"):
         ALFWorldEnv(tasks="files", split="valid_seen", data_dir=str(tmp_path))
 
 
@@ -316,7 +322,8 @@ def test_empty_alfworld_data_names_the_variable_not_the_working_directory(tmp_pa
 
 def test_missing_split_names_the_data_folder(tmp_path):
     (tmp_path / "json_2.1.1" / "train").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match=r"no split 'valid_seen' in the ALFWorld data folder .*\['train'\]"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"no split 'valid_seen' in the ALFWorld data folder .*\['train'\]"):
         ALFWorldEnv(tasks="files", split="valid_seen", data_dir=str(tmp_path))
 
 
@@ -336,11 +343,13 @@ def test_oracle_solves_real_games_sample(alf_data, split, index):
 
 
 def assert_solved_or_dead_end(env, info):
-    """From any state the oracle wins, unless the state is a genuine dead end (a held object nothing accepts)."""
+    """From any state the oracle wins, unless the state is a genuine dead end (a held object nothing
+    accepts)."""
     if not info["won"] and not info["privileged"]["expert_plan"]:
         state = env._state
         w = World.from_facts(state["_facts"], state["_entity_infos"])
-        stuck = [o for o in w.held if not any((c, w.obj_class[o]) in w.can_contain for c in w.recep_class.values())]
+        stuck = [o for o in w.held
+                 if not any((c, w.obj_class[o]) in w.can_contain for c in w.recep_class.values())]
         assert stuck, f"oracle gave up without a dead end in {info['task_id']}"
         return False
     assert play_expert(env, info)["won"], info["task_id"]
@@ -381,19 +390,21 @@ def test_planner_expert_mode():
     assert info["won"]
 
 
-# -- placement preferences ------------------------------------------------------------------------------------
+# -- placement preferences -----------------------------------------------------------------------------------
 
 def test_shipped_placement_table_is_what_the_counter_computes(alf_data):
     from leap_gym.envs.alfworld.placement import PLACEMENT_COUNTS, RECEPTACLE_INSTANCES, count_placements
 
-    assert count_placements(alf_data / "json_2.1.1" / "valid_train") == (PLACEMENT_COUNTS, RECEPTACLE_INSTANCES)
+    counted = count_placements(alf_data / "json_2.1.1" / "valid_train")
+    assert counted == (PLACEMENT_COUNTS, RECEPTACLE_INSTANCES)
 
 
 def test_generated_objects_follow_placement_preferences():
-    """Books go to the bed far more often than a uniform draw over their legal holders would put them there."""
+    """Books go to the bed far more often than a uniform draw over their legal holders would put them
+    there."""
     from leap_gym.envs.alfworld.generate import _Builder
 
-    b = _Builder(random.Random(0), "pick_and_place_simple", 301)  # a bedroom with a bed and many other holders
+    b = _Builder(random.Random(0), "pick_and_place_simple", 301)  # a bedroom: a bed and many other holders
     b.receptacles()
     options = b.holders("Book")
     beds = [h for h in options if b.receps[h][0] == "Bed"]

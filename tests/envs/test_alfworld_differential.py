@@ -1,5 +1,6 @@
-"""Our fast engine against the unmodified ALFWorld engine: every observation, admissible list, reward, flag and
-privileged field must be identical along the oracle's trajectory mixed with random (and invalid) commands."""
+"""Our fast engine against the unmodified ALFWorld engine: every observation, admissible list, reward, flag
+and privileged field must be identical along the oracle's trajectory mixed with random (and invalid)
+commands."""
 
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ SHARDS = 4  # every game is compared; shards let the slow suite's workers share 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("split,shard", [(s, k) for s in ("valid_seen", "valid_train") for k in range(SHARDS)])
+@pytest.mark.parametrize("split,shard",
+                         [(s, k) for s in ("valid_seen", "valid_train") for k in range(SHARDS)])
 def test_identical_to_unmodified_engine_all_games(alf_root, tmp_path, split, shard):
     ref, ours = _pair(alf_root, split, tmp_path)
     games = range(shard, ref.num_tasks, SHARDS)

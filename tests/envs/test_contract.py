@@ -1,5 +1,5 @@
-"""Every registered env passes Gymnasium's checker and keeps the info contract (leap_gym.info) and the call rules
-(leap_gym.envs.contract)."""
+"""Every registered env passes Gymnasium's checker and keeps the info contract (leap_gym.info) and the call
+rules (leap_gym.envs.contract)."""
 
 import inspect
 import json
@@ -12,10 +12,10 @@ from gymnasium.utils.env_checker import check_env
 
 import leap_gym
 from leap_gym.envs.contract import ResetNeeded
-from leap_gym.info import check_info
+from leap_gym.info import check_info, privileged_keys
 from leap_gym.spaces import UnicodeText
 from leap_gym.specs import spec_for
-from leap_gym.wrappers import StudentView, privileged_keys
+from leap_gym.wrappers import StudentView
 from tests.envs.webshop.test_data import HUMAN, INS, PRODUCTS
 
 ENV_IDS = leap_gym.list_envs()
@@ -42,7 +42,8 @@ def files_env(request, shared_data, tmp_path):
             (tmp_path / "items_shuffle_1000.json").write_text(json.dumps(PRODUCTS))
             (tmp_path / "items_ins_v2_1000.json").write_text(json.dumps(INS))
             (tmp_path / "items_human_ins.json").write_text(json.dumps(HUMAN))
-            kwargs.update(tasks="files", data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), split="all")
+            kwargs.update(tasks="files", data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"),
+                          split="all")
         made.append(gym.make(env_id, **kwargs))
         return made[-1]
 

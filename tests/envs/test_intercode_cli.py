@@ -16,7 +16,8 @@ def _main(monkeypatch, argv):
 
 def test_subcommand_module_is_cheap_to_import():
     code = ("import sys, leap_gym.envs.intercode_bash.cli; "
-            "print(any(m.startswith(('torch', 'transformers', 'leap_gym.envs.intercode_bash.env')) for m in sys.modules))")
+            "print(any(m.startswith(('torch', 'transformers', 'leap_gym.envs.intercode_bash.env')) for m in "
+            "sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

@@ -1,4 +1,5 @@
-"""``leap/InterCodeBash-v0``: episodes, the original's quirks, the reward through real sandboxes, privileged state."""
+"""``leap/InterCodeBash-v0``: episodes, the original's quirks, the reward through real sandboxes, privileged
+state."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def test_gold_solves_every_generated_family(env, clean_env, compat):
     e = env if compat == "intercode" else clean_env
     for index in range(len(FAMILIES)):
         reward, info = play_gold(e, index)
-        assert reward == 1.0 and info["won"] and info["score"] == 1.0, (info["task_type"], info["reward_info"])
+        assert reward == 1.0 and info["won"] and info["score"] == 1.0, (info["task_type"],
+                                                                        info["reward_info"])
 
 
 def test_generated_tasks_are_seeded_and_families_cycle():
@@ -92,7 +94,8 @@ def test_reset_observation_privileged_state_and_determinism(env):
     obs2, info2 = env.reset(seed=3)
     assert obs == obs2 == info["task"] and info == info2
     priv = info["privileged"]
-    assert priv["expert_action"] == priv["gold_command"] and priv["expert_plan"] == [priv["gold_command"], "submit"]
+    assert priv["expert_action"] == priv["gold_command"]
+    assert priv["expert_plan"] == [priv["gold_command"], "submit"]
     assert info["admissible_actions"] is None and info["task_type"] in FAMILIES
     check_info(info)
 
@@ -236,8 +239,10 @@ def test_files_split_picks_file_systems(shared_data):
         try:
             systems = {t.task_id.split(".json:")[0] for t in e._source.tasks}
             assert len(e) == want, split
-            assert systems == {"train": {"nl2bash_fs_1", "nl2bash_fs_2"}, "test": {"nl2bash_fs_3", "nl2bash_fs_4"},
-                               "all": {f"nl2bash_fs_{n}" for n in range(1, 5)}, "fs3": {"nl2bash_fs_3"}}[split]
+            assert systems == {"train": {"nl2bash_fs_1", "nl2bash_fs_2"},
+                               "test": {"nl2bash_fs_3", "nl2bash_fs_4"},
+                               "all": {f"nl2bash_fs_{n}" for n in range(1, 5)},
+                               "fs3": {"nl2bash_fs_3"}}[split]
         finally:
             e.close()
     e = InterCodeBashEnv(tasks="files", data_dir=data, split="test", spares=0)
@@ -265,7 +270,8 @@ def test_gold_on_all_original_tasks(shared_data, rootfs):
             reward = e.step("submit")[1]
             if reward != 1.0:
                 failed.append(info["task_id"])
-        # the issue's bar: >= 199 of 200 (the `date` task may cross a second); the host root reaches it here too
+        # the issue's bar: >= 199 of 200 (the `date` task may cross a second); the host root reaches it here
+        # too
         assert len(failed) <= 1, failed
     finally:
         e.close()
@@ -284,7 +290,8 @@ def test_gold_on_many_generated_tasks():
 
 
 def test_package_tasks_when_intercode_bench_is_installed():
-    pytest.importorskip("intercode", reason="pip install --no-deps intercode-bench to run the package task set")
+    pytest.importorskip("intercode",
+                        reason="pip install --no-deps intercode-bench to run the package task set")
     e = InterCodeBashEnv(tasks="package", spares=1)
     try:
         assert len(e) == 24
@@ -325,7 +332,8 @@ def test_dead_sandbox_ends_the_episode_and_the_next_reset_recovers(action):
 
 
 def test_dead_spares_do_not_fail_the_reset():
-    """Ready sandboxes killed while waiting (e.g. by the host's OOM killer): the reset takes or builds others."""
+    """Ready sandboxes killed while waiting (e.g. by the host's OOM killer): the reset takes or builds
+    others."""
     e = InterCodeBashEnv(spares=2)
     try:
         e.reset(options={"task_index": 0})

@@ -1,7 +1,7 @@
 """The InterCode Bash sandbox holds: attacks stay inside, and the host is intact afterwards.
 
-Every destructive command runs only after ``probe`` showed that the sandbox is isolated (a file written at ``/``
-inside does not appear on the host, and the shell is a low PID of its own namespace).
+Every destructive command runs only after ``probe`` showed that the sandbox is isolated (a file written at
+``/`` inside does not appear on the host, and the shell is a low PID of its own namespace).
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def box(rootfs):
 
 
 def test_isolation_basics(box):
-    rc, out = bash(box, "id -u; hostname; ip -o link 2>/dev/null | wc -l; ls /sys | wc -l; cat /proc/1/cmdline | tr '\\0' ' '")
+    rc, out = bash(box,
+                   "id -u; hostname; ip -o link 2>/dev/null | wc -l; ls /sys | wc -l; cat /proc/1/cmdline | "
+                   "tr '\\0' ' '")
     lines = out.split("\n")
     assert lines[0] == "0" and lines[1] == "3b8f4c2e9d1a"
     assert lines[4].strip() == "bash -S", "PID 1 must not reveal host paths"
@@ -130,7 +132,8 @@ def test_host_files_are_not_readable(box):
     secret = f"/root/leap_gym_secret_{uuid.uuid4().hex}"
     Path(secret).write_text("top secret")
     try:
-        rc, out = bash(box, f"cat {secret} /etc/shadow {REPO}/setup.cfg /proc/1/root{secret} 2>&1; ls -A /root")
+        rc, out = bash(box,
+                       f"cat {secret} /etc/shadow {REPO}/setup.cfg /proc/1/root{secret} 2>&1; ls -A /root")
         assert "top secret" not in out and "[metadata]" not in out
         assert out.count("No such file or directory") + out.count("Permission denied") == 4
     finally:
@@ -154,7 +157,8 @@ def test_host_tcp_listener_is_unreachable(box):
     t = threading.Thread(target=accept)
     t.start()
     rc, out = bash(box, f"echo hi > /dev/tcp/127.0.0.1/{port} 2>&1; echo hi > /dev/tcp/1.1.1.1/80 2>&1; "
-                        "ls /sys/class/net 2>/dev/null; cat /proc/net/dev | tail -n +3 | cut -d: -f1", timeout=5)
+                        "ls /sys/class/net 2>/dev/null; cat /proc/net/dev | tail -n +3 | cut -d: -f1",
+                   timeout=5)
     t.join()
     server.close()
     assert not accepted
@@ -174,7 +178,8 @@ def test_memory_is_capped_for_the_whole_sandbox(rootfs):
 
 
 def test_commands_cannot_reach_pid_1s_channel_or_memory(box):
-    """Forging a reply on PID 1's pipe to the host would be a reward hack: /proc/1 must be closed to commands."""
+    """Forging a reply on PID 1's pipe to the host would be a reward hack: /proc/1 must be closed to
+    commands."""
     rc, out = bash(box, "ls /proc/1/fd 2>&1; cat /proc/1/environ 2>&1; echo x > /proc/1/fd/1 2>&1; "
                         "head -c1 /proc/1/mem 2>&1; echo end")
     assert out.count("Permission denied") >= 3 and "PYTHONHOME" not in out, out
@@ -210,8 +215,9 @@ def test_kernel_knobs_and_hostname_stay_local(box):
 def test_planted_symlinks_resolve_inside_the_sandbox(box):
     rc, _ = bash(box, "mkdir /testbed && echo data > /testbed/a.txt")
     box.snapshot()
-    rc, out = bash(box, "ln -s /etc/hostname /testbed/leak.txt; rm /testbed/a.txt; ln -s /dev/zero /testbed/a.txt; "
-                        "mkfifo /testbed/pipe.txt")
+    rc, out = bash(box,
+                   "ln -s /etc/hostname /testbed/leak.txt; rm /testbed/a.txt; ln -s /dev/zero "
+                   "/testbed/a.txt; mkfifo /testbed/pipe.txt")
     status = box.status()  # must not hang on /dev/zero or the FIFO, nor read host files
     assert status.splitlines() == [" T testbed/a.txt", "?? testbed/leak.txt"]
     res = box.exec(["md5sum", "testbed/leak.txt"], "/")
@@ -225,14 +231,15 @@ def test_git_status_emulation(box):
     box.snapshot()
     bash(box, "echo 3 >> /w/a.txt; rm /w/d/b.txt; chmod +x /w/keep/k; mkdir -p /w/new/x /w/empty /w/etc; "
               "touch /w/new/x/f /w/etc/ignored '/w/sp ace' /w/d/e/n")
-    assert box.status().splitlines() == [" M w/a.txt", " D w/d/b.txt", " M w/keep/k", "?? w/d/e/", "?? w/new/",
-                                         '?? "w/sp ace"']
+    assert box.status().splitlines() == [" M w/a.txt", " D w/d/b.txt", " M w/keep/k", "?? w/d/e/",
+                                         "?? w/new/", '?? "w/sp ace"']
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
 @pytest.mark.parametrize("backend", ["native", "bwrap"])
 def test_rootless_sandbox(backend):
-    """As an unprivileged user (nobody) the sandbox works, uid 0 inside mapped to that user; the bwrap fallback too."""
+    """As an unprivileged user (nobody) the sandbox works, uid 0 inside mapped to that user; the bwrap
+    fallback too."""
     with _rootless_cache(backend) as cache:
         _run_rootless(cache, backend)
 
@@ -288,7 +295,8 @@ def _run_rootless(cache: Path, backend: str) -> None:
         from leap_gym.envs.intercode_bash.sandbox import Sandbox, SandboxConfig
         rf = host_rootfs()
         with Sandbox(SandboxConfig(layers=(rf.base,), binds=rf.binds)) as b:
-            r = b.exec(["/bin/bash", "-c", "id -u; touch /rootless_probe && echo wrote; cat /proc/self/uid_map"])
+            r = b.exec(["/bin/bash", "-c",
+                        "id -u; touch /rootless_probe && echo wrote; cat /proc/self/uid_map"])
             print(r.output.decode())
     """)
     env = _rootless_env(cache, backend)
@@ -300,24 +308,28 @@ def _run_rootless(cache: Path, backend: str) -> None:
     assert not os.path.exists("/rootless_probe")
 
 
-# ------------------------------------------------------------------------------------ attacks through env.step
+# ------------------------------------------------------------------------------------ attacks through
+# env.step
 
-# (name, action, text that must not appear, text that must appear). Written without double quotes, so they read
-# the same in both compat modes. Each would succeed (print PWNED) without the seccomp filter.
+# (name, action, text that must not appear, text that must appear). Written without double quotes, so they
+# read the same in both compat modes. Each would succeed (print PWNED) without the seccomp filter.
 ATTACKS = [
     ("vsock", "python3 -c 'import socket; socket.socket(socket.AF_VSOCK)' && echo PWNED",
      "Address family not supported"),
-    ("packet socket", "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)' && echo PWNED",
+    ("packet socket",
+     "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)' && echo PWNED",
      "Address family not supported"),
-    ("nested user namespace and tmpfs", "unshare -Urm sh -c 'mount -t tmpfs -o size=100% none /mnt && echo PWNED'",
-     "Operation not permitted"),
+    ("nested user namespace and tmpfs",
+     "unshare -Urm sh -c 'mount -t tmpfs -o size=100% none /mnt && echo PWNED'", "Operation not permitted"),
     ("user namespace alone", "unshare -U true && echo PWNED", "Operation not permitted"),
-    ("ptrace", "python3 -c 'import ctypes, os, sys; l = ctypes.CDLL(None, use_errno=True); l.ptrace(0, 0, 0, 0) "
-               "and sys.exit(os.strerror(ctypes.get_errno()))' && echo PWNED", "Operation not permitted"),
+    ("ptrace",
+     "python3 -c 'import ctypes, os, sys; l = ctypes.CDLL(None, use_errno=True); l.ptrace(0, 0, 0, 0) "
+     "and sys.exit(os.strerror(ctypes.get_errno()))' && echo PWNED", "Operation not permitted"),
     ("kernel log", "dmesg && echo PWNED", "Operation not permitted"),
     ("clock", "date -s @0 && echo PWNED", "Operation not permitted"),
 ]
-SANE = "python3 -c 'import socket, threading; [socket.socket(f) for f in (1, 2, 10)]; t = threading.Thread(target=print, args=(7,)); t.start(); t.join()'; sleep 0.1 & wait; echo fine"
+SANE = ("python3 -c 'import socket, threading; [socket.socket(f) for f in (1, 2, 10)]; "
+        "t = threading.Thread(target=print, args=(7,)); t.start(); t.join()'; sleep 0.1 & wait; echo fine")
 
 
 @pytest.fixture(scope="module")
@@ -343,11 +355,12 @@ def test_allowed_sockets_threads_and_jobs_still_work(attack_env):
 
 
 def _syscall_script(calls: list[tuple]) -> str:
-    """A python3 -c action calling raw syscalls ``(nr, *args)`` and printing ``nr result errno`` per call; a child
-    made by a clone that should not have worked exits at once."""
-    return ("python3 -c 'import ctypes, os\nl = ctypes.CDLL(None, use_errno=True)\nl.syscall.restype = ctypes.c_long\n"
-            f"for c in {calls!r}:\n    ctypes.set_errno(0)\n    r = l.syscall(*[ctypes.c_long(a) for a in c])\n"
-            "    r == 0 and c[0] in (56, 220) and os._exit(0)\n    print(c[0], r, ctypes.get_errno())'")
+    """A python3 -c action calling raw syscalls ``(nr, *args)`` and printing ``nr result errno`` per call; a
+    child made by a clone that should not have worked exits at once."""
+    return ("python3 -c 'import ctypes, os\nl = ctypes.CDLL(None, use_errno=True)\nl.syscall.restype = "
+            f"ctypes.c_long\nfor c in {calls!r}:\n    ctypes.set_errno(0)\n    r = "
+            "l.syscall(*[ctypes.c_long(a) for a in c])\n    r == 0 and c[0] in (56, 220) and os._exit(0)\n  "
+            "  print(c[0], r, ctypes.get_errno())'")
 
 
 def test_seccomp_denies_each_listed_syscall(attack_env):
@@ -391,8 +404,8 @@ def _rootless_python(cache: Path, backend: str) -> str:
 # ------------------------------------------------------------------------------------ leftovers
 
 def _python(script: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=str(REPO), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=str(REPO),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _sandbox_cgroups(owner: int) -> list[Path]:
@@ -403,7 +416,8 @@ def _sandbox_cgroups(owner: int) -> list[Path]:
 
 
 def test_close_reaps_every_helper_and_removes_their_cgroups():
-    """After ``env.close()`` (before the process exits) no helper is left as a zombie and no cgroup remains."""
+    """After ``env.close()`` (before the process exits) no helper is left as a zombie and no cgroup
+    remains."""
     proc = _python("""
         import glob, json, os
         from leap_gym.envs.intercode_bash import sandbox
@@ -422,7 +436,8 @@ def test_close_reaps_every_helper_and_removes_their_cgroups():
                 continue
             if int(fields[1]) == os.getpid():
                 children.append(fields[0])
-        print(json.dumps({"made": made, "left": [p for p in made if os.path.exists(p)], "children": children}))
+        left = [p for p in made if os.path.exists(p)]
+        print(json.dumps({"made": made, "left": left, "children": children}))
     """)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -485,7 +500,8 @@ def test_filter_program_for_each_architecture(machine):
 
     from leap_gym.envs.intercode_bash import sandbox_init as si
 
-    program, arch, column = si.seccomp_program(machine), si.AUDIT_ARCH[machine], 0 if machine == "x86_64" else 1
+    program, arch = si.seccomp_program(machine), si.AUDIT_ARCH[machine]
+    column = 0 if machine == "x86_64" else 1
     nr = {name: numbers[column] for name, numbers in {**si.DENIED_SYSCALLS, **si.ARG_SYSCALLS}.items()}
     eperm, allow = si.RET_ERRNO | errno.EPERM, si.RET_ALLOW
     for name in si.DENIED_SYSCALLS:

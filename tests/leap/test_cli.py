@@ -26,8 +26,8 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "leap_gym.cli", *args], cwd=REPO, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "leap_gym.cli", *args], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -41,7 +41,8 @@ def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
 
 def toy_config(run_dir: Path) -> dict:
     return {"run_dir": str(run_dir), "iterations": 1,
-            "env": {"env_id": TOY, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6, "max_steps": 3},
+            "env": {"env_id": TOY, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6,
+                    "max_steps": 3},
             "student": {"model": "tiny", "batch_size": 6, "max_new_tokens": 16, "num_threads": 1,
                         "vocab_size": 1024, "tokenizer_episodes": 6},
             "teacher": {"kind": "tests.leap.toy_teacher:ToyExpertTeacher"},
@@ -50,7 +51,7 @@ def toy_config(run_dir: Path) -> dict:
             "evaluation": {"num_test_tasks": 3}}
 
 
-# -- help and config ----------------------------------------------------------------------------------------------
+# -- help and config -----------------------------------------------------------------------------------------
 def test_every_config_field_has_a_doc():
     """Help is generated from the comments next to the fields: a field added without one fails here."""
     for _, _, rows in config_fields():
@@ -131,10 +132,11 @@ def test_examples_cover_every_env_and_the_demo():
                                                                "leap/InterCodeBash-v0"}
     from leap_gym.leap.presets import DEMO_CONFIG
 
-    assert load_config(REPO / "examples" / "configs" / "alfworld_demo.yaml") == load_config(None, base=DEMO_CONFIG)
+    example = load_config(REPO / "examples" / "configs" / "alfworld_demo.yaml")
+    assert example == load_config(None, base=DEMO_CONFIG)
 
 
-# -- one-line errors ------------------------------------------------------------------------------------------------
+# -- one-line errors -----------------------------------------------------------------------------------------
 def test_misspelt_key_as_option_or_override():
     one_line_error(cli("train", "--training.max_stepz", "3"), "unknown config key 'training.max_stepz'")
     one_line_error(cli("train", "training.max_steps=many"), "training.max_steps", "expected an integer")
@@ -158,11 +160,11 @@ def test_eval_with_kwargs_the_env_does_not_take(tmp_path):
     one_line_error(proc, "env.test_kwargs", "colour")
 
 
-# -- a quiet run ----------------------------------------------------------------------------------------------------
+# -- a quiet run ---------------------------------------------------------------------------------------------
 def test_quiet_run_to_a_pipe_stays_small_and_readable(tmp_path):
-    """The real train command on the toy env with the tiny student, stdout and stderr to pipes (not a terminal):
-    the results table on stdout, the library's own lines on stderr, no trainer dicts, no carriage-return bars,
-    no third-party chatter; all of that in the run's leap.log."""
+    """The real train command on the toy env with the tiny student, stdout and stderr to pipes (not a
+    terminal): the results table on stdout, the library's own lines on stderr, no trainer dicts, no
+    carriage-return bars, no third-party chatter; all of that in the run's leap.log."""
     run_dir = tmp_path / "run"
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(toy_config(run_dir)))
@@ -193,7 +195,8 @@ def test_ctrl_c_during_training_is_one_line_and_exit_130(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path)], cwd=REPO,
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a shell
+                            # as from a shell
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     trainer = tmp_path / "run" / "iter_0" / "train.partial" / "trainer"
     deadline = time.monotonic() + 300
     try:

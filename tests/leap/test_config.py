@@ -15,9 +15,11 @@ def test_defaults_are_valid():
 
 def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("iterations: 3\ntraining:\n  max_steps: 40\n  method: dpo\nenv:\n  kwargs: {tasks: files}\n")
-    cfg = load_config(path, ["training.max_steps=7", "teacher.privilege=0.25", "env.test_kwargs={split: valid_seen}",
-                             "evaluation.baselines=[a:B]"])
+    path.write_text("iterations: 3\ntraining:\n  max_steps: 40\n  method: dpo\nenv:\n  kwargs: "
+                    "{tasks: files}\n")
+    cfg = load_config(path,
+                      ["training.max_steps=7", "teacher.privilege=0.25",
+                       "env.test_kwargs={split: valid_seen}", "evaluation.baselines=[a:B]"])
     assert cfg.iterations == 3 and cfg.training.method == "dpo"
     assert cfg.training.max_steps == 7 and cfg.teacher.privilege == 0.25
     assert cfg.env.kwargs == {"tasks": "files"} and cfg.env.test_kwargs == {"split": "valid_seen"}
@@ -59,7 +61,8 @@ def test_bad_yaml_file(tmp_path):
 
 
 def test_save_and_reload_round_trip(tmp_path):
-    cfg = load_config(None, ["iterations=4", "training.aggregate=all", "env.kwargs={tasks: files, data_dir: /x}"])
+    cfg = load_config(None,
+                      ["iterations=4", "training.aggregate=all", "env.kwargs={tasks: files, data_dir: /x}"])
     save_config(cfg, tmp_path / "config.yaml")
     again = load_config(tmp_path / "config.yaml")
     assert again == cfg and to_dict(again) == to_dict(cfg)

@@ -1,4 +1,5 @@
-"""Training rows: on-policy prompts, no privileged text, corrected targets only, history cut to fit, aggregation."""
+"""Training rows: on-policy prompts, no privileged text, corrected targets only, history cut to fit,
+aggregation."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 
 from leap_gym.agents.conversation import window_starts
 from leap_gym.agents.prompting import format_target
-from leap_gym.core import Correction, Step, Trajectory
 from leap_gym.leap.dataset import DatasetStats, aggregate, build_dataset, chat_token_counter
+from leap_gym.records import Correction, Step, Trajectory
 
 SECRET = "PRIVSENTINEL_drawer_7"
 
@@ -18,10 +19,12 @@ def _traj(n: int = 6, obs_words: int = 5) -> Trajectory:
     steps = []
     for t in range(n):
         obs = f"obs{t} " + " ".join(f"w{t}x{j}" for j in range(obs_words))
-        steps.append(Step(observation=obs, action=f"student act {t}", admissible_actions=[f"cand {t}", "look"],
-                          reason=f"student reason {t}", raw_output=f"REASON: raw {t}\nACTION: student act {t}",
+        steps.append(Step(observation=obs, action=f"student act {t}",
+                          admissible_actions=[f"cand {t}", "look"], reason=f"student reason {t}",
+                          raw_output=f"REASON: raw {t}\nACTION: student act {t}",
                           info={"task_type": "toy", "privileged": {"expert_action": SECRET,
-                                                                   "expert_plan": [SECRET], "where": SECRET}}))
+                                                                   "expert_plan": [SECRET],
+                                                                   "where": SECRET}}))
     return Trajectory(env_id="leap/ALFWorld-v0", task_id="t/0", task="put a mug in the fridge", steps=steps)
 
 
@@ -60,8 +63,8 @@ def test_no_privileged_text_reaches_any_row():
 def test_demonstrations_use_their_own_reasons():
     traj = _traj(3)
     rows = build_dataset([traj], None)
-    assert [r["completion"][0]["content"] for r in rows] == [format_target(f"student reason {t}", f"student act {t}")
-                                                            for t in range(3)]
+    assert [r["completion"][0]["content"] for r in rows] == [
+        format_target(f"student reason {t}", f"student act {t}") for t in range(3)]
 
 
 def test_only_corrected_and_dpo_pairs():
@@ -98,7 +101,8 @@ def test_history_is_cut_to_fit_and_the_target_is_never_cut(tokenizer):
     longest = max(count(r["prompt"] + r["completion"]) for r in full)
     limit = longest - 150
     stats = DatasetStats()
-    rows = build_dataset([traj], [_fixes(traj)], history_k=6, max_length=limit, tokenizer=tokenizer, stats=stats)
+    rows = build_dataset([traj], [_fixes(traj)], history_k=6, max_length=limit, tokenizer=tokenizer,
+                         stats=stats)
     assert stats.history_cut > 0
     for row in rows:
         assert count(row["prompt"] + row["completion"]) <= limit
@@ -131,7 +135,8 @@ def test_long_candidate_lists_keep_whole_rows_up_to_the_hard_cap(tokenizer):
     for s in traj.steps:
         s.admissible_actions = [f"go to countertop {j}" for j in range(40)]
     count = chat_token_counter(tokenizer)
-    bare = min(count(r["prompt"] + r["completion"]) for r in build_dataset([traj], [_fixes(traj)], history_k=0))
+    bare = min(count(r["prompt"] + r["completion"])
+               for r in build_dataset([traj], [_fixes(traj)], history_k=0))
     stats = DatasetStats()
     rows = build_dataset([traj], [_fixes(traj)], history_k=2, max_length=bare - 10, tokenizer=tokenizer,
                          stats=stats, hard_max_length=bare + 200)
@@ -147,7 +152,8 @@ def test_stats_record_the_longest_target_in_tokens(tokenizer):
     fixes[2] = Correction(2, "a much longer reason " * 6, fixes[2].action, True)
     stats = DatasetStats()
     rows = build_dataset([traj], [fixes], max_length=2048, tokenizer=tokenizer, stats=stats)
-    lengths = [len(tokenizer(r["completion"][0]["content"], add_special_tokens=False)["input_ids"]) for r in rows]
+    lengths = [len(tokenizer(r["completion"][0]["content"], add_special_tokens=False)["input_ids"])
+               for r in rows]
     assert stats.max_answer_tokens == max(lengths) and lengths.index(max(lengths)) == 2
 
 
@@ -169,7 +175,7 @@ def test_corrections_the_teacher_failed_never_become_rows(method):
     assert every == []
 
 
-# -- the episode format -----------------------------------------------------------------------------------------
+# -- the episode format --------------------------------------------------------------------------------------
 
 def _answers(messages) -> list[str]:
     return [m["content"] for m in messages if m["role"] == "assistant"]
@@ -180,20 +186,23 @@ def test_episode_demonstration_is_one_chat_with_an_answer_per_step(tokenizer):
 
     traj = _traj(5)
     stats = DatasetStats()
-    rows = build_dataset([traj], None, prompt_format="episode", tokenizer=tokenizer, max_length=4096, stats=stats)
+    rows = build_dataset([traj], None, prompt_format="episode", tokenizer=tokenizer, max_length=4096,
+                         stats=stats)
     assert len(rows) == 1 and stats.rows == 1
     row = rows[0]
     assert [m["role"] for m in row["prompt"]] == ["system", "user"]
     assert row["prompt"][1]["content"].startswith("TASK: put a mug in the fridge\nOBSERVATION: obs0 ")
     assert [m["role"] for m in row["completion"]] == ["assistant", "user"] * 4 + ["assistant"]
-    assert _answers(row["completion"]) == [format_target(f"student reason {t}", f"student act {t}") for t in range(5)]
+    assert _answers(row["completion"]) == [format_target(f"student reason {t}", f"student act {t}")
+                                           for t in range(5)]
     assert [m["content"] for m in row["completion"] if m["role"] == "user"] == \
         [f"OBSERVATION: {traj.steps[t].observation}" for t in range(1, 5)]
     assert row["meta"]["step"] == -1 and row["meta"]["turns"] == 5
     msgs = row["prompt"] + row["completion"]
     ids, labels = encode_turns(tokenizer, msgs, [j for j, m in enumerate(msgs) if m["role"] == "assistant"])
     assert row["meta"]["tokens"] == len(ids)
-    assert tokenizer.decode([x for x in labels if x != -100]) == "".join(a + "<|end|>\n" for a in _answers(msgs))
+    trained = tokenizer.decode([x for x in labels if x != -100])
+    assert trained == "".join(a + "<|end|>\n" for a in _answers(msgs))
     assert SECRET not in json.dumps(rows) and "privileged" not in json.dumps(rows)
 
 
@@ -208,7 +217,8 @@ def test_a_long_episode_is_split_into_windows_training_every_step_once(tokenizer
     first = 0
     for row in rows:  # each window restates the task and starts at its own first step
         assert row["meta"]["tokens"] <= limit
-        assert row["prompt"][1]["content"].startswith(f"TASK: put a mug in the fridge\nOBSERVATION: obs{first} ")
+        assert row["prompt"][1]["content"].startswith("TASK: put a mug in the fridge\nOBSERVATION: "
+                                                      f"obs{first} ")
         first += row["meta"]["turns"]
     assert first == 9
 
@@ -225,7 +235,8 @@ def test_episode_correction_rows_hold_only_the_students_own_turns(tokenizer):
         t = row["meta"]["step"]
         assert _answers(row["prompt"]) == [format_target(f"student reason {j}", f"student act {j}")
                                            for j in range(t)]
-        assert row["prompt"][-1] == {"role": "user", "content": ("TASK: put a mug in the fridge\n" if t == 0 else "")
+        assert row["prompt"][-1] == {"role": "user",
+                                     "content": ("TASK: put a mug in the fridge\n" if t == 0 else "")
                                      + f"OBSERVATION: {traj.steps[t].observation}"}
         assert "teacher" not in json.dumps(row["prompt"]) and SECRET not in json.dumps(row)
         assert row["completion"] == [{"role": "assistant",

@@ -65,7 +65,8 @@ class Teacher:
                 self.headers.append(dict(request.headers))
             if self.mode == "500":
                 return JSONResponse({"error": {"message": "upstream overloaded"}}, 500)
-            content: object = answer(body["messages"]) if self.mode != "garbage" else "I cannot help with that."
+            content: object = (answer(body["messages"]) if self.mode != "garbage"
+                               else "I cannot help with that.")
             usage: object = {"prompt_tokens": 100, "completion_tokens": 20}
             if self.mode == "parts":  # as several servers send it, with odd usage counts
                 text = str(content)
@@ -100,8 +101,8 @@ def llm_teacher_config(run_dir: Path, url: str) -> dict:
     cfg["teacher"] = {"kind": "leap_gym.agents.teachers.llm:LLMTeacher", "privilege": 1.0,
                       "demo_kind": "tests.leap.toy_teacher:ToyExpertTeacher",
                       "kwargs": {"max_tries": 1, "backend": {
-                          "model": "teacher-model", "base_url": url, "api_key_env": "LEAPGYM_TEST_TEACHER_KEY",
-                          "max_retries": 1, "backoff": 0.01}}}
+                          "model": "teacher-model", "base_url": url,
+                          "api_key_env": "LEAPGYM_TEST_TEACHER_KEY", "max_retries": 1, "backoff": 0.01}}}
     cfg["evaluation"]["teachers"] = False
     cfg["rollout"] = {"select": "all"}  # every episode is corrected, won or not
     return cfg
@@ -112,7 +113,8 @@ def test_outage_never_trains_on_failures_and_a_rerun_retries(tmp_path, teacher_s
     monkeypatch.setenv("LEAPGYM_TEST_TEACHER_KEY", "sk-SENTINEL")
     cfg = llm_teacher_config(tmp_path / "run", teacher_server.url)
     teacher_server.mode = "500"
-    with pytest.raises(StageError, match=r"iter 1 corrections stopped: the teacher failed on 3 episodes in a row"
+    with pytest.raises(StageError,
+                       match=r"iter 1 corrections stopped: the teacher failed on 3 episodes in a row"
                                          r".*HTTP 500.*re-run to retry"):
         run(cfg, progress=False)
     it = tmp_path / "run" / "iter_1"
@@ -133,8 +135,8 @@ def test_outage_never_trains_on_failures_and_a_rerun_retries(tmp_path, teacher_s
 
 def test_mostly_invalid_corrections_are_not_marked_done(tmp_path, teacher_server):
     """Replies that never validate (below the consecutive-failure stop) still fail the stage as a whole."""
-    from leap_gym.core import write_jsonl
     from leap_gym.leap.run import Run
+    from leap_gym.records import write_jsonl
 
     cfg = load_config(None, base=llm_teacher_config(tmp_path / "run", teacher_server.url),
                       overrides=["teacher.max_consecutive_failures=0"])
@@ -194,8 +196,8 @@ def test_example_configs_resolve_to_working_teachers(name, kind, tmp_path, teach
     else:
         traj = toy_trajectory()
         out = teacher.correct(traj)
-        assert all(c.metadata["valid"] for c in out) and out[0].action.endswith(traj.steps[0].info["privileged"]
-                                                                                ["key_room"])
+        assert all(c.metadata["valid"] for c in out)
+        assert out[0].action.endswith(traj.steps[0].info["privileged"]["key_room"])
         assert "PRIVILEGED STATE" in teacher_server.requests[-1]["messages"][1]["content"]
 
 

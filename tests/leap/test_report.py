@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from leap_gym.core import Correction, Step, Trajectory, write_jsonl
 from leap_gym.leap.config import load_config
 from leap_gym.leap.evaluate import summarize
 from leap_gym.leap.layout import RunLayout, write_corrections
 from leap_gym.leap.report import results_table, wilson_interval
 from leap_gym.leap.run import Run
 from leap_gym.leap.trackers import RunTrackers, requested, scalars
+from leap_gym.records import Correction, Step, Trajectory, write_jsonl
 
 TYPES = ("pick_and_place", "look_at_obj", "heat_then_place")
 

@@ -26,7 +26,8 @@ class Recorder(Agent):
 
 
 class BatchedRecorder(TrajectoryAgent):
-    """A batched student like HFStudent: its own record of each slot's episode, one decision round per call."""
+    """A batched student like HFStudent: its own record of each slot's episode, one decision round per
+    call."""
 
     def __init__(self):
         super().__init__()
@@ -79,7 +80,8 @@ def test_evaluate_summarises_per_type():
                               privileged=True, seed=1)
     assert metrics["n"] == 6 and metrics["success"] == 1.0 and metrics["per_type"]["toy"]["n"] == 6
     assert metrics["avg_steps"] == sum(len(t) for t in trajs) / 6
-    privileged, _ = evaluate(TOY_ID, lambda: TeacherAgent(ToyExpertTeacher(1.0), TOY_ID), range(3), privileged=True)
+    privileged, _ = evaluate(TOY_ID,
+                             lambda: TeacherAgent(ToyExpertTeacher(1.0), TOY_ID), range(3), privileged=True)
     assert privileged["expert_agreement"] == 1.0 and 0.0 <= metrics["expert_agreement"] <= 1.0
 
 
@@ -121,7 +123,8 @@ def test_snap_keeps_near_misses_valid_and_the_history_honest():
     assert snap_action("go to cabinet 3", ["go to cabinet 2", "open drawer 1", "look"]) == "go to cabinet 2"
     assert snap_action("look", ["look", "inventory"]) == "look"
     assert snap_action("ls -la", None) == "ls -la"
-    # WebShop lists the search as a template: a search is kept (bracket restored), never snapped to the template
+    # WebShop lists the search as a template: a search is kept (bracket restored), never snapped to the
+    # template
     shop = ["click[back to search]", "click[next >]", "search[<query>]"]
     assert snap_action("search[green earbuds]", shop) == "search[green earbuds]"
     assert snap_action("search[green earbuds", shop) == "search[green earbuds]"

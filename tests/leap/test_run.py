@@ -1,5 +1,5 @@
-"""The whole loop on the toy env with the tiny student: outputs, resume without recomputation, SIGKILL mid-stage,
-DPO end to end, and the CLI."""
+"""The whole loop on the toy env with the tiny student: outputs, resume without recomputation, SIGKILL
+mid-stage, DPO end to end, and the CLI."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import pytest
 
 pytest.importorskip("trl")
 
-from leap_gym.core import read_trajectories  # noqa: E402
 from leap_gym.leap.config import ConfigError, load_config  # noqa: E402
 from leap_gym.leap.layout import RunLayout, read_corrections  # noqa: E402
 from leap_gym.leap.run import make_student, run  # noqa: E402
+from leap_gym.records import read_trajectories  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOY = "tests.toy_env:leap-test/Toy-v0"  # module:id, so subprocesses register the toy env on make
@@ -27,12 +27,13 @@ TOY = "tests.toy_env:leap-test/Toy-v0"  # module:id, so subprocesses register th
 
 def toy_config(run_dir, method="sft", **training) -> dict:
     return {"run_dir": str(run_dir), "iterations": 2,
-            "env": {"env_id": TOY, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6, "max_steps": 3},
+            "env": {"env_id": TOY, "train_kwargs": {}, "test_kwargs": {}, "num_train_tasks": 6,
+                    "max_steps": 3},
             "student": {"model": "tiny", "batch_size": 6, "max_new_tokens": 16, "num_threads": 1,
                         "vocab_size": 1024, "tokenizer_episodes": 6},
             "teacher": {"kind": "tests.leap.toy_teacher:ToyExpertTeacher"},
-            "training": {"bc_max_steps": 3, "max_steps": 2, "batch_size": 4, "max_length": 256, "method": method,
-                         "warmup_steps": 0, **training},
+            "training": {"bc_max_steps": 3, "max_steps": 2, "batch_size": 4, "max_length": 256,
+                         "method": method, "warmup_steps": 0, **training},
             "evaluation": {"num_test_tasks": 3}}
 
 
@@ -72,8 +73,8 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert metrics[2]["train"]["learning_rate"] == metrics[3]["train"]["learning_rate"] == 2e-3
 
     longest = RunLayout(run_dir).longest_answer_tokens(2)
-    assert longest == max(json.loads((run_dir / f"iter_{i}" / "dataset_stats.json").read_text())["max_answer_tokens"]
-                          for i in range(3)) > 0
+    stats = [json.loads((run_dir / f"iter_{i}" / "dataset_stats.json").read_text()) for i in range(3)]
+    assert longest == max(s["max_answer_tokens"] for s in stats) > 0
     # a student allowed fewer new tokens than its longest target would cut actions off: the cap is raised
     student = make_student(load_config(run_dir / "config.yaml"), str(run_dir / "iter_2" / "train" / "model"),
                            answer_tokens=40)
@@ -104,7 +105,8 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert len(warnings) == 2 and all("is unreadable" in x and "redoing its stage" in x for x in warnings)
     assert any("removed 1 temporary file(s)" in x for x in lines) and not stale.exists()
     assert json.loads((run_dir / "iter_2" / "eval.json").read_text())["name"] == "LEAP iter 2"
-    assert json.loads((run_dir / "iter_2" / "train" / "train_log.json").read_text())["metrics"]["global_steps"] == 2
+    train_log = json.loads((run_dir / "iter_2" / "train" / "train_log.json").read_text())
+    assert train_log["metrics"]["global_steps"] == 2
     after = _stage_files(run_dir)
     assert {k for k in after if after[k] != before[k]} == {"iter_2/eval.json"}  # + iter_2/train, not listed
     assert [r["key"] for r in again] == keys
@@ -218,11 +220,12 @@ def test_cli_train_and_eval(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "teacher without privilege" in out.stdout and "LEAP iter 1" in out.stdout and "BC" in out.stdout
     out = subprocess.run([sys.executable, "-m", "leap_gym.cli", "eval", "--run-dir", str(tmp_path / "cli"),
-                          "--quiet", "--num-tasks", "2", "--iteration", "1", "--name", "again"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=600)
+                          "--quiet", "--num-tasks", "2", "--iteration", "1", "--name", "again"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "LEAP iter 1" in out.stdout
     assert json.loads((tmp_path / "cli" / "evals" / "again" / "iter_1.json").read_text())["n"] == 2
-    bad = subprocess.run([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path), "training.x=1"],
+    bad = subprocess.run([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path),
+                          "training.x=1"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "training.x" in bad.stderr

@@ -24,7 +24,8 @@ def test_qlora_plan_for_cuda_builds_nf4_double_quant_bf16():
                             "gradient_checkpointing_kwargs": {"use_reentrant": False}}
     kw = trainer_kwargs(plan, cfg, "sft", "/tmp/x", 10)
     assert kw["bf16"] is True and kw["use_cpu"] is False and kw["optim"] == "paged_adamw_8bit"
-    assert kw["gradient_checkpointing"] is True and kw["max_steps"] == 10 and kw["completion_only_loss"] is True
+    assert kw["gradient_checkpointing"] is True and kw["max_steps"] == 10
+    assert kw["completion_only_loss"] is True
     dpo = trainer_kwargs(plan, cfg, "dpo", "/tmp/x", 0)
     assert dpo["beta"] == cfg.dpo_beta and dpo["learning_rate"] == cfg.dpo_learning_rate
     assert dpo["num_train_epochs"] == cfg.epochs and "max_steps" not in dpo
@@ -181,7 +182,8 @@ class _Interrupt(Exception):
 
 
 def _step_recorder(stop_after: int | None = None):
-    """A callback that records the optimizer steps it sees and, like a kill, interrupts after ``stop_after``."""
+    """A callback that records the optimizer steps it sees and, like a kill, interrupts after
+    ``stop_after``."""
     from transformers import TrainerCallback
 
     class Recorder(TrainerCallback):
@@ -338,7 +340,8 @@ def test_top_layers_adapts_only_the_top_layers(tiny):
     lora = [n for n in trained if "lora_" in n]
     assert lora and all(".layers.2." in n for n in lora)
     assert all("embed_tokens" in n or "lm_head" in n for n in set(trained) - set(lora))
-    assert {n.split(".layers.2.")[1].split(".lora_")[0] for n in lora} >= {"self_attn.q_proj", "mlp.down_proj"}
+    adapted = {n.split(".layers.2.")[1].split(".lora_")[0] for n in lora}
+    assert adapted >= {"self_attn.q_proj", "mlp.down_proj"}
 
 
 def test_training_the_top_layer_leaves_the_lower_layers_untouched(tiny, tmp_path):

@@ -4,7 +4,7 @@ searches the rooms in a fixed order, as a teacher that knows only what the stude
 from __future__ import annotations
 
 from leap_gym.agents.teachers.base import Teacher
-from leap_gym.core import Trajectory
+from leap_gym.records import Trajectory
 
 SEARCH_ORDER = ["kitchen", "garden"]
 
@@ -19,7 +19,8 @@ class ToyExpertTeacher(Teacher):
         step = trajectory.steps[t]
         if self.privilege > 0:
             room = step.info["privileged"]["key_room"]
-            return "The key is usually kept in one of the other rooms; I check the likely one.", f"go to {room}"
+            reason = "The key is usually kept in one of the other rooms; I check the likely one."
+            return reason, f"go to {room}"
         visited = {s.action.removeprefix("go to ") for s in trajectory.steps[:t]}
         room = next((r for r in SEARCH_ORDER if r not in visited), SEARCH_ORDER[0])
         return f"I have not searched the {room} yet.", f"go to {room}"

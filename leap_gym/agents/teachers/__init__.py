@@ -1,8 +1,8 @@
 """Teachers read the privileged state recorded in a trajectory and correct each student step.
 
 ``make_expert(env_id, privilege)`` builds the programmatic privileged expert its benchmark spec names
-(``leap_gym.specs``); the leak meter (``leap_gym.agents.teachers.leak``) checks that corrected reasons reveal no
-privileged-only fact.
+(``leap_gym.specs``); the leak meter (``leap_gym.agents.teachers.leak``) checks that corrected reasons reveal
+no privileged-only fact.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 ``privilege`` (LEAP's realizability ablation):
 
 * ``0``: no privileged state. The teacher rebuilds what the student could know from the observations so far
-  (receptacles in the room, what was seen where, what is held, opened, heated...) and searches receptacles in a
-  common-sense order (receptacle classes that can hold the object, from ALFWorld's affordance table), as a
+  (receptacles in the room, what was seen where, what is held, opened, heated...) and searches receptacles in
+  a common-sense order (receptacle classes that can hold the object, from ALFWorld's affordance table), as a
   careful human would.
 * ``0.5`` (default): acts on the privileged oracle (``info["privileged"]["expert_action"]``, always one of the
   admissible commands, so realisable by the student) and explains it with a general reason: classes and
@@ -12,17 +12,18 @@
 * ``1``: acts on the oracle and may say where the hidden object is.
 
 Kept steps (``keep_reason``): an admissible student action after which the task can still be completed in one
-command fewer than the shortest plan from the step's state lies on *some* optimal plan (any instance of the goal
-class that serves the goal, any equally near receptacle, equally long plans in another order), so it is left as it
-is, with a reason that fits it; only real changes count as corrections. "Optimal" is relative to what the teacher
-at its privilege level acts on: above 0 the recorded privileged state, rebuilt and stepped by
-``leap_gym.envs.alfworld.simulate`` (the oracle's shortest plan, so the rule never needs the env again); at 0 only
-the observations: the known state (what was seen, unvisited receptacles counted empty) once the goal's objects
-have been seen, and before that any unvisited receptacle its search order ranks as high as its own choice.
+command fewer than the shortest plan from the step's state lies on *some* optimal plan (any instance of the
+goal class that serves the goal, any equally near receptacle, equally long plans in another order), so it is
+left as it is, with a reason that fits it; only real changes count as corrections. "Optimal" is relative to
+what the teacher at its privilege level acts on: above 0 the recorded privileged state, rebuilt and stepped by
+``leap_gym.envs.alfworld.simulate`` (the oracle's shortest plan, so the rule never needs the env again); at 0
+only the observations: the known state (what was seen, unvisited receptacles counted empty) once the goal's
+objects have been seen, and before that any unvisited receptacle its search order ranks as high as its own
+choice.
 
 ``privileged_only_facts(trajectory, t)`` lists what the student cannot know at step ``t``: unobserved target
-objects, their receptacles and ``"<object> is in <receptacle>"`` statements. Honest reasons name receptacles by
-class when heading somewhere unobserved, and instances only where the student has already looked.
+objects, their receptacles and ``"<object> is in <receptacle>"`` statements. Honest reasons name receptacles
+by class when heading somewhere unobserved, and instances only where the student has already looked.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ import re
 from dataclasses import dataclass, field
 
 from leap_gym.agents.teachers.base import Teacher
-from leap_gym.core import Trajectory
+from leap_gym.envs.alfworld.generate import _tables
 from leap_gym.envs.alfworld.simulate import apply, keeps_optimal, remaining, world_from_privileged
 from leap_gym.envs.alfworld.world import APPLIANCE as _APPLIANCE
 from leap_gym.envs.alfworld.world import Goal
+from leap_gym.records import Trajectory
 
 _LAMP_PLACES = ("desk", "sidetable", "dresser")
 # A general sense of where things are kept: surfaces first, then storage, then the rest.
@@ -46,8 +48,8 @@ _POPULAR = ("countertop", "diningtable", "sidetable", "coffeetable", "desk", "sh
             "handtowelholder", "towelholder", "toiletpaperhanger", "laundryhamper", "paintinghanger")
 _TASK_PATTERNS = [
     (r"^(?:look at|examine the) (?P<obj>\w+) (?:under|with) the (?P<lamp>\w+)$", "look"),
-    (r"^put two (?P<obj>\w+) in (?P<recep>\w+)$", "two"), (r"^find two (?P<obj>\w+) and put them in (?P<recep>\w+)$",
-                                                           "two"),
+    (r"^put two (?P<obj>\w+) in (?P<recep>\w+)$", "two"),
+    (r"^find two (?P<obj>\w+) and put them in (?P<recep>\w+)$", "two"),
     (r"^put a (?:clean|hot|cool) (?P<obj>\w+) in (?P<recep>\w+)$", "state"),
     (r"^(?:clean|heat|cool) some (?P<obj>\w+) and put it in (?P<recep>\w+)$", "state"),
     (r"^put (?:a|some) (?P<obj>\w+) (?:in|on) (?P<recep>\w+)$", "simple"),
@@ -62,7 +64,6 @@ def _klass(name: str) -> str:
 def _holders() -> dict[str, frozenset[str]]:
     """object class -> receptacle classes that can hold it (ALFWorld's canContain table, lower case)."""
     try:
-        from leap_gym.envs.alfworld.generate import _tables
         holds = _tables()["holds"]
     except ImportError:  # without the alfworld extra the order falls back to general popularity
         return {}
@@ -74,7 +75,8 @@ def _holders() -> dict[str, frozenset[str]]:
 
 
 def _task_text(trajectory: Trajectory) -> str:
-    m = re.search(r"Your task is to: (.*?)\.?\s*$", trajectory.steps[0].observation.strip()) if trajectory.steps \
+    m = re.search(r"Your task is to: (.*?)\.?\s*$",
+                  trajectory.steps[0].observation.strip()) if trajectory.steps \
         else None
     return (m.group(1) if m else trajectory.task).strip().rstrip(".")
 
@@ -177,7 +179,8 @@ class _Student:
         self.searching: tuple[str, tuple[str, ...]] = ("", ())  # what the last ``_explore`` looked for
 
     def _ok(self, obj: str) -> bool:
-        return _klass(obj) == self.g.object and (not self.g.state or self.g.state in self.b.states.get(obj, ()))
+        return _klass(obj) == self.g.object and (not self.g.state
+                                                 or self.g.state in self.b.states.get(obj, ()))
 
     def rank(self, recep: str, want: str, places: tuple[str, ...] = ()) -> tuple[bool, int]:
         """How promising ``recep`` is to search for ``want`` (lower first); equal ranks are equally good."""
@@ -197,7 +200,7 @@ class _Student:
 
     def _put_command(self, obj: str, recep: str) -> str:
         for c in self.adm:
-            if (c.startswith("move ") or c.startswith("put ")) and f" {obj} " in f" {c} " and c.endswith(" " + recep):
+            if c.startswith(("move ", "put ")) and f" {obj} " in f" {c} " and c.endswith(" " + recep):
                 return c
         return f"move {obj} to {recep}"
 
@@ -217,7 +220,8 @@ class _Student:
         g, b = self.g, self.b
         if g.task_type == "look_at_obj_in_light":
             if b.holding and _klass(b.holding) == g.object:
-                lamp_at = next((r for r, objs in b.seen.items() if any(_klass(o) == g.lamp for o in objs)), "")
+                lamp_at = next((r for r, objs in b.seen.items() if any(_klass(o) == g.lamp for o in objs)),
+                               "")
                 if lamp_at:
                     lamp = next(o for o in b.seen[lamp_at] if _klass(o) == g.lamp)
                     return self._goto_or(lamp_at, "use " + lamp)
@@ -267,7 +271,8 @@ _REASONS = {
                 "Now I carry the {obj} over to the {recep} to finish the placement."],
     "go_lamp": ["I have the {obj}; now I need light, so I'll go to the {lamp}.",
                 "With the {obj} in hand, I head to where the {lamp} is."],
-    "go_lamp_search": ["I have the {obj} but no {lamp} in sight; lamps usually stand on desks or side tables.",
+    "go_lamp_search": ["I have the {obj} but no {lamp} in sight; lamps usually stand on desks or side "
+                       "tables.",
                        "I need a {lamp} to look at the {obj}; desks and side tables are the usual places."],
     "open": ["The {here} is closed; I'll open it to see what's inside.",
              "I can't see into the {here} while it's closed, so I open it."],
@@ -381,7 +386,8 @@ class ALFWorldExpertTeacher(Teacher):
             privileged = step.info.get("privileged", {})
             if not privileged.get("expert_plan"):
                 return None
-            seen_together = [s.info.get("privileged", {}).get("agent_location", []) for s in trajectory.steps[:t]]
+            seen_together = [s.info.get("privileged", {}).get("agent_location", [])
+                             for s in trajectory.steps[:t]]
             if not keeps_optimal(privileged, action, seen_together):
                 return None
         elif not _belief_keeps(trajectory, t, action):
@@ -413,14 +419,13 @@ def _known_state(goal: Goal, belief: Belief) -> dict:
 
 @functools.cache
 def _openable_classes() -> frozenset[str]:
-    from leap_gym.envs.alfworld.generate import _tables
     return frozenset(c.lower() for c in _tables()["openable"])
 
 
 def _belief_keeps(trajectory: Trajectory, t: int, action: str) -> bool:
-    """Privilege 0: optimal relative to what the student's observations show. With the goal's objects (and lamp)
-    already seen, keep an action on a shortest plan over the known state; while still searching, keep a ``go to``
-    an unvisited receptacle that the teacher's search order ranks as high as its own choice."""
+    """Privilege 0: optimal relative to what the student's observations show. With the goal's objects (and
+    lamp) already seen, keep an action on a shortest plan over the known state; while still searching, keep a
+    ``go to`` an unvisited receptacle that the teacher's search order ranks as high as its own choice."""
     goal, belief = parse_goal(trajectory, t), read_history(trajectory, t)
     known = world_from_privileged(_known_state(goal, belief))
     before = remaining(known, goal)

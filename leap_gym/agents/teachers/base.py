@@ -1,10 +1,10 @@
 """Teacher interface: one correction per student step, computed for the state the student actually reached.
 
 A teacher sees ``trajectory.steps[: t + 1]``: the student's own history up to step ``t`` and, in
-``steps[t].info["privileged"]``, the privileged state at that step (recorded by the rollout). It never runs the
-env forward. ``keep_reason`` may also read ``steps[t + 1]``, the recorded outcome of the student's action at
-``t`` (corrections are made after the episode). ``TeacherAgent`` lets a teacher act in an env (demonstrations,
-"replay the teacher" checks).
+``steps[t].info["privileged"]``, the privileged state at that step (recorded by the rollout). It never runs
+the env forward. ``keep_reason`` may also read ``steps[t + 1]``, the recorded outcome of the student's action
+at ``t`` (corrections are made after the episode). ``TeacherAgent`` lets a teacher act in an env
+(demonstrations, "replay the teacher" checks).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from leap_gym.agents.base import AgentOutput, TrajectoryAgent
 from leap_gym.agents.prompting import answer_head
-from leap_gym.core import Correction, Trajectory
+from leap_gym.records import Correction, Trajectory
 
 
 def same_action(a: str, b: str) -> bool:
@@ -22,8 +22,9 @@ def same_action(a: str, b: str) -> bool:
 
 
 def plan_shortened(trajectory: Trajectory, t: int) -> bool:
-    """Whether the student's action at ``t`` shortened the env's privileged expert plan by at least one command,
-    judged on the recorded outcome (the next step's plan; after the last step, whether the episode was won)."""
+    """Whether the student's action at ``t`` shortened the env's privileged expert plan by at least one
+    command, judged on the recorded outcome (the next step's plan; after the last step, whether the episode
+    was won)."""
     steps = trajectory.steps
     before = (steps[t].info.get("privileged") or {}).get("expert_plan")
     if not before:
@@ -44,9 +45,9 @@ class Teacher(ABC):
         """``(reason, action)`` the teacher would take at step ``t``, from ``steps[: t + 1]`` only."""
 
     def keep_reason(self, trajectory: Trajectory, t: int) -> str | None:
-        """A reason for the student's own action at step ``t`` when it is as good as the teacher's (it keeps an
-        optimal solution reachable): rewriting it would teach an arbitrary preference, not a fix. ``None``: judge
-        the step by ``propose``. Teachers that can tell override this."""
+        """A reason for the student's own action at step ``t`` when it is as good as the teacher's (it keeps
+        an optimal solution reachable): rewriting it would teach an arbitrary preference, not a fix. ``None``:
+        judge the step by ``propose``. Teachers that can tell override this."""
         return None
 
     def correct(self, trajectory: Trajectory) -> list[Correction]:

@@ -1,12 +1,14 @@
-"""The InterCode Bash expert teacher, with a privilege knob (LEAP's realizability ablation), and its leak facts.
+"""The InterCode Bash expert teacher, with a privilege knob (LEAP's realizability ablation), and its leak
+facts.
 
 - ``privilege < 0.25``: no privileged state. A rule-based guesser reads the query (paths, extensions, quoted
-  words, numbers, key phrases) and writes the command a careful student would, then submits once it has run it.
-  This is the "teacher without privilege" baseline: it knows bash, not the answer.
+  words, numbers, key phrases) and writes the command a careful student would, then submits once it has run
+  it. This is the "teacher without privilege" baseline: it knows bash, not the answer.
 - ``0.25 <= privilege < 0.75`` (default 0.5): acts on the env's privileged expert action (the gold command, or
-  ``submit`` once the gold's effect is reached). Generated golds use only names stated in the query, so a student
-  can realise them. The reason explains the command's syntax in general first-person terms: which tool, which
-  options and why, and never a literal from the gold (a path, pattern or value not already visible) nor its output.
+  ``submit`` once the gold's effect is reached). Generated golds use only names stated in the query, so a
+  student can realise them. The reason explains the command's syntax in general first-person terms: which
+  tool, which options and why, and never a literal from the gold (a path, pattern or value not already
+  visible) nor its output.
 - ``privilege >= 0.75``: gives the gold command directly and states the gold output.
 
 Reasons are short first-person sentences from templates, varied deterministically per task, step and seed.
@@ -24,7 +26,7 @@ import re
 import shlex
 
 from leap_gym.agents.teachers.base import Teacher, plan_shortened
-from leap_gym.core import Trajectory
+from leap_gym.records import Trajectory
 
 SUBMIT = "submit"
 _PATH = re.compile(r"(/[\w./*-]*\w)")
@@ -33,34 +35,37 @@ _EXT = re.compile(r"(?:\*)?\.([A-Za-z0-9]+)\b(?! ?/)")
 _NUMBER = re.compile(r"\b(\d+)\b")
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
 _OPERATORS = frozenset({"|", "||", "&&", ";", ">", ">>", "<", "2>", "2>&1", "{}", "+", "\\;", "(", ")", "!"})
-# Common programs: naming one explains syntax, it reveals nothing about the answer (even where it is an argument,
-# as in ``xargs -I{} sort`` or ``which env``).
+# Common programs: naming one explains syntax, it reveals nothing about the answer (even where it is an
+# argument, as in ``xargs -I{} sort`` or ``which env``).
 PROGRAMS = frozenset("""
-awk basename bash cal cat cd chgrp chmod chown comm cp cpio crontab curl cut date dd df diff dig dirname du echo
-egrep env expr fgrep file find fmt fold free grep gunzip gzip head hostname id jq join kill less ln locate ls
-md5sum mkdir mktemp more mv nl nohup od paste pgrep ping pkill printf ps pstree pwd readlink realpath rename rev
-rm rmdir sed seq sh sha1sum sha256sum shuf sleep sort split stat strings sum tac tail tar tee test time top touch
-tr tree true false type uname uniq unzip uptime wc wget which who whoami xargs yes zcat zip
+awk basename bash cal cat cd chgrp chmod chown comm cp cpio crontab curl cut date dd df diff dig dirname du
+echo egrep env expr fgrep file find fmt fold free grep gunzip gzip head hostname id jq join kill less ln
+locate ls md5sum mkdir mktemp more mv nl nohup od paste pgrep ping pkill printf ps pstree pwd readlink
+realpath rename rev rm rmdir sed seq sh sha1sum sha256sum shuf sleep sort split stat strings sum tac tail
+tar tee test time top touch tr tree true false type uname uniq unzip uptime wc wget which who whoami xargs
+yes zcat zip
 """.split())
 
 # What each generated family's command does, in general terms (no literal from the task or its answer).
 SYNTAX: dict[str, tuple[str, ...]] = {
-    "find_ext": ("I need every regular file with a given extension at any depth, so I use find with -type f and a "
-                 "quoted -name glob; quoting keeps the shell from expanding the pattern itself.",
-                 "Searching recursively by file name is find's job: -type f keeps only regular files and -name "
-                 "takes the extension pattern in quotes."),
-    "count_ext": ("To count matching files I list them with find (-type f plus a quoted -name pattern) and pipe the "
-                  "list into wc -l, which counts lines, one per file.",
+    "find_ext": ("I need every regular file with a given extension at any depth, so I use find with -type f "
+                 "and a quoted -name glob; quoting keeps the shell from expanding the pattern itself.",
+                 "Searching recursively by file name is find's job: -type f keeps only regular files and "
+                 "-name takes the extension pattern in quotes."),
+    "count_ext": ("To count matching files I list them with find (-type f plus a quoted -name pattern) and "
+                  "pipe the list into wc -l, which counts lines, one per file.",
                   "Counting files is listing them and counting the lines: find with -type f and -name, then "
                   "| wc -l."),
-    "grep_list": ("grep -r searches a directory tree and -l prints only the names of the files that match, which "
-                  "is exactly the list asked for.",
+    "grep_list": ("grep -r searches a directory tree and -l prints only the names of the files that match, "
+                  "which is exactly the list asked for.",
                   "I want file names, not matching lines, so I run grep recursively (-r) with -l."),
-    "count_lines": ("wc -l counts lines; reading the file through < keeps the file name out of the output so only "
-                    "the number is printed.",
-                    "To get just the line count I redirect the file into wc -l, which then prints only the number."),
+    "count_lines": ("wc -l counts lines; reading the file through < keeps the file name out of the output so "
+                    "only the number is printed.",
+                    "To get just the line count I redirect the file into wc -l, which then prints only the "
+                    "number."),
     "count_words": ("wc -w counts words; feeding the file through < makes it print the number alone.",
-                    "Counting words is wc -w, and redirecting the file into it avoids printing the file name."),
+                    "Counting words is wc -w, and redirecting the file into it avoids printing the file "
+                    "name."),
     "grep_count": ("grep -c prints how many lines match a pattern instead of the lines themselves.",
                    "I only need the number of matching lines, which is what grep's -c option reports."),
     "head": ("head -n N prints the first N lines of a file.",
@@ -70,30 +75,35 @@ SYNTAX: dict[str, tuple[str, ...]] = {
     "sort_unique": ("sort -u sorts the lines and keeps one copy of each, in one step.",
                     "Sorting and dropping duplicates is sort with the -u flag."),
     "cut_column": ("cut selects fields: -d sets the separator (a comma here) and -f picks the field number.",
-                   "For one column of comma-separated text I use cut with -d, for the delimiter and -f for the "
-                   "field."),
-    "find_mtime": ("find's -mtime -N keeps files modified less than N days ago; -type f restricts it to files.",
+                   "For one column of comma-separated text I use cut with -d, for the delimiter and -f for "
+                   "the field."),
+    "find_mtime": ("find's -mtime -N keeps files modified less than N days ago; -type f restricts it to "
+                   "files.",
                    "Filtering by modification age is find -mtime with a minus sign meaning 'less than'."),
     "find_size": ("find's -size +Nk keeps files bigger than N kibibytes; -type f limits it to regular files.",
                   "Filtering by size is find -size with a plus sign for 'larger than' and k for kilobytes."),
-    "delete_ext": ("find can delete what it matches: -type f with a quoted -name pattern selects the files and "
-                   "-delete removes them, including in subdirectories.",
-                   "To remove matching files recursively I let find select them (-type f -name '*.ext' style) and "
-                   "finish with -delete."),
-    "chmod_exec": ("The scripts may sit in subdirectories, so a plain glob is not enough: find selects them and "
-                   "-exec chmod +x {} + changes them all.",
-                   "chmod +x adds the execute bit; running it through find -exec reaches files at every depth."),
-    "replace_text": ("sed -i edits the file in place, and s/old/new/g replaces every occurrence on each line.",
-                     "An in-place substitution is sed -i with the s command and the g flag for all occurrences."),
+    "delete_ext": ("find can delete what it matches: -type f with a quoted -name pattern selects the files "
+                   "and -delete removes them, including in subdirectories.",
+                   "To remove matching files recursively I let find select them (-type f -name '*.ext' "
+                   "style) and finish with -delete."),
+    "chmod_exec": ("The scripts may sit in subdirectories, so a plain glob is not enough: find selects them "
+                   "and -exec chmod +x {} + changes them all.",
+                   "chmod +x adds the execute bit; running it through find -exec reaches files at every "
+                   "depth."),
+    "replace_text": ("sed -i edits the file in place, and s/old/new/g replaces every occurrence on each "
+                     "line.",
+                     "An in-place substitution is sed -i with the s command and the g flag for all "
+                     "occurrences."),
     "archive": ("tar -czf writes a gzip-compressed archive; -C changes into the parent first so the archive "
                 "stores the folder by its own name, not its full path.",
-                "I create the tarball with tar -czf, using -C so the member paths start at the folder's name."),
-    "copy_ext": ("I make the target directory with mkdir -p, then cp with a glob copies the matching top-level "
-                 "files into it; && runs the copy only if the directory exists.",
+                "I create the tarball with tar -czf, using -C so the member paths start at the folder's "
+                "name."),
+    "copy_ext": ("I make the target directory with mkdir -p, then cp with a glob copies the matching "
+                 "top-level files into it; && runs the copy only if the directory exists.",
                  "mkdir -p creates the new folder and a glob passed to cp picks the files from the source "
                  "directory only, not its subdirectories."),
-    "make_file": ("echo with output redirection (>) writes the line into a new file; single quotes keep the text "
-                  "as one argument.",
+    "make_file": ("echo with output redirection (>) writes the line into a new file; single quotes keep the "
+                  "text as one argument.",
                   "To create a file with a line of text I echo the quoted text and redirect it with >."),
     "rename": ("mv renames a file when the destination is a new name in the same directory.",
                "Renaming is mv from the old name to the new one."),
@@ -295,7 +305,8 @@ def privileged_only_facts(trajectory: Trajectory, t: int) -> list[str]:
     facts: list[str] = []
     for i, word in enumerate(_words(gold)):
         word = word.strip("'\"")
-        option_cluster = i > 0 and _words(gold)[i - 1] == "tar" and re.fullmatch(r"[A-Za-z]+", word)  # tar czf
+        # tar's bundled options (tar czf)
+        option_cluster = i > 0 and _words(gold)[i - 1] == "tar" and re.fullmatch(r"[A-Za-z]+", word)
         if (len(word) < 3 or word in programs or word in _OPERATORS or word.startswith("-") or option_cluster
                 or not re.search(r"[A-Za-z0-9]", word)):
             continue

@@ -1,9 +1,9 @@
 """The leak meter: does a corrected reason reveal a privileged fact the student has not observed?
 
-Each benchmark's spec names its function ``privileged_only_facts(trajectory, t) -> list[str]`` (``leak_facts``):
-short strings (an object location the student has not seen, a target ASIN or product title not yet on screen,
-distinctive tokens of the gold command) that a reason at step ``t`` must not contain. The meter matches them
-case-insensitively on word boundaries.
+Each benchmark's spec names its function ``privileged_only_facts(trajectory, t) -> list[str]``
+(``leak_facts``): short strings (an object location the student has not seen, a target ASIN or product title
+not yet on screen, distinctive tokens of the gold command) that a reason at step ``t`` must not contain. The
+meter matches them case-insensitively on word boundaries.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from leap_gym.core import Correction, Trajectory
+from leap_gym.records import Correction, Trajectory
 from leap_gym.specs import load_symbol, spec_for
 
 

@@ -1,14 +1,15 @@
 """LLM teachers: LEAP's privileged correction through any OpenAI-compatible chat endpoint, and a self-teacher.
 
 ``LLMTeacher`` sends the whole student trajectory plus the privileged state in one request and asks for JSON
-with one corrected reason/action per student step (LEAP's correction call). Replies are validated (same length,
-required keys, the corrected action admissible where the env offers candidates); a bad reply is retried with the
-error pointed out (so a response cache never replays the same bad answer), and after the last try the valid
-steps are kept and the rest marked invalid in ``Correction.metadata`` instead of dropping the episode.
+with one corrected reason/action per student step (LEAP's correction call). Replies are validated (same
+length, required keys, the corrected action admissible where the env offers candidates); a bad reply is
+retried with the error pointed out (so a response cache never replays the same bad answer), and after the last
+try the valid steps are kept and the rest marked invalid in ``Correction.metadata`` instead of dropping the
+episode.
 
 ``SelfTeacher`` is the paper's self-improvement setting: the student's own model (served through any chat
-backend, e.g. ``leap-gym serve``) prompted step by step in the student format plus the privileged state; a step
-counts as corrected only when its action differs from the student's and is valid.
+backend, e.g. ``leap-gym serve``) prompted step by step in the student format plus the privileged state; a
+step counts as corrected only when its action differs from the student's and is valid.
 
 A backend is anything with ``chat(messages, **params) -> result`` where ``result.text`` is the reply and
 ``result.cost`` its price (``leap_gym.agents.backends.openai_chat.OpenAIChat``), or a dict of ``OpenAIChat``
@@ -34,7 +35,7 @@ from leap_gym.agents.backends.openai_chat import BackendError, OpenAIChat
 from leap_gym.agents.base import INVALID_ACTION
 from leap_gym.agents.prompting import build_messages, fill_template, match_candidate, parse_output
 from leap_gym.agents.teachers.base import Teacher, same_action
-from leap_gym.core import Correction, Trajectory
+from leap_gym.records import Correction, Trajectory
 from leap_gym.specs import get_spec
 
 
@@ -43,7 +44,8 @@ class ChatBackend(Protocol):
 
 
 def make_backend(backend: ChatBackend | dict[str, Any]) -> ChatBackend:
-    """``backend`` itself, or an ``OpenAIChat`` built from a dict of its keyword arguments (a run config's)."""
+    """``backend`` itself, or an ``OpenAIChat`` built from a dict of its keyword arguments (a run
+    config's)."""
     if isinstance(backend, dict):
         kwargs = dict(backend)
         if "model" not in kwargs:
@@ -88,17 +90,17 @@ def correction_messages(trajectory: Trajectory, privileged: bool = True) -> list
     spec = get_spec(trajectory.env_id)
     mode = spec.teacher_mode if spec and spec.teacher_mode else GENERIC_MODE
     system = (
-        "You are a teacher helping a student agent learn a text-based task. You can see a PRIVILEGED STATE that "
-        "is hidden from the student (it will never see it, also not at test time).\n"
-        "You get the student's trajectory as JSON: for each timestep its observation, candidate actions (if any), "
-        "reason and action.\n"
+        "You are a teacher helping a student agent learn a text-based task. You can see a PRIVILEGED STATE "
+        "that is hidden from the student (it will never see it, also not at test time).\n"
+        "You get the student's trajectory as JSON: for each timestep its observation, candidate actions (if "
+        "any), reason and action.\n"
         "Your tasks:\n"
         "1. Summarise the student's mistakes.\n"
-        "2. For every timestep, assume the student acted as recorded up to that point, and give the reason and "
-        "action that would be best from there. Use the privileged state to choose well.\n"
-        "3. Reasons must rely only on what the student has observed so far. NEVER reveal privileged facts in a "
-        "reason (hidden locations, target ids, the exact hidden answer); give general, transferable hints.\n"
-        "4. When candidate actions are given, the corrected action must be one of them, verbatim.\n"
+        "2. For every timestep, assume the student acted as recorded up to that point, and give the reason "
+        "and action that would be best from there. Use the privileged state to choose well.\n"
+        "3. Reasons must rely only on what the student has observed so far. NEVER reveal privileged facts in "
+        "a reason (hidden locations, target ids, the exact hidden answer); give general, transferable "
+        "hints.\n4. When candidate actions are given, the corrected action must be one of them, verbatim.\n"
         f"Mode: {mode}\n"
         "Reply with one JSON object in a ```json fenced block, exactly:\n"
         '{"summary": "<mistakes>", "trajectory": [{"timestep": 0, "corrected_reason": "<reason>", '
@@ -110,7 +112,8 @@ def correction_messages(trajectory: Trajectory, privileged: bool = True) -> list
     state = privileged_summary(trajectory) if privileged else "(not available for this task)"
     user = (f"TASK: {trajectory.task}\n\nPRIVILEGED STATE:\n"
             f"{json.dumps(state, ensure_ascii=False, indent=1)}\n\n"
-            f"STUDENT TRAJECTORY ({len(steps)} timesteps):\n{json.dumps(steps, ensure_ascii=False, indent=1)}")
+            f"STUDENT TRAJECTORY ({len(steps)} "
+            f"timesteps):\n{json.dumps(steps, ensure_ascii=False, indent=1)}")
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -136,8 +139,8 @@ def extract_json(text: str) -> Any:
 def validate_reply(data: Any, trajectory: Trajectory) -> tuple[list[Correction], list[str]]:
     """Per-step corrections from a parsed reply, and the problems found (empty when the reply is fully valid).
 
-    Invalid steps become ``Correction(was_corrected=False, metadata={"valid": False, "error": ...})`` carrying the
-    student's own action, so callers can keep the valid part.
+    Invalid steps become ``Correction(was_corrected=False, metadata={"valid": False, "error": ...})`` carrying
+    the student's own action, so callers can keep the valid part.
     """
     if not isinstance(data, dict) or not isinstance(data.get("trajectory"), list):
         raise ReplyError('the reply must be an object with a "trajectory" list')
@@ -155,7 +158,8 @@ def validate_reply(data: Any, trajectory: Trajectory) -> tuple[list[Correction],
         error = None
         if entry is None:
             error = "missing entry"
-        elif not isinstance(entry.get("corrected_action"), str) or not isinstance(entry.get("corrected_reason"), str):
+        elif not isinstance(entry.get("corrected_action"),
+                            str) or not isinstance(entry.get("corrected_reason"), str):
             error = "corrected_reason and corrected_action must be strings"
         else:
             action = entry["corrected_action"].strip()
@@ -173,7 +177,8 @@ def validate_reply(data: Any, trajectory: Trajectory) -> tuple[list[Correction],
             continue
         keep = entry.get("is_corrected") is False or not action
         action = step.action if keep else action
-        reason = step.reason if keep and not entry["corrected_reason"].strip() else entry["corrected_reason"].strip()
+        corrected = entry["corrected_reason"].strip()
+        reason = step.reason if keep and not corrected else corrected
         out.append(Correction(t, reason, action, not same_action(action, step.action), {"valid": True}))
     return out, problems
 
@@ -211,7 +216,8 @@ class LLMTeacher(Teacher):
                 result = self.backend.chat(messages, **self.params)
             except BackendError as e:  # e.g. the trajectory exceeds the model's context: not worth retrying
                 self.stats.failed_episodes += 1
-                return [Correction(t, s.reason, s.action, False, {"valid": False, "error": f"backend: {e}"[:500]})
+                error = {"valid": False, "error": f"backend: {e}"[:500]}
+                return [Correction(t, s.reason, s.action, False, dict(error))
                         for t, s in enumerate(trajectory.steps)]
             self.stats.cost += float(getattr(result, "cost", 0.0) or 0.0)
             text = getattr(result, "text", result)
@@ -225,7 +231,8 @@ class LLMTeacher(Teacher):
             if not problems:
                 return corrections
             messages = messages + [{"role": "assistant", "content": text},
-                                   {"role": "user", "content": "Your reply had problems: " + "; ".join(problems[:10])
+                                   {"role": "user",
+                                    "content": "Your reply had problems: " + "; ".join(problems[:10])
                                     + ". Reply again with the full corrected JSON, one entry per timestep."}]
         if best is None:
             self.stats.failed_episodes += 1
@@ -265,8 +272,8 @@ class SelfTeacher(Teacher):
         if self.privilege <= 0:
             return msgs
         hint = json.dumps(privileged_summary(trajectory, t), ensure_ascii=False)
-        msgs[0]["content"] += ("\nYou also see a PRIVILEGED STATE hidden from the student; use it to choose the "
-                               "best action, but do not mention its facts in your reason.")
+        msgs[0]["content"] += ("\nYou also see a PRIVILEGED STATE hidden from the student; use it to choose "
+                               "the best action, but do not mention its facts in your reason.")
         msgs[1]["content"] = f"PRIVILEGED STATE: {hint}\n" + msgs[1]["content"]
         return msgs
 

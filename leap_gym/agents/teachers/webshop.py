@@ -1,13 +1,13 @@
 """The WebShop expert teacher, with a privilege knob (LEAP's realizability ablation), and its leak facts.
 
-- ``privilege < 0.25``: no privileged state. It searches with the instruction's words, opens the visible result
-  whose title shares the most words with the instruction (within the price bound), picks option values named in
-  the instruction, and buys. This is the "teacher without privilege" baseline.
-- ``0.25 <= privilege < 0.75`` (default 0.5): uses the privileged target to choose among actions a student could
-  take from what it sees (queries built from the instruction, visible results, paging, option values named in the
-  instruction) and explains with general reasons that name no privileged fact.
-- ``privilege >= 0.75``: follows the env's privileged expert (which may search the target's exact title) and may
-  state the target's ASIN, title and hidden price.
+- ``privilege < 0.25``: no privileged state. It searches with the instruction's words, opens the visible
+  result whose title shares the most words with the instruction (within the price bound), picks option values
+  named in the instruction, and buys. This is the "teacher without privilege" baseline.
+- ``0.25 <= privilege < 0.75`` (default 0.5): uses the privileged target to choose among actions a student
+  could take from what it sees (queries built from the instruction, visible results, paging, option values
+  named in the instruction) and explains with general reasons that name no privileged fact.
+- ``privilege >= 0.75``: follows the env's privileged expert (which may search the target's exact title) and
+  may state the target's ASIN, title and hidden price.
 
 Reasons are short first-person sentences drawn from templates, varied deterministically per task and step.
 
@@ -25,15 +25,16 @@ import re
 from typing import Any
 
 from leap_gym.agents.teachers.base import Teacher, plan_shortened
-from leap_gym.core import Trajectory
+from leap_gym.records import Trajectory
 
 SEARCH_PLACEHOLDER = "search[<query>]"
 _PRICE_CLAUSE = re.compile(r",? and price lower than ([\d.]+) dollars$")
 _PAGE = re.compile(r"Page (\d+) \(Total results: (\d+)\)")
-_OPENINGS = re.compile(r"^(i am looking for|im looking for|i'm looking for|i would like|i need|i want to buy|i want"
-                       r"|find me|i'm searching for|i am searching for|can you get me|show me|get me)\s+")
-_FILLER = frozenset("a an the some i am im i'm would like need want for with that is are and in of to it me my "
-                    "colored flavored size color style fit".split())
+_OPENINGS = re.compile(r"^(i am looking for|im looking for|i'm looking for|i would like|i need|i want to "
+                       r"buy|i want|find me|i'm searching for|i am searching for|can you get me|show me|get "
+                       r"me)\s+")
+_FILLER = frozenset("a an the some i am im i'm would like need want for with that is are and in of to it me "
+                    "my colored flavored size color style fit".split())
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
 
 REASONS: dict[str, tuple[str, ...]] = {
@@ -53,8 +54,8 @@ REASONS: dict[str, tuple[str, ...]] = {
                      "This product isn't quite what I need; let me return to the results."),
     "back_search": ("These results don't match the request well, so I'll start a new search.",
                     "This isn't going anywhere; I'll go back and search again with better words."),
-    "item_search": ("This item doesn't meet the requirements and the results I came from have nothing better, "
-                    "so I'll search again.",
+    "item_search": ("This item doesn't meet the requirements and the results I came from have nothing "
+                    "better, so I'll search again.",
                     "This product is not what I need; I'll go back and try a different search."),
     "option": ("The instruction asks for {value}, so I'll select that option.",
                "I need {value}, so I'm choosing it before buying.",
@@ -93,7 +94,8 @@ def _segments(observation: str) -> list[str]:
 
 def _page(step) -> str:
     acts = step.admissible_actions or []
-    if step.observation.startswith("Thank you for shopping") or " [SEP] Thank you for shopping" in step.observation:
+    obs = step.observation
+    if obs.startswith("Thank you for shopping") or " [SEP] Thank you for shopping" in obs:
         return "done"
     if "click[buy now]" in acts:
         return "item"
@@ -231,7 +233,8 @@ class WebShopExpertTeacher(Teacher):
             return "option"
         return "open"
 
-    # --- privilege 0 ------------------------------------------------------------------------------------------
+    # --- privilege 0
+    # ------------------------------------------------------------------------------------------
     def _propose_unprivileged(self, trajectory: Trajectory, t: int) -> tuple[str, str]:
         step = trajectory.steps[t]
         instruction = trajectory.task or step.info.get("task", "")
@@ -281,8 +284,8 @@ class WebShopExpertTeacher(Teacher):
 
 
 def privileged_only_facts(trajectory: Trajectory, t: int) -> list[str]:
-    """Facts a reason at step ``t`` must not state: the target's ASIN, title, distinctive title words and hidden
-    price, each unless the student has already seen it on screen."""
+    """Facts a reason at step ``t`` must not state: the target's ASIN, title, distinctive title words and
+    hidden price, each unless the student has already seen it on screen."""
     priv = trajectory.steps[t].info.get("privileged") or {}
     target = priv.get("target") or {}
     seen = " ".join(s.observation for s in trajectory.steps[: t + 1]).lower()

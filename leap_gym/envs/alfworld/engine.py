@@ -1,8 +1,9 @@
-"""The real ALFWorld text engine (textworld ``PddlEnv`` + alfworld's demangler), imported safely and made fast.
+"""The real ALFWorld text engine (textworld ``PddlEnv`` + alfworld's demangler), imported safely and made
+fast.
 
-Importing ``alfworld`` writes ``~/.cache/alfworld`` and Fast Downward's translator overwrites ``sys.argv``; both
-are contained here. ``make_engine(fast=False)`` is the unmodified engine (the reference of the differential test);
-``fast=True`` is the same engine with memoisation that never changes what it computes:
+Importing ``alfworld`` writes ``~/.cache/alfworld`` and Fast Downward's translator overwrites ``sys.argv``;
+both are contained here. ``make_engine(fast=False)`` is the unmodified engine (the reference of the
+differential test); ``fast=True`` is the same engine with memoisation that never changes what it computes:
 
 1. ``pddl2sas`` results are memoised per (domain, problem), in memory and in an on-disk cache (a pure function
    of the two texts); the optimised translation (only used by the planner) is built only when asked for.
@@ -24,17 +25,25 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
+import pickle
 import re
 import sys
 import tempfile
 import threading
-from collections import OrderedDict
+import zlib
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from leap_gym.io import atomic_write_bytes
+
+# textworld, alfworld and fast_downward (the alfworld extra) are imported inside functions, after
+# ``import_engine`` has contained their side effects; importing this module loads none of them.
 
 _IMPORT_LOCK = threading.Lock()
 _PATCHED = False
@@ -62,8 +71,9 @@ def guard_argv() -> Iterator[None]:
 def import_engine() -> dict[str, Any]:
     """Import textworld/alfworld once, without touching the user's home or ``sys.argv``."""
     with _IMPORT_LOCK, guard_argv():
-        # alfworld/info.py creates $ALFWORLD_DATA (default ~/.cache/alfworld) and exports it at import. Point it
-        # at a folder that exists for the import only, so nothing is created and the user's setting is untouched.
+        # alfworld/info.py creates $ALFWORLD_DATA (default ~/.cache/alfworld) and exports it at import. Point
+        # it at a folder that exists for the import only, so nothing is created and the user's setting is
+        # untouched.
         unset = "ALFWORLD_DATA" not in os.environ
         if unset:
             os.environ["ALFWORLD_DATA"] = tempfile.gettempdir()
@@ -111,9 +121,10 @@ class _LRU(OrderedDict):
         return value
 
 
-# Memory bounds: a translated game is ~2-3 MB in memory but ~70 KB as a compressed pickle. The few hot games stay
-# live; a LEAP run revisits hundreds of generated games (demos, rollouts, evaluations), which are kept packed so a
-# revisit costs a ~10 ms unpickle instead of a ~300 ms re-translation. The on-disk cache keeps every file game.
+# Memory bounds: a translated game is ~2-3 MB in memory but ~70 KB as a compressed pickle. The few hot games
+# stay live; a LEAP run revisits hundreds of generated games (demos, rollouts, evaluations), which are kept
+# packed so a revisit costs a ~10 ms unpickle instead of a ~300 ms re-translation. The on-disk cache keeps
+# every file game.
 _SAS = _LRU(32)  # (sha256(domain, problem), optimize) -> (task, sas)
 _SAS_PACKED = _LRU(1024)  # same keys -> zlib-compressed pickle of (task, sas); at most ~75 MB
 _PARSES: dict = {}
@@ -133,7 +144,8 @@ SAS_CACHE_VERSION = "1"
 
 
 def default_cache_dir() -> Path:
-    """Where translated games persist: ``$LEAP_GYM_CACHE/alfworld-sas`` (default ``~/.cache/leap-gym/...``)."""
+    """Where translated games persist: ``$LEAP_GYM_CACHE/alfworld-sas`` (default
+    ``~/.cache/leap-gym/...``)."""
     root = os.environ.get("LEAP_GYM_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "leap-gym")
     return Path(root) / "alfworld-sas"
@@ -142,11 +154,7 @@ def default_cache_dir() -> Path:
 def _disk_cached(folder: Path, digest: str, make):
     """The plain translation of a game, kept on disk: it is a pure function of the domain and problem texts
     (keyed by their sha256 and the installed Fast Downward version), and costs ~0.3-3 s to recompute."""
-    import pickle
-    import zlib
-    from importlib.metadata import version
-
-    tag = _digest(SAS_CACHE_VERSION, version("fast-downward-textworld"), digest)[:32]
+    tag = _digest(SAS_CACHE_VERSION, importlib.metadata.version("fast-downward-textworld"), digest)[:32]
     path = folder / tag[:2] / f"{tag}.pkl.z"
     try:
         with open(path, "rb") as f:
@@ -157,7 +165,6 @@ def _disk_cached(folder: Path, digest: str, make):
         pass
     value = make()
     try:
-        from leap_gym.io import atomic_write_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, zlib.compress(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), 1))
     except OSError:
@@ -167,9 +174,6 @@ def _disk_cached(folder: Path, digest: str, make):
 
 def _packed(key, make):
     """``make()`` through ``_SAS_PACKED``: unpickled from memory when this process translated it before."""
-    import pickle
-    import zlib
-
     blob = _SAS_PACKED.get(key)
     if blob is not None:
         _SAS_PACKED.move_to_end(key)
@@ -201,8 +205,9 @@ def _install_patches() -> None:
                 folder = getattr(_LOCAL, "sas_dir", None)
                 if folder is None or optimize:
                     return original_pddl2sas(domain, problem, verbose=verbose, optimize=optimize)
-                return _disk_cached(Path(folder), key[0],
-                                    lambda: original_pddl2sas(domain, problem, verbose=verbose, optimize=False))
+                return _disk_cached(
+                    Path(folder), key[0],
+                    lambda: original_pddl2sas(domain, problem, verbose=verbose, optimize=False))
 
             return _SAS.get_or(key, lambda: _packed(key, translate))
 
@@ -236,8 +241,9 @@ def _install_patches() -> None:
         def copy_context(context):
             if not _active():
                 return original_copy_context(context)
-            return {"state": context["state"], "facts": context["facts"], "variables": dict(context["variables"]),
-                    "mapping": dict(context["mapping"]), "entity_infos": context["entity_infos"]}
+            return {"state": context["state"], "facts": context["facts"],
+                    "variables": dict(context["variables"]), "mapping": dict(context["mapping"]),
+                    "entity_infos": context["entity_infos"]}
 
         textgen.copy_context = copy_context
 
@@ -265,8 +271,6 @@ _STATES = _LRU(64)  # (sha256(domain, problem), replan) -> initial PddlState sna
 
 def _patch_pddl_state() -> None:
     """Game states start from a snapshot: a problem's initial facts are computed once, then copied."""
-    from collections import Counter, defaultdict
-
     from textworld.envs.pddl import logic as pddl_logic
 
     Original = pddl_logic.PddlState
@@ -283,9 +287,11 @@ def _patch_pddl_state() -> None:
             if snap is None:
                 super().__init__(downward_lib, pddl_problem, logic)
                 _STATES.get_or(key, lambda: {
-                    "task": self.task, "sas": self.sas, "sas_replan": self.sas_replan, "actions": self._actions,
-                    "name2type": self.name2type, "sas_bytes": self.sas.encode("utf-8"),
-                    "sas_replan_bytes": None if self.sas_replan is self.sas else self.sas_replan.encode("utf-8"),
+                    "task": self.task, "sas": self.sas, "sas_replan": self.sas_replan,
+                    "actions": self._actions, "name2type": self.name2type,
+                    "sas_bytes": self.sas.encode("utf-8"),
+                    "sas_replan_bytes": (None if self.sas_replan is self.sas
+                                         else self.sas_replan.encode("utf-8")),
                     "types": [(t.name, t.supertype_names) for t in self.task.types],
                     "facts": {k: frozenset(v) for k, v in self._facts.items()},
                     "vars_by_name": dict(self._vars_by_name),
@@ -326,9 +332,11 @@ def _contexts_of(symbol) -> Iterator[dict]:
                 stack.append(inner)
 
 
-# Predicates that no action changes: a command whose template queries only these is a function of its operator.
-STATIC_PREDICATES = frozenset({"receptacleatlocation", "receptacletype", "objecttype", "cancontain", "openable",
-                               "pickupable", "isreceptacleobject", "cleanable", "heatable", "coolable",
+# Predicates that no action changes: a command whose template queries only these is a function of its
+# operator.
+STATIC_PREDICATES = frozenset({"receptacleatlocation", "receptacletype", "objecttype", "cancontain",
+                               "openable", "pickupable", "isreceptacleobject", "cleanable", "heatable",
+                               "coolable",
                                "toggleable", "sliceable"})
 
 
@@ -413,8 +421,8 @@ def _fast_env_class(PddlEnv):
 
         @staticmethod
         def _logic_for(domain: str, grammar: str):
-            """The game's logic: one TWL2 parse per grammar text up to the task sentence (games differ only there),
-            with this game's ``task`` rule swapped in and a per-game command memo."""
+            """The game's logic: one TWL2 parse per grammar text up to the task sentence (games differ only
+            there), with this game's ``task`` rule swapped in and a per-game command memo."""
             m = _TASK_RULE.search(grammar)
             generic = grammar[:m.start(1)] + _PLACEHOLDER + grammar[m.end(1):] if m else grammar
             shared = _LOGICS.get_or(_digest(domain, generic),
@@ -424,7 +432,8 @@ def _fast_env_class(PddlEnv):
                 from textworld.envs.pddl import textgen
                 old_rule = rules["task"][0]
                 rhs = json.loads('"' + _RHS_PREFIX + m.group(1) + '."')
-                task_rule = textgen.ProductionRule(lhs="task", rhs=textgen._parse_and_convert(rhs, rule_name="symbols"),
+                task_rule = textgen.ProductionRule(lhs="task",
+                                                   rhs=textgen._parse_and_convert(rhs, rule_name="symbols"),
                                                    weight=old_rule.weight, condition=old_rule.condition)
                 grammar_obj = textgen.ContextSensitiveGrammar()
                 grammar_obj._rules.update(rules)

@@ -1,7 +1,7 @@
 """``leap/ALFWorld-v0``: the real ALFWorld text engine as a Gymnasium env, with privileged state for teachers.
 
-Task sources: ``tasks="generated"`` (default; seeded games of all six task types built from the alfworld wheel's
-scene data, ``split="train"`` on ALFWorld's training scenes, ``split="test"`` on its held-out ones) or
+Task sources: ``tasks="generated"`` (default; seeded games of all six task types built from the alfworld
+wheel's scene data, ``split="train"`` on ALFWorld's training scenes, ``split="test"`` on its held-out ones) or
 ``tasks="files"`` (ALFWorld's ``json_2.1.1`` games under ``data_dir``/``$ALFWORLD_DATA``).
 
 ``info["privileged"]`` (students never see it, see ``leap_gym.wrappers.StudentView``):
@@ -20,7 +20,17 @@ from typing import Any
 import gymnasium as gym
 
 from leap_gym.envs.alfworld import oracle
-from leap_gym.envs.alfworld.tasks import GRAMMARS, TASK_TYPES, Game
+from leap_gym.envs.alfworld.engine import guard_argv, make_engine
+from leap_gym.envs.alfworld.generate import SPLITS, generate_game
+from leap_gym.envs.alfworld.tasks import (
+    GRAMMARS,
+    TASK_TYPES,
+    Game,
+    collect_game_dirs,
+    data_root,
+    load_game_dir,
+    task_description,
+)
 from leap_gym.envs.alfworld.world import World
 from leap_gym.envs.contract import RENDER_MODES, ResetNeeded, check_action, check_render_mode, task_index
 from leap_gym.spaces import UnicodeText
@@ -58,7 +68,8 @@ class ALFWorldEnv(gym.Env):
             step's time with ``expert="oracle"``, and the planner's search with ``expert="planner"``);
             ``info["privileged"]`` is then ``{}``.
 
-    The call rules (step before reset, task indexes, steps after the end) are those of ``leap_gym.envs.contract``.
+    The call rules (step before reset, task indexes, steps after the end) are those of
+    ``leap_gym.envs.contract``.
     """
 
     metadata = {"render_modes": list(RENDER_MODES)}
@@ -67,7 +78,8 @@ class ALFWorldEnv(gym.Env):
     def __init__(self, tasks: str = "generated", split: str | None = None, data_dir: str | None = None,
                  grammar: str = "file", task_types: tuple[str, ...] | list[str] | None = None,
                  task_seed: int = 0, num_tasks: int | None = None, expert: str = "oracle", fast: bool = True,
-                 cache_dir: str | bool | None = None, render_mode: str | None = None, privileged: bool = True):
+                 cache_dir: str | bool | None = None, render_mode: str | None = None,
+                 privileged: bool = True):
         self.render_mode = check_render_mode(render_mode)
         self.privileged = bool(privileged)
         if tasks not in TASK_SOURCES:
@@ -86,7 +98,6 @@ class ALFWorldEnv(gym.Env):
         self.observation_space = UnicodeText()
         self.action_space = UnicodeText()
         if tasks == "files":
-            from leap_gym.envs.alfworld.tasks import collect_game_dirs, data_root
             self.split = split or "valid_seen"
             self._root = data_root(data_dir)
             self._dirs = collect_game_dirs(self._root, self.split, task_types)
@@ -96,7 +107,6 @@ class ALFWorldEnv(gym.Env):
                 raise ValueError(f"no ALFWorld games of types {task_types} under {self._root / self.split}")
             self.num_tasks = len(self._dirs)
         else:
-            from leap_gym.envs.alfworld.generate import SPLITS
             self.split = split or "train"
             if self.split not in SPLITS:
                 raise ValueError(f"generated tasks have splits {SPLITS}, got {self.split!r}")
@@ -112,14 +122,11 @@ class ALFWorldEnv(gym.Env):
     def game(self, task_index: int) -> Game:
         """The game at ``task_index`` (generated games are built and validated on first use)."""
         if self.tasks == "files":
-            from leap_gym.envs.alfworld.tasks import load_game_dir
             return load_game_dir(self._dirs[task_index], self._root, self.grammar)
-        from leap_gym.envs.alfworld.generate import generate_game
         return generate_game(self.split, self.task_seed, task_index, task_types=self.task_types)
 
     def _engine_for(self):
         if self._engine is None:
-            from leap_gym.envs.alfworld.engine import make_engine
             self._engine = make_engine(fast=self.fast, planner=self.expert == "planner" and self.privileged,
                                        cache_dir=self.cache_dir)
         return self._engine
@@ -132,7 +139,6 @@ class ALFWorldEnv(gym.Env):
             index = int(self.np_random.integers(self.num_tasks))
         engine = self._engine_for()
         key = (self.tasks, self.split, self.task_seed, index)
-        from leap_gym.envs.alfworld.engine import guard_argv
         with guard_argv():
             if key != self._loaded_key:
                 self._loaded_key = None
@@ -146,7 +152,6 @@ class ALFWorldEnv(gym.Env):
                 templates = engine._logic.actions  # forwarded by the wrappers to the PddlEnv
                 self._templates = {verb: templates[name].template for verb, name in _TEMPLATE_ACTIONS.items()
                                    if name in templates}
-                from leap_gym.envs.alfworld.tasks import task_description
                 self._task = task_description(self._game.data["grammar"])
             self._state = engine.reset()
         if self.privileged:
@@ -161,7 +166,6 @@ class ALFWorldEnv(gym.Env):
         if self._terminated:  # the contract: nothing runs after the end
             return self._state.feedback, 0.0, True, False, self._info(self._state, False)
         valid = command in self._state["_valid_commands"]
-        from leap_gym.envs.alfworld.engine import guard_argv
         with guard_argv():
             self._state, _, _ = self._engine.step(command)
         won = bool(self._state["won"])

@@ -3,12 +3,12 @@
 ALFRED's own generator needs AI2-THOR; the alfworld wheel still ships each scene's object classes
 (``layouts/FloorPlan<N>-objects.json``), receptacle poses (``-openable.json``), reachable floor points
 (``-layout.npy``), the ``canContain``/affordance tables (``gen/constants.py``) and the goal library. A game is
-built from them in ALFWorld's own PDDL problem format (ids ``Type|x|y|z`` mangled as in the released files), so
-the unmodified engine plays it exactly like a released game. Every game is validated on the engine: the goal is
-false at reset and the oracle's plan, every command admissible, wins it.
+built from them in ALFWorld's own PDDL problem format (ids ``Type|x|y|z`` mangled as in the released files),
+so the unmodified engine plays it exactly like a released game. Every game is validated on the engine: the
+goal is false at reset and the oracle's plan, every command admissible, wins it.
 
-``split="train"`` draws scenes from ALFRED's 108 training scenes, ``split="test"`` from its ``valid_unseen`` scenes
-(10, 219, 308, 424), so test games are out of distribution like ALFWorld's unseen evaluation.
+``split="train"`` draws scenes from ALFRED's 108 training scenes, ``split="test"`` from its ``valid_unseen``
+scenes (10, 219, 308, 424), so test games are out of distribution like ALFWorld's unseen evaluation.
 ``(split, seed, index)`` fixes a game: one ``random.Random`` seeded by that triple drives every choice.
 """
 
@@ -20,13 +20,21 @@ import random
 import threading
 from typing import Any
 
+import numpy as np
+
+from leap_gym.envs.alfworld import oracle
+from leap_gym.envs.alfworld.engine import alfworld_package_dir, guard_argv, import_engine, make_engine
 from leap_gym.envs.alfworld.placement import holder_weight
 from leap_gym.envs.alfworld.tasks import Game, legacy_domain, wheel_grammar
-from leap_gym.envs.alfworld.world import TASK_TYPES, Goal
+from leap_gym.envs.alfworld.world import TASK_TYPES, Goal, World
+
+# alfworld's tables are imported in ``_tables``, after ``import_engine`` has contained alfworld's import-time
+# side effects; importing this module loads no alfworld.
 
 SPLITS = ("train", "test")
 VALID_UNSEEN_SCENES = (10, 219, 308, 424)
-TESTS_UNSEEN_SCENES = (9, 29, 215, 226, 315, 325, 404, 425)  # ALFRED's hidden test scenes: used by neither split
+# ALFRED's hidden test scenes: used by neither split
+TESTS_UNSEEN_SCENES = (9, 29, 215, 226, 315, 325, 404, 425)
 ROOMS = {"Kitchen": range(1, 31), "LivingRoom": range(201, 231), "Bedroom": range(301, 331),
          "Bathroom": range(401, 431)}
 _APPLIANCE = {"pick_clean_then_place_in_recep": "SinkBasin", "pick_heat_then_place_in_recep": "Microwave",
@@ -52,7 +60,6 @@ def room_of(scene: int) -> str:
 
 @functools.cache
 def _tables() -> dict[str, Any]:
-    from leap_gym.envs.alfworld.engine import import_engine
     import_engine()  # sets ALFWORLD_DATA before alfworld's __init__ runs
     from alfworld.gen import constants as c
     from alfworld.gen import goal_library as glib
@@ -62,15 +69,13 @@ def _tables() -> dict[str, Any]:
     pickup = {o for o in c.OBJECTS if o in placeable and "Sliced" not in o and o not in static
               and o not in c.VAL_ACTION_OBJECTS["Toggleable"]}
     return {"static": static, "holds": holds, "pickup": pickup, "movable": set(c.MOVABLE_RECEPTACLES),
-            "actions": {k: set(v) for k, v in c.VAL_ACTION_OBJECTS.items()}, "openable": set(c.OPENABLE_CLASS_LIST),
-            "goals": {t: glib.gdict[t] for t in TASK_TYPES}, "goals_valid": c.GOALS_VALID}
+            "actions": {k: set(v) for k, v in c.VAL_ACTION_OBJECTS.items()},
+            "openable": set(c.OPENABLE_CLASS_LIST), "goals": {t: glib.gdict[t] for t in TASK_TYPES},
+            "goals_valid": c.GOALS_VALID}
 
 
 @functools.lru_cache(maxsize=256)
 def _scene(scene: int) -> dict[str, Any]:
-    import numpy as np
-
-    from leap_gym.envs.alfworld.engine import alfworld_package_dir
     base = alfworld_package_dir() / "gen" / "layouts"
     with open(base / f"FloorPlan{scene}-objects.json") as f:
         classes = json.load(f)
@@ -97,7 +102,8 @@ def _coord(v: float) -> str:
 
 
 def _loc(x: float, z: float, yaw: float, horizon: float) -> str:
-    return f"loc|{int(round(x / 0.25))}|{int(round(z / 0.25))}|{int(round(yaw / 90)) % 4}|{int(round(horizon))}"
+    return (f"loc|{int(round(x / 0.25))}|{int(round(z / 0.25))}|{int(round(yaw / 90)) % 4}|"
+            f"{int(round(horizon))}")
 
 
 class _Builder:
@@ -133,7 +139,8 @@ class _Builder:
             for _ in range(4 if klass == "StoveBurner" else 1):
                 loc, (x, z) = self._point(used)
                 used.add(loc)
-                coords = "|".join(_coord(v) for v in (x + self.rng.uniform(-0.4, 0.4), self.rng.uniform(0.0, 1.0),
+                coords = "|".join(_coord(v) for v in (x + self.rng.uniform(-0.4, 0.4),
+                                                      self.rng.uniform(0.0, 1.0),
                                                       z + self.rng.uniform(-0.4, 0.4)))
                 rid = {"SinkBasin": f"Sink|{coords}|SinkBasin",
                        "BathtubBasin": f"Bathtub|{coords}|BathtubBasin"}.get(klass, f"{klass}|{coords}")
@@ -212,8 +219,10 @@ class _Builder:
         otypes = sorted({k for k, _ in self.objects.values()})
         rtypes = sorted({k for k, _ in self.receps.values()})
         locs = sorted({loc for _, loc in self.receps.values()} | {agent_loc})
-        decl = ["agent1 - agent"] + [f"{t}Type - otype" for t in otypes] + [f"{t}Type - rtype" for t in rtypes]
-        decl += [f"{m(o)} - object" for o in sorted(self.objects)] + [f"{m(r)} - receptacle" for r in sorted(self.receps)]
+        decl = ["agent1 - agent"] + [f"{t}Type - otype" for t in otypes]
+        decl += [f"{t}Type - rtype" for t in rtypes]
+        decl += [f"{m(o)} - object" for o in sorted(self.objects)]
+        decl += [f"{m(r)} - receptacle" for r in sorted(self.receps)]
         decl += [f"{m(loc)} - location" for loc in locs]
         init = []
         for r, (klass, loc) in sorted(self.receps.items()):
@@ -249,9 +258,6 @@ _VALIDATOR = threading.local()
 
 def _validate(data: dict[str, Any], goal: Goal) -> list[str] | None:
     """The oracle's winning plan on the engine, or ``None`` if the game is trivial or not solved by it."""
-    from leap_gym.envs.alfworld import oracle
-    from leap_gym.envs.alfworld.engine import guard_argv, make_engine
-    from leap_gym.envs.alfworld.world import World
     engine = getattr(_VALIDATOR, "engine", None)
     if engine is None:
         engine = _VALIDATOR.engine = make_engine(fast=True, cache_dir=False)

@@ -1,14 +1,14 @@
 """A planner-free oracle over the engine's facts: the remaining command list from ANY state, in microseconds.
 
 It plans the way the task decomposes (put away a wrong held object, fetch an instance, change its state at an
-appliance, bring it to the destination; look: fetch, go to the lamp, switch it on) and returns the shortest plan
-over the choices that decomposition leaves: which instance(s), which destination, appliance and lamp (choices
-that cannot differ in cost, such as two instances in the same receptacle, are tried once). A greedy pass (the
-cheapest next fetch) is not enough: it takes a vase from a shelf when the one beside the lamp is as near.
-Ties keep the greedy choice, broken by raw id, so plans are deterministic. Each plan is simulated on a copy of the
-world, so its commands are consistent with each other. Putting a wrong held object away still takes the
-cheapest receptacle that accepts it. Fast Downward stays available
-through the env's ``planner`` option, but costs seconds per call.
+appliance, bring it to the destination; look: fetch, go to the lamp, switch it on) and returns the shortest
+plan over the choices that decomposition leaves: which instance(s), which destination, appliance and lamp
+(choices that cannot differ in cost, such as two instances in the same receptacle, are tried once). A greedy
+pass (the cheapest next fetch) is not enough: it takes a vase from a shelf when the one beside the lamp is as
+near. Ties keep the greedy choice, broken by raw id, so plans are deterministic. Each plan is simulated on a
+copy of the world, so its commands are consistent with each other. Putting a wrong held object away still
+takes the cheapest receptacle that accepts it. Fast Downward stays available through the env's ``planner``
+option, but costs seconds per call.
 
 A state can be a dead end (holding an object no receptacle accepts: initial placements ignore ``canContain``);
 ``plan`` then returns ``[]``.
@@ -22,8 +22,9 @@ import itertools
 from leap_gym.envs.alfworld.world import APPLIANCE, Goal, World
 
 # engine action -> default wording (new grammar); games carry their own templates (``put {o} in/on {r}`` ...).
-DEFAULT_TEMPLATES = {"put": "move {o} to {r}", "take": "take {o} from {r}", "open": "open {r}", "use": "use {o}",
-                     "heat": "heat {o} with {r}", "cool": "cool {o} with {r}", "clean": "clean {o} with {r}"}
+DEFAULT_TEMPLATES = {"put": "move {o} to {r}", "take": "take {o} from {r}", "open": "open {r}",
+                     "use": "use {o}", "heat": "heat {o} with {r}", "cool": "cool {o} with {r}",
+                     "clean": "clean {o} with {r}"}
 
 
 class _Planner:
@@ -89,7 +90,7 @@ class _Planner:
     def pickable(self, obj: str) -> bool:
         return any(r in self.w.recep_loc for r in self.w.in_recep.get(obj, ()))
 
-    # -- task types: one plan per choice of object(s), lamp, appliance and destination ------------------------
+    # -- task types: one plan per choice of object(s), lamp, appliance and destination -----------------------
     def look(self, obj: str | None, lamp: str) -> bool:
         """Hold ``obj`` (``None``: the goal object already held) and switch on ``lamp`` where it stands."""
         g, w = self.goal, self.w
@@ -138,7 +139,8 @@ class _Planner:
 
 
 def _good_inside(w: World, goal: Goal, recep: str) -> list[str]:
-    return [o for o in w.contents(recep) if w.obj_class.get(o) == goal.object and (not goal.state or w.has(o, goal.state))]
+    return [o for o in w.contents(recep)
+            if w.obj_class.get(o) == goal.object and (not goal.state or w.has(o, goal.state))]
 
 
 def _distinct(items: list[str], key, per_key: int = 1) -> list[str]:
@@ -174,9 +176,10 @@ def _options(world: World, goal: Goal):
     held_target = sorted(o for o in w.held if w.obj_class.get(o) == goal.object)
     if goal.task_type == "look_at_obj_in_light":
         lamps = sorted((o for o in w.objects_of(goal.lamp) if o in w.toggleable and pickable(o)),
-                       key=lambda o: (min((int(not w.reachable(r)), r) for r in w.in_recep[o] if r in w.recep_loc),
-                                      o))
-        cands = sorted((o for o in w.objects_of(goal.object) if pickable(o)), key=lambda o: (fetch_cost(o), o))
+                       key=lambda o: (min((int(not w.reachable(r)), r)
+                                          for r in w.in_recep[o] if r in w.recep_loc), o))
+        cands = sorted((o for o in w.objects_of(goal.object) if pickable(o)),
+                       key=lambda o: (fetch_cost(o), o))
         objs: list[str | None] = ([None] if held_target else []) + _distinct(cands, where)
         for obj in objs:
             for lamp in lamps:
@@ -192,7 +195,8 @@ def _options(world: World, goal: Goal):
                                                                          for o in w.contents(r))
         return r if busy else ("plain", w.cost(r))
 
-    dests = _distinct(sorted(dests, key=lambda r: (-min(goal.count, len(good_inside(r))), w.cost(r), r)), dest_key)
+    dests = _distinct(sorted(dests, key=lambda r: (-min(goal.count, len(good_inside(r))), w.cost(r), r)),
+                      dest_key)
     appliances = [None]
     if goal.state:
         klass = APPLIANCE[goal.state][0]
@@ -200,7 +204,8 @@ def _options(world: World, goal: Goal):
     for dest in dests:
         keep = good_inside(dest)[: goal.count]
         need = goal.count - len(keep) - len(held_target[:1])
-        cands = sorted((o for o in w.objects_of(goal.object) if o not in keep and o not in held_target and pickable(o)),
+        cands = sorted((o for o in w.objects_of(goal.object)
+                        if o not in keep and o not in held_target and pickable(o)),
                        key=lambda o: (not (not goal.state or w.has(o, goal.state)), fetch_cost(o), o))
         cands = _distinct(cands, where, per_key=max(need, 1))
         for picks in itertools.permutations(cands, max(need, 0)):
@@ -209,8 +214,8 @@ def _options(world: World, goal: Goal):
 
 
 def plan(world: World, goal: Goal, templates: dict[str, str] | None = None) -> list[str]:
-    """The oracle's shortest remaining commands from ``world`` over its choices (``[]`` when already won or at a
-    dead end); among plans of the same length the greedy choices come first."""
+    """The oracle's shortest remaining commands from ``world`` over its choices (``[]`` when already won or at
+    a dead end); among plans of the same length the greedy choices come first."""
     if world.won(goal):
         return []
     templates = {**DEFAULT_TEMPLATES, **(templates or {})}

@@ -1,12 +1,12 @@
 """A state rebuilt from a recorded ``info["privileged"]``, and the effect of one command on it.
 
 Teachers judge a student's step from what the rollout recorded, without running the engine again: rebuild the
-``World`` the step was taken in (``world_from_privileged``), apply the student's command (``apply``) and ask the
-oracle how many commands remain (``remaining``). Display names serve as ids (they are unique per instance). What
-the export leaves out is filled in from ALFWorld's tables: ``canContain`` (which receptacle classes accept an
-object class: the oracle needs it to put a wrong object away) and which object classes can be switched on.
-Receptacles share a location as ``shared_locations`` says (records made before that field existed: when a recorded
-``agent_location`` showed them together); otherwise each has its own.
+``World`` the step was taken in (``world_from_privileged``), apply the student's command (``apply``) and ask
+the oracle how many commands remain (``remaining``). Display names serve as ids (they are unique per
+instance). What the export leaves out is filled in from ALFWorld's tables: ``canContain`` (which receptacle
+classes accept an object class: the oracle needs it to put a wrong object away) and which object classes can
+be switched on. Receptacles share a location as ``shared_locations`` says (records made before that field
+existed: when a recorded ``agent_location`` showed them together); otherwise each has its own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from leap_gym.envs.alfworld import oracle
+from leap_gym.envs.alfworld.generate import _tables
 from leap_gym.envs.alfworld.world import Goal, World
 
 _START = "@start"  # where the agent stands before its first ``go to``
@@ -31,7 +32,6 @@ def _klass(name: str) -> str:
 def _affordances() -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
     """(receptacle class, object class) pairs of ALFWorld's canContain table, and the toggleable classes (both
     from the alfworld package, which recorded ALFWorld states come from)."""
-    from leap_gym.envs.alfworld.generate import _tables
     tables = _tables()
     pairs = frozenset((r.lower(), o.lower()) for r, objs in tables["holds"].items() for o in objs)
     return pairs, frozenset(o.lower() for o in tables["actions"]["Toggleable"])
@@ -131,8 +131,9 @@ def remaining(world: World, goal: Goal) -> int | None:
 
 def keeps_optimal(privileged: dict[str, Any], command: str, together: Iterable[Iterable[str]] = ()) -> bool:
     """Whether ``command`` (admissible in the recorded state) leaves the task completable in one command fewer
-    than the shortest plan from that state: it lies on *some* optimal plan, not only the one the oracle printed.
-    ``False`` when the rebuilt state needs more commands than the recorded plan (it would be misjudged)."""
+    than the shortest plan from that state: it lies on *some* optimal plan, not only the one the oracle
+    printed. ``False`` when the rebuilt state needs more commands than the recorded plan (it would be
+    misjudged)."""
     goal = goal_of(privileged)
     world = world_from_privileged(privileged, together)
     before = remaining(world, goal)

@@ -1,9 +1,9 @@
 """Game sources: real ALFWorld game files (``json_2.1.1`` layout) and the grammar/domain texts games need.
 
 ALFWorld keeps a trial directory unless its path mentions ``movable`` or ``Sliced``, its task type is not
-requested, or its ``game.tw-pddl`` is missing or not marked solvable; paths are sorted for determinism. Every kept
-game is checked when the env is built (JSON, PDDL parentheses, grammar blocks), so a corrupt or truncated file is
-reported with its path and line then, not by the engine's parser in the middle of a run.
+requested, or its ``game.tw-pddl`` is missing or not marked solvable; paths are sorted for determinism. Every
+kept game is checked when the env is built (JSON, PDDL parentheses, grammar blocks), so a corrupt or truncated
+file is reported with its path and line then, not by the engine's parser in the middle of a run.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leap_gym.envs.alfworld.engine import alfworld_package_dir
 from leap_gym.envs.alfworld.world import TASK_TYPES, Goal
 
 GRAMMARS = ("file", "alfworld")
@@ -32,7 +33,6 @@ class Game:
 
 
 def _wheel_file(name: str) -> str:
-    from leap_gym.envs.alfworld.engine import alfworld_package_dir
     return (alfworld_package_dir() / "data" / name).read_text()
 
 
@@ -65,7 +65,8 @@ def task_description(grammar: str) -> str:
 
 
 def with_grammar(data: dict[str, Any], grammar: str) -> dict[str, Any]:
-    """``grammar="alfworld"``: keep the file's domain and problem, use the package grammar with the file's task."""
+    """``grammar="alfworld"``: keep the file's domain and problem, use the package grammar with the file's
+    task."""
     if grammar == "file":
         return data
     if grammar != "alfworld":
@@ -78,9 +79,10 @@ def data_root(data_dir: str | os.PathLike | None) -> Path:
     root = data_dir if data_dir is not None else os.environ.get("ALFWORLD_DATA")
     if root is None or not str(root).strip():  # an empty value would silently mean the working directory
         what = "data_dir is empty" if data_dir is not None else (
-            "$ALFWORLD_DATA is empty" if root is not None else "no data_dir given and $ALFWORLD_DATA is not set")
-        raise ValueError(f"tasks='files' needs data_dir= (or $ALFWORLD_DATA) pointing at ALFWorld's json_2.1.1 "
-                         f"data: {what}")
+            "$ALFWORLD_DATA is empty" if root is not None else "no data_dir given and $ALFWORLD_DATA is not "
+                                                               "set")
+        raise ValueError("tasks='files' needs data_dir= (or $ALFWORLD_DATA) pointing at ALFWorld's "
+                         f"json_2.1.1 data: {what}")
     root = Path(root).expanduser()
     if (root / "json_2.1.1").is_dir():
         root = root / "json_2.1.1"
@@ -94,7 +96,8 @@ def collect_game_dirs(root: Path, split: str, task_types: tuple[str, ...] = TASK
     base = root / split
     if not base.is_dir():
         have = sorted(p.name for p in root.iterdir() if p.is_dir())
-        raise FileNotFoundError(f"no split {split!r} in the ALFWorld data folder {root} (its folders: {have})")
+        raise FileNotFoundError(f"no split {split!r} in the ALFWorld data folder {root} (its folders: "
+                                f"{have})")
     keep = []
     for dirpath, _, filenames in os.walk(base):
         if "traj_data.json" not in filenames or "movable" in dirpath or "Sliced" in dirpath:
@@ -133,7 +136,8 @@ def _unbalanced(pddl: str) -> str | None:
 
 
 def check_game(path: Path, data: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming ``path`` (and the line) if a ``game.tw-pddl`` cannot be loaded as a game."""
+    """Raise ``ValueError`` naming ``path`` (and the line) if a ``game.tw-pddl`` cannot be loaded as a
+    game."""
     for key in ("pddl_domain", "pddl_problem", "grammar"):
         if not isinstance(data.get(key), str):
             raise ValueError(f"corrupt ALFWorld game {path}: missing {key!r}")
@@ -144,7 +148,8 @@ def check_game(path: Path, data: dict[str, Any]) -> None:
     grammar = data["grammar"]
     blocks = grammar.split('"""')  # TextWorld grammar: JSON rule sets between triple quotes
     if len(blocks) % 2 == 0:
-        raise ValueError(f"corrupt ALFWorld game {path}: grammar is truncated (a \"\"\" block is never closed)")
+        raise ValueError(f"corrupt ALFWorld game {path}: grammar is truncated (a \"\"\" block is never "
+                         "closed)")
     rules: set[str] = set()
     for block in blocks[1::2]:
         try:
@@ -155,8 +160,8 @@ def check_game(path: Path, data: dict[str, Any]) -> None:
     for m in _SYMBOL_REF.finditer(grammar):
         if m.group(1) not in rules:
             line = grammar[: m.start()].count("\n") + 1
-            raise ValueError(f"corrupt ALFWorld game {path}: grammar line {line} uses the rule {m.group(1)!r}, which "
-                             "is not defined (truncated?)")
+            raise ValueError(f"corrupt ALFWorld game {path}: grammar line {line} uses the rule "
+                             f"{m.group(1)!r}, which is not defined (truncated?)")
     try:
         task_description(data["grammar"])
     except ValueError as e:
@@ -182,6 +187,7 @@ def load_game_dir(d: Path, root: Path, grammar: str = "file") -> Game:
     traj = _read_json(d / "traj_data.json")
     params = traj.get("pddl_params", {})
     goal = Goal(task_type=traj["task_type"], object=params.get("object_target", "").lower(),
-                receptacle=params.get("parent_target", "").lower(), lamp=params.get("toggle_target", "").lower())
+                receptacle=params.get("parent_target", "").lower(),
+                lamp=params.get("toggle_target", "").lower())
     return Game(task_id=str(d.relative_to(root)), data=with_grammar(data, grammar), goal=goal,
                 meta={"scene": traj.get("scene", {}).get("scene_num"), "path": str(d)})

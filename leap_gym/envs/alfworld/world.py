@@ -1,8 +1,10 @@
-"""The engine's facts as a small Python world model: what the privileged state and the oracle are computed from.
+"""The engine's facts as a small Python world model: what the privileged state and the oracle are computed
+from.
 
-The engine reports only true atoms over raw PDDL ids (``_facts``) and display names per id (``_entity_infos``).
-``World.from_facts`` turns them into maps (object -> receptacles, receptacle -> location, ...) keyed by raw id,
-so ties can be broken by id exactly as the planner-free oracle needs, and names are applied only on export.
+The engine reports only true atoms over raw PDDL ids (``_facts``) and display names per id
+(``_entity_infos``). ``World.from_facts`` turns them into maps (object -> receptacles, receptacle -> location,
+...) keyed by raw id, so ties can be broken by id exactly as the planner-free oracle needs, and names are
+applied only on export.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ _DYNAMIC = frozenset({"inreceptacle", "atlocation", "opened", "holds", *_STATE_P
 
 @dataclass(frozen=True)
 class Goal:
-    """What the task asks, in ALFRED class names lower-cased (``"mug"``, ``"coffeemachine"``, ``"desklamp"``)."""
+    """What the task asks, in ALFRED class names lower-cased (``"mug"``, ``"coffeemachine"``,
+    ``"desklamp"``)."""
 
     task_type: str
     object: str
@@ -71,8 +74,8 @@ class World:
     @classmethod
     def from_facts(cls, facts: Iterable[Any], entity_infos: dict[str, Any],
                    static: World | None = None) -> World:
-        """Parse the engine's true atoms; with ``static`` (a world of the same game) only the atoms actions can
-        change are read and the static maps are shared with it."""
+        """Parse the engine's true atoms; with ``static`` (a world of the same game) only the atoms actions
+        can change are read and the static maps are shared with it."""
         if static is None:
             names = {k: (info.name or k).strip() for k, info in entity_infos.items()}
             w = cls(names=names)
@@ -142,7 +145,8 @@ class World:
 
     def won(self, goal: Goal) -> bool:
         if goal.task_type == "look_at_obj_in_light":
-            lamp_here = any(self.obj_class.get(o) == goal.lamp and o in self.toggleable and self.has(o, "toggled")
+            lamp_here = any(self.obj_class.get(o) == goal.lamp and o in self.toggleable
+                            and self.has(o, "toggled")
                             and any(self.reachable(r) for r in self.in_recep.get(o, ()))
                             for o in self.obj_class)
             return lamp_here and any(self.obj_class.get(o) == goal.object for o in self.held)

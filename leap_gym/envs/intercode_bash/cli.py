@@ -1,17 +1,22 @@
-"""``leap-gym intercode ...``: build the Debian root file system, check the sandbox, build the original layers.
+"""``leap-gym intercode ...``: build the Debian root file system, check the sandbox, build the original
+layers.
 
-Cheap to import (the CLI lists every subcommand at start-up); the work happens in the handlers.
+Cheap to import (the CLI lists every subcommand at start-up): it loads the sandbox and root file system
+helpers, not the env; the work happens in the handlers.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+
+from leap_gym.envs.intercode_bash.rootfs import build_debian_rootfs, resolve_rootfs
+from leap_gym.envs.intercode_bash.sandbox import Sandbox, SandboxConfig, SandboxError
 
 
 def cmd_build_rootfs(args: argparse.Namespace) -> int:
-    from leap_gym.envs.intercode_bash.rootfs import build_debian_rootfs
-
     try:
         path, seconds = build_debian_rootfs(mirror=args.mirror, force=args.force)
     except (RuntimeError, OSError) as e:
@@ -23,12 +28,6 @@ def cmd_build_rootfs(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Build one sandbox on this machine and report what works (root or rootless, the rootfs, a command)."""
-    import os
-    import time
-
-    from leap_gym.envs.intercode_bash.rootfs import resolve_rootfs
-    from leap_gym.envs.intercode_bash.sandbox import Sandbox, SandboxConfig, SandboxError
-
     try:
         rootfs = resolve_rootfs(args.rootfs)
         start = time.perf_counter()

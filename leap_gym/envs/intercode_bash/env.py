@@ -1,24 +1,25 @@
-"""``leap/InterCodeBash-v0``: InterCode Bash (NL2Bash) in a per-episode Linux sandbox, with the original reward.
+"""``leap/InterCodeBash-v0``: InterCode Bash (NL2Bash) in a per-episode Linux sandbox, with the original
+reward.
 
 Episode: the first observation is the task's query; each action runs as a fresh ``bash -c`` in the episode's
-working directory (InterCode's ``cd`` emulation); ``submit`` ends the episode with the reward (1.0 = solved) and
-``skip`` ends it with 0. At reset the gold command runs in a second sandbox built from the same layers at the same
-reset time; its output and file-system changes are the privileged state and the reward's reference.
+working directory (InterCode's ``cd`` emulation); ``submit`` ends the episode with the reward (1.0 = solved)
+and ``skip`` ends it with 0. At reset the gold command runs in a second sandbox built from the same layers at
+the same reset time; its output and file-system changes are the privileged state and the reward's reference.
 
 ``compat="intercode"`` reproduces the original's command wrapping (the action is pasted into
 ``/bin/bash -c "<action>"`` and re-split, which changes quoted commands) and its whitespace status parser;
-``compat="clean"`` runs the action as written, tracks ``cd`` through bash itself and parses status lines properly.
-Deviations from the original in both modes (see the spec): every episode starts from pristine layers, a timed-out
-command is killed with everything it started, output is capped at 1 MiB (the command is killed past 16 MiB), the
-gold gets 60 s instead of no timeout, and a broken reward computation yields reward 0 with
-``info["reward_info"]["error"]`` set instead of raising. An action holding a NUL byte or longer than the kernel
-accepts for one argument is invalid (nothing runs); a sandbox that dies under an episode ends it with
+``compat="clean"`` runs the action as written, tracks ``cd`` through bash itself and parses status lines
+properly. Deviations from the original in both modes (see the spec): every episode starts from pristine
+layers, a timed-out command is killed with everything it started, output is capped at 1 MiB (the command is
+killed past 16 MiB), the gold gets 60 s instead of no timeout, and a broken reward computation yields reward 0
+with ``info["reward_info"]["error"]`` set instead of raising. An action holding a NUL byte or longer than the
+kernel accepts for one argument is invalid (nothing runs); a sandbox that dies under an episode ends it with
 ``truncated=True`` and ``info["env_error"]`` (see SECURITY.md for what the sandbox promises).
 
-Determinism: fixed hostname, environment (no LANG, no TZ), tmpfs size and ``noatime``; generated files are created
-in sorted order with times relative to the reset time. What cannot be pinned: ``/proc``'s link count (the host's
-process count) and mount time, so ``ls -l /`` golds (original fs3 #26, fs4 #2, #11) may differ between the gold's
-sandbox and the agent's; with ``rootfs="host"`` tool versions follow the host.
+Determinism: fixed hostname, environment (no LANG, no TZ), tmpfs size and ``noatime``; generated files are
+created in sorted order with times relative to the reset time. What cannot be pinned: ``/proc``'s link count
+(the host's process count) and mount time, so ``ls -l /`` golds (original fs3 #26, fs4 #2, #11) may differ
+between the gold's sandbox and the agent's; with ``rootfs="host"`` tool versions follow the host.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import gymnasium as gym
 from leap_gym.envs.contract import RENDER_MODES, ResetNeeded, check_action, check_render_mode, task_index
 from leap_gym.envs.intercode_bash import reward as rw
 from leap_gym.envs.intercode_bash.generated import FAMILIES, Task, generate_task
+from leap_gym.envs.intercode_bash.original import OriginalTasks
+from leap_gym.envs.intercode_bash.rootfs import resolve_rootfs
 from leap_gym.envs.intercode_bash.sandbox import (
     PATH_ENV,
     Limits,
@@ -82,18 +85,18 @@ class InterCodeBashEnv(gym.Env):
     """InterCode Bash without Docker. See the module docstring for the episode and the compat modes.
 
     Args:
-        tasks: ``"generated"`` (default: seeded task families), ``"files"`` (the 200 original NL2Bash tasks read
-            from ``data_dir``) or ``"package"`` (the toy set inside the ``intercode-bench`` package).
-        data_dir: for ``tasks="files"``: a folder with ``nl2bash_fs_{1..4}.json`` and ``setup_nl2b_fs_{1..4}.sh``
-            (or an InterCode checkout).
-        split: generated: ``"train"`` (default), ``"test"`` or ``"valid"``; files: the file systems, ``"train"``
-            (1-2, as the LEAP paper trains), ``"test"`` (3-4, as it tests), ``"all"`` (default) or ``"fs1"`` ..
-            ``"fs4"``; ``info["task_id"]`` (``nl2bash_fs_<n>.json:<i>``) names a task's file system either way.
-            The package's toy set has no splits (``"all"`` or unset).
+        tasks: ``"generated"`` (default: seeded task families), ``"files"`` (the 200 original NL2Bash tasks
+            read from ``data_dir``) or ``"package"`` (the toy set inside the ``intercode-bench`` package).
+        data_dir: for ``tasks="files"``: a folder with ``nl2bash_fs_{1..4}.json`` and
+            ``setup_nl2b_fs_{1..4}.sh`` (or an InterCode checkout).
+        split: generated: ``"train"`` (default), ``"test"`` or ``"valid"``; files: the file systems,
+            ``"train"`` (1-2, as the LEAP paper trains), ``"test"`` (3-4, as it tests), ``"all"`` (default) or
+            ``"fs1"`` .. ``"fs4"``; ``info["task_id"]`` (``nl2bash_fs_<n>.json:<i>``) names a task's file
+            system either way. The package's toy set has no splits (``"all"`` or unset).
         task_seed, families, num_tasks: the generated task stream; a reset without ``task_index`` draws an
             index in ``[0, num_tasks)`` from the reset seed.
-        rootfs: ``"host"`` (read-only binds of the host's /usr; no set-up) or ``"debian"`` (faithful; build once
-            with ``leap-gym intercode build-rootfs``).
+        rootfs: ``"host"`` (read-only binds of the host's /usr; no set-up) or ``"debian"`` (faithful; build
+            once with ``leap-gym intercode build-rootfs``).
         compat: ``"intercode"`` or ``"clean"``.
         timeout, gold_timeout: seconds per agent command and for the gold.
         spares: ready sandboxes kept per config, built in the background while the agent acts; a reset takes
@@ -101,11 +104,12 @@ class InterCodeBashEnv(gym.Env):
         same_hostname: give the gold's sandbox the agent's hostname (the original's differ, so ``env`` and
             ``hostname`` golds could not reach 1.0 there).
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns the last observation).
-        privileged: ``False`` skips the per-step check of whether submitting now would win (a ``git status`` in
-            the sandbox when the output matches the gold's); ``info["privileged"]`` is then ``{}``. The gold still
-            runs at reset: the reward needs it.
+        privileged: ``False`` skips the per-step check of whether submitting now would win (a ``git status``
+            in the sandbox when the output matches the gold's); ``info["privileged"]`` is then ``{}``. The
+            gold still runs at reset: the reward needs it.
 
-    The call rules (step before reset, task indexes, steps after the end) are those of ``leap_gym.envs.contract``.
+    The call rules (step before reset, task indexes, steps after the end) are those of
+    ``leap_gym.envs.contract``.
     """
 
     metadata = {"render_modes": list(RENDER_MODES)}
@@ -132,15 +136,11 @@ class InterCodeBashEnv(gym.Env):
         self.limits = Limits(timeout=float(timeout))
         self.gold_limits = Limits(timeout=float(gold_timeout))
         self.same_hostname = same_hostname
-        from leap_gym.envs.intercode_bash.rootfs import resolve_rootfs
-
         self.rootfs = resolve_rootfs(rootfs)
         self._source = None
         if tasks == "generated":
             generate_task(0, self.task_seed, split, self.families)  # validate arguments now
         else:
-            from leap_gym.envs.intercode_bash.original import OriginalTasks
-
             self._source = OriginalTasks(tasks, data_dir, self.rootfs, split)
             self.num_tasks = len(self._source)
         self._pool = SandboxPool(spares)
@@ -264,7 +264,8 @@ class InterCodeBashEnv(gym.Env):
             raise ResetNeeded()
         check_action(action)
         if self._done:  # the contract: nothing runs after the end
-            return self._last_obs, 0.0, True, False, self._info(False, action_executed=False, result=self._result)
+            return self._last_obs, 0.0, True, False, self._info(False, action_executed=False,
+                                                                result=self._result)
         problem = self._invalid(action)
         if problem:  # before any parsing: shlex.split is quadratic in the action's length
             self._last_obs = problem
@@ -300,14 +301,15 @@ class InterCodeBashEnv(gym.Env):
 
     @staticmethod
     def _invalid(action: str) -> str | None:
-        """Why ``action`` can never run as a command line (a NUL byte, longer than the kernel allows), or None."""
+        """Why ``action`` can never run as a command line (a NUL byte, longer than the kernel allows), or
+        None."""
         if "\0" in action:
             return "Invalid action: it contains a NUL byte, which a command line cannot hold"
         if len(action) > MAX_ACTION_BYTES // 4:
             size = len(action.encode("utf-8", "surrogatepass"))
             if size > MAX_ACTION_BYTES:
-                return (f"Invalid action: it is {size} bytes long, over the kernel's limit of {MAX_ACTION_BYTES} "
-                        "bytes for one command-line argument")
+                return (f"Invalid action: it is {size} bytes long, over the kernel's limit of "
+                        f"{MAX_ACTION_BYTES} bytes for one command-line argument")
         return None
 
     def _lost(self, error: SandboxError):
@@ -360,7 +362,8 @@ class InterCodeBashEnv(gym.Env):
             return MALFORMED, False, True
         return out, res.rc == 0, True
 
-    def _execute(self, box: Sandbox, action: str, cwd: str, env: dict, limits: Limits) -> tuple[str, bool, bool]:
+    def _execute(self, box: Sandbox, action: str, cwd: str, env: dict,
+                 limits: Limits) -> tuple[str, bool, bool]:
         """(observation, executed, valid) for one shell string, wrapped as the compat mode says."""
         argv = self._argv(action)
         if argv is None:
@@ -368,7 +371,8 @@ class InterCodeBashEnv(gym.Env):
         return self._observe(box.exec(argv, cwd, env, limits))
 
     def _run_clean(self, action: str) -> tuple[str, bool, bool]:
-        """A lone ``cd DIR`` changes the working directory (resolved by bash); anything else runs as written."""
+        """A lone ``cd DIR`` changes the working directory (resolved by bash); anything else runs as
+        written."""
         try:
             words = shlex.split(action)
         except ValueError:

@@ -1,9 +1,11 @@
-"""Generated InterCode Bash tasks: seeded file systems and task families with gold commands (our training data).
+"""Generated InterCode Bash tasks: seeded file systems and task families with gold commands (our training
+data).
 
-A task is a pure function of ``(split, seed, index)``: a small file tree under one root directory (sorted creation
-order, file ages in seconds relative to the reset time, so ``-mtime`` tasks are stable) and a query whose gold
-command uses only names stated in the query, so a student can realise it. Families cover find, count, grep, sort,
-head, cut, time and size filters, deletion, permissions, in-place edits, archives, copies, new files and renames.
+A task is a pure function of ``(split, seed, index)``: a small file tree under one root directory (sorted
+creation order, file ages in seconds relative to the reset time, so ``-mtime`` tasks are stable) and a query
+whose gold command uses only names stated in the query, so a student can realise it. Families cover find,
+count, grep, sort, head, cut, time and size filters, deletion, permissions, in-place edits, archives, copies,
+new files and renames.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ DAY = 86400.0
 ROOTS = ("/testbed", "/workspace", "/data", "/project")
 DIR_WORDS = ("docs", "src", "logs", "notes", "config", "reports", "backup", "scripts", "assets", "drafts",
              "results", "archive", "cache", "build", "lib2", "tests")
-FILE_WORDS = ("alpha", "beta", "gamma", "delta", "notes", "report", "summary", "todo", "main", "utils", "data",
-              "index", "readme", "server", "client", "config", "setup", "draft", "result", "table")
+FILE_WORDS = ("alpha", "beta", "gamma", "delta", "notes", "report", "summary", "todo", "main", "utils",
+              "data", "index", "readme", "server", "client", "config", "setup", "draft", "result", "table")
 EXTS = ("txt", "log", "py", "sh", "csv", "md", "json", "conf")
-WORDS = ("apple", "river", "stone", "cloud", "error", "warning", "signal", "orange", "planet", "engine", "forest",
-         "silver", "window", "garden", "rocket", "marble", "coffee", "yellow", "sunset", "winter")
+WORDS = ("apple", "river", "stone", "cloud", "error", "warning", "signal", "orange", "planet", "engine",
+         "forest", "silver", "window", "garden", "rocket", "marble", "coffee", "yellow", "sunset", "winter")
 ORDINALS = ("first", "second", "third", "fourth")
 
 
@@ -35,7 +37,8 @@ class Task:
     entries: list[dict] = field(default_factory=list)  # for populate(); empty for file-system tasks
     fs: int | None = None  # file-system number for the original tasks
     env: dict[str, str] = field(default_factory=dict)  # extra command environment
-    shell: str = "/bin/bash"  # the original wraps actions as '<shell> -c "<action>"' (/bin/sh for the toy set)
+    # the original wraps actions as '<shell> -c "<action>"' (/bin/sh for the toy set)
+    shell: str = "/bin/bash"
 
 
 class _Tree:
@@ -91,7 +94,8 @@ class _Tree:
         out = [{"path": d, "kind": "dir", "mode": 0o755, "age": 0.0} for d in sorted(self.dirs)]
         for path in sorted(self.files):
             f = self.files[path]
-            out.append({"path": path, "kind": "file", "content": f["content"], "mode": f["mode"], "age": f["age"]})
+            out.append({"path": path, "kind": "file", "content": f["content"], "mode": f["mode"],
+                        "age": f["age"]})
         return out
 
     def with_ext(self, ext: str, under: str | None = None) -> list[str]:
@@ -157,8 +161,10 @@ def _grep_count(t: _Tree, rng):
     f = t.text_file("log", rng.randint(8, 25))
     lines = t.files[f]["content"].split("\n")
     word = rng.choice([w for w in WORDS if any(w in ln for ln in lines)] or list(WORDS))
-    q = _pick(rng, ("How many lines of {f} contain '{w}'?", "Count the lines in {f} that include the string '{w}'.",
-                    "Print the number of lines matching '{w}' in {f}."), f=f, w=word)
+    q = _pick(rng,
+              ("How many lines of {f} contain '{w}'?",
+               "Count the lines in {f} that include the string '{w}'.",
+               "Print the number of lines matching '{w}' in {f}."), f=f, w=word)
     return q, f"grep -c '{word}' {f}"
 
 
@@ -222,8 +228,9 @@ def _delete_ext(t: _Tree, rng):
     ext = rng.choice(("log", "tmp", "bak"))
     for _ in range(rng.randint(2, 4)):
         t.add_file(rng.choice(t.dirs), ext)
-    q = _pick(rng, ("Delete all .{ext} files under {d}.", "Remove every file ending in .{ext} anywhere below {d}.",
-                    "Clean up {d} by deleting its .{ext} files, including those in subdirectories."),
+    q = _pick(rng,
+              ("Delete all .{ext} files under {d}.", "Remove every file ending in .{ext} anywhere below {d}.",
+               "Clean up {d} by deleting its .{ext} files, including those in subdirectories."),
               ext=ext, d=t.root)
     return q, f"find {t.root} -type f -name '*.{ext}' -delete"
 
@@ -232,7 +239,8 @@ def _chmod_exec(t: _Tree, rng):
     for _ in range(rng.randint(2, 4)):
         t.add_file(rng.choice(t.dirs), "sh", mode=0o644)
     q = _pick(rng, ("Make every .sh file under {d} executable.", "Give all shell scripts (*.sh) below {d} "
-                    "execute permission.", "Add the executable bit to each .sh file in {d} recursively."), d=t.root)
+                    "execute permission.", "Add the executable bit to each .sh file in {d} recursively."),
+              d=t.root)
     return q, f"find {t.root} -type f -name '*.sh' -exec chmod +x {{}} +"
 
 
@@ -256,8 +264,8 @@ def _archive(t: _Tree, rng):
     out = f"{t.root}/{base}_backup.tar.gz"
     q = _pick(rng, ("Create a gzip-compressed tar archive {out} of the directory {base} inside {p}.",
                     "Pack the folder {base} (in {p}) into the gzipped tarball {out}.",
-                    "Archive directory {base} located in {p} as {out} using tar with gzip."), out=out, base=base,
-              p=parent)
+                    "Archive directory {base} located in {p} as {out} using tar with gzip."), out=out,
+              base=base, p=parent)
     return q, f"tar -czf {out} -C {parent} {base}"
 
 
@@ -267,7 +275,8 @@ def _copy_ext(t: _Tree, rng):
         t.add_file(t.root, ext)
     new = f"{t.root}/{rng.choice(('copies', 'selected', 'collected', 'staging'))}"
     q = _pick(rng, ("Copy all .{ext} files directly inside {d} into a new directory {new}.",
-                    "Create the directory {new} and copy the .{ext} files from {d} (not subdirectories) into it.",
+                    "Create the directory {new} and copy the .{ext} files from {d} (not subdirectories) into "
+                    "it.",
                     "Make a folder {new} holding copies of the top-level .{ext} files of {d}."),
               ext=ext, d=t.root, new=new)
     return q, f"mkdir -p {new} && cp {t.root}/*.{ext} {new}"
@@ -293,15 +302,18 @@ def _rename(t: _Tree, rng):
 FAMILIES: dict[str, Callable] = {
     "find_ext": _find_ext, "count_ext": _count_ext, "grep_list": _grep_list, "count_lines": _count_lines,
     "count_words": _count_words, "grep_count": _grep_count, "head": _head, "tail": _tail,
-    "sort_unique": _sort_unique, "cut_column": _cut_column, "find_mtime": _find_mtime, "find_size": _find_size,
-    "delete_ext": _delete_ext, "chmod_exec": _chmod_exec, "replace_text": _replace, "archive": _archive,
+    "sort_unique": _sort_unique, "cut_column": _cut_column, "find_mtime": _find_mtime,
+    "find_size": _find_size, "delete_ext": _delete_ext, "chmod_exec": _chmod_exec, "replace_text": _replace,
+    "archive": _archive,
     "copy_ext": _copy_ext, "make_file": _make_file, "rename": _rename,
 }
 SPLIT_SALT = {"train": 0, "test": 1, "valid": 2}
 
 
-def generate_task(index: int, seed: int = 0, split: str = "train", families: tuple[str, ...] | None = None) -> Task:
-    """Task ``index`` of the stream ``(split, seed)``; families cycle so every family appears equally often."""
+def generate_task(index: int, seed: int = 0, split: str = "train",
+                  families: tuple[str, ...] | None = None) -> Task:
+    """Task ``index`` of the stream ``(split, seed)``; families cycle so every family appears equally
+    often."""
     if split not in SPLIT_SALT:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_SALT)}")
     if index < 0:

@@ -1,9 +1,10 @@
-"""The original InterCode Bash tasks: the 200 NL2Bash tasks (``files``) and the toy set of ``intercode-bench``.
+"""The original InterCode Bash tasks: the 200 NL2Bash tasks (``files``) and the toy set of
+``intercode-bench``.
 
-Their file systems come from running the original setup scripts inside a sandbox whose upper layer lies on disk,
-then ``git init/add/commit`` as the Dockerfile does, so every quirk of the scripts (failed ``touch -t``, a stray
-``.placeholder``, tarballs with build-time headers) is reproduced. The result is cached as a layer keyed by the
-base root and the script, and every episode mounts it read-only below a fresh tmpfs.
+Their file systems come from running the original setup scripts inside a sandbox whose upper layer lies on
+disk, then ``git init/add/commit`` as the Dockerfile does, so every quirk of the scripts (failed ``touch -t``,
+a stray ``.placeholder``, tarballs with build-time headers) is reproduced. The result is cached as a layer
+keyed by the base root and the script, and every episode mounts it read-only below a fresh tmpfs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ FILE_SPLITS: dict[str, tuple[int, ...]] = {"train": (1, 2), "test": (3, 4), "all
                                            **{f"fs{n}": (n,) for n in FS_NUMBERS}}
 GIT_DATE = "2023-06-01T00:00:00+00:00"
 LAYER_VERSION = "1"
-_GITIGNORE = "# Folders\n" + "\n".join(n for n in IGNORED_NAMES if not n.startswith(".")) + "\n\n# Files\n.dockerenv"
+_GITIGNORE = ("# Folders\n" + "\n".join(n for n in IGNORED_NAMES if not n.startswith("."))
+              + "\n\n# Files\n.dockerenv")
 
 
 def _find(data_dir: Path, name: str, subdirs: tuple[str, ...]) -> Path:
@@ -35,8 +37,8 @@ def _find(data_dir: Path, name: str, subdirs: tuple[str, ...]) -> Path:
         if p.is_file():
             return p
     raise FileNotFoundError(f"{name} not found in {data_dir} (looked in {', '.join(['.', *subdirs])}); pass "
-                            "data_dir= an InterCode checkout or a folder holding the nl2bash json files and the "
-                            "setup_nl2b_fs_*.sh scripts")
+                            "data_dir= an InterCode checkout or a folder holding the nl2bash json files and "
+                            "the setup_nl2b_fs_*.sh scripts")
 
 
 def _load_queries(path: Path) -> list[dict]:
@@ -75,11 +77,12 @@ class OriginalTasks:
         self.gitignore = _GITIGNORE.encode()
         if source == "files":
             if split not in FILE_SPLITS:
-                raise ValueError(f"tasks='files' splits by file system: split must be one of {list(FILE_SPLITS)}, "
-                                 f"got {split!r}")
+                raise ValueError("tasks='files' splits by file system: split must be one of "
+                                 f"{list(FILE_SPLITS)}, got {split!r}")
             if data_dir is None:
                 raise ValueError("tasks='files' needs data_dir= (an InterCode checkout or a folder with "
-                                 "nl2bash_fs_{1..4}.json and setup_nl2b_fs_{1..4}.sh); the library does not ship them")
+                                 "nl2bash_fs_{1..4}.json and setup_nl2b_fs_{1..4}.sh); the library does not "
+                                 "ship them")
             root = Path(data_dir)
             if not root.is_dir():
                 raise FileNotFoundError(f"data_dir {root} is not a directory")
@@ -92,7 +95,8 @@ class OriginalTasks:
                         task_id=f"nl2bash_fs_{n}.json:{i}", query=item["query"], gold=item["gold"],
                         task_type=_first_command(item["gold"]), fs=n,
                         env={"file_system_version": str(n), "script": script.name}))
-            ignore = [p for p in (root / "docker.gitignore", root / "docker" / "docker.gitignore") if p.is_file()]
+            ignore = [p for p in (root / "docker.gitignore", root / "docker" / "docker.gitignore")
+                      if p.is_file()]
             if ignore:
                 self.gitignore = ignore[0].read_bytes()
         else:
@@ -102,8 +106,9 @@ class OriginalTasks:
             assets = _package_assets()
             self.scripts[0] = ("setup_fs.sh", (assets / "docker" / "setup_fs.sh").read_bytes())
             for i, item in enumerate(_load_queries(assets / "datasets" / "bash_queries.json")):
-                self.tasks.append(Task(task_id=f"bash_queries.json:{i}", query=item["query"], gold=item["gold"],
-                                       task_type=_first_command(item["gold"]), fs=0, shell="/bin/sh"))
+                self.tasks.append(Task(task_id=f"bash_queries.json:{i}", query=item["query"],
+                                       gold=item["gold"], task_type=_first_command(item["gold"]), fs=0,
+                                       shell="/bin/sh"))
         self.rootfs = rootfs
         self._layers: dict[int, str] = {}
 
@@ -136,7 +141,8 @@ def build_layer(rootfs: RootFS, script_name: str, script: bytes, gitignore: byte
         (work / "upper" / ".gitignore").write_bytes(gitignore)
         os.chmod(work, 0o755)
         chown_tree(work, sandbox_uid())
-        config = SandboxConfig(layers=(rootfs.base,), binds=rootfs.binds, hostname=HOSTNAME, upper_dir=str(work))
+        config = SandboxConfig(layers=(rootfs.base,), binds=rootfs.binds, hostname=HOSTNAME,
+                               upper_dir=str(work))
         env = {"PATH": PATH_ENV, "HOME": "/root", "HOSTNAME": HOSTNAME}
         git_env = dict(env, GIT_AUTHOR_DATE=GIT_DATE, GIT_COMMITTER_DATE=GIT_DATE)
         limits = Limits(timeout=300.0)

@@ -1,4 +1,5 @@
-"""InterCode Bash's reward, reproduced from the spec (section 2) with plain Python floats in the original order.
+"""InterCode Bash's reward, reproduced from the spec (section 2) with plain Python floats in the original
+order.
 
 reward = 0.01 + p1 (file-system diff) + p2 (md5 of common new paths) + p3 (TF-IDF similarity of the last
 observation with the gold output); success is ``reward == 1.0`` exactly. The parts that need the sandboxes
@@ -101,7 +102,8 @@ class RewardResult:
     error: str | None = None  # set when the computation broke; the reward is then 0.0
 
     def to_info(self) -> dict:
-        return {"reward": self.reward, "parts": dict(self.parts), "diff_miss": [list(x) for x in self.diff_miss],
+        return {"reward": self.reward, "parts": dict(self.parts),
+                "diff_miss": [list(x) for x in self.diff_miss],
                 "diff_extra": [list(x) for x in self.diff_extra], "diff_same": list(self.same),
                 "diff_same_correct": self.same_correct, "answer_similarity": self.similarity,
                 "error": self.error}

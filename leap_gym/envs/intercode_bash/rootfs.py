@@ -1,12 +1,13 @@
-"""Root file systems for the sandbox: ``host`` (read-only binds of the host's /usr) and ``debian`` (mmdebstrap).
+"""Root file systems for the sandbox: ``host`` (read-only binds of the host's /usr) and ``debian``
+(mmdebstrap).
 
 Both give a base layer directory owned by the sandbox uid (a single-id user namespace shows other owners as
 ``nobody``, and overlay copy-up of such directories fails) plus the read-only binds to add on top.
 
-``host`` needs no set-up: a small skeleton (a synthetic ``/etc`` — never the host's, which holds secrets — and the
-usr-merge symlinks) with the host's ``/usr`` bound read-only. Tool versions then follow the host, so gold outputs
-may differ between machines. ``debian`` is the faithful root: the original image's package list installed by
-``mmdebstrap`` into the cache once (``leap-gym intercode build-rootfs``).
+``host`` needs no set-up: a small skeleton (a synthetic ``/etc`` — never the host's, which holds secrets — and
+the usr-merge symlinks) with the host's ``/usr`` bound read-only. Tool versions then follow the host, so gold
+outputs may differ between machines. ``debian`` is the faithful root: the original image's package list
+installed by ``mmdebstrap`` into the cache once (``leap-gym intercode build-rootfs``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 from leap_gym.envs.intercode_bash.sandbox import DEFAULT_SANDBOX_UID
 
 # The original image's apt-get line (docker/nl2bash.Dockerfile), installed on Debian bookworm's minbase.
-DEBIAN_PACKAGES = ("bash", "python3", "psmisc", "bsdmainutils", "cron", "imagemagick", "dnsutils", "git", "tree",
-                   "net-tools", "iputils-ping", "coreutils", "curl", "cpio", "jq")
+DEBIAN_PACKAGES = ("bash", "python3", "psmisc", "bsdmainutils", "cron", "imagemagick", "dnsutils", "git",
+                   "tree", "net-tools", "iputils-ping", "coreutils", "curl", "cpio", "jq")
 DEBIAN_SUITE = "bookworm"
 HOSTNAME = "3b8f4c2e9d1a"
 HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
@@ -73,7 +74,8 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 
 def _etc_files() -> dict[str, str]:
     return {
-        "passwd": "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        "passwd": ("root:x:0:0:root:/root:/bin/bash\n"
+                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
         "group": "root:x:0:\nnogroup:x:65534:\n",
         "hostname": HOSTNAME + "\n",
         "hosts": HOSTS,
@@ -84,7 +86,8 @@ def _etc_files() -> dict[str, str]:
 
 
 def host_rootfs() -> RootFS:
-    """The skeleton base (cached, rebuilt when the host's layout changes) and binds of the host's system dirs."""
+    """The skeleton base (cached, rebuilt when the host's layout changes) and binds of the host's system
+    dirs."""
     binds: list[tuple[str, str, bool]] = [("/usr", "/usr", True)]
     layout = []
     for name in _USRMERGE:
@@ -96,7 +99,8 @@ def host_rootfs() -> RootFS:
             binds.append((str(p), "/" + name, True))
     etc_copies = [n for n in _ETC_COPIES if os.path.lexists(f"/etc/{n}")]
     uid = sandbox_uid()
-    digest = hashlib.sha256(repr((layout, etc_copies, sorted(_etc_files().items()), uid, 1)).encode()).hexdigest()
+    digest = hashlib.sha256(repr((layout, etc_copies, sorted(_etc_files().items()), uid,
+                                  1)).encode()).hexdigest()
     base = cache_dir() / "rootfs" / f"host-{digest[:16]}"
     if not base.is_dir():
         _build_host_skeleton(base, layout, etc_copies, uid)
@@ -107,8 +111,8 @@ def _build_host_skeleton(base: Path, layout, etc_copies, uid: int) -> None:
     base.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".host-", dir=base.parent))
     os.chmod(tmp, 0o755)
-    for d in ("usr", "etc", "tmp", "root", "home", "var/tmp", "var/log", "var/lib", "proc", "dev", "sys", "mnt",
-              "opt", "srv", "media", "run", "boot"):
+    for d in ("usr", "etc", "tmp", "root", "home", "var/tmp", "var/log", "var/lib", "proc", "dev", "sys",
+              "mnt", "opt", "srv", "media", "run", "boot"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
     os.chmod(tmp / "tmp", 0o1777)
     os.chmod(tmp / "var/tmp", 0o1777)
@@ -174,7 +178,8 @@ def build_debian_rootfs(mirror: str | None = None, force: bool = False, log=prin
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".debian-", dir=target.parent))
     start = time.monotonic()
-    cmd = ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(DEBIAN_PACKAGES), DEBIAN_SUITE, str(tmp)]
+    cmd = ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(DEBIAN_PACKAGES), DEBIAN_SUITE,
+           str(tmp)]
     if mirror:
         cmd.append(mirror)
     log("$ " + " ".join(cmd))
@@ -196,7 +201,8 @@ def build_debian_rootfs(mirror: str | None = None, force: bool = False, log=prin
 
 
 def finalize_debian(root: Path) -> None:
-    """Fix-ups after mmdebstrap: fixed hostname and hosts, no resolver, no apt partial dirs, owner = sandbox uid."""
+    """Fix-ups after mmdebstrap: fixed hostname and hosts, no resolver, no apt partial dirs, owner = sandbox
+    uid."""
     for name, text in (("hostname", HOSTNAME + "\n"), ("hosts", HOSTS), ("resolv.conf", "")):
         p = root / "etc" / name
         if p.is_symlink() or p.exists():

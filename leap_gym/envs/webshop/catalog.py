@@ -1,8 +1,9 @@
 """The procedural WebShop catalog: seeded products, near-miss distractors and human-style goals, all lazy.
 
 Nothing is stored per product: product ``i`` is a pure function of ``(seed, i)``, so a million-product catalog
-costs only its search index. Products come in families of ``FAMILY`` slots: slot 0 is an *anchor* (the product a
-goal may target), slots 1..9 are near-misses derived from it, the rest are ordinary products of the same type:
+costs only its search index. Products come in families of ``FAMILY`` slots: slot 0 is an *anchor* (the product
+a goal may target), slots 1..9 are near-misses derived from it, the rest are ordinary products of the same
+type:
 
 - ``missing_attr``: lacks one anchor attribute everywhere (attributes, title, bullets, description);
 - ``option_absent``: one option group offers only values that do not fuzzy-match the anchor's;
@@ -12,12 +13,13 @@ goal may target), slots 1..9 are near-misses derived from it, the rest are ordin
 - ``option_in_text``: an option group mentioned in the description but not selectable.
 
 Goals follow the human-goal format (``instruction_text`` with the original's price clause, ``attributes``,
-``goal_options`` as a list, ``price_upper``); there are ``NUM_GOALS`` of them (the human-goal count), split like the
-original after a ``random.Random(233)`` shuffle: test = first 500, eval = next 1,000, train = the rest.
+``goal_options`` as a list, ``price_upper``); there are ``NUM_GOALS`` of them (the human-goal count), split
+like the original after a ``random.Random(233)`` shuffle: test = first 500, eval = next 1,000, train = the
+rest.
 
-Deviations from the original, on purpose: prices (including the hidden price of ranged items and the goal price
-bound) come from seeded generators instead of the global ``random`` state; products carry ``title_nouns`` and a
-hidden ``price``.
+Deviations from the original, on purpose: prices (including the hidden price of ranged items and the goal
+price bound) come from seeded generators instead of the global ``random`` state; products carry
+``title_nouns`` and a hidden ``price``.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ MIN_PRODUCTS, MAX_PRODUCTS = 1_000, 1_000_000
 TITLE_TAILS = {
     "beauty": ("for Women", "Gift Set", "Beauty Essentials", "Salon Quality", "for Everyday Makeup"),
     "food": ("Snack", "Family Size", "Gourmet Gift", "Pantry Staple", "Healthy Snacking"),
-    "fashion": ("for Outdoor Walking Trekking", "Casual Everyday Wear", "Gift for Him or Her", "Classic Style"),
+    "fashion": ("for Outdoor Walking Trekking", "Casual Everyday Wear", "Gift for Him or Her",
+                "Classic Style"),
     "furniture": ("for Bedroom Entryway", "Home Decor", "Modern Farmhouse Style", "for Dorm Apartment"),
     "electronics": ("for PC Laptop", "for Home Office", "for Gaming Streaming", "Latest Model"),
 }
@@ -91,14 +94,16 @@ def _asin_index(seed: int, asin: str) -> int | None:
     return ((v - seed * 7_919 - 12_345) * pow(_ASIN_MUL, -1, _ASIN_MOD)) % _ASIN_MOD
 
 
-# --- option conflicts ----------------------------------------------------------------------------------------
+# --- option conflicts
+# ----------------------------------------------------------------------------------------
 @functools.cache
 def _conflicts(value: str, axis: tuple[str, ...]) -> frozenset[str]:
     """Values of ``axis`` a goal asking for ``value`` would accept (the reward's option match)."""
     return frozenset(v for v in axis if fuzzy_match(normalize_color(v), normalize_color(value)))
 
 
-# --- product specs -------------------------------------------------------------------------------------------
+# --- product specs
+# -------------------------------------------------------------------------------------------
 def _type(ct: tuple[int, int]) -> ProductType:
     return CATEGORIES[ct[0]].types[ct[1]]
 
@@ -197,7 +202,8 @@ def _title_case(phrase: str) -> str:
 
 
 def _render(spec: dict[str, Any], rng: random.Random, asin: str) -> dict[str, Any]:
-    """The product record in the original's normalised field names (plus hidden ``price`` and ``title_nouns``)."""
+    """The product record in the original's normalised field names (plus hidden ``price`` and
+    ``title_nouns``)."""
     ct = spec["type"]
     cat, ptype = CATEGORIES[ct[0]], _type(ct)
     attrs = spec["attrs"]
@@ -258,7 +264,8 @@ def index_text(product: dict[str, Any]) -> str:
 
 
 def price_bound(rng: random.Random, price: float) -> tuple[float, str]:
-    """The original's price bound: max of 2 distinct draws among the first 4 tens above ``price``, with clause."""
+    """The original's price bound: max of 2 distinct draws among the first 4 tens above ``price``, with
+    clause."""
     cands = [p for p in range(10, 1000, 10) if p > price][:4]
     if len(cands) < 2:
         return 1_000_000.0, ""
@@ -267,14 +274,16 @@ def price_bound(rng: random.Random, price: float) -> tuple[float, str]:
 
 
 _OPTION_PHRASES = {
-    "color": ("in {v} color", "in the color {v}", "{v} colored"), "size": ("in size {v}", "in {v} size", "size {v}"),
-    "flavor name": ("in {v} flavor", "{v} flavored"), "scent": ("with {v} scent", "in {v} scent"),
+    "color": ("in {v} color", "in the color {v}", "{v} colored"),
+    "size": ("in size {v}", "in {v} size", "size {v}"), "flavor name": ("in {v} flavor", "{v} flavored"),
+    "scent": ("with {v} scent", "in {v} scent"),
     "style": ("in {v} style",), "length": ("{v} long", "in {v} length"), "fit type": ("in {v} fit",),
     "item package quantity": ("{v}",),
 }
 
 
-def _instruction(rng: random.Random, ptype: ProductType, line: str, attrs: list[str], opts: dict[str, str]) -> str:
+def _instruction(rng: random.Random, ptype: ProductType, line: str, attrs: list[str],
+                 opts: dict[str, str]) -> str:
     opening = rng.choices([o for o, _ in OPENINGS], [w for _, w in OPENINGS])[0]
     phrase = rng.choice(ptype.phrases)
     for lead in ("pair of ", "box of ", "bag of ", "bottle of ", ""):
@@ -293,7 +302,8 @@ def _instruction(rng: random.Random, ptype: ProductType, line: str, attrs: list[
     text = f"{opening} {art}{np_}"
     clauses = [rng.choice(_OPTION_PHRASES.get(g, ("{v}",))).format(v=v) for g, v in opts.items()]
     if clauses:
-        text += " " + " and ".join(clauses) if len(clauses) == 1 else ", " + ", ".join(clauses[:-1]) + " and " + clauses[-1]
+        text += (" " + " and ".join(clauses) if len(clauses) == 1
+                 else ", " + ", ".join(clauses[:-1]) + " and " + clauses[-1])
     return text
 
 
@@ -362,12 +372,6 @@ class GeneratedCatalog:
         if slot < len(SLOT_KINDS):
             return _derive(SLOT_KINDS[slot], anchor, rng, slot)
         return _random_spec(rng, anchor["type"])
-
-    def slot_kind(self, i: int) -> str:
-        family, slot = divmod(i, FAMILY)
-        if family >= self.num_families or slot >= len(SLOT_KINDS):
-            return "background"
-        return SLOT_KINDS[slot]
 
     def _product(self, i: int) -> dict[str, Any]:
         if not 0 <= i < self.num_products:

@@ -2,16 +2,19 @@
 
 Files (from the WebShop project; not shipped with leap-gym):
 
-- ``items_shuffle_1000.json`` / ``items_shuffle.json``: a JSON list of scraped products (the full one is ~5 GB and
-  is streamed element by element, never loaded whole);
-- ``items_ins_v2_1000.json`` / ``items_ins_v2.json``: ASIN -> ``{attributes, instruction, instruction_attributes}``;
-- ``items_human_ins.json``: ASIN -> list of ``{instruction, instruction_attributes, instruction_options, ...}``.
+- ``items_shuffle_1000.json`` / ``items_shuffle.json``: a JSON list of scraped products (the full one is ~5 GB
+  and is streamed element by element, never loaded whole);
+- ``items_ins_v2_1000.json`` / ``items_ins_v2.json``: ASIN ->
+  ``{attributes, instruction, instruction_attributes}``;
+- ``items_human_ins.json``: ASIN -> list of
+  ``{instruction, instruction_attributes, instruction_options, ...}``.
 
 Normalisation and goal construction follow the original's ``load_products`` and ``get_human_goals``. Goals are
 shuffled with ``random.Random(233)`` (the same permutation as ``random.seed(233); random.shuffle``); when all
 products are loaded the splits are test = first 500, eval = next 1,000, train = the rest, and with a truncated
-product set (``num_products``) every split is all goals, as in the original. Deviation: hidden prices of ranged
-items and goal price bounds come from a generator seeded with ``seed`` instead of the unseeded global ``random``.
+product set (``num_products``) every split is all goals, as in the original. Deviation: hidden prices of
+ranged items and goal price bounds come from a generator seeded with ``seed`` instead of the unseeded global
+``random``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from leap_gym.envs.webshop.catalog import index_text, price_bound
+from leap_gym.envs.webshop.search import cache_root
 
 SPLIT_SEED = 233
 STORE_FORMAT = 2  # 2: meta.json records the size of products.jsonl, checked at load
@@ -71,7 +75,8 @@ def _line_of(path: Path, needle: str) -> int | None:
 
 
 class _Reader:
-    """A forward-only JSON token reader over a text file, holding at most one element (plus a chunk) in memory."""
+    """A forward-only JSON token reader over a text file, holding at most one element (plus a chunk) in
+    memory."""
 
     def __init__(self, f, path: Path, chunk_size: int):
         self.f, self.path, self.chunk = f, path, chunk_size
@@ -164,7 +169,8 @@ def _iter_container(path: str | os.PathLike, opener: str, chunk_size: int) -> It
 
 
 def iter_json_array(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Iterator[Any]:
-    """Yield the elements of a top-level JSON list one at a time (the 5 GB product file is never loaded whole)."""
+    """Yield the elements of a top-level JSON list one at a time (the 5 GB product file is never loaded
+    whole)."""
     return _iter_container(path, "[", chunk_size)
 
 
@@ -201,7 +207,8 @@ def parse_pricing(pricing: Any) -> tuple[list[float], str]:
     return values[:2], f"${values[0]} to ${values[1]}"
 
 
-def normalize_product(raw: dict[str, Any], attributes: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
+def normalize_product(raw: dict[str, Any], attributes: Mapping[str, Any],
+                      rng: random.Random) -> dict[str, Any]:
     """One product in the original's normalised fields, with its hidden ``price`` drawn once."""
     bullets = raw.get("small_description")
     bullets = bullets if isinstance(bullets, list) else ([bullets] if bullets else [])
@@ -220,14 +227,15 @@ def normalize_product(raw: dict[str, Any], attributes: Mapping[str, Any], rng: r
         "Description": raw.get("full_description") or "", "BulletPoints": bullets,
         "pricing": prices, "Price": tag, "price": prices[0] if len(prices) == 1 else rng.uniform(*prices[:2]),
         "options": options, "Attributes": attrs, "category": raw.get("category", ""),
-        "query": (raw.get("query") or "").lower().strip(), "product_category": raw.get("product_category", ""),
-        "Rating": "N.A.", "Reviews": [], "MainImage": images[0],
+        "query": (raw.get("query") or "").lower().strip(),
+        "product_category": raw.get("product_category", ""), "Rating": "N.A.", "Reviews": [],
+        "MainImage": images[0],
     }
 
 
 def load_attributes(path: str | os.PathLike) -> dict[str, list[str]]:
-    """ASIN -> attributes from ``items_ins_v2*.json``, streamed (the instructions in it are not kept; attribute
-    strings are interned, since the same phrases recur across products)."""
+    """ASIN -> attributes from ``items_ins_v2*.json``, streamed (the instructions in it are not kept;
+    attribute strings are interned, since the same phrases recur across products)."""
     out = {}
     for asin, entry in iter_json_object(path):
         if isinstance(entry, dict) and entry.get("attributes"):
@@ -253,14 +261,9 @@ def iter_products(path: str | os.PathLike, attributes: Mapping[str, Any], num_pr
         yield normalize_product(raw, attributes, rng)
 
 
-def load_products(path: str | os.PathLike, attributes: Mapping[str, Any], num_products: int | None = None,
-                  seed: int = 0) -> list[dict[str, Any]]:
-    """All normalised products in memory (fine for the 1k files; ``FileCatalog`` streams to disk instead)."""
-    return list(iter_products(path, attributes, num_products, seed))
-
-
 def check_human_goals(human: Mapping[str, Any], path: Path | None = None) -> None:
-    """Raise ``DataError`` naming the file, line and ASIN of the first instruction ``human_goals`` cannot use."""
+    """Raise ``DataError`` naming the file, line and ASIN of the first instruction ``human_goals`` cannot
+    use."""
     for asin, entries in human.items():
         problem = None if isinstance(entries, list) else "expected a list of instructions"
         for i, ins in enumerate(entries if problem is None else ()):
@@ -280,7 +283,8 @@ def check_human_goals(human: Mapping[str, Any], path: Path | None = None) -> Non
             raise DataError(f"{where}ASIN {asin}: {problem}")
 
 
-def human_goals(products: Iterable[dict[str, Any]], human: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]]:
+def human_goals(products: Iterable[dict[str, Any]], human: Mapping[str, Any],
+                seed: int = 0) -> list[dict[str, Any]]:
     """The original's human goals, in product order (each instruction with attributes; price clause added).
 
     ``human`` must pass ``check_human_goals``.
@@ -303,7 +307,8 @@ def human_goals(products: Iterable[dict[str, Any]], human: Mapping[str, Any], se
 
 
 def split_goals(goals: list[dict[str, Any]], full: bool) -> dict[str, list[dict[str, Any]]]:
-    """Shuffle with seed 233; test/eval/train = [:500], [500:1500], [1500:] for the full set, else all goals."""
+    """Shuffle with seed 233; test/eval/train = [:500], [500:1500], [1500:] for the full set, else all
+    goals."""
     goals = list(goals)
     random.Random(SPLIT_SEED).shuffle(goals)
     if not full:
@@ -321,18 +326,17 @@ def _find(data_dir: Path, names: tuple[str, ...]) -> Path:
 class FileCatalog:
     """Products and human goals from the original's files in ``data_dir``, kept on disk, not in memory.
 
-    Uses the full files (``items_shuffle.json``, ``items_ins_v2.json``) when present, else the 1k ones. The first
-    use streams the product file once into a store under ``cache_dir`` (normalised products as JSON lines with
-    their byte offsets, the ASINs, the goals), written to a temporary directory and renamed into place; products
-    are then read on demand (an LRU cache keeps recent ones), so memory stays small even for the 1.18M products.
+    Uses the full files (``items_shuffle.json``, ``items_ins_v2.json``) when present, else the 1k ones. The
+    first use streams the product file once into a store under ``cache_dir`` (normalised products as JSON
+    lines with their byte offsets, the ASINs, the goals), written to a temporary directory and renamed into
+    place; products are then read on demand (an LRU cache keeps recent ones), so memory stays small even for
+    the 1.18M products.
     """
 
     kind = "file"
 
     def __init__(self, data_dir: str | os.PathLike, num_products: int | None = None, seed: int = 0,
                  cache_dir: str | os.PathLike | None = None):
-        from leap_gym.envs.webshop.search import cache_root
-
         data_dir = Path(data_dir)
         self.seed = seed
         self.products_path = _find(data_dir, ("items_shuffle.json", "items_shuffle_1000.json"))
@@ -358,9 +362,9 @@ class FileCatalog:
         except (OSError, ValueError) as e:
             raise DataError(f"corrupt WebShop product store at {store} (delete it to rebuild): {e}") from None
         if (size, len(self._offsets)) != (meta.get("bytes"), meta.get("products")):  # e.g. a truncated copy
-            raise DataError(f"corrupt WebShop product store at {store} (delete it to rebuild): products.jsonl has "
-                            f"{size} bytes and offsets.npy {len(self._offsets)} products, meta.json says "
-                            f"{meta.get('bytes')} bytes and {meta.get('products')} products")
+            raise DataError(f"corrupt WebShop product store at {store} (delete it to rebuild): "
+                            f"products.jsonl has {size} bytes and offsets.npy {len(self._offsets)} products, "
+                            f"meta.json says {meta.get('bytes')} bytes and {meta.get('products')} products")
         self._order = np.argsort(asins, kind="stable")
         self._sorted = asins[self._order]
         self._asins = asins
@@ -416,8 +420,8 @@ class FileCatalog:
         try:
             return json.loads(line)
         except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
-            raise DataError(f"{self._products_file}: line {lineno}: {e} (the product store is corrupt; delete "
-                            f"{self._store} to rebuild it)") from None
+            raise DataError(f"{self._products_file}: line {lineno}: {e} (the product store is corrupt; "
+                            f"delete {self._store} to rebuild it)") from None
 
     def asin(self, i: int) -> str:
         return str(self._asins[i])

@@ -1,25 +1,26 @@
 """``leap/WebShop-v0``: the WebShop text environment with the original's mechanics, no Java, no downloads.
 
-Pages, actions and rewards follow the original text env (see ``pages``, ``reward``, ``search``). Products and goals
-come from the procedural catalog by default (``tasks="generated"``: ``catalog.GeneratedCatalog``, a different one
-per ``task_seed``) or from the original's data files (``tasks="files"``, ``data_dir=...``: ``data.FileCatalog``).
-The search index is built once per catalog and cached under ``search.cache_root()``.
+Pages, actions and rewards follow the original text env (see ``pages``, ``reward``, ``search``). Products and
+goals come from the procedural catalog by default (``tasks="generated"``: ``catalog.GeneratedCatalog``, a
+different one per ``task_seed``) or from the original's data files (``tasks="files"``, ``data_dir=...``:
+``data.FileCatalog``). The search index is built once per catalog and cached under ``search.cache_root()``.
 
 Actions: ``search[<query>]`` (from any page) and ``click[<key>]``; anything else is a silent no-op with
 ``info["action_valid"] = False``. Buy Now ends the episode with the reward; the step limit comes from the
 registration (15, LEAP's training horizon; pass ``max_episode_steps=30`` for LEAP's evaluation).
 
-``info["privileged"]`` holds the goal, the target ASIN and record (hidden price included), an option assignment
-satisfying the goal, the target's rank in the current results, the expert's next action and plan; at the end of
-an episode ``info["reward_breakdown"]`` holds the reward's components.
+``info["privileged"]`` holds the goal, the target ASIN and record (hidden price included), an option
+assignment satisfying the goal, the target's rank in the current results, the expert's next action and plan;
+at the end of an episode ``info["reward_breakdown"]`` holds the reward's components.
 
-Deviations from the original, on purpose: prices of ranged items and goal price bounds come from seeded generators
-(the original drew them from the unseeded global ``random``); ``goal_options`` is always a list of values; title
-nouns come from the catalog (``title_nouns``) or a pluggable extractor instead of spaCy's ``en_core_web_lg``; only
-the ``text`` and ``text_rich`` observation modes exist (no ``html``/``url``); the debug search prefixes ``<r>``,
-``<c>``, ``<q>`` are not supported (they search literally); the labels of the done page's hidden "Target" block are
-a best guess (they carry no information). Everything else (page order, clickables, lower-casing, the greedy action
-parse, ``< prev`` re-running the search, ``next >`` without bound, silent no-ops) follows the original.
+Deviations from the original, on purpose: prices of ranged items and goal price bounds come from seeded
+generators (the original drew them from the unseeded global ``random``); ``goal_options`` is always a list of
+values; title nouns come from the catalog (``title_nouns``) or a pluggable extractor instead of spaCy's
+``en_core_web_lg``; only the ``text`` and ``text_rich`` observation modes exist (no ``html``/``url``); the
+debug search prefixes ``<r>``, ``<c>``, ``<q>`` are not supported (they search literally); the labels of the
+done page's hidden "Target" block are a best guess (they carry no information). Everything else (page order,
+clickables, lower-casing, the greedy action parse, ``< prev`` re-running the search, ``next >`` without bound,
+silent no-ops) follows the original.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import gymnasium as gym
 from leap_gym.envs.contract import RENDER_MODES, ResetNeeded, check_action, check_render_mode, task_index
 from leap_gym.envs.webshop import expert as _expert
 from leap_gym.envs.webshop import pages
+from leap_gym.envs.webshop.catalog import GeneratedCatalog
+from leap_gym.envs.webshop.data import FileCatalog
 from leap_gym.envs.webshop.pages import BACK, BUY, DONE, ITEM, NEXT, PREV, RESULTS, SEARCH, SUBPAGE, PageState
 from leap_gym.envs.webshop.reward import compute_reward, fuzzy_match, get_noun_extractor, normalize_color
 from leap_gym.envs.webshop.search import SearchIndex, cache_root, load_or_build
@@ -59,7 +62,8 @@ def parse_action(action: str) -> tuple[str, str | None]:
 
 
 def satisfying_options(target: dict[str, Any], goal_options: list[str]) -> list[tuple[str, str]]:
-    """``(group, value)`` clicks on the target that satisfy each goal option: the exact value, else a fuzzy one.
+    """``(group, value)`` clicks on the target that satisfy each goal option: the exact value, else a fuzzy
+    one.
 
     The group is the one owning the value's key (the later group when two share a value).
     """
@@ -90,9 +94,10 @@ def _fresh(obj: Any) -> Any:
 class WebShopEnv(gym.Env):
     """WebShop as a Gymnasium text env. See the module docstring.
 
-    ``privileged=False`` skips the expert's search at reset and its plan at every step; ``info["privileged"]`` is
-    then ``{}`` (``reward_breakdown`` is still reported at the end). The call rules (step before reset, task
-    indexes, steps after the end) are those of ``leap_gym.envs.contract``; ``task_index`` indexes the split's goals.
+    ``privileged=False`` skips the expert's search at reset and its plan at every step; ``info["privileged"]``
+    is then ``{}`` (``reward_breakdown`` is still reported at the end). The call rules (step before reset,
+    task indexes, steps after the end) are those of ``leap_gym.envs.contract``; ``task_index`` indexes the
+    split's goals.
     """
 
     metadata = {"render_modes": list(RENDER_MODES)}
@@ -105,23 +110,22 @@ class WebShopEnv(gym.Env):
         if tasks not in TASK_SOURCES:
             raise ValueError(f"tasks must be one of {TASK_SOURCES}, got {tasks!r}")
         if tasks == "files" and data_dir is None and catalog is None:
-            raise ValueError("tasks='files' needs data_dir= (the folder with the original's items_*.json files)")
-        if tasks != "files" and data_dir is not None:  # data_dir alone once meant the files: say it no longer does
+            raise ValueError("tasks='files' needs data_dir= (the folder with the original's items_*.json "
+                             "files)")
+        # data_dir alone once meant the files: say it no longer does
+        if tasks != "files" and data_dir is not None:
             raise ValueError(f"data_dir= is read with tasks='files' only, got tasks={tasks!r}")
         if observation_mode not in OBSERVATION_MODES:
             raise ValueError(f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")
-        self.observation_mode, self.render_mode, self.split = observation_mode, check_render_mode(render_mode), split
+        self.render_mode = check_render_mode(render_mode)
+        self.observation_mode, self.split = observation_mode, split
         self.privileged = bool(privileged)
         root = cache_root() if cache_dir is None else Path(cache_dir)
         if catalog is None:
             if tasks == "files":
-                from leap_gym.envs.webshop.data import FileCatalog
-
                 catalog = FileCatalog(data_dir, num_products=num_products, seed=task_seed,
                                       cache_dir=root / "webshop")
             else:
-                from leap_gym.envs.webshop.catalog import GeneratedCatalog
-
                 catalog = GeneratedCatalog(num_products=num_products or DEFAULT_NUM_PRODUCTS, seed=task_seed)
         self.catalog = catalog
         self.goals = catalog.goals(split)
@@ -143,7 +147,8 @@ class WebShopEnv(gym.Env):
         """The number of goals in this split (``task_index`` ranges over them)."""
         return len(self.goals)
 
-    # --- search ----------------------------------------------------------------------------------------------
+    # --- search
+    # ----------------------------------------------------------------------------------------------
     def search(self, query: str) -> list[int]:
         """Catalog indices of the top-50 hits for ``query`` (cached for the episode)."""
         hits = self._search_cache.get(query)
@@ -153,7 +158,8 @@ class WebShopEnv(gym.Env):
             hits = self._search_cache[query] = self.index.search(query)
         return hits
 
-    # --- gym API ---------------------------------------------------------------------------------------------
+    # --- gym API
+    # ---------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}  # "goal_index" is the older name of "task_index"
@@ -204,7 +210,8 @@ class WebShopEnv(gym.Env):
             raise ResetNeeded("render")
         return self._observe()
 
-    # --- mechanics -------------------------------------------------------------------------------------------
+    # --- mechanics
+    # -------------------------------------------------------------------------------------------
     def _apply(self, action: str) -> tuple[bool, float]:
         name, arg = parse_action(action)
         s = self.state
@@ -221,7 +228,8 @@ class WebShopEnv(gym.Env):
             return False, 0.0
         if arg == BUY:
             product = self.catalog.product(self.catalog.index_of(s.asin))
-            s.reward, s.breakdown = compute_reward(product, self.goal, product["price"], s.options, self._nouns)
+            s.reward, s.breakdown = compute_reward(product, self.goal, product["price"], s.options,
+                                                   self._nouns)
             s.page = DONE
             return True, float(s.reward)
         if arg == BACK:
@@ -245,7 +253,8 @@ class WebShopEnv(gym.Env):
             s.options[kind[len("option:"):]] = arg
         return True, 0.0
 
-    # --- observation and info --------------------------------------------------------------------------------
+    # --- observation and info
+    # --------------------------------------------------------------------------------
     def _observe(self) -> str:
         elems = pages.elements(self.state, self.goal["instruction_text"], self.catalog)
         if self.observation_mode == "text":
@@ -261,7 +270,8 @@ class WebShopEnv(gym.Env):
         goal = self.goal
         info = {
             "task": goal["instruction_text"],
-            "task_id": f"{self.catalog.kind}/{self.split}/{getattr(self.catalog, 'seed', 0)}/{self.goal_index}",
+            "task_id": (f"{self.catalog.kind}/{self.split}/{getattr(self.catalog, 'seed', 0)}/"
+                        f"{self.goal_index}"),
             "task_type": goal.get("category") or "unknown",
             "admissible_actions": admissible,
             "action_valid": self._last_valid,

@@ -1,9 +1,9 @@
 """The privileged expert: the remaining action plan that buys the goal's target with the right options.
 
-From any page it finds the shortest route the UI allows: click the target when it is listed, page towards it when
-it is among the current hits, go ``< prev`` from a wrong item when the results it came from hold the target, and
-otherwise ``back to search`` and search with the chosen query. On the target's page it clicks each goal option
-value not chosen yet, then ``buy now``.
+From any page it finds the shortest route the UI allows: click the target when it is listed, page towards it
+when it is among the current hits, go ``< prev`` from a wrong item when the results it came from hold the
+target, and otherwise ``back to search`` and search with the chosen query. On the target's page it clicks each
+goal option value not chosen yet, then ``buy now``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ QUERY_KINDS = ("type_attributes", "instruction", "title")  # the last is not rea
 
 
 def candidate_queries(goal: dict[str, Any], target: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(kind, query)`` the expert may type, most realisable first: type + attributes, the instruction (without
-    the price clause), the target's title."""
+    """``(kind, query)`` the expert may type, most realisable first: type + attributes, the instruction
+    (without the price clause), the target's title."""
     words = [goal.get("query", "")] + list(goal.get("attributes") or [])
     instruction = _PRICE_CLAUSE.sub("", goal.get("instruction_text", "")).strip()
     out: list[tuple[str, str]] = []
@@ -59,7 +59,8 @@ def choose_query(ranked: list[tuple[str, int | None]]) -> tuple[str, int | None]
 
 def _from_results(page_num: int, rank: int, target_asin: str) -> list[str]:
     want = rank // RESULTS_PER_PAGE + 1
-    moves = [f"click[{NEXT}]"] * (want - page_num) if want > page_num else [f"click[{PREV}]"] * (page_num - want)
+    moves = ([f"click[{NEXT}]"] * (want - page_num) if want > page_num
+             else [f"click[{PREV}]"] * (page_num - want))
     return moves + [f"click[{target_asin.lower()}]"]
 
 

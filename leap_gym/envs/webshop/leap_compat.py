@@ -7,9 +7,9 @@ LEAP's own WebShop wrapper (``sanjibanc/leap_llm``) shows the model candidates r
   title>]`` (mapped back by title; with duplicate titles the last one wins);
 - more than 20 candidates: the first 6 plus 10 others drawn at random; none (the done page): ``['finish']``;
 
-and it multiplies rewards by 10. ``LeapWebShop`` does the same on top of ``WebShopEnv`` and rewrites the privileged
-expert's ASIN clicks the same way, so teachers and students speak one action language. (LEAP's silent visits to
-the Description and Features pages after each item click are not reproduced.)
+and it multiplies rewards by 10. ``LeapWebShop`` does the same on top of ``WebShopEnv`` and rewrites the
+privileged expert's ASIN clicks the same way, so teachers and students speak one action language. (LEAP's
+silent visits to the Description and Features pages after each item click are not reproduced.)
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """WebShop's pages as the original text env sees them: visible strings in page order, and the clickables.
 
-A page is a list of ``(kind, text)`` elements, kind one of ``text``, ``button``, ``option`` (an option value label),
-``asin`` (a product link). ``to_text`` gives the ``[SEP]``-joined form; ``to_text_rich`` the button markup with
-clicked state, exactly as the original's HTML-to-text conversion lays them out (one line per visible string).
+A page is a list of ``(kind, text)`` elements, kind one of ``text``, ``button``, ``option`` (an option value
+label), ``asin`` (a product link). ``to_text`` gives the ``[SEP]``-joined form; ``to_text_rich`` the button
+markup with clicked state, exactly as the original's HTML-to-text conversion lays them out (one line per
+visible string).
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ def elements(state: PageState, instruction: str, catalog) -> list[Element]:
             ("text", "attrs"), ("text", "None"), ("text", "category"), ("text", "None"), ("text", "query"),
             ("text", "None"), ("text", "product category"), ("text", "None"), ("text", "Target"),
             ("text", "asin"), ("text", "options"), ("text", "attrs"), ("text", "price upper"),
-            ("text", "instuction text"), ("text", "category"), ("text", "product category"), ("text", "query"),
-            ("text", "Goal"), ("text", "None"), ("text", "Reward"), ("text", "Your score (min 0.0, max 1.0)"),
+            ("text", "instuction text"), ("text", "category"), ("text", "product category"),
+            ("text", "query"), ("text", "Goal"), ("text", "None"), ("text", "Reward"),
+            ("text", "Your score (min 0.0, max 1.0)"),
             ("text", repr(float(state.reward or 0.0))), ("text", "Reward Details"), ("text", "None")]
 
 

@@ -3,15 +3,15 @@
     reward = r_type * (n_att + n_opt + r_price) / (A + O + 1)
 
 with A goal attributes and O goal options. Fuzzy scores use ``rapidfuzz``'s token-set ratio with the same
-preprocessing as the original's ``thefuzz`` (lowercase, non-alphanumerics to spaces); integer scores can differ
-slightly from thefuzz's difflib fallback, but the ``> 85`` decisions the reward takes agree.
+preprocessing as the original's ``thefuzz`` (lowercase, non-alphanumerics to spaces); integer scores can
+differ slightly from thefuzz's difflib fallback, but the ``> 85`` decisions the reward takes agree.
 
-Title nouns (for ``r_type``) came from spaCy's ``en_core_web_lg`` in the original. That model is not on PyPI, so
-the extractor is pluggable: records that carry ``title_nouns`` (the procedural catalog writes them) use those;
-otherwise spaCy is used when a model is installed, else ``heuristic_nouns`` (documented below).
+Title nouns (for ``r_type``) came from spaCy's ``en_core_web_lg`` in the original. That model is not on PyPI,
+so the extractor is pluggable: records that carry ``title_nouns`` (the procedural catalog writes them) use
+those; otherwise spaCy is used when a model is installed, else ``heuristic_nouns`` (documented below).
 
-Deviation (a bug fix, documented): ``goal_options`` may be a list of values or a dict; a dict counts its values
-(the original iterated ``(name, value)`` tuples for synthetic goals).
+Deviation (a bug fix, documented): ``goal_options`` may be a list of values or a dict; a dict counts its
+values (the original iterated ``(name, value)`` tuples for synthetic goals).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from rapidfuzz import fuzz, utils
 NounExtractor = Callable[[str], list[str]]
 
 COLORS = (
-    "alabaster apricot aqua ash asphalt azure banana beige black blue blush bordeaux bronze brown burgundy camel "
-    "camo caramel champagne charcoal cheetah chestnut chocolate christmas coffee cognac copper coral cranberry cream "
-    "crystal dark denim eggplant elephant espresso fuchsia gold granite grape graphite grass gray green grey heather "
-    "indigo ivory ivy khaki lavender lemon leopard light lilac lime magenta maroon mauve merlot midnight mint mocha "
-    "multicolor mushroom mustard natural navy nude olive orange peach pewter pink plum purple rainbow red rose royal "
-    "rust sand sapphire seashell silver skull slate steel stone stonewash sunflower tan taupe teal tiger turquoise "
-    "violet walnut wheat white wine yellow").split()
+    "alabaster apricot aqua ash asphalt azure banana beige black blue blush bordeaux bronze brown burgundy "
+    "camel camo caramel champagne charcoal cheetah chestnut chocolate christmas coffee cognac copper coral "
+    "cranberry cream crystal dark denim eggplant elephant espresso fuchsia gold granite grape graphite grass "
+    "gray green grey heather indigo ivory ivy khaki lavender lemon leopard light lilac lime magenta maroon "
+    "mauve merlot midnight mint mocha multicolor mushroom mustard natural navy nude olive orange peach "
+    "pewter pink plum purple rainbow red rose royal rust sand sapphire seashell silver skull slate steel "
+    "stone stonewash sunflower tan taupe teal tiger turquoise violet walnut wheat white wine yellow").split()
 
 FUZZY_THRESHOLD = 85  # a match needs a token-set ratio strictly above this
 
@@ -58,19 +58,20 @@ def normalize_color(value: str) -> str:
     return value
 
 
-# --- title nouns -----------------------------------------------------------------------------------------------
+# --- title nouns
+# -----------------------------------------------------------------------------------------------
 
 _STOPWORDS = frozenset(
-    "a an and are as at be but by for from if in into is it its no not of on or such that the their then there "
-    "these they this to was will with without you your our we i me my he she him her his them us all any both "
-    "each few more most other some own same so than too very can just should now per up down out over under "
-    "again further once here when where why how what which who whom while off".split())
+    "a an and are as at be but by for from if in into is it its no not of on or such that the their then "
+    "there these they this to was will with without you your our we i me my he she him her his them us all "
+    "any both each few more most other some own same so than too very can just should now per up down out "
+    "over under again further once here when where why how what which who whom while off".split())
 _ADJECTIVES = frozenset(
-    "new best premium high low soft hard light heavy large small medium big mini long short wide slim thin thick "
-    "extra super ultra easy quick fast slow free natural organic original classic modern vintage simple pure "
-    "fresh hot cold warm cool dry wet full half double single triple non anti multi pro plus compatible "
-    "adjustable portable durable comfortable breathable washable waterproof lightweight professional "
-    "men women mens womens unisex x xl xxl xs s m l".split())
+    "new best premium high low soft hard light heavy large small medium big mini long short wide slim thin "
+    "thick extra super ultra easy quick fast slow free natural organic original classic modern vintage "
+    "simple pure fresh hot cold warm cool dry wet full half double single triple non anti multi pro plus "
+    "compatible adjustable portable durable comfortable breathable washable waterproof lightweight "
+    "professional men women mens womens unisex x xl xxl xs s m l".split())
 _ADJ_SUFFIXES = ("ful", "less", "ous", "ive", "able", "ible", "proof", "ly", "ish")
 _UNITS = frozenset("oz fl ml lb lbs g kg mm cm inch inches in ft ct".split())
 _WORD = re.compile(r"[a-z]+")
@@ -79,10 +80,11 @@ _WORD = re.compile(r"[a-z]+")
 def heuristic_nouns(title: str) -> list[str]:
     """Lowercased title words that are probably nouns, without a POS tagger.
 
-    Keeps alphabetic words of 2+ letters that are not stopwords, colour names, units, listed common adjectives, or
-    words of 7+ letters with adjective suffixes (-ful, -less, -ous, -ive, -able, -ible, -proof, -ly, -ish) or past
-    participles (-ed, 5+ letters). Duplicates are kept, like the original's goal noun list. Adjectives and colours that a real
-    tagger would drop are the main error source; identical titles still score 1.
+    Keeps alphabetic words of 2+ letters that are not stopwords, colour names, units, listed common
+    adjectives, or words of 7+ letters with adjective suffixes (-ful, -less, -ous, -ive, -able, -ible, -proof,
+    -ly, -ish) or past participles (-ed, 5+ letters). Duplicates are kept, like the original's goal noun list.
+    Adjectives and colours that a real tagger would drop are the main error source; identical titles still
+    score 1.
     """
     out = []
     for word in _WORD.findall(title.lower()):
@@ -111,7 +113,8 @@ def spacy_nouns(title: str) -> list[str]:
     """The original's extractor: tokens tagged NOUN or PROPN by an installed spaCy English model."""
     nlp = _spacy_pipeline()
     if nlp is None:
-        raise RuntimeError("no spaCy English model is installed (e.g. `python -m spacy download en_core_web_lg`)")
+        raise RuntimeError("no spaCy English model is installed (e.g. `python -m spacy download "
+                           "en_core_web_lg`)")
     return [t.text.lower() for t in nlp(title) if t.pos_ in ("PNOUN", "NOUN", "PROPN")]
 
 
@@ -126,7 +129,8 @@ def get_noun_extractor(name: str = "auto") -> NounExtractor:
     raise ValueError(f"unknown noun extractor {name!r} (expected 'auto', 'spacy' or 'heuristic')")
 
 
-# --- reward components ----------------------------------------------------------------------------------------
+# --- reward components
+# ----------------------------------------------------------------------------------------
 
 def _category_parts(breadcrumb: str) -> set[str]:
     return {p.strip() for p in breadcrumb.split("›")}
@@ -156,7 +160,8 @@ def type_reward(product: Mapping[str, Any], goal: Mapping[str, Any],
 
 
 def attribute_matches(product: Mapping[str, Any], goal_attributes: Iterable[str]) -> int:
-    """Goal attributes matched by a product attribute (ratio > 85) or found in its title, bullets or description."""
+    """Goal attributes matched by a product attribute (ratio > 85) or found in its title, bullets or
+    description."""
     attrs = list(product.get("Attributes") or []) or ["DUMMY_ATTR"]
     title = product.get("Title", "").lower()
     bullets = " ".join(product.get("BulletPoints") or []).lower()
@@ -187,8 +192,9 @@ def compute_reward(purchased_product: Mapping[str, Any], goal: Mapping[str, Any]
                    noun_extractor: NounExtractor | None = None) -> tuple[float, dict[str, Any]]:
     """The reward of buying ``purchased_product`` at hidden ``price`` with chosen option values ``options``.
 
-    Returns ``(reward, breakdown)``; ``breakdown`` has ``r_type``, ``r_att``, ``r_option`` (None when the goal has
-    no options), ``r_price``, their weights, ``query_match``, ``category_match``, ``title_score`` and the counts.
+    Returns ``(reward, breakdown)``; ``breakdown`` has ``r_type``, ``r_att``, ``r_option`` (None when the goal
+    has no options), ``r_price``, their weights, ``query_match``, ``category_match``, ``title_score`` and the
+    counts.
     """
     goal_attrs = list(goal.get("attributes") or [])
     goal_opts = _values(goal.get("goal_options"))

@@ -1,13 +1,13 @@
 """BM25 search over the original's indexed text, without Java: a streaming indexer feeding ``bm25s``.
 
-The original searched with pyserini/Anserini defaults: BM25 (Lucene 8 form) with k1=0.9, b=0.4, and the English
-analyzer (standard tokenizer, possessive removal, lowercase, Lucene's 33 stopwords, Porter stemming), top 50.
-Here ``Analyzer`` reproduces that analysis (PyStemmer's Porter stemmer; bm25s's English stopword list is Lucene's),
-``build_index`` streams documents into a term-by-document score matrix in chunks (bounded memory at a million
-products, where bm25s's own indexer would hold every token list), and retrieval runs through a ``bm25s.BM25``
-object holding that matrix. Scores follow bm25s's ``lucene`` method exactly; with ``lossy_norms=True`` (default,
-like Lucene) document lengths are first rounded through Lucene's one-byte norm encoding (``SmallFloat``).
-Ties are broken by document order after rounding scores to 4 decimals.
+The original searched with pyserini/Anserini defaults: BM25 (Lucene 8 form) with k1=0.9, b=0.4, and the
+English analyzer (standard tokenizer, possessive removal, lowercase, Lucene's 33 stopwords, Porter stemming),
+top 50. Here ``Analyzer`` reproduces that analysis (PyStemmer's Porter stemmer; bm25s's English stopword list
+is Lucene's), ``build_index`` streams documents into a term-by-document score matrix in chunks (bounded memory
+at a million products, where bm25s's own indexer would hold every token list), and retrieval runs through a
+``bm25s.BM25`` object holding that matrix. Scores follow bm25s's ``lucene`` method exactly; with
+``lossy_norms=True`` (default, like Lucene) document lengths are first rounded through Lucene's one-byte norm
+encoding (``SmallFloat``). Ties are broken by document order after rounding scores to 4 decimals.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+import bm25s
 import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
 
 K1, B, TOP_K = 0.9, 0.4, 50
 TOKEN_RE = re.compile(r"\w+(?:[.'’]\w+)*")
@@ -31,9 +34,6 @@ class Analyzer:
     """Text -> index terms, like Anserini's default English analyzer."""
 
     def __init__(self) -> None:
-        import Stemmer
-        from bm25s.stopwords import STOPWORDS_EN
-
         self._stem = Stemmer.Stemmer("porter").stemWord
         self._stop = frozenset(STOPWORDS_EN)
         self._cache: dict[str, str] = {}
@@ -80,9 +80,8 @@ def _lucene_norm_lengths(lengths: np.ndarray) -> np.ndarray:
 
 def build_index(texts: Iterable[str], analyzer: Analyzer | None = None, k1: float = K1, b: float = B,
                 lossy_norms: bool = True, chunk_docs: int = 20_000):
-    """A ``bm25s.BM25`` (method "lucene") whose score matrix is built from ``texts`` in bounded-memory chunks."""
-    import bm25s
-
+    """A ``bm25s.BM25`` (method "lucene") whose score matrix is built from ``texts`` in bounded-memory
+    chunks."""
     analyzer = analyzer or Analyzer()
     vocab: dict[str, int] = {}
     word_ids: dict[str, int] = {}  # token -> term id, -1 for stopwords
@@ -196,7 +195,8 @@ class SearchIndex:
         return cls(build_index(texts, analyzer, lossy_norms=lossy_norms), analyzer)
 
     def scores(self, query: str) -> np.ndarray:
-        ids = [self.retriever.vocab_dict[t] for t in self.analyzer.terms(query) if t in self.retriever.vocab_dict]
+        vocab = self.retriever.vocab_dict
+        ids = [vocab[t] for t in self.analyzer.terms(query) if t in vocab]
         if not ids:
             return np.zeros(self.num_docs, dtype=np.float32)
         return self.retriever.get_scores_from_ids(ids)
@@ -205,9 +205,11 @@ class SearchIndex:
         """Document numbers of the top ``k`` matching documents, best first (ties: lower document first)."""
         return top_k(self.scores(query), k)
 
-    # --- persistence ------------------------------------------------------------------------------------------
+    # --- persistence
+    # ------------------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike, meta: dict | None = None) -> None:
-        """Write the index to ``directory`` atomically (built in a temporary sibling, then renamed into place)."""
+        """Write the index to ``directory`` atomically (built in a temporary sibling, then renamed into
+        place)."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
@@ -225,8 +227,6 @@ class SearchIndex:
 
     @classmethod
     def load(cls, directory: str | os.PathLike, mmap: bool = True) -> SearchIndex:
-        import bm25s
-
         directory = Path(directory)
         marker = directory / "leap_gym_index.json"
         try:
@@ -242,7 +242,8 @@ class SearchIndex:
 
 
 def cache_root() -> Path:
-    """Where built indexes live: ``$LEAP_GYM_CACHE`` or ``$XDG_CACHE_HOME/leap_gym`` (``~/.cache/leap_gym``)."""
+    """Where built indexes live: ``$LEAP_GYM_CACHE`` or ``$XDG_CACHE_HOME/leap_gym``
+    (``~/.cache/leap_gym``)."""
     if os.environ.get("LEAP_GYM_CACHE"):
         return Path(os.environ["LEAP_GYM_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "leap_gym"

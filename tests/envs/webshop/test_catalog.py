@@ -5,9 +5,17 @@ import re
 
 import pytest
 
-from leap_gym.envs.webshop.catalog import FAMILY, NUM_GOALS, GeneratedCatalog, index_text
+from leap_gym.envs.webshop.catalog import FAMILY, NUM_GOALS, SLOT_KINDS, GeneratedCatalog, index_text
 from leap_gym.envs.webshop.reward import attribute_matches, compute_reward, fuzzy_match
 from leap_gym.envs.webshop.vocab import CATEGORIES
+
+
+def _slot_kind(cat, i):
+    """What product ``i`` of a family is (``SLOT_KINDS``); products past the last family are background."""
+    family, slot = divmod(i, FAMILY)
+    if family >= cat.num_families or slot >= len(SLOT_KINDS):
+        return "background"
+    return SLOT_KINDS[slot]
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +67,12 @@ def test_products_match_only_their_own_attributes(cat):
 
 def test_product_fields_and_text(cat):
     p = cat.product(5)
-    for key in ("asin", "name", "Title", "Description", "BulletPoints", "pricing", "Price", "price", "options",
-                "Attributes", "category", "query", "product_category", "title_nouns"):
+    for key in ("asin", "name", "Title", "Description", "BulletPoints", "pricing", "Price", "price",
+                "options", "Attributes", "category", "query", "product_category", "title_nouns"):
         assert key in p
     assert p["Price"].startswith("$") and len(p["Description"].split()) >= 30
-    assert 3 <= len(p["BulletPoints"]) <= 7 and all(v == v.lower() for vs in p["options"].values() for v in vs)
+    assert 3 <= len(p["BulletPoints"]) <= 7
+    assert all(v == v.lower() for vs in p["options"].values() for v in vs)
     text = index_text(p)
     assert text == text.lower() and p["Title"].lower() in text
 
@@ -81,13 +90,14 @@ def test_targets_score_one_and_distractors_fall_short(cat):
         assert t % FAMILY == 0
         assert _best_purchase_reward(cat.product(t), goal) == 1.0
         for j in range(t + 1, t + FAMILY):
-            kind = cat.slot_kind(j)
+            kind = _slot_kind(cat, j)
             if kind in shortfalls:
                 counts[kind] += 1
                 shortfalls[kind] += _best_purchase_reward(cat.product(j), goal) < 1.0
     assert shortfalls["over_budget"] == counts["over_budget"] > 0  # always over any bound the goal can have
     assert shortfalls["sibling"] == counts["sibling"] > 0  # r_type 0
-    for kind in ("missing_attr", "option_absent", "option_in_text"):  # only when the goal asks for what is missing
+    # only when the goal asks for what is missing
+    for kind in ("missing_attr", "option_absent", "option_in_text"):
         assert 0 < shortfalls[kind] <= counts[kind]
 
 
@@ -113,7 +123,8 @@ def test_splits_like_the_original(cat):
     sizes = {s: len(cat.goals(s)) for s in ("test", "eval", "train", "all")}
     assert sizes == {"test": 500, "eval": 1000, "train": NUM_GOALS - 1500, "all": NUM_GOALS}
     ids = {s: {g["goal_id"] for g in cat.goals(s)[:300]} for s in ("test", "eval", "train")}
-    assert not (ids["test"] & ids["eval"]) and not (ids["test"] & ids["train"]) and not (ids["eval"] & ids["train"])
+    assert not (ids["test"] & ids["eval"]) and not (ids["test"] & ids["train"])
+    assert not (ids["eval"] & ids["train"])
     import random
 
     order = list(range(NUM_GOALS))

@@ -11,8 +11,8 @@ from leap_gym.envs.webshop.data import (
     human_goals,
     iter_json_array,
     iter_json_object,
+    iter_products,
     load_attributes,
-    load_products,
     parse_pricing,
     split_goals,
 )
@@ -39,7 +39,8 @@ PRODUCTS = [
     _product("B0TEST0004", "Rain Jacket", pricing=None),
     _product("B0TEST0005", "Wool Hat", pricing="", category="fashion"),
 ]
-INS = {"B0TEST0001": {"attributes": ["waterproof", "rubber sole"], "instruction": "x", "instruction_attributes": []}}
+INS = {"B0TEST0001": {"attributes": ["waterproof", "rubber sole"], "instruction": "x",
+                      "instruction_attributes": []}}
 HUMAN = {
     "B0TEST0001": [
         {"instruction": "i want a pair of waterproof hiking boots for men in size 10.",
@@ -66,8 +67,9 @@ def test_streaming_matches_json_load(data_dir):
         assert list(iter_json_array(path, chunk_size=chunk)) == PRODUCTS
 
 
-@pytest.mark.parametrize("text,msg", [("", "empty"), ('{"a": 1}', "list"), ('[{"asin": "B0"}, {"asin"', "truncated"),
-                                      ('[{"asin": "B0"} {"asin": 1}]', "truncated")])
+@pytest.mark.parametrize("text,msg",
+                         [("", "empty"), ('{"a": 1}', "list"), ('[{"asin": "B0"}, {"asin"', "truncated"),
+                          ('[{"asin": "B0"} {"asin": 1}]', "truncated")])
 def test_bad_files_give_clear_errors(tmp_path, text, msg):
     path = tmp_path / "bad.json"
     path.write_text(text)
@@ -83,29 +85,31 @@ def test_pricing_parse():
 
 
 def test_normalisation(data_dir):
-    products = load_products(data_dir / "items_shuffle_1000.json", INS)
+    products = list(iter_products(data_dir / "items_shuffle_1000.json", INS))
     assert [p["asin"] for p in products] == ["B0TEST0001", "B0TEST0002", "B0TEST0004", "B0TEST0005"]
     boot, sock, jacket, hat = products
     assert boot["options"] == {"color": ["brown", "black | grey"], "size": ["9", "10"]}
-    assert boot["Title"] == boot["name"] and boot["Description"] == "All about the TrailMax Men's Waterproof Hiking Boot."
+    assert boot["Title"] == boot["name"]
+    assert boot["Description"] == "All about the TrailMax Men's Waterproof Hiking Boot."
     assert boot["Attributes"] == ["waterproof", "rubber sole"] and sock["Attributes"] == ["DUMMY_ATTR"]
     assert boot["query"] == "hiking boots" and boot["price"] == 59.99 and boot["Price"] == "$59.99"
     assert sock["BulletPoints"] == ["Soft cotton blend"] and sock["Price"] == "$9.5 to $14.0"
     assert 9.5 <= sock["price"] <= 14.0
     assert jacket["pricing"] == [100.0] and hat["Price"] == "$100.0"
     assert "brand" not in boot and "list_price" not in boot
-    assert [p["asin"] for p in load_products(data_dir / "items_shuffle_1000.json", INS, num_products=2)] == [
+    assert [p["asin"] for p in iter_products(data_dir / "items_shuffle_1000.json", INS, num_products=2)] == [
         "B0TEST0001", "B0TEST0002"]  # truncation happens before filtering
 
 
 def test_human_goals(data_dir):
-    products = load_products(data_dir / "items_shuffle_1000.json", INS)
+    products = list(iter_products(data_dir / "items_shuffle_1000.json", INS))
     goals = human_goals(products, HUMAN)
     assert len(goals) == 2  # the instruction without attributes is skipped
     g = goals[0]
-    assert g["instruction_text"].startswith("i want a pair of waterproof hiking boots for men in size 10, and price "
-                                            "lower than ")
-    assert g["price_upper"] in (70.0, 80.0, 90.0) and g["instruction_text"].endswith(f"{g['price_upper']:.2f} dollars")
+    assert g["instruction_text"].startswith("i want a pair of waterproof hiking boots for men in size 10, "
+                                            "and price lower than ")
+    assert g["price_upper"] in (70.0, 80.0,
+                                90.0) and g["instruction_text"].endswith(f"{g['price_upper']:.2f} dollars")
     assert g["goal_options"] == ["10", "black"] and g["attributes"] == ["waterproof", "rubber sole"]
     assert g["name"] == products[0]["name"] and g["query"] == "hiking boots" and g["weight"] == 1
 
@@ -141,7 +145,8 @@ def test_env_on_real_format_files(data_dir, tmp_path):
 def test_streaming_objects(data_dir):
     for chunk in (1, 5, 1 << 20):
         assert dict(iter_json_object(data_dir / "items_human_ins.json", chunk_size=chunk)) == HUMAN
-    assert load_attributes(data_dir / "items_ins_v2_1000.json") == {"B0TEST0001": ("waterproof", "rubber sole")}
+    attributes = load_attributes(data_dir / "items_ins_v2_1000.json")
+    assert attributes == {"B0TEST0001": ("waterproof", "rubber sole")}
     with pytest.raises(DataError, match="object"):
         list(iter_json_object(data_dir / "items_shuffle_1000.json"))
 
@@ -149,9 +154,10 @@ def test_streaming_objects(data_dir):
 def test_file_catalog_store_is_built_once_and_read_on_demand(data_dir, tmp_path, monkeypatch):
     cache = tmp_path / "store"
     cat = FileCatalog(data_dir, cache_dir=cache)
-    products = load_products(data_dir / "items_shuffle_1000.json", INS)
+    products = list(iter_products(data_dir / "items_shuffle_1000.json", INS))
     assert len(cat) == 4 and [cat.product(i) for i in range(4)] == products
-    assert cat.index_of("B0TEST0004") == 2 and cat.index_of("b0test0004") == 2 and cat.index_of("B0NONE") is None
+    assert cat.index_of("B0TEST0004") == 2 and cat.index_of("b0test0004") == 2
+    assert cat.index_of("B0NONE") is None
     assert cat.asin(1) == "B0TEST0002" and len(cat.goals("all")) == 2
     calls = []
     monkeypatch.setattr(FileCatalog, "_build_store", lambda *a: calls.append(a))
@@ -163,7 +169,8 @@ def test_file_catalog_store_is_built_once_and_read_on_demand(data_dir, tmp_path,
 
 
 def _line_with(path, needle):
-    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if needle in line)
 
 
 @pytest.mark.parametrize("name,needle", [("items_shuffle_1000.json", "Rain Jacket"),
@@ -203,7 +210,8 @@ def test_a_truncated_product_store_fails_at_load_not_mid_episode(data_dir, tmp_p
     products = next(cache.glob("*-store")) / "products.jsonl"
     text = products.read_bytes()
     products.write_bytes(text[: len(text) // 2])
-    with pytest.raises(DataError, match=r"corrupt WebShop product store .* \(delete it to rebuild\): products.jsonl"):
+    with pytest.raises(DataError,
+                       match=r"corrupt WebShop product store .* \(delete it to rebuild\): products.jsonl"):
         FileCatalog(data_dir, cache_dir=cache)
     # same size, damaged in the middle: the read of that product names the file and line
     products.write_bytes(text.replace(b'"B0TEST0002"', b'"B0TEST0002 ', 1))
@@ -237,19 +245,22 @@ def test_pages_reproduce_the_spec_examples_exactly(data_dir, tmp_path):
     assert obs.startswith(f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] Page 1 (Total results: ")
     assert "[SEP] Next > [SEP] B0TEST0001 [SEP] TrailMax Men's Waterproof Hiking Boot [SEP] $59.99" in obs
     obs, *_, info = env.step("click[b0test0001]")
-    assert obs == (f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] color [SEP] brown [SEP] "
-                   "black | grey [SEP] size [SEP] 9 [SEP] 10 [SEP] TrailMax Men's Waterproof Hiking Boot [SEP] "
-                   "Price: $59.99 [SEP] Rating: N.A. [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now")
+    assert obs == (f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] color [SEP] brown "
+                   "[SEP] black | grey [SEP] size [SEP] 9 [SEP] 10 [SEP] TrailMax Men's Waterproof Hiking "
+                   "Boot [SEP] Price: $59.99 [SEP] Rating: N.A. [SEP] Description [SEP] Features [SEP] "
+                   "Reviews [SEP] Buy Now")
     assert info["available_actions"]["clickables"] == ["back to search", "< prev", "description", "features",
-                                                       "reviews", "buy now", "brown", "black | grey", "9", "10"]
+                                                       "reviews", "buy now", "brown", "black | grey", "9",
+                                                       "10"]
     obs, *_, info = env.step("click[features]")
-    assert obs == f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] Waterproof membrane [SEP] Rubber sole"
+    assert obs == (f"Instruction: [SEP] {ins} [SEP] Back to Search [SEP] < Prev [SEP] Waterproof membrane "
+                   "[SEP] Rubber sole")
     env.step("click[< prev]")
     env.unwrapped.observation_mode = "text_rich"
     obs, *_, info = env.step("click[10]")
     assert obs == (f"You have clicked 10.\nInstruction:\n{ins}\n[button] Back to Search [button_]\n"
-                   "[button] < Prev [button_]\ncolor\n  [button] brown [button_]\n  [button] black | grey [button_]\n"
-                   "size\n  [button] 9 [button_]\n  [clicked button] 10 [clicked button_]\n"
+                   "[button] < Prev [button_]\ncolor\n  [button] brown [button_]\n  [button] black | grey "
+                   "[button_]\nsize\n  [button] 9 [button_]\n  [clicked button] 10 [clicked button_]\n"
                    "TrailMax Men's Waterproof Hiking Boot\nPrice: $59.99\nRating: N.A.\n"
                    "[button] Description [button_]\n[button] Features [button_]\n[button] Reviews [button_]\n"
                    "[button] Buy Now [button_]")

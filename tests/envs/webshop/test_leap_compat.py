@@ -40,7 +40,8 @@ def test_more_than_twenty_candidates_keep_six_and_sample_ten(make_env):
     info = env._translate({"page": "item", "admissible_actions": acts})
     cands = info["admissible_actions"]
     assert len(cands) == 16 and cands[:6] == acts[:6] and set(cands[6:]) <= set(acts[6:25])
-    assert env._translate({"page": "item", "admissible_actions": acts[:20]})["admissible_actions"] == acts[:20]
+    assert env._translate({"page": "item",
+                           "admissible_actions": acts[:20]})["admissible_actions"] == acts[:20]
 
 
 def test_teachers_work_in_the_leap_candidate_format(make_env):

@@ -50,8 +50,8 @@ def test_results_pages_and_paging(make_env):
     assert info["action_valid"] and r == 0.0 and not term
     hits = env.unwrapped.state.hits
     assert len(hits) == 50
-    assert obs.startswith(f"Instruction: [SEP] {info['task']} [SEP] Back to Search [SEP] Page 1 (Total results: 50)"
-                          " [SEP] Next > [SEP] ")
+    assert obs.startswith(f"Instruction: [SEP] {info['task']} [SEP] Back to Search [SEP] Page 1 (Total "
+                          f"results: 50) [SEP] Next > [SEP] ")
     cat = env.unwrapped.catalog
     first = cat.product(hits[0])
     assert f"Next > [SEP] {first['asin']} [SEP] {first['Title']} [SEP] {first['Price']}" in obs
@@ -63,7 +63,8 @@ def test_results_pages_and_paging(make_env):
     assert info["available_actions"]["clickables"][:3] == ["back to search", "< prev", "next >"]
     for _ in range(4):
         obs, *_, info = env.step("click[next >]")
-    assert obs.endswith("Page 6 (Total results: 50) [SEP] < Prev [SEP] Next >")  # past the end: empty, Next stays
+    # past the end: empty, Next stays
+    assert obs.endswith("Page 6 (Total results: 50) [SEP] < Prev [SEP] Next >")
     obs, *_, info = env.step("click[< prev]")
     assert "Page 5 (Total results: 50)" in obs
 
@@ -76,8 +77,8 @@ def test_item_page_options_subpages_and_prev(make_env):
     obs = env.unwrapped._observe()
     opts = " [SEP] ".join(f"{g} [SEP] " + " [SEP] ".join(v) for g, v in target["options"].items())
     assert obs == (f"Instruction: [SEP] {info['task']} [SEP] Back to Search [SEP] < Prev [SEP] {opts} [SEP] "
-                   f"{target['Title']} [SEP] Price: {target['Price']} [SEP] Rating: N.A. [SEP] Description [SEP] "
-                   "Features [SEP] Reviews [SEP] Buy Now")
+                   f"{target['Title']} [SEP] Price: {target['Price']} [SEP] Rating: N.A. [SEP] Description "
+                   f"[SEP] Features [SEP] Reviews [SEP] Buy Now")
     keys = info["available_actions"]["clickables"]
     assert keys[:6] == ["back to search", "< prev", "description", "features", "reviews", "buy now"]
     group, value = next(iter(info["privileged"]["option_assignment"].items()))
@@ -122,8 +123,9 @@ def test_text_rich_markup_and_clicked_state(make_env):
     assert "\n\n[button] " in obs  # others not
 
 
-@pytest.mark.parametrize("action", ["click[nothing here]", "Search[boots]", "click[search]", "search[]", "buy now",
-                                    "Click[back to search]", "", "click[buy now]"])
+@pytest.mark.parametrize("action",
+                         ["click[nothing here]", "Search[boots]", "click[search]", "search[]", "buy now",
+                          "Click[back to search]", "", "click[buy now]"])
 def test_invalid_actions_are_silent_no_ops(make_env, action):
     env = make_env()
     obs0, info0 = env.reset(seed=0, options={"task_index": 5})
@@ -153,7 +155,8 @@ def test_buy_now_ends_with_the_reward_and_breakdown(make_env):
     assert info["reward_breakdown"] == breakdown and breakdown["r_option"] == 0.0
     assert obs.startswith("Thank you for shopping with us! [SEP] Your code: [SEP] None")
     assert f"asin [SEP] {target['asin']} [SEP] options [SEP] {json.dumps({})}" in obs
-    assert obs.endswith(f"Your score (min 0.0, max 1.0) [SEP] {float(want)!r} [SEP] Reward Details [SEP] None")
+    assert obs.endswith(f"Your score (min 0.0, max 1.0) [SEP] {float(want)!r} [SEP] Reward Details [SEP] "
+                        "None")
     assert info["admissible_actions"] == [SEARCH_PLACEHOLDER] and info["privileged"]["expert_plan"] == []
     obs2, r2, term2, _, info2 = env.step("search[boots]")
     assert obs2 == obs and r2 == 0.0 and term2 and info2["action_valid"] is False

@@ -56,7 +56,8 @@ def test_missing_option_and_no_options_chosen():
 
 def test_goal_without_options_has_no_option_term():
     r, b = compute_reward(product(), goal(goal_options=[]), 50, ["black"])
-    assert r == 1.0 and b["r_option"] is None and b["w_option"] is None and b["w_price"] == pytest.approx(1 / 3)
+    assert r == 1.0 and b["r_option"] is None and b["w_option"] is None
+    assert b["w_price"] == pytest.approx(1 / 3)
 
 
 def test_attribute_by_fuzzy_attribute_and_by_text_substring():
@@ -119,7 +120,8 @@ def test_category_match_needs_two_shared_levels():
 
 
 def test_total_is_type_times_share():
-    p = product(query="boots", product_category="Other › Kids", title_nouns=["hiking", "q", "r", "s", "t", "u"])
+    p = product(query="boots", product_category="Other › Kids",
+                title_nouns=["hiking", "q", "r", "s", "t", "u"])
     g = goal(title_nouns=["a", "b", "c", "d", "e", "hiking"])  # title score 1/6 -> r_type 0.5
     r, b = compute_reward(p, g, 50, ["black", "10"])
     assert b["r_type"] == 0.5 and r == pytest.approx(0.5)

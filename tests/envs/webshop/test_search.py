@@ -1,4 +1,5 @@
-"""BM25 search: the analyzer, parity with bm25s's own Lucene scoring, Lucene norms, top-50 order, the cache."""
+"""BM25 search: the analyzer, parity with bm25s's own Lucene scoring, Lucene norms, top-50 order, the
+cache."""
 
 import numpy as np
 import pytest
@@ -24,8 +25,8 @@ DOCS = [
 def test_analyzer_like_lucene_english():
     a = Analyzer()
     # possessive dropped, stopwords ("the", "and", "for") removed, Porter stems, "9.5" kept whole
-    assert a.terms("The men's boots and socks for running, size 9.5") == ["men", "boot", "sock", "run", "size",
-                                                                          "9.5"]
+    assert a.terms("The men's boots and socks for running, size 9.5") == [
+        "men", "boot", "sock", "run", "size", "9.5"]
     assert a.terms("3-pack x-large") == ["3", "pack", "x", "larg"]
 
 
@@ -85,8 +86,9 @@ def _top_k_reference(scores, k=50):
     return [i for _, i in sorted(pos, key=lambda x: (-x[0], x[1]))[:k]]
 
 
-@pytest.mark.parametrize("n,levels,density", [(100_000, 1000, 1.0), (100_000, 5, 1.0), (200_000, 10**6, 0.001),
-                                              (50_000, 3, 0.3), (30, 10, 1.0)])
+@pytest.mark.parametrize("n,levels,density",
+                         [(100_000, 1000, 1.0), (100_000, 5, 1.0), (200_000, 10**6, 0.001),
+                          (50_000, 3, 0.3), (30, 10, 1.0)])
 def test_top_k_is_exact_on_large_arrays_with_ties(n, levels, density):
     from leap_gym.envs.webshop.search import top_k
 

@@ -1,12 +1,12 @@
-"""Core record types shared by envs, students, teachers and the LEAP loop, with versioned JSONL storage.
+"""The record types shared by envs, students, teachers and the LEAP loop, with versioned JSONL storage.
 
-A ``Trajectory`` is what a student did in one episode; each ``Step`` keeps the observation the action was taken
-on, the candidates the env offered, the student's reason and action, and the subset of ``info`` the teachers
-need (``info["privileged"]`` included, so corrections can be computed later without re-running the env).
-A ``Correction`` is a teacher's verdict on one step.
+A ``Trajectory`` is what a student did in one episode; each ``Step`` keeps the observation the action was
+taken on, the candidates the env offered, the student's reason and action, and the subset of ``info`` the
+teachers need (``leap_gym.info.record_info``: ``info["privileged"]`` included, so corrections can be computed
+later without re-running the env). A ``Correction`` is a teacher's verdict on one step.
 
-Files are JSON Lines; every record carries ``"schema_version"`` and ``"kind"`` so future layouts can be read or
-rejected with a clear message. Writes are atomic (see ``leap_gym.io``).
+Files are JSON Lines; every record carries ``"schema_version"`` and ``"kind"`` so future layouts can be read
+or rejected with a clear message. Writes are atomic (see ``leap_gym.io``).
 """
 
 from __future__ import annotations
@@ -22,18 +22,6 @@ from typing import Any, TypeVar
 from leap_gym.io import atomic_open
 
 SCHEMA_VERSION = 1
-
-# Keys of ``info`` a student must never see. Envs may add more through their ``privileged_info_keys`` attribute.
-PRIVILEGED_INFO_KEYS: frozenset[str] = frozenset({"privileged"})
-
-
-# The info keys a rollout records in each Step: what teachers and metrics need, nothing bulky.
-RECORDED_INFO_KEYS = ("task_id", "task_type", "won", "score", "action_valid", "privileged")
-
-
-def record_info(info: dict[str, Any]) -> dict[str, Any]:
-    """The subset of an env's ``info`` stored in a ``Step`` (``privileged`` included, for teachers)."""
-    return {k: info[k] for k in RECORDED_INFO_KEYS if k in info}
 
 
 class RecordError(ValueError):
@@ -142,7 +130,8 @@ def _check_types(cls, kwargs: dict, path, line: int, prefix: str) -> None:
         if isinstance(value, bool) and bool not in expected:
             raise RecordError(f"expected {expected[0].__name__}, got bool", path, line, prefix + name)
         if not isinstance(value, expected):
-            raise RecordError(f"expected {' or '.join(t.__name__ for t in expected)}, got {type(value).__name__}",
+            raise RecordError(f"expected {' or '.join(t.__name__ for t in expected)}, got "
+                              f"{type(value).__name__}",
                               path, line, prefix + name)
 
 
@@ -178,7 +167,8 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Step | Trajectory | C
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, parsed_json)``; a malformed or truncated line raises ``RecordError`` naming it."""
+    """Yield ``(line_number, parsed_json)``; a malformed or truncated line raises ``RecordError`` naming
+    it."""
     path = Path(path)
     with open(path, encoding="utf-8") as f:
         for lineno, raw in enumerate(f, start=1):

@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-from leap_gym.core import (
+from leap_gym.io import atomic_open, atomic_write_text, remove_stale_temporaries
+from leap_gym.records import (
     SCHEMA_VERSION,
     Correction,
     RecordError,
@@ -16,19 +17,18 @@ from leap_gym.core import (
     Trajectory,
     read_jsonl,
     read_trajectories,
-    record_info,
     to_record,
     write_jsonl,
 )
-from leap_gym.io import atomic_open, atomic_write_text, remove_stale_temporaries
 
 
 def _traj(n=3):
-    steps = [Step(observation=f"obs {i} ünïcode", action=f"go to shelf {i}", admissible_actions=["look", "inventory"],
-                  reason="I look around.", reward=float(i == n - 1), action_valid=i != 1,
+    steps = [Step(observation=f"obs {i} ünïcode", action=f"go to shelf {i}",
+                  admissible_actions=["look", "inventory"], reason="I look around.", reward=float(i == n - 1),
+                  action_valid=i != 1,
                   info={"privileged": {"expert_action": "look", "expert_plan": ["look"]}}) for i in range(n)]
-    return Trajectory(env_id="leap/ALFWorld-v0", task_id="train/0/1", task="put a mug in the sink", steps=steps,
-                      seed=7, won=True, score=1.0, metadata={"iteration": 2})
+    return Trajectory(env_id="leap/ALFWorld-v0", task_id="train/0/1", task="put a mug in the sink",
+                      steps=steps, seed=7, won=True, score=1.0, metadata={"iteration": 2})
 
 
 def test_roundtrip(tmp_path):
@@ -136,8 +136,3 @@ def test_atomic_files_respect_the_umask(tmp_path, umask):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~umask
-
-
-def test_record_info_keeps_privileged_and_drops_bulk():
-    info = {"privileged": {"x": 1}, "task_id": "a", "admissible_actions": ["a"] * 100, "won": False}
-    assert record_info(info) == {"privileged": {"x": 1}, "task_id": "a", "won": False}
