@@ -220,8 +220,9 @@ class EvaluationConfig:
     # reference agents: privileged teacher and teacher without privilege (privilege 0), evaluated once per
     # run.
     teachers: bool = True
-    # prompting baselines evaluated beside the students: "module:function"s called once with the run's config
-    # that return an agent, e.g. "leap_gym.leap.baselines:zero_shot_react" (the untrained student model, ReAct).
+    # prompting baselines evaluated beside the students: "module:function"s called once with the run's
+    # config that return an agent, e.g. "leap_gym.leap.baselines:zero_shot_react" (the untrained student
+    # model, prompted ReAct-style).
     baselines: list[str] = field(default_factory=list)
     # evaluate the student after every iteration (else only after the last).
     every_iteration: bool = True

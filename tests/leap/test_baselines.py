@@ -1,4 +1,4 @@
-"""Prompting baselines in a run: the zero-shot ReAct baseline loads its model once and plays every env slot."""
+"""Prompting baselines in a run: the zero-shot ReAct baseline loads its model once, plays every slot."""
 
 from __future__ import annotations
 
