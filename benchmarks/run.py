@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             rc = importlib.import_module(SUITES[suite]).main(["--quick"] if args.quick else [])
             if isinstance(rc, int) and rc != 0:  # a suite that checks a claim (soak) returns 1 when it fails
                 failed.append(suite)
+        except SystemExit as e:  # a suite's argparse error (e.g. compare without a data directory) exits
+            if e.code not in (0, None):
+                failed.append(suite)
+                print(f"suite {suite} stopped (exit {e.code}); going on", file=sys.stderr, flush=True)
         except Exception as e:  # report and go on: one broken suite should not hide the others' numbers
             failed.append(suite)
             print(f"suite {suite} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
