@@ -170,3 +170,56 @@ def encode_turns(tokenizer: Any, messages: Sequence[dict[str, str]], trained: Se
         labels += [-100] * len(head)
         labels += body if j in train else [-100] * len(body)
     return ids, labels
+
+
+# ``fork`` of the trunk's tokens in ``encode_tree``; a branch's tokens hold the trunk position it attaches at.
+TRUNK = -1
+
+
+def encode_tree(tokenizer: Any, messages: Sequence[dict[str, str]], branches: Sequence[tuple[int, str]]
+                ) -> tuple[list[int], list[int], list[int], list[int]]:
+    """One sequence for several answers that each continue a prefix of the same chat: ``(input_ids, labels,
+    position_ids, fork)``.
+
+    ``messages`` (the trunk) is tokenized as ``encode_turns`` does, without loss. Each branch ``(j, answer)``
+    is the assistant turn ``answer`` as it would follow ``messages[:j]``: its tokens (header, then the body
+    with loss) are appended after the trunk, positioned from where message ``j`` starts. ``fork`` is ``TRUNK``
+    for the trunk's tokens and that start for a branch's, which is all ``tree_attention_mask`` needs: a branch
+    sees the trunk before its fork and its own earlier tokens, the trunk sees only itself. So the corrected
+    answers of one episode share a single pass over the student's chat, and each is trained on exactly the
+    tokens a row of its own (``messages[:j]`` + answer, ``encode_turns``) would hold.
+    """
+    seg = ChatSegments(tokenizer)
+    ids: list[int] = []
+    starts: list[int] = []
+    for j in range(len(messages)):
+        starts.append(len(ids))
+        head, body = seg.turn_ids(messages, j)
+        ids += head + body
+    starts.append(len(ids))
+    labels = [-100] * len(ids)
+    positions = list(range(len(ids)))
+    fork = [TRUNK] * len(ids)
+    for j, answer in branches:
+        if not 0 < j <= len(messages):
+            raise ValueError(f"a branch must follow a prefix of the chat: message {j} of {len(messages)}")
+        head, body = seg.turn_ids(list(messages[:j]) + [{"role": "assistant", "content": answer}], j)
+        ids += head + body
+        labels += [-100] * len(head) + body
+        positions += range(starts[j], starts[j] + len(head) + len(body))
+        fork += [starts[j]] * (len(head) + len(body))
+    return ids, labels, positions, fork
+
+
+def tree_attention_mask(position_ids: Any, fork: Any) -> Any:
+    """The ``(batch, 1, length, length)`` boolean attention mask (True: attend) of ``encode_tree`` sequences
+    (tensors ``(batch, length)``). A padding token (``fork`` below ``TRUNK``) sees the padding before it and
+    itself, so no row of the mask is empty."""
+    import torch
+
+    length = fork.shape[1]
+    index = torch.arange(length, device=fork.device)
+    causal = index[None, :] <= index[:, None]
+    same = fork[:, :, None] == fork[:, None, :]
+    trunk_before_fork = (fork[:, None, :] == TRUNK) & (position_ids[:, None, :] < fork[:, :, None])
+    return ((same & causal) | trunk_before_fork)[:, None]

@@ -169,6 +169,10 @@ class TrainingConfig:
     warmup_steps: int = 10
     # tokens per training row (prompt + answer); the prompt's history is cut to fit, never the answer.
     max_length: int = 384
+    # episode format: the corrected steps of one chat window train as one row, each answer branching off the
+    # student's chat under a tree attention mask, instead of one row per step that recomputes the whole chat
+    # (same targets, same contexts; an episode's corrections then cost about one chat's tokens).
+    pack_corrections: bool = False
     # aggregation over iterations: "equal" (each iteration's data subsampled to the smallest, as the paper),
     # "all" (plain union), or "last" (only the current iteration; DPO's default in the paper).
     aggregate: str = "equal"

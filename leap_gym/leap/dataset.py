@@ -21,7 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leap_gym.agents.conversation import ChatSegments, encode_turns, episode_messages, fit_episode_prompt
+from leap_gym.agents.conversation import (
+    ChatSegments,
+    encode_tree,
+    encode_turns,
+    episode_messages,
+    fit_episode_prompt,
+)
 from leap_gym.agents.prompting import Tokenize, fit_step_prompt, format_target
 from leap_gym.records import Correction, Trajectory
 
@@ -134,7 +140,8 @@ def build_dataset(trajectories: Sequence[Trajectory],
                   history_k: int = 4, max_length: int | None = None,
                   tokenizer: Any = None, only_corrected: bool = False, iteration: int = 0,
                   stats: DatasetStats | None = None, hard_max_length: int | None = None,
-                  prompt_format: str = "step", answer_room: int = 0) -> list[dict[str, Any]]:
+                  prompt_format: str = "step", answer_room: int = 0,
+                  pack: bool = False) -> list[dict[str, Any]]:
     """Rows for ``SFTTrainer`` (``prompt``/``completion``) or ``DPOTrainer``
     (``prompt``/``chosen``/``rejected``).
 
@@ -147,7 +154,8 @@ def build_dataset(trajectories: Sequence[Trajectory],
     ``prompt_format="episode"`` builds rows in the episode format (``leap_gym.agents.conversation``): a
     demonstration becomes one multi-turn chat with loss on every answer (``completion`` holds the turns after
     the first observation), a corrected step the student's own chat up to that step plus the corrected answer,
-    fitted by the student's rule with ``answer_room`` (``fit_episode_prompt``).
+    fitted by the student's rule with ``answer_room`` (``fit_episode_prompt``). With ``pack`` (episode format,
+    SFT on corrections), the corrected steps that share a chat window become one row (``packed_row``).
     """
     if method not in ("sft", "dpo"):
         raise ValueError(f"method must be 'sft' or 'dpo', got {method!r}")
@@ -174,6 +182,8 @@ def build_dataset(trajectories: Sequence[Trajectory],
                         for m in completion if m["role"] == "assistant"])
             continue
         fixes = {c.step_index: c for c in corrections[i]} if corrections is not None else None
+        packing = pack and prompt_format == "episode" and method == "sft" and fixes is not None
+        pending: list[tuple[int, list[dict[str, str]], str, bool, str]] = []
         for t, step in enumerate(traj.steps):
             if fixes is None:
                 reason, action, corrected = step.reason, step.action, False
@@ -205,6 +215,9 @@ def build_dataset(trajectories: Sequence[Trajectory],
                 stats.history_cut += 1
             stats.observation_clipped += int(clipped)
             stats.over_length += int(max_length is not None and tokens > max_length)
+            if packing:
+                pending.append((t, prompt, target, corrected, step.action))
+                continue
             row: dict[str, Any] = {"prompt": prompt}
             if method == "sft":
                 row["completion"] = [{"role": "assistant", "content": target}]
@@ -217,8 +230,45 @@ def build_dataset(trajectories: Sequence[Trajectory],
             row["meta"] = {"iteration": iteration, "task_id": traj.task_id, "step": t, "tokens": tokens,
                            "was_corrected": corrected, "student_action": step.action}
             rows.append(row)
+        for group in _windows(pending):
+            rows.append(packed_row(group, tokenizer, iteration=iteration, task_id=traj.task_id))
     stats.rows += len(rows)
     return rows
+
+
+def _windows(steps: list[tuple[int, list[dict[str, str]], str, bool, str]]
+             ) -> list[list[tuple[int, list[dict[str, str]], str, bool, str]]]:
+    """Consecutive fitted steps grouped by the step their chat starts at (``fit_episode_prompt`` restarts a
+    chat only later, never earlier, as an episode goes on), so each group's prompts are prefixes of its
+    last."""
+    groups: dict[int, list] = {}
+    for item in steps:
+        t, prompt = item[0], item[1]
+        groups.setdefault(t - sum(m["role"] == "assistant" for m in prompt), []).append(item)
+    return list(groups.values())
+
+
+def packed_row(group: list[tuple[int, list[dict[str, str]], str, bool, str]], tokenizer: Any, *,
+               iteration: int, task_id: str) -> dict[str, Any]:
+    """One SFT row for the corrected steps ``(t, prompt, target, corrected, student action)`` of one chat
+    window: ``prompt`` is the student's chat up to the last step's observation, and each step's target is a
+    branch (``{"at": j, "content": target}``) that continues ``prompt[:j]``, that step's own prompt.
+
+    Trained with a tree attention mask (``leap_gym.agents.conversation.encode_tree``), every target sees
+    exactly its own row's prompt, while the chat is computed once instead of once per step: an episode's
+    corrected steps cost about one chat's tokens, not one chat per step."""
+    trunk = group[-1][1]
+    branches = []
+    for _, prompt, target, _, _ in group:
+        if trunk[:len(prompt)] != prompt:
+            raise ValueError("packed steps must share one chat: a step's prompt is not a prefix of the last")
+        branches.append({"at": len(prompt), "content": target})
+    tokens = len(encode_tree(tokenizer, trunk, [(b["at"], b["content"]) for b in branches])[0]) \
+        if tokenizer is not None else 0
+    return {"prompt": trunk, "completion": [], "branches": branches,
+            "meta": {"iteration": iteration, "task_id": task_id, "step": group[0][0], "tokens": tokens,
+                     "steps": [g[0] for g in group], "was_corrected": any(g[3] for g in group),
+                     "student_actions": [g[4] for g in group]}}
 
 
 def aggregate(datasets: Sequence[Sequence[dict[str, Any]]], mode: str = "equal", seed: int = 0

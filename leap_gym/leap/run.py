@@ -300,7 +300,8 @@ class Run:
                                  max_length=c.training.max_length,
                                  tokenizer=AutoTokenizer.from_pretrained(model_dir),
                                  only_corrected=c.rollout.only_corrected_steps, iteration=i, stats=stats,
-                                 prompt_format=prompt_format(c), answer_room=c.student.max_new_tokens)
+                                 prompt_format=prompt_format(c), answer_room=c.student.max_new_tokens,
+                                 pack=c.training.pack_corrections)
             atomic_write_json(self.layout.dataset_stats(i), vars(stats))
             write_jsonl(out, rows)  # last: its existence marks the stage done
             self.stage_done(out, started)

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leap_gym.agents.conversation import encode_turns
+from leap_gym.agents.conversation import encode_tree, encode_turns, tree_attention_mask
 from leap_gym.leap.config import TrainingConfig
 from leap_gym.leap.layout import TrainOutput
 from leap_gym.leap.logs import quiet_trainer
@@ -278,18 +278,47 @@ def _rows_to_dataset(rows: list[dict[str, Any]], method: str, tokenizer: Any = N
     """SFT rows tokenized here, turn by turn, exactly as ``HFStudent`` tokenizes what it acts on
     (``leap_gym.agents.conversation.encode_turns``): loss on every assistant turn of the completion (one for a
     corrected step, all of them for a demonstration in the episode format), or on every token with
-    ``train_on_prompt``. DPO rows stay conversational for TRL."""
+    ``train_on_prompt``. A packed row (``branches``, ``leap_gym.leap.dataset.packed_row``) also gets the
+    ``position_ids`` and ``fork`` its tree attention mask is built from (``TreeCollator``). DPO rows stay
+    conversational for TRL."""
     from datasets import Dataset
 
     if method != "sft":
         return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+    packed = any(r.get("branches") for r in rows)
     data = []
     for r in rows:
         messages = list(r["prompt"]) + list(r["completion"])
         trained = [len(r["prompt"]) + j for j, m in enumerate(r["completion"]) if m["role"] == "assistant"]
         ids, labels = encode_turns(tokenizer, messages, trained)
-        data.append({"input_ids": ids, "labels": list(ids) if train_on_prompt else labels})
+        item = {"input_ids": ids, "labels": list(ids) if train_on_prompt else labels}
+        if packed:
+            branches = [(b["at"], b["content"]) for b in r.get("branches", ())]
+            tree_ids, tree_labels, positions, fork = encode_tree(tokenizer, messages, branches)
+            item = {"input_ids": ids + tree_ids[len(ids):], "labels": item["labels"] + tree_labels[len(ids):],
+                    "position_ids": positions, "fork": fork}
+        data.append(item)
     return Dataset.from_list(data)
+
+
+class TreeCollator:
+    """Pads packed SFT rows (``_rows_to_dataset``) into a batch with their tree attention mask: the corrected
+    answers of one chat window each see only the chat before them (``tree_attention_mask``)."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        length = max(len(x["input_ids"]) for x in items)
+
+        def padded(key: str, fill: int) -> torch.Tensor:
+            return torch.tensor([list(x[key]) + [fill] * (length - len(x[key])) for x in items])
+
+        positions, fork = padded("position_ids", 0), padded("fork", -2)
+        return {"input_ids": padded("input_ids", self.pad_token_id), "labels": padded("labels", -100),
+                "position_ids": positions, "attention_mask": tree_attention_mask(positions, fork)}
 
 
 def resume_checkpoint(partial: Path, inputs: dict[str, Any]) -> str | None:
@@ -382,9 +411,13 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
     if method == "sft":
         from trl import SFTConfig
 
+        collator = None
+        if "fork" in data.column_names:  # packed rows: their own mask, and the trainer keeps their columns
+            collator = TreeCollator(tokenizer.pad_token_id)
+            kw["remove_unused_columns"] = False
         trainer = sft_trainer_class()(model=model, args=SFTConfig(**kw), train_dataset=data,
                                       processing_class=tokenizer, peft_config=peft_config,
-                                      callbacks=callbacks)
+                                      data_collator=collator, callbacks=callbacks)
     else:
         from trl import DPOConfig, DPOTrainer
 

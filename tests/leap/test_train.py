@@ -363,3 +363,67 @@ def test_training_the_top_layer_leaves_the_lower_layers_untouched(tiny, tmp_path
     assert lower and all(torch.equal(before[k], after[k]) for k in lower)
     top = [k for k in before if ".layers.2." in k and k.endswith("proj.weight")]
     assert any(not torch.equal(before[k], after[k]) for k in top)
+
+
+def test_packed_corrections_train_on_the_same_tokens_as_one_row_per_step(tiny):
+    """A packed row (all corrected steps of a chat window, each answer a branch under a tree attention mask)
+    gives every answer token the same loss as the per-step rows, in one sequence."""
+    import torch
+
+    from leap_gym.leap.dataset import DatasetStats, build_dataset
+    from leap_gym.leap.train import TreeCollator, _rows_to_dataset, answer_only_loss
+    from leap_gym.models import build_model
+    from tests.leap.test_dataset import _fixes, _traj
+
+    path, tok = tiny
+    trajs = [_traj(5), _traj(3)]
+    fixes = [_fixes(t) for t in trajs]
+    kw = {"tokenizer": tok, "max_length": 2048, "prompt_format": "episode", "answer_room": 16}
+    stats = DatasetStats()
+    per_step = build_dataset(trajs, fixes, **kw)
+    packed = build_dataset(trajs, fixes, pack=True, stats=stats, **kw)
+    assert len(per_step) == 8 and len(packed) == 2 and stats.rows == 2
+    assert [len(r["branches"]) for r in packed] == [5, 3] and packed[0]["meta"]["steps"] == [0, 1, 2, 3, 4]
+    # a smaller budget restarts the chat: one packed row per window, each answer after its own step's prompt
+    long = [_traj(12)]
+    budget = build_dataset(long, [_fixes(long[0])], **kw)[8]["meta"]["tokens"]  # a restart near step 8
+    small = dict(kw, max_length=budget)
+    windows = build_dataset(long, [_fixes(long[0])], pack=True, **small)
+    rows = build_dataset(long, [_fixes(long[0])], **small)
+    assert len(rows) == 12 and len(windows) == 2 and windows[1]["meta"]["steps"][0] >= 8
+    branches = [(row["prompt"], b) for row in windows for b in row["branches"]]
+    assert [(b["at"], b["content"]) for _, b in branches] == [
+        (len(r["prompt"]), r["completion"][0]["content"]) for r in rows]
+    assert all(trunk[:b["at"]] == r["prompt"] for (trunk, b), r in zip(branches, rows, strict=True))
+    tokens = sum(r["meta"]["tokens"] for r in packed)
+    assert tokens < sum(r["meta"]["tokens"] for r in per_step) / 2
+
+    model = build_model(tok, "tiny").eval()
+    sums = []
+    for rows in (per_step, packed):
+        data = _rows_to_dataset(rows, "sft", tok)
+        items = [{k: data[k][i] for k in data.column_names} for i in range(len(data))]
+        if "fork" not in data.column_names:
+            items = [dict(x, position_ids=list(range(len(x["input_ids"]))), fork=[-1] * len(x["input_ids"]))
+                     for x in items]
+        batch = TreeCollator(tok.pad_token_id)(items)
+        n = int((batch["labels"][:, 1:] != -100).sum())
+        with torch.no_grad():
+            sums.append((float(answer_only_loss(model, batch, num_items_in_batch=1)), n))
+    (loss_rows, n_rows), (loss_packed, n_packed) = sums
+    assert n_rows == n_packed and loss_rows == pytest.approx(loss_packed, rel=1e-4)
+
+
+def test_packed_rows_train_with_their_tree_mask(tiny, tmp_path):
+    from leap_gym.leap.dataset import build_dataset
+    from leap_gym.leap.train import train
+    from tests.leap.test_dataset import _fixes, _traj
+
+    path, tok = tiny
+    trajs = [_traj(4), _traj(3)]
+    rows = (build_dataset(trajs, None, tokenizer=tok, max_length=384, prompt_format="episode")
+            + build_dataset(trajs, [_fixes(t) for t in trajs], tokenizer=tok, max_length=384,
+                            prompt_format="episode", answer_room=16, pack=True))
+    res = train(rows, path, tmp_path / "it1", TrainingConfig(max_steps=2, batch_size=2, warmup_steps=0),
+                from_scratch=True, progress=False)
+    assert res.metrics["global_steps"] == 2 and res.metrics["train_loss"] > 0
