@@ -3,12 +3,13 @@
 Suites: ``envs`` (reset/step latency, steps/s for 1 env and vector envs, memory), ``act`` (student acting
 throughput), ``train`` (training tokens/s and peak memory per model size), ``learn`` (the LEAP learning
 benchmark over seeds), ``compare`` (ALFWorld: ours vs the unmodified engine in the same run), ``student`` (the
-pretrained student's training and acting throughput, today's pipeline vs the new one), ``soak`` (vector envs
-of every env stepped for minutes: memory, descriptors, threads and child processes stay flat). Each suite
-writes ``benchmarks/results/<suite>.json`` and ``.md``; ``--quick`` runs every suite at a size that finishes
-in a few minutes on 2 cores.
+pretrained student's training and acting throughput, today's pipeline vs the new one), ``packing``
+(training on teacher corrections: one row per corrected step vs one packed row per chat window), ``soak``
+(vector envs of every env stepped for minutes: memory, descriptors, threads and child processes stay flat).
+Each suite writes ``benchmarks/results/<suite>.json`` and ``.md``; ``--quick`` runs every suite at a size
+that finishes in a few minutes on 2 cores.
 
-    python benchmarks/run.py [--quick] [--suites envs act train learn compare student soak]
+    python benchmarks/run.py [--quick] [--suites envs act train learn compare student soak packing]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SUITES: dict[str, str] = {
     "compare": "alfworld_speed",
     "student": "student_speed",
     "soak": "soak",
+    "packing": "correction_packing",
 }
 
 
