@@ -12,9 +12,9 @@ episodes of the full step budget, as a weak student's are) on generated ALFWorld
 corrected by the privilege-0.5 expert. Both layouts train through ``leap_gym.leap.train.train`` with the
 demo's settings (bf16 frozen base where the CPU has it, LoRA r16 on the top ``--lora-layers`` layers,
 batch 1 x grad_accum 4): ``--warmup`` optimizer steps, then ``--steps`` timed ones, each layout in its own
-subprocess (clean peak RSS). Reported: tokens/s, corrected answers learned per second (tokens/s x answers / dataset
-tokens: the fair comparison), seconds per optimizer step, peak RSS. Compare the ratio (packed / per step):
-the machine may be shared, and both layouts see the same load.
+subprocess (clean peak RSS). Reported: tokens/s, corrected answers learned per second (tokens/s x answers /
+dataset tokens: the fair comparison), seconds per optimizer step, peak RSS. Compare the ratio (packed / per
+step): the machine may be shared, and both layouts see the same load.
 
     PYTHONPATH=. python benchmarks/correction_packing.py            # ~10 min on 2 cores
     PYTHONPATH=. python benchmarks/correction_packing.py --quick    # a few minutes
