@@ -188,7 +188,8 @@ def test_play_terminal_wraps_to_its_width_and_ctrl_c_exits_130(state_home):
         term.expect("[step 1/5] > ")
         term.send(":privileged\n")
         term.expect("(:privileged full")
-        assert all(len(line) <= 44 for line in term.seen.splitlines())
+        too_long = [line for line in term.seen.splitlines() if len(line) > 44]
+        assert not too_long, f"lines wider than the terminal: {too_long}"
         term.proc.send_signal(signal.SIGINT)
         term.expect("interrupted")
         assert term.close() == 130
