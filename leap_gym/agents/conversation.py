@@ -160,15 +160,7 @@ def encode_turns(tokenizer: Any, messages: Sequence[dict[str, str]], trained: Se
                  ) -> tuple[list[int], list[int]]:
     """``(input_ids, labels)`` of a chat; loss (labels = ids) only on the bodies of the assistant messages
     whose indexes are in ``trained`` (their end-of-turn token included), -100 elsewhere."""
-    seg = ChatSegments(tokenizer)
-    ids: list[int] = []
-    labels: list[int] = []
-    train = set(trained)
-    for j in range(len(messages)):
-        head, body = seg.turn_ids(messages, j)
-        ids += head + body
-        labels += [-100] * len(head)
-        labels += body if j in train else [-100] * len(body)
+    ids, labels, _, _ = encode_tree(tokenizer, messages, (), trained)
     return ids, labels
 
 
@@ -176,12 +168,13 @@ def encode_turns(tokenizer: Any, messages: Sequence[dict[str, str]], trained: Se
 TRUNK = -1
 
 
-def encode_tree(tokenizer: Any, messages: Sequence[dict[str, str]], branches: Sequence[tuple[int, str]]
-                ) -> tuple[list[int], list[int], list[int], list[int]]:
+def encode_tree(tokenizer: Any, messages: Sequence[dict[str, str]], branches: Sequence[tuple[int, str]],
+                trained: Sequence[int] = ()) -> tuple[list[int], list[int], list[int], list[int]]:
     """One sequence for several answers that each continue a prefix of the same chat: ``(input_ids, labels,
     position_ids, fork)``.
 
-    ``messages`` (the trunk) is tokenized as ``encode_turns`` does, without loss. Each branch ``(j, answer)``
+    ``messages`` (the trunk) is tokenized message by message, with loss on the bodies of the assistant
+    messages in ``trained`` (``encode_turns`` is the trunk alone). Each branch ``(j, answer)``
     is the assistant turn ``answer`` as it would follow ``messages[:j]``: its tokens (header, then the body
     with loss) are appended after the trunk, positioned from where message ``j`` starts. ``fork`` is ``TRUNK``
     for the trunk's tokens and that start for a branch's, which is all ``tree_attention_mask`` needs: a branch
@@ -191,13 +184,15 @@ def encode_tree(tokenizer: Any, messages: Sequence[dict[str, str]], branches: Se
     """
     seg = ChatSegments(tokenizer)
     ids: list[int] = []
+    labels: list[int] = []
     starts: list[int] = []
+    train = set(trained)
     for j in range(len(messages)):
         starts.append(len(ids))
         head, body = seg.turn_ids(messages, j)
         ids += head + body
+        labels += [-100] * len(head) + (body if j in train else [-100] * len(body))
     starts.append(len(ids))
-    labels = [-100] * len(ids)
     positions = list(range(len(ids)))
     fork = [TRUNK] * len(ids)
     for j, answer in branches:

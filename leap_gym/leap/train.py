@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leap_gym.agents.conversation import encode_tree, encode_turns, tree_attention_mask
+from leap_gym.agents.conversation import TRUNK, encode_tree, tree_attention_mask
 from leap_gym.leap.config import TrainingConfig
 from leap_gym.leap.layout import TrainOutput
 from leap_gym.leap.logs import quiet_trainer
@@ -290,13 +290,14 @@ def _rows_to_dataset(rows: list[dict[str, Any]], method: str, tokenizer: Any = N
     for r in rows:
         messages = list(r["prompt"]) + list(r["completion"])
         trained = [len(r["prompt"]) + j for j, m in enumerate(r["completion"]) if m["role"] == "assistant"]
-        ids, labels = encode_turns(tokenizer, messages, trained)
-        item = {"input_ids": ids, "labels": list(ids) if train_on_prompt else labels}
+        branches = [(b["at"], b["content"]) for b in r.get("branches", ())]
+        ids, labels, positions, fork = encode_tree(tokenizer, messages, branches, trained)
+        if train_on_prompt:  # every token of the chat itself; branches keep their answer-only labels
+            trunk = fork.count(TRUNK)
+            labels = ids[:trunk] + labels[trunk:]
+        item = {"input_ids": ids, "labels": labels}
         if packed:
-            branches = [(b["at"], b["content"]) for b in r.get("branches", ())]
-            tree_ids, tree_labels, positions, fork = encode_tree(tokenizer, messages, branches)
-            item = {"input_ids": ids + tree_ids[len(ids):], "labels": item["labels"] + tree_labels[len(ids):],
-                    "position_ids": positions, "fork": fork}
+            item.update(position_ids=positions, fork=fork)
         data.append(item)
     return Dataset.from_list(data)
 
