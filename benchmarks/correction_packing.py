@@ -172,20 +172,15 @@ def main(argv: list[str] | None = None) -> int:
             args.corrections = str(Path(tmp) / "corrections.jsonl")
             random_corrections(args.episodes, args.max_steps, Path(args.corrections))
         result = {layout: _child(layout, args) for layout in LAYOUTS}
-    md = table(result)
+    md = (f"Corrections: {source}; {time.perf_counter() - t0:.0f} s.\n\n" + table(result))
     command = " ".join(["PYTHONPATH=. python benchmarks/correction_packing.py",
                         *(sys.argv[1:] if argv is None else argv)])
-    info = common.machine()
     settings = {k: v for k, v in vars(args).items()
                 if not k.startswith("_") and k not in ("out", "corrections")}
-    header = (f"Command: `{command}`  \nMachine: {info['cores']} cores, {info['cpu']}; Python "
-              f"{info['python']}; {info['date']}; {time.perf_counter() - t0:.0f} s. "
-              f"Corrections: {source}.\n\n")
     out = Path(args.out or common.RESULTS_DIR / f"correction_packing{'_quick' if args.quick else ''}.json")
-    common.atomic_write_json(out, {"suite": "correction_packing", "command": command, "machine": info,
-                                   "settings": settings, "corrections": source, "training": result})
-    common.atomic_write_text(out.with_suffix(".md"), header + md + "\n")
-    print("\n" + header + md)
+    common.save(out.stem, {"settings": settings, "corrections": source, "training": result}, md, command,
+                results_dir=out.parent)
+    print("\n" + md)
     print(f"\nwrote {out}")
     return 0
 
