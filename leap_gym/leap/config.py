@@ -122,6 +122,9 @@ class RolloutConfig:
     score_threshold: float = 0.0
     # keep only steps the teacher changed (WebShop/Bash in the paper); ALFWorld keeps every step.
     only_corrected_steps: bool = False
+    # an episode's steps after its Nth changed step make no rows (0 = all): past its first mistakes a
+    # failed episode mostly loops through states a corrected student would not reach.
+    max_corrected_steps: int = 0
     # demonstrations: episodes per training task played by the demo teacher in iteration 0.
     demos_per_task: int = 1
     # training tasks the student plays per iteration (0 = all). Iterations take consecutive slices of the
@@ -347,6 +350,9 @@ def validate(cfg: LeapConfig) -> None:
     if cfg.rollout.tasks_per_iteration < 0:
         raise ConfigError("rollout.tasks_per_iteration: must be >= 0 (0 = all), got "
                           f"{cfg.rollout.tasks_per_iteration}")
+    if cfg.rollout.max_corrected_steps < 0:
+        raise ConfigError("rollout.max_corrected_steps: must be >= 0 (0 = every step), got "
+                          f"{cfg.rollout.max_corrected_steps}")
     if cfg.training.checkpoint_steps < 0:
         raise ConfigError("training.checkpoint_steps: must be >= 0 (0 = never), got "
                           f"{cfg.training.checkpoint_steps}")

@@ -126,6 +126,7 @@ class DatasetStats:
     rows: int = 0
     dropped_too_long: int = 0
     skipped_uncorrected: int = 0
+    skipped_after_limit: int = 0  # steps after an episode's ``max_corrected``-th changed step
     skipped_invalid: int = 0  # steps the teacher failed to correct (metadata valid: false): never trained on
     history_cut: int = 0  # rows shown fewer than history_k steps to fit max_length
     observation_clipped: int = 0  # rows whose current observation was clipped to fit (no history left to cut)
@@ -141,7 +142,7 @@ def build_dataset(trajectories: Sequence[Trajectory],
                   tokenizer: Any = None, only_corrected: bool = False, iteration: int = 0,
                   stats: DatasetStats | None = None, hard_max_length: int | None = None,
                   prompt_format: str = "step", answer_room: int = 0,
-                  pack: bool = False) -> list[dict[str, Any]]:
+                  pack: bool = False, max_corrected: int = 0) -> list[dict[str, Any]]:
     """Rows for ``SFTTrainer`` (``prompt``/``completion``) or ``DPOTrainer``
     (``prompt``/``chosen``/``rejected``).
 
@@ -156,6 +157,8 @@ def build_dataset(trajectories: Sequence[Trajectory],
     the first observation), a corrected step the student's own chat up to that step plus the corrected answer,
     fitted by the student's rule with ``answer_room`` (``fit_episode_prompt``). With ``pack`` (episode format,
     SFT on corrections), the corrected steps that share a chat window become one row (``packed_row``).
+    ``max_corrected`` > 0 ends each corrected episode's rows at its ``max_corrected``-th changed step
+    (``last_kept_step``).
     """
     if method not in ("sft", "dpo"):
         raise ValueError(f"method must be 'sft' or 'dpo', got {method!r}")
@@ -182,6 +185,7 @@ def build_dataset(trajectories: Sequence[Trajectory],
                         for m in completion if m["role"] == "assistant"])
             continue
         fixes = {c.step_index: c for c in corrections[i]} if corrections is not None else None
+        last = last_kept_step(corrections[i], max_corrected) if corrections is not None else len(traj.steps)
         packing = pack and prompt_format == "episode" and method == "sft" and fixes is not None
         pending: list[tuple[int, list[dict[str, str]], str, bool, str]] = []
         for t, step in enumerate(traj.steps):
@@ -189,6 +193,9 @@ def build_dataset(trajectories: Sequence[Trajectory],
                 reason, action, corrected = step.reason, step.action, False
             else:
                 if t not in fixes:
+                    continue
+                if t > last:
+                    stats.skipped_after_limit += 1
                     continue
                 c = fixes[t]
                 if not c.metadata.get("valid", True):  # the student's own action, not a teacher's answer
@@ -234,6 +241,20 @@ def build_dataset(trajectories: Sequence[Trajectory],
             rows.append(packed_row(group, tokenizer, iteration=iteration, task_id=traj.task_id))
     stats.rows += len(rows)
     return rows
+
+
+def last_kept_step(corrections: Sequence[Correction], max_corrected: int) -> int:
+    """The step of an episode's ``max_corrected``-th changed step (every step when 0 or fewer changes).
+
+    Why a limit: a failed episode goes wrong early and then, most of the time, loops (the same place
+    re-examined, objects picked up and put down) for the rest of its step budget. Those later states are
+    ones a corrected student would not reach, and on ALFWorld training on their corrections measured worse
+    than the demonstrations alone; the first mistakes and their corrections are the realizable lessons."""
+    if max_corrected <= 0:
+        return 1 << 30
+    changed = sorted(c.step_index for c in corrections
+                     if c.was_corrected and c.metadata.get("valid", True))
+    return changed[max_corrected - 1] if len(changed) >= max_corrected else 1 << 30
 
 
 def _windows(steps: list[tuple[int, list[dict[str, str]], str, bool, str]]

@@ -16,7 +16,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "env": {"env_id": "leap/ALFWorld-v0", "num_train_tasks": 100, "max_steps": 20},
     "student": {"model": "smollm2-135m", "batch_size": 40, "max_new_tokens": 48, "snap_to_admissible": True},
     "teacher": {"privilege": 0.5, "demo_privilege": 0.5},
-    "rollout": {"tasks_per_iteration": 40},
+    "rollout": {"tasks_per_iteration": 40, "max_corrected_steps": 3},
     "training": {"max_length": 2048, "bc_max_steps": 50, "max_steps": 30, "batch_size": 1, "grad_accum": 4,
                  "bc_learning_rate": 5e-4, "learning_rate": 2e-4, "lora_layers": 0, "bf16": True,
                  "warmup_steps": 3},

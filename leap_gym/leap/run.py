@@ -301,7 +301,8 @@ class Run:
                                  tokenizer=AutoTokenizer.from_pretrained(model_dir),
                                  only_corrected=c.rollout.only_corrected_steps, iteration=i, stats=stats,
                                  prompt_format=prompt_format(c), answer_room=c.student.max_new_tokens,
-                                 pack=c.training.pack_corrections)
+                                 pack=c.training.pack_corrections,
+                                 max_corrected=c.rollout.max_corrected_steps)
             atomic_write_json(self.layout.dataset_stats(i), vars(stats))
             write_jsonl(out, rows)  # last: its existence marks the stage done
             self.stage_done(out, started)
@@ -309,6 +310,7 @@ class Run:
                      f"{stats.over_length} kept over max_length, "
                      f"{stats.history_cut} with history cut, {stats.observation_clipped} observations "
                      f"clipped, {stats.skipped_uncorrected} uncorrected skipped, "
+                     f"{stats.skipped_after_limit} after max_corrected_steps skipped, "
                      f"{stats.skipped_invalid} the teacher failed to correct skipped)")
             notice = max_new_tokens_notice(c, stats.max_answer_tokens)
             if notice:

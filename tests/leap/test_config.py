@@ -44,6 +44,7 @@ def test_exponent_without_dot_is_a_number():
     ("training.method=ppo", "training.method"),
     ("teacher.privilege=1.5", "teacher.privilege"),
     ("rollout.tasks_per_iteration=-1", "rollout.tasks_per_iteration"),
+    ("rollout.max_corrected_steps=-2", "rollout.max_corrected_steps"),
     ("student.snap_to_admissible=maybe", "student.snap_to_admissible"),
     ("nonsense", "expected key.sub=value"),
     ("my_run.yaml", "a config file goes after --config"),

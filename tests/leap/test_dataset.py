@@ -78,6 +78,18 @@ def test_only_corrected_and_dpo_pairs():
     assert pairs[0]["rejected"][0]["content"] == "REASON: raw 0\nACTION: student act 0"
 
 
+def test_rows_end_at_the_nth_changed_step():
+    traj = _traj()  # steps 0, 2, 4 changed
+    stats = DatasetStats()
+    rows = build_dataset([traj], [_fixes(traj)], max_corrected=2, stats=stats)
+    assert [r["meta"]["step"] for r in rows] == [0, 1, 2] and stats.skipped_after_limit == len(traj.steps) - 3
+    assert len(build_dataset([traj], [_fixes(traj)], max_corrected=9)) == len(traj.steps)  # fewer: all
+    assert len(build_dataset([traj], [_fixes(traj)], max_corrected=0)) == len(traj.steps)
+    invalid = _fixes(traj)
+    invalid[2].metadata["valid"] = False  # a failed correction is no change
+    assert [r["meta"]["step"] for r in build_dataset([traj], [invalid], max_corrected=2)] == [0, 1, 3, 4]
+
+
 def test_mismatched_inputs_raise():
     traj = _traj()
     with pytest.raises(ValueError, match="correction lists"):
