@@ -111,8 +111,11 @@ class Terminal:
     def __init__(self, code: str, cols: int, env: dict[str, str]):
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+        # the size comes from the terminal alone: a COLUMNS/LINES left in this process's environment (another
+        # test's, a tool's) would win over it in shutil.get_terminal_size
+        base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave,
-                                     cwd=REPO, env={**os.environ, **env, "TERM": "dumb"}, close_fds=True,
+                                     cwd=REPO, env={**base, **env, "TERM": "dumb"}, close_fds=True,
                                      # a user's shell starts it with Ctrl-C's default action, whatever this
                                      # test process inherited (an ignored SIGINT would stay ignored in Python)
                                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

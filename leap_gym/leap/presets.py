@@ -7,8 +7,9 @@ from typing import Any
 
 # The embedded demo: generated ALFWorld tasks, the pretrained SmolLM2-135M-Instruct student in the episode
 # prompt format (bf16, LoRA on all its layers: BC reached 0.25 held-out success that way against 0.05 with the
-# top 10 layers), the privilege-0.5 expert teacher, BC + 2 LEAP iterations. About 75-80 minutes on a 2-core
-# CPU (BENCHMARKS.md, "The demo on the pretrained student"), less on a GPU.
+# top 10 layers), the privilege-0.5 expert teacher, BC + 2 LEAP iterations, each training on a failed
+# episode's steps up to its third correction. About 65 minutes on a 2-core CPU (BENCHMARKS.md, "The demo on
+# the pretrained student"), less on a GPU.
 DEMO_CONFIG: dict[str, Any] = {
     "run_dir": "runs/demo",
     "seed": 0,
