@@ -185,7 +185,7 @@ def build_dataset(trajectories: Sequence[Trajectory],
                         for m in completion if m["role"] == "assistant"])
             continue
         fixes = {c.step_index: c for c in corrections[i]} if corrections is not None else None
-        last = last_kept_step(corrections[i], max_corrected) if corrections is not None else len(traj.steps)
+        last = last_kept_step(corrections[i], max_corrected) if corrections is not None else None
         packing = pack and prompt_format == "episode" and method == "sft" and fixes is not None
         pending: list[tuple[int, list[dict[str, str]], str, bool, str]] = []
         for t, step in enumerate(traj.steps):
@@ -194,7 +194,7 @@ def build_dataset(trajectories: Sequence[Trajectory],
             else:
                 if t not in fixes:
                     continue
-                if t > last:
+                if last is not None and t > last:
                     stats.skipped_after_limit += 1
                     continue
                 c = fixes[t]
@@ -243,18 +243,17 @@ def build_dataset(trajectories: Sequence[Trajectory],
     return rows
 
 
-def last_kept_step(corrections: Sequence[Correction], max_corrected: int) -> int:
-    """The step of an episode's ``max_corrected``-th changed step (every step when 0 or fewer changes).
+def last_kept_step(corrections: Sequence[Correction], max_corrected: int) -> int | None:
+    """The step of an episode's ``max_corrected``-th changed step; None (every step) when
+    ``max_corrected`` is 0 or the episode has fewer changes.
 
     Why a limit: a failed episode goes wrong early and then, most of the time, loops (the same place
     re-examined, objects picked up and put down) for the rest of its step budget. Those later states are
     ones a corrected student would not reach, and on ALFWorld training on their corrections measured worse
     than the demonstrations alone; the first mistakes and their corrections are the realizable lessons."""
-    if max_corrected <= 0:
-        return 1 << 30
     changed = sorted(c.step_index for c in corrections
                      if c.was_corrected and c.metadata.get("valid", True))
-    return changed[max_corrected - 1] if len(changed) >= max_corrected else 1 << 30
+    return changed[max_corrected - 1] if 0 < max_corrected <= len(changed) else None
 
 
 def _windows(steps: list[tuple[int, list[dict[str, str]], str, bool, str]]
