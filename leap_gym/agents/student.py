@@ -17,7 +17,8 @@ so even a caller that forgets ``StudentView`` cannot leak the teacher's state in
 Candidate-constrained acting (``constrained=True``): when the generated action is not one of the admissible
 actions, each candidate is scored by the model's log-likelihood after the prompt and the generated reason
 (``answer_head(reason)`` + `` <candidate><eos>``), batched over candidates with the prefix's KV cache computed
-once, and the best one is taken. Generating first and scoring only on a miss keeps the common case cheap:
+once (in the episode format, from the chat's own cache: only the answer head is new), and the best one is
+taken. Generating first and scoring only on a miss keeps the common case cheap:
 scoring 30 ALFWorld commands costs about five generations.
 """
 
@@ -50,6 +51,8 @@ from leap_gym.records import Trajectory
 # or run, so prompts can be built, and this module imported, without them.
 if TYPE_CHECKING:
     import torch
+
+    from leap_gym.agents.kv_cache import SlotCache
 
 # End-of-turn tokens of common chat families; whichever exist in a tokenizer's vocab stop generation.
 END_OF_TURN_TOKENS = ("<|end|>", "<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
@@ -192,13 +195,15 @@ class HFStudent(TrajectoryAgent):
             self._last_prompt_ids = [self._step_prompt_ids(ep) for ep in episodes]
             texts = [c.text for c in self.complete(self._last_prompt_ids, prefix=self._system_ids())]
         outputs = []
-        for ep, prompt, text in zip(episodes, self._last_prompt_ids, texts, strict=True):
+        for slot, ep, prompt, text in zip(slots, episodes, self._last_prompt_ids, texts, strict=True):
             cands = ep.steps[-1].admissible_actions
             out = parse_output(text, cands)
             concrete = [c for c in cands or () if not is_template(c)] if self.constrained else []
             if (concrete and match_candidate(out.action, cands) is None
                     and fill_template(out.action, cands) is None):
-                scores = self.score_candidates(prompt, out.reason, concrete)
+                chat = self._chats.get(slot) if self.prompt_format == "episode" else None
+                scores = self.score_candidates(prompt, out.reason, concrete,
+                                               prompt_cache=chat.cache if chat is not None else None)
                 best = max(range(len(scores)), key=scores.__getitem__)
                 out = AgentOutput(reason=out.reason, action=concrete[best], raw_text=text,
                                   format_ok=out.format_ok)
@@ -482,16 +487,20 @@ class HFStudent(TrajectoryAgent):
         vocab)."""
         return {"logits_to_keep": 1} if "logits_to_keep" in self._forward_params() else {}
 
-    def score_candidates(self, prompt_ids: list[int], reason: str, candidates: Sequence[str]) -> list[float]:
+    def score_candidates(self, prompt_ids: list[int], reason: str, candidates: Sequence[str],
+                         prompt_cache: SlotCache | None = None) -> list[float]:
         """Log-likelihood of each ``candidate`` + end-of-turn after the prompt and the answer up to its action
         (``answer_head`` of ``reason`` on one line).
 
         The prefix runs once; its KV cache is repeated over a chunk of candidates (right-padded), so the cost
-        is one prefill plus the candidates' own tokens.
+        is one prefill plus the candidates' own tokens. ``prompt_cache``: the KV states of ``prompt_ids``
+        (an episode-format chat keeps them), so only the answer head is prefilled instead of the whole chat.
         """
         torch = self._torch
         head = self.tokenizer(answer_head(" ".join(reason.split())), add_special_tokens=False)["input_ids"]
         prefix = (list(prompt_ids) + head)[-self.max_prompt_tokens:]
+        reuse = (prompt_cache is not None and len(prompt_ids) + len(head) <= self.max_prompt_tokens
+                 and prompt_cache[0][0].shape[-2] == len(prompt_ids))
         eos = self.tokenizer.eos_token_id
         cand_ids = [self.tokenizer(" " + c.strip(), add_special_tokens=False)["input_ids"] + [eos]
                     for c in candidates]
@@ -500,8 +509,21 @@ class HFStudent(TrajectoryAgent):
         scores: list[float] = []
         try:
             with torch.inference_mode():
-                pre = torch.tensor([prefix], dtype=torch.long, device=self.device)
-                out = self.model(input_ids=pre, use_cache=True, **self._last_logits_only())
+                if reuse:  # prefill the answer head only, after the prompt's own states
+                    from transformers import DynamicCache
+
+                    states = DynamicCache(config=self.model.config)
+                    for layer, (k, v) in enumerate(prompt_cache):
+                        states.update(k, v, layer)
+                    n = len(prompt_ids)
+                    pre = torch.tensor([head], dtype=torch.long, device=self.device)
+                    out = self.model(input_ids=pre, position_ids=torch.arange(n, n + len(head),
+                                                                              device=self.device)[None],
+                                     use_cache=True, **{self._cache_kwarg(): states},
+                                     **self._last_logits_only())
+                else:
+                    pre = torch.tensor([prefix], dtype=torch.long, device=self.device)
+                    out = self.model(input_ids=pre, use_cache=True, **self._last_logits_only())
                 first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
                 cache = getattr(out, "cache", None) or out.past_key_values
                 for start in range(0, len(cand_ids), self.score_batch_size):

@@ -166,6 +166,34 @@ def test_candidate_scores_match_full_forward(tiny):
             logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
         ref = sum(float(logp[j - 1, ids[j]]) for j in range(len(ids) - len(tail), len(ids)))
         assert score == pytest.approx(ref, abs=1e-3)
+    with torch.no_grad():  # the prompt's own KV states (an episode chat's cache): only the head is prefilled
+        past = model(torch.tensor([prompt]), use_cache=True).past_key_values
+    states = [(layer.keys, layer.values) for layer in past.layers]
+    assert student.score_candidates(prompt, "the mug is here", cands, prompt_cache=states) == pytest.approx(
+        scores, abs=1e-4)
+    stale = [(k[:, :, 1:], v[:, :, 1:]) for k, v in states]  # not the prompt's length: a full prefill
+    assert student.score_candidates(prompt, "the mug is here", cands, prompt_cache=stale) == pytest.approx(
+        scores, abs=1e-4)
+
+
+def test_episode_constrained_acting_reuses_the_chat_cache(tiny, monkeypatch):
+    """In the episode format a miss is scored from the chat's KV cache, with the same choice as a full
+    prefill."""
+    model, tok, _ = tiny
+    obs, infos = _obs_infos(3)
+    runs, reused = [], []
+    for reuse in (True, False):
+        student = HFStudent(model, tok, env="alfworld", max_new_tokens=8, constrained=True,
+                            prompt_format="episode")
+        score = student.score_candidates
+
+        def spy(prompt, reason, cands, prompt_cache=None, _score=score, _reuse=reuse):
+            reused.append(prompt_cache is not None)
+            return _score(prompt, reason, cands, prompt_cache=prompt_cache if _reuse else None)
+
+        monkeypatch.setattr(student, "score_candidates", spy)
+        runs.append([o.action for _ in range(3) for o in student.act_batch(obs, infos)])
+    assert runs[0] == runs[1] and all(reused)
 
 
 def test_sampling_is_seeded_and_leaves_global_rng_alone(tiny):
