@@ -14,8 +14,11 @@ on.
 The student reads only ``task`` and ``admissible_actions`` from ``info``, after dropping every privileged key,
 so even a caller that forgets ``StudentView`` cannot leak the teacher's state into a prompt.
 
-Candidate-constrained acting (``constrained=True``): when the generated action is not one of the admissible
-actions, each candidate is scored by the model's log-likelihood after the prompt and the generated reason
+Candidate-constrained acting (``constrained=True``): in the episode format, generation itself is constrained
+(``leap_gym.agents.action_trie``): after the action marker only continuations of the step's admissible
+actions are allowed, so the constraint costs nothing beyond the generation. When the generated action is
+still not one of the admissible actions (the step format, a missing marker, a free-text template), each
+candidate is scored by the model's log-likelihood after the prompt and the generated reason
 (``answer_head(reason)`` + `` <candidate><eos>``), batched over candidates with the prefix's KV cache computed
 once (in the episode format, from the chat's own cache: only the answer head is new), and the best one is
 taken. Generating first and scoring only on a miss keeps the common case cheap:
@@ -165,6 +168,8 @@ class HFStudent(TrajectoryAgent):
         self.prefill_tokens = max(1, prefill_tokens) if prefill_tokens is not None else \
             (1024 if self.device.type == "cpu" else 1 << 30)
         self._system_cache: list[int] | None = None
+        self._marker_ids: list[int] | None = None  # the action marker's tokens, then each action's (trie)
+        self._action_ids: dict[str, list[int]] = {}
         self._last_prompt_ids: list[list[int]] = []
         self._params_of: tuple[int, Mapping[str, Any]] | None = None
         if prompt_format not in ("step", "episode"):
@@ -280,12 +285,14 @@ class HFStudent(TrajectoryAgent):
         self.stats["prompt_tokens"] += sum(len(x) for x in news)
         settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
                     "temperature": self.temperature, "top_p": self.top_p, "seed": None}
+        trie = self._action_trie([self.episodes[s].steps[-1].admissible_actions for s in slots],
+                                 ids.shape[1]) if self.constrained else None
         was_training = self.model.training
         self.model.eval()
         try:
             if cache is None:
                 cache = self._episode_prefill_cache(ids, mask)
-            out = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache)
+            out = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache, trie)
         except BaseException:  # the slots' caches went into the batch: rebuild them next time
             self._chats = {}
             raise
@@ -447,8 +454,32 @@ class HFStudent(TrajectoryAgent):
             out = self.model(**inputs, use_cache=True, **self._last_logits_only())
         return getattr(out, "cache", None) or out.past_key_values
 
+    def _action_trie(self, candidates: Sequence[Sequence[str] | None], start: int) -> Any:
+        """The ``ActionTrie`` that keeps each row's action among its candidates (rows with a free-text
+        template, or none, stay free)."""
+        from leap_gym.agents.action_trie import ActionTrie
+
+        if self._marker_ids is None:
+            head, before = (self._encode([answer_head("x"), answer_head("x").rsplit("\n", 1)[0] + "\n"]))
+            self._marker_ids = head[len(before):] if head[:len(before)] == before else \
+                self._encode(["ACTION:"])[0]
+        rows = []
+        eos = self.tokenizer.eos_token_id
+        for cands in candidates:
+            if not cands or any(is_template(c) for c in cands):
+                rows.append(None)
+                continue
+            if len(self._action_ids) > 50_000:  # a long-lived student (serve) sees many tasks' actions
+                self._action_ids.clear()
+            missing = [c for c in cands if c not in self._action_ids]
+            for c, ids in zip(missing, self._encode([" " + c.strip() for c in missing]) if missing else [],
+                              strict=True):
+                self._action_ids[c] = ids + [eos]
+            rows.append([self._action_ids[c] for c in cands])
+        return ActionTrie(self._marker_ids, rows, start)
+
     def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any],
-                        cache: Any = None) -> torch.Tensor:
+                        cache: Any = None, trie: Any = None) -> torch.Tensor:
         torch = self._torch
         kwargs: dict[str, Any] = {"max_new_tokens": settings["max_new_tokens"],
                                   "do_sample": settings["do_sample"], "eos_token_id": self.stop_ids,
@@ -456,6 +487,10 @@ class HFStudent(TrajectoryAgent):
                                   "use_cache": True}
         if cache is not None:
             kwargs[self._cache_kwarg()] = cache
+        if trie is not None:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([trie])
         if settings["do_sample"]:
             kwargs.update(temperature=settings["temperature"], top_p=settings["top_p"], top_k=0)
         else:  # explicit, so a checkpoint's generation_config (do_sample=True, top_p=0.9) cannot override

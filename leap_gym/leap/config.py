@@ -76,8 +76,9 @@ class StudentConfig:
     batch_size: int = 32
     # replace an inadmissible generated action by the closest admissible one (edit similarity; free).
     snap_to_admissible: bool = False
-    # candidate-constrained acting: score every admissible action by likelihood when the generated one is not
-    # admissible (HFStudent constrained=True; exact but costs about one generation per 6 candidates).
+    # candidate-constrained acting (HFStudent constrained=True): in the episode format the action is decoded
+    # among the admissible ones (free); otherwise a missed action is replaced by the admissible action the
+    # model scores highest (about one generation per 6 candidates).
     constrained: bool = False
     # torch threads for acting and training (0 = automatic: 1 for the tiny built models, else min(2, cpu
     # count)).

@@ -353,3 +353,35 @@ def test_smollm2_acts_in_alfworld(smollm2):
     finally:
         for env in envs:
             env.close()
+
+
+@pytest.mark.slow
+def test_smollm2_constrained_decoding_writes_admissible_actions(smollm2):
+    """In the episode format the action is decoded among the admissible ones: a row that writes the action
+    marker needs no scoring fallback."""
+    import gymnasium as gym
+
+    from leap_gym.agents.student import HFStudent
+
+    envs = [gym.make("leap/ALFWorld-v0") for _ in range(3)]
+    try:
+        obs, infos = zip(*(env.reset(seed=0, options={"task_index": i}) for i, env in enumerate(envs)),
+                         strict=True)
+        student = HFStudent(smollm2.model, smollm2.tok, env="leap/ALFWorld-v0", max_new_tokens=48,
+                            prompt_format="episode", constrained=True)
+        student.reset_batch([info["task"] for info in infos])
+        marked = 0
+        for _ in range(3):
+            outs = student.act_batch(list(obs), list(infos))
+            for out, info in zip(outs, infos, strict=True):
+                assert out.action in info["admissible_actions"]
+                if "ACTION:" in out.raw_text:
+                    marked += 1
+                    assert out.raw_text.rstrip().endswith(out.action)
+            steps = [env.step(out.action) for env, out in zip(envs, outs, strict=True)]
+            obs, infos = [s[0] for s in steps], [s[4] for s in steps]
+        assert marked > 0
+        assert student.stats["constrained_fallbacks"] == 9 - marked
+    finally:
+        for env in envs:
+            env.close()
