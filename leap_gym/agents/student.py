@@ -168,8 +168,8 @@ class HFStudent(TrajectoryAgent):
         self.prefill_tokens = max(1, prefill_tokens) if prefill_tokens is not None else \
             (1024 if self.device.type == "cpu" else 1 << 30)
         self._system_cache: list[int] | None = None
-        self._marker_ids: list[int] | None = None  # the action marker's tokens, then each action's (trie)
-        self._action_ids: dict[str, list[int]] = {}
+        self._marker_ids: list[int] | None = None  # the action marker's tokens (ActionTrie)
+        self._action_ids: dict[str, list[int]] = {}  # each action's tokens after the marker
         self._last_prompt_ids: list[list[int]] = []
         self._params_of: tuple[int, Mapping[str, Any]] | None = None
         if prompt_format not in ("step", "episode"):
@@ -460,23 +460,24 @@ class HFStudent(TrajectoryAgent):
         from leap_gym.agents.action_trie import ActionTrie
 
         if self._marker_ids is None:
-            head, before = (self._encode([answer_head("x"), answer_head("x").rsplit("\n", 1)[0] + "\n"]))
+            head, before = self._encode([answer_head("x"), answer_head("x").rsplit("\n", 1)[0] + "\n"])
             self._marker_ids = head[len(before):] if head[:len(before)] == before else \
                 self._encode(["ACTION:"])[0]
-        rows = []
-        eos = self.tokenizer.eos_token_id
-        for cands in candidates:
-            if not cands or any(is_template(c) for c in cands):
-                rows.append(None)
-                continue
-            if len(self._action_ids) > 50_000:  # a long-lived student (serve) sees many tasks' actions
-                self._action_ids.clear()
-            missing = [c for c in cands if c not in self._action_ids]
-            for c, ids in zip(missing, self._encode([" " + c.strip() for c in missing]) if missing else [],
-                              strict=True):
-                self._action_ids[c] = ids + [eos]
-            rows.append([self._action_ids[c] for c in cands])
+        rows = [None if not cands or any(is_template(c) for c in cands) else self._action_token_ids(cands)
+                for cands in candidates]
         return ActionTrie(self._marker_ids, rows, start)
+
+    def _action_token_ids(self, actions: Sequence[str]) -> list[list[int]]:
+        """Each action's tokens as the answer writes it after the action marker (`` <action>``), end-of-turn
+        included; cached, since an env offers the same actions step after step."""
+        if len(self._action_ids) > 50_000:  # a long-lived student (serve) sees many tasks' actions
+            self._action_ids.clear()
+        missing = [a for a in dict.fromkeys(actions) if a not in self._action_ids]
+        if missing:
+            eos = self.tokenizer.eos_token_id
+            for a, ids in zip(missing, self._encode([" " + a.strip() for a in missing]), strict=True):
+                self._action_ids[a] = ids + [eos]
+        return [self._action_ids[a] for a in actions]
 
     def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any],
                         cache: Any = None, trie: Any = None) -> torch.Tensor:
@@ -536,9 +537,7 @@ class HFStudent(TrajectoryAgent):
         prefix = (list(prompt_ids) + head)[-self.max_prompt_tokens:]
         reuse = (prompt_cache is not None and len(prompt_ids) + len(head) <= self.max_prompt_tokens
                  and prompt_cache[0][0].shape[-2] == len(prompt_ids))
-        eos = self.tokenizer.eos_token_id
-        cand_ids = [self.tokenizer(" " + c.strip(), add_special_tokens=False)["input_ids"] + [eos]
-                    for c in candidates]
+        cand_ids = self._action_token_ids(candidates)
         was_training = self.model.training
         self.model.eval()
         scores: list[float] = []
