@@ -78,7 +78,9 @@ class StudentConfig:
     snap_to_admissible: bool = False
     # candidate-constrained acting (HFStudent constrained=True): in the episode format the action is decoded
     # among the admissible ones (free); otherwise a missed action is replaced by the admissible action the
-    # model scores highest (about one generation per 6 candidates).
+    # model scores highest (about one generation per 6 candidates). Off by default: on ALFWorld it left BC
+    # unchanged and made one LEAP iteration worse on 3 seeds (every `take` is admissible, so a student that
+    # misreads the room takes the wrong object; BENCHMARKS.md, "Constrained decoding in the demo setting").
     constrained: bool = False
     # torch threads for acting and training (0 = automatic: 1 for the tiny built models, else min(2, cpu
     # count)).
