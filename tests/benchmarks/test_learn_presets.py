@@ -3,6 +3,7 @@ the run had started (the seed keyword is the one each env's benchmark spec names
 
 import importlib.util
 import inspect
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -51,3 +52,19 @@ def test_verdict_uses_the_larger_spread_and_reports_paired_gains():
     assert not v["beats_teacher_without_privilege"]
     wide = learn.summarize({0: rows(0.10, 0.40, 0.30), 1: rows(0.12, 0.42, 0.30)})["verdict"]
     assert wide["beats_bc_by_2x_spread"] and wide["beats_teacher_without_privilege"]
+
+
+def test_each_seed_runs_in_its_own_process_and_returns_its_rows(tmp_path):
+    """``run_seed`` runs the whole loop in a spawned interpreter (memory is handed back between seeds) and
+    returns the same rows the run records."""
+    pytest.importorskip("trl")
+    from tests.leap.test_run import toy_config
+
+    learn = _learn_module()
+    cfg = toy_config(tmp_path / "run")
+    cfg["iterations"] = 1
+    rows = learn.run_seed(cfg, verbose=False)
+    assert [r["key"] for r in rows] == ["teacher_no_privilege", "teacher_privileged", "iter_0", "iter_1"]
+    recorded = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["key"]: r["success"] for r in rows} == {r["key"]: r["success"] for r in recorded
+                                                      if "success" in r}
