@@ -69,8 +69,8 @@ def run_seed(cfg: Any, verbose: bool) -> list[dict[str, Any]]:
     """One seed's run (``leap_gym.leap.run.run``) in a fresh interpreter; returns its metric rows.
 
     Why a process per seed: run in turn in one process, seed 2's training sat at 11-13 GiB of RSS and its
-    evaluation peaked at 15 GiB, against 4 and 8 GiB for the same stages in a fresh process (the allocator
-    and the libraries keep what earlier seeds' models and caches used). Without ``verbose`` the run's own
+    evaluation peaked at 15 GiB, against 4 and 8-9 GiB for the same stages in a fresh process: what earlier
+    seeds' models and caches used was not handed back (not traced further). Without ``verbose`` the run's own
     lines go to a logger (picklable, unlike a lambda) instead of the console."""
     from leap_gym.leap.run import run
 
