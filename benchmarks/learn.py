@@ -109,8 +109,9 @@ def summarize(per_seed: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
         gain = last["success_mean"] - bc["success_mean"]
         # The same seed's BC and last iteration share their BC stage (its student and its draw of tasks), so
         # the per-seed difference is the paired measurement and the product's bar: the mean paired gain above
-        # twice its sd, over at least two seeds. Against the larger of the two agents' own sds (which holds
-        # the seeds' differences in BC as well) is reported beside it as the stricter reading.
+        # twice its sd, over at least three seeds (two seeds that happen to gain alike have no spread).
+        # Against the larger of the two agents' own sds (which holds the seeds' differences in BC as well) is
+        # reported beside it as the stricter reading.
         paired = []
         for rows in per_seed.values():
             by = {r["key"]: r["success"] for r in rows if "success" in r}
@@ -119,7 +120,7 @@ def summarize(per_seed: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
         paired_mean, paired_sd = _mean_sd(paired)
         verdict = {"last_iteration": iters[-1], "gain_over_bc": round(gain, 4),
                    "gain_per_seed": [round(g, 4) for g in paired], "gain_per_seed_sd": round(paired_sd, 4),
-                   "beats_bc_by_2x_paired_spread": len(paired) > 1 and paired_mean > 2 * paired_sd,
+                   "beats_bc_by_2x_paired_spread": len(paired) >= 3 and paired_mean > 2 * paired_sd,
                    "spread": round(spread, 4), "beats_bc_by_2x_spread": gain > 2 * spread}
         if UNPRIVILEGED_TEACHER in table:
             verdict["beats_teacher_without_privilege"] = (last["success_mean"]

@@ -141,7 +141,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "demo",
-        help="BC + 2 LEAP iterations on generated ALFWorld, SmolLM2-135M student (~65 min, 2-core CPU)",
+        help="BC + 1 LEAP iteration on generated ALFWorld, SmolLM2-135M student (~30 min, 2-core CPU)",
         description="The demo: the train command with the demo's settings (the defaults below).",
         epilog=format_config_help(DEMO_CONFIG), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_options(p)

@@ -56,8 +56,8 @@ def test_verdict_bar_is_the_paired_gain_and_the_larger_spread_is_reported_beside
     mixed = learn.summarize({0: rows(0.25, 0.325, 0.9), 1: rows(0.075, 0.175, 0.9),
                              2: rows(0.15, 0.075, 0.9)})
     assert not mixed["verdict"]["beats_bc_by_2x_paired_spread"]  # +0.075, +0.1, -0.075: inside its spread
-    one = learn.summarize({0: rows(0.10, 0.40, 0.30)})["verdict"]
-    assert not one["beats_bc_by_2x_paired_spread"]  # one seed has no spread to clear
+    two = learn.summarize({0: rows(0.10, 0.125, 0.30), 1: rows(0.20, 0.225, 0.30)})["verdict"]
+    assert not two["beats_bc_by_2x_paired_spread"]  # two equal gains have sd 0: too few seeds to tell
 
 
 def test_each_seed_runs_in_its_own_process_and_returns_its_rows(tmp_path):
