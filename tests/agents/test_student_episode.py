@@ -158,10 +158,18 @@ def test_a_new_episode_starts_a_fresh_chat(taught):
     obs, infos = _round(2)
     student.reset_batch(["put a mug in fridge 1."], indices=[1])  # slot 1's env reset (same task again)
     infos[2] = {**infos[2], "task": "heat an egg."}  # slot 2 moved on without an announcement
-    student.act_batch(obs, infos)
+    before = student.stats["prompt_tokens"]
+    again = student.act_batch(obs, infos)
     tok = student.tokenizer
     assert student._last_prompt_ids[1] == _prompt_ids(tok, "put a mug in fridge 1.", [], obs[1])
     assert student._last_prompt_ids[2] == _prompt_ids(tok, "heat an egg.", [], obs[2])
+    # the new chats were prefilled on their own beside slot 0's cached one: the same answers as the bare model
+    # on each whole chat, every new chat token counted, and each chat's cache covering its tokens
+    for i in range(3):
+        assert _reference_answer(student, student._last_prompt_ids[i]) == again[i].raw_text
+        assert student._chats[i].cache[0][0].shape[-2] == len(student._last_prompt_ids[i])
+    assert student.stats["prompt_tokens"] - before > len(student._last_prompt_ids[1]) + \
+        len(student._last_prompt_ids[2])
     assert student.last_prompts[0].count("OBSERVATION:") == 3 and f"ACTION: {outs[0].action}" in \
         student.last_prompts[0]
     assert len(student._chats) == 3  # the old chats were let go

@@ -1,0 +1,72 @@
+"""Episode caches: stacking the slots' caches into a batch and splitting them back round-trips the states, and
+each side is let go layer by layer (so two whole copies are never held at once)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig
+
+from leap_gym.agents.kv_cache import ReservedLayer, split_slot_caches, stack_slot_caches
+
+CONFIG = LlamaConfig(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, hidden_size=32,
+                     intermediate_size=64, vocab_size=50)
+
+
+def slot(length: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(1, 2, length, 8, generator=g), torch.randn(1, 2, length, 8, generator=g))
+            for _ in range(CONFIG.num_hidden_layers)]
+
+
+def test_stack_then_split_round_trips_and_consumes_both_sides():
+    lengths = [5, 0, 3]
+    originals = [slot(n, i) if n else None for i, n in enumerate(lengths)]
+    parts = [None if o is None else [(k.clone(), v.clone()) for k, v in o] for o in originals]
+    cache, pads = stack_slot_caches(CONFIG, parts, room=4)
+    assert pads == [0, 5, 2]
+    assert all(p is None or all(layer is None for layer in p) for p in parts)  # consumed
+    assert all(isinstance(layer, ReservedLayer) for layer in cache.layers)
+    assert all(layer.keys.shape == (3, 2, 5, 8) for layer in cache.layers)
+    assert all(layer._keys_buf.shape[-2] == 9 for layer in cache.layers)  # room for 4 more positions
+    positions = [torch.arange(5 - n, 5) for n in lengths]
+    back = split_slot_caches(cache, positions)
+    assert all(layer.keys is None and layer._keys_buf is None for layer in cache.layers)  # consumed
+    for original, got in zip(originals, back, strict=True):
+        for li in range(CONFIG.num_hidden_layers):
+            k, v = got[li]
+            if original is None:
+                assert k.shape[-2] == 0
+            else:
+                assert torch.equal(k, original[li][0]) and torch.equal(v, original[li][1])
+
+
+def test_no_cache_yet_gives_none():
+    cache, pads = stack_slot_caches(CONFIG, [None, None], room=4)
+    assert cache is None and pads == [0, 0]
+
+
+def test_release_freed_memory_hands_pages_back():
+    """On glibc a freed heap block's pages go back to the OS: resident memory falls after the call."""
+    import ctypes
+
+    psutil = pytest.importorskip("psutil")
+    from leap_gym.agents.kv_cache import _malloc_trim, release_freed_memory
+
+    if _malloc_trim() is None:
+        pytest.skip("not glibc")
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    size = 64 << 10  # below glibc's mmap threshold: these blocks live on the heap
+    blocks = [libc.malloc(size) for _ in range(4096)]
+    for b in blocks:
+        ctypes.memset(b, 1, size)
+    for b in blocks[:-1]:  # the last one pins the top of the heap: only trimming inside the heap helps
+        libc.free(b)
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    release_freed_memory()
+    after = proc.memory_info().rss
+    libc.free(blocks[-1])
+    assert before - after > 128 << 20
