@@ -17,8 +17,6 @@ thousand (activations stay in cache), and chunks of similar-length prompts (the 
 from __future__ import annotations
 
 import copy
-import ctypes
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -202,22 +200,3 @@ def split_slot_caches(cache: Any, positions: Sequence[torch.Tensor]) -> list[Slo
             layer._keys_buf = layer._values_buf = None
     return out
 
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-def release_freed_memory() -> None:
-    """Hand the heap's freed pages back to the OS (glibc's ``malloc_trim``; nothing elsewhere).
-
-    Why: every episode step frees the batch's KV buffers and the slots' caches and allocates slightly larger
-    ones; glibc keeps the freed blocks, so the process's memory kept rising with the chats. Measured on a
-    40-env ALFWorld evaluation of SmolLM2-135M (bf16, chats up to ~1,900 tokens): peak RSS 4.8 -> 4.3 GB, no
-    slower (a few milliseconds a step)."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)

@@ -47,6 +47,7 @@ from leap_gym.agents.prompting import (
     match_candidate,
     parse_output,
 )
+from leap_gym.memory import release_freed_memory
 from leap_gym.models.pretrained import resolve_model
 from leap_gym.records import Trajectory
 
@@ -235,7 +236,7 @@ class HFStudent(TrajectoryAgent):
         chat of its current episode, or whose chat would outgrow ``max_prompt_tokens``, is rebuilt from its
         episode (``fit_episode_prompt``: the latest steps that fit) and, when other slots have their chats
         cached, prefilled on its own before it joins the batch."""
-        from leap_gym.agents.kv_cache import release_freed_memory, split_slot_caches, stack_slot_caches
+        from leap_gym.agents.kv_cache import split_slot_caches, stack_slot_caches
 
         torch = self._torch
         # only the chats of this round's episodes are kept (a finished slot's KV cache is let go)

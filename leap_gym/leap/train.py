@@ -42,6 +42,7 @@ from leap_gym.leap.config import TrainingConfig
 from leap_gym.leap.layout import TrainOutput
 from leap_gym.leap.logs import quiet_trainer
 from leap_gym.leap.trackers import trainer_report_to
+from leap_gym.memory import release_freed_memory
 from leap_gym.models import is_from_scratch, lora_config_for
 
 # torch, transformers, peft, trl and datasets (the train extra) are imported inside the functions that use
@@ -348,6 +349,18 @@ def resume_checkpoint(partial: Path, inputs: dict[str, Any]) -> str | None:
     return None
 
 
+def _release_memory_callback() -> Any:
+    """A ``TrainerCallback`` handing the step's freed memory back after every optimizer step
+    (``leap_gym.memory``): rows of varying lengths leave freed activation blocks that glibc would keep."""
+    from transformers import TrainerCallback
+
+    class ReleaseFreedMemory(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            release_freed_memory()
+
+    return ReleaseFreedMemory()
+
+
 def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: str | os.PathLike,
           cfg: TrainingConfig, *, from_scratch: bool | None = None, method: str | None = None,
           adapter_dir: str | os.PathLike | None = None, max_steps: int | None = None,
@@ -402,6 +415,7 @@ def train(rows: list[dict[str, Any]], model_dir: str | os.PathLike, output_dir: 
             peft_config = lora_config_for(model, from_scratch, r=cfg.lora_r, alpha=cfg.lora_alpha,
                                           dropout=cfg.lora_dropout, **top_layers(model, cfg.lora_layers))
     data = _rows_to_dataset(rows, method, tokenizer, cfg.train_on_prompt)
+    callbacks = [*(callbacks or []), _release_memory_callback()]
     kw = trainer_kwargs(plan, cfg, method, str(staged.trainer), steps, progress)
     # rows were fitted by build_dataset (history cut, never the target): let TRL keep the longest one whole
     longest = max(len(ids) for ids in data["input_ids"]) if method == "sft" else 0

@@ -3,7 +3,6 @@ each side is let go layer by layer (so two whole copies are never held at once).
 
 from __future__ import annotations
 
-import pytest
 import torch
 from transformers import LlamaConfig
 
@@ -45,28 +44,3 @@ def test_no_cache_yet_gives_none():
     cache, pads = stack_slot_caches(CONFIG, [None, None], room=4)
     assert cache is None and pads == [0, 0]
 
-
-def test_release_freed_memory_hands_pages_back():
-    """On glibc a freed heap block's pages go back to the OS: resident memory falls after the call."""
-    import ctypes
-
-    psutil = pytest.importorskip("psutil")
-    from leap_gym.agents.kv_cache import _malloc_trim, release_freed_memory
-
-    if _malloc_trim() is None:
-        pytest.skip("not glibc")
-    libc = ctypes.CDLL("libc.so.6")
-    libc.malloc.restype = ctypes.c_void_p
-    libc.free.argtypes = [ctypes.c_void_p]
-    size = 64 << 10  # below glibc's mmap threshold: these blocks live on the heap
-    blocks = [libc.malloc(size) for _ in range(4096)]
-    for b in blocks:
-        ctypes.memset(b, 1, size)
-    for b in blocks[:-1]:  # the last one pins the top of the heap: only trimming inside the heap helps
-        libc.free(b)
-    proc = psutil.Process()
-    before = proc.memory_info().rss
-    release_freed_memory()
-    after = proc.memory_info().rss
-    libc.free(blocks[-1])
-    assert before - after > 128 << 20
