@@ -199,4 +199,3 @@ def split_slot_caches(cache: Any, positions: Sequence[torch.Tensor]) -> list[Slo
         if isinstance(layer, ReservedLayer):
             layer._keys_buf = layer._values_buf = None
     return out
-
