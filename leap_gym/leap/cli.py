@@ -109,10 +109,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _quiet_threads()
     try:
         rows = evaluate_students(args.run_dir, args.overrides, name=args.name, num_tasks=args.num_tasks,
-                        iterations=args.iteration, quiet=args.quiet, verbose=args.verbose)
+                                  iterations=args.iteration, quiet=args.quiet, verbose=args.verbose,
+                                  first_task=args.first_task)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         return _error(e)
-    print(f"{args.run_dir}: {rows[0]['env_kwargs']}, {rows[0]['n']} tasks:")
+    first, n = rows[0]["first_task"], rows[0]["n"]
+    print(f"{args.run_dir}: {rows[0]['env_kwargs']}, {n} tasks ({first}..{first + n - 1}):")
     print(results_table(rows))
     if args.per_type:
         print(json.dumps({r["name"]: r["per_type"] for r in rows}, indent=1))
@@ -151,7 +153,12 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
                               help="evaluate a run's students on held-out tasks (e.g. real game files)")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--iteration", type=int, action="append", help="iteration(s) to evaluate (default: all)")
-    p.add_argument("--num-tasks", type=int, default=None)
+    p.add_argument("--num-tasks", type=int, default=None,
+                   help="how many held-out tasks (default: evaluation.num_test_tasks; every task of a file "
+                        "source)")
+    p.add_argument("--first-task", type=int, default=0,
+                   help="index of the first held-out task; e.g. the run's evaluation.num_test_tasks for "
+                        "tasks the run never evaluated")
     p.add_argument("--name", default="test", help="subfolder of run_dir/evals for the results")
     p.add_argument("--per-type", action="store_true", help="also print per-task-type success as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress display")

@@ -467,20 +467,32 @@ def run(config: LeapConfig | dict[str, Any] | str | os.PathLike, overrides: list
 
 def evaluate_students(run_dir: str | os.PathLike, overrides: list[str] | None = None, *, name: str = "test",
                       num_tasks: int | None = None, iterations: list[int] | None = None, quiet: bool = True,
-                      verbose: bool = False) -> list[dict[str, Any]]:
+                      verbose: bool = False, first_task: int = 0) -> list[dict[str, Any]]:
     """Evaluate a run's trained students on held-out tasks (``env.test_kwargs`` overrides pick e.g. real game
-    files); ``num_tasks=None`` uses every task of a file source, else ``evaluation.num_test_tasks``. Results
-    go to ``run_dir/evals/<name>/``; library output to the run's ``leap.log`` (see ``leap_gym.leap.logs``)."""
+    files): tasks ``first_task`` .. ``first_task + num_tasks - 1``; ``num_tasks=None`` runs to the last task
+    of a file source, else ``evaluation.num_test_tasks`` tasks. ``first_task`` past the run's own test tasks
+    gives held-out tasks the run never evaluated (more tasks per seed, a tighter estimate). Results go to
+    ``run_dir/evals/<name>/``; library output to the run's ``leap.log`` (see ``leap_gym.leap.logs``)."""
+    if first_task < 0:
+        raise ValueError(f"first task {first_task}: task indices start at 0")
     layout = RunLayout(run_dir)
     if not layout.config.exists():
         raise FileNotFoundError(f"{run_dir} has no {layout.config.name} (not a leap-gym run)")
     cfg = load_config(None, overrides, base=to_dict(layout.load_config()))
     env = check_env_kwargs(cfg)  # before anything heavy loads: a bad keyword fails at once
-    if num_tasks is None and cfg.env.kwargs_for("test").get("tasks") == "files":
-        num_tasks = getattr(env.unwrapped, "num_tasks", None)
+    total = getattr(env.unwrapped, "num_tasks", None)
     env.close()
+    if num_tasks is None and cfg.env.kwargs_for("test").get("tasks") == "files" and total is not None:
+        num_tasks = total - first_task
+    tasks = list(range(first_task, first_task + (num_tasks if num_tasks is not None
+                                                 else cfg.evaluation.num_test_tasks)))
+    if not tasks:
+        raise ValueError(f"no tasks to evaluate (num_tasks {num_tasks})")
+    if total is not None and tasks[-1] >= total:
+        raise ValueError(f"tasks {first_task}..{first_task + len(tasks) - 1}: the test split has "
+                         f"{total} tasks (0..{(total or 0) - 1})")
     with run_logging(layout.log, verbose=verbose):
-        return _evaluate_students(layout, cfg, name, num_tasks, iterations, quiet)
+        return _evaluate_students(layout, cfg, name, tasks, iterations, quiet)
 
 
 def check_env_kwargs(cfg: LeapConfig) -> Any:
@@ -496,7 +508,7 @@ def check_env_kwargs(cfg: LeapConfig) -> Any:
         raise ConfigError(f"{key}: {cfg.env.env_id} takes no argument {bad.group(1)!r}") from None
 
 
-def _evaluate_students(layout: RunLayout, cfg: LeapConfig, name: str, num_tasks: int | None,
+def _evaluate_students(layout: RunLayout, cfg: LeapConfig, name: str, tasks: list[int],
                        iterations: list[int] | None, quiet: bool) -> list[dict[str, Any]]:
     kwargs = cfg.env.kwargs_for("test")
     set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
@@ -506,13 +518,12 @@ def _evaluate_students(layout: RunLayout, cfg: LeapConfig, name: str, num_tasks:
     notice = max_new_tokens_notice(cfg, layout.longest_answer_tokens(max(iters)))
     if notice:
         logging.getLogger(__name__).warning(notice)
-    tasks = list(range(num_tasks if num_tasks is not None else cfg.evaluation.num_test_tasks))
     rows = []
     for i in iters:
         metrics, trajs = evaluate_iteration(cfg, layout, i, layout.student_weights(i), tasks,
                                             progress=not quiet)
         m = {"name": iteration_name(i), "agent": "student", "key": iteration_key(i), "iteration": i,
-             "env_kwargs": kwargs, **metrics}
+             "env_kwargs": kwargs, "first_task": tasks[0], **metrics}
         write_evaluation(layout.named_evaluation(name, i), m, trajs)
         rows.append(m)
     return rows

@@ -160,6 +160,13 @@ def test_eval_with_kwargs_the_env_does_not_take(tmp_path):
     one_line_error(proc, "env.test_kwargs", "colour")
 
 
+def test_eval_task_range_errors_are_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    save_config(load_config(None, base=toy_config(run_dir)), run_dir / "config.yaml")
+    one_line_error(cli("eval", "--run-dir", str(run_dir), "--first-task", "-1"), "first task -1")
+    one_line_error(cli("eval", "--run-dir", str(run_dir), "--num-tasks", "0"), "no tasks to evaluate")
+
+
 # -- a quiet run ---------------------------------------------------------------------------------------------
 def test_quiet_run_to_a_pipe_stays_small_and_readable(tmp_path):
     """The real train command on the toy env with the tiny student, stdout and stderr to pipes (not a

@@ -225,6 +225,15 @@ def test_cli_train_and_eval(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "LEAP iter 1" in out.stdout
     assert json.loads((tmp_path / "cli" / "evals" / "again" / "iter_1.json").read_text())["n"] == 2
+    out = subprocess.run([sys.executable, "-m", "leap_gym.cli", "eval", "--run-dir", str(tmp_path / "cli"),
+                          "--quiet", "--first-task", "2", "--num-tasks", "2", "--iteration", "1", "--name",
+                          "later"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "2 tasks (2..3)" in out.stdout
+    later = tmp_path / "cli" / "evals" / "later"
+    assert json.loads((later / "iter_1.json").read_text())["first_task"] == 2
+    episodes = [json.loads(line) for line in (later / "iter_1_trajectories.jsonl").read_text().splitlines()]
+    assert sorted(e["metadata"]["task_index"] for e in episodes) == [2, 3]
     bad = subprocess.run([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path),
                           "training.x=1"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
