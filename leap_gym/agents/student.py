@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from leap_gym.agents.attention import use_gqa_attention
 from leap_gym.agents.base import AgentOutput, TrajectoryAgent
 from leap_gym.agents.conversation import DEFAULT_OBS_CHARS, ChatSegments, fit_episode_prompt, user_turn
 from leap_gym.agents.prompting import (
@@ -72,6 +73,29 @@ class _Chat:
     ids: list[int]
     steps: int  # earlier steps of the episode the chat holds (the answer of the last one is not in it yet)
     cache: Any = None
+
+
+def padding_groups(lengths: Sequence[int], group_cost: int) -> list[list[int]]:
+    """Rows (indices into ``lengths``) split into batches of similar new-token counts, for the fewest computed
+    tokens: a batch computes ``rows x its longest row`` tokens (the rest is left padding) and each further
+    batch costs ``group_cost`` tokens' worth (its own decode loop). Exact over splits of the rows sorted by
+    length (O(n^2)); a single batch when ``group_cost`` outweighs every saving.
+
+    Why: an ALFWorld round's new turns (the last answer's end and the next observation) run from ~20 to ~80
+    tokens, so one padded batch computes about twice the tokens it needs."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    best = [0] + [math.inf] * len(order)  # best[j]: the cheapest split of the j shortest rows
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(j):
+            cost = best[i] + (j - i) * lengths[order[j - 1]] + group_cost
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], len(order)
+    while j:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]
 
 
 @dataclass
@@ -119,6 +143,10 @@ class HFStudent(TrajectoryAgent):
     on CPU, where about a thousand tokens keeps the activations in cache, and no cap on a GPU.
     """
 
+    # episode format: a further batch in a decision round (``padding_groups``) must save this many padded
+    # tokens (each costs a token's forward pass) to pay for its own decode loop
+    group_cost_tokens: int = 256
+
     def __init__(self, model: Any, tokenizer: Any = None, adapter: str | None = None, *,
                  env: str | None = None, k: int = DEFAULT_HISTORY, max_new_tokens: int = 64,
                  do_sample: bool = False,
@@ -144,6 +172,7 @@ class HFStudent(TrajectoryAgent):
             if tokenizer is None or isinstance(tokenizer, str):
                 tokenizer = AutoTokenizer.from_pretrained(tokenizer if isinstance(tokenizer, str) else model)
             model = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype).to(self.device)
+            use_gqa_attention(model)  # CPU: grouped key/value heads attended without copies
         if adapter is not None:
             from peft import PeftModel
 
@@ -235,10 +264,8 @@ class HFStudent(TrajectoryAgent):
         (after any snapping by the caller), the new observation and the assistant header. A slot without a
         chat of its current episode, or whose chat would outgrow ``max_prompt_tokens``, is rebuilt from its
         episode (``fit_episode_prompt``: the latest steps that fit) and, when other slots have their chats
-        cached, prefilled on its own before it joins the batch."""
-        from leap_gym.agents.kv_cache import split_slot_caches, stack_slot_caches
-
-        torch = self._torch
+        cached, prefilled on its own before it joins the batch. The round's rows are answered in batches of
+        similar new-turn lengths (``padding_groups``)."""
         # only the chats of this round's episodes are kept (a finished slot's KV cache is let go)
         self._chats = {s: self._chats[s] for s in slots if s in self._chats
                        and self._chats[s].episode is self.episodes[s]}
@@ -268,8 +295,8 @@ class HFStudent(TrajectoryAgent):
                 new, chat.ids, chat.cache = chat.ids, [], None
             states.append(chat)
             news.append(new)
-        n = len(slots)
         self.stats["prompt_tokens"] += sum(len(x) for x in news)
+        answers: list[list[int]] = [[] for _ in slots]
         was_training = self.model.training
         self.model.eval()
         try:
@@ -280,52 +307,66 @@ class HFStudent(TrajectoryAgent):
                     if chat.cache is None and len(news[row]) > 1:
                         chat.ids, news[row] = news[row][:-1], news[row][-1:]
                         chat.cache = self._prefill_chat(chat.ids)
-            parts = [c.cache for c in states]
-            for chat in states:  # the batch cache takes them over (stack_slot_caches consumes them)
-                chat.cache = None
-            cache, _ = stack_slot_caches(self.model.config, parts,
-                                         max(len(x) for x in news) + self.max_new_tokens)
-            del parts
-            width = max(len(c.ids) for c in states)
-            nw = max(len(x) for x in news)
-            pad = self.tokenizer.pad_token_id
-            ids = torch.full((n, width + nw), pad, dtype=torch.long)
-            mask = torch.zeros((n, width + nw), dtype=torch.long)
-            for row, (chat, new) in enumerate(zip(states, news, strict=True)):
-                if chat.ids:
-                    ids[row, width - len(chat.ids):width] = torch.tensor(chat.ids, dtype=torch.long)
-                    mask[row, width - len(chat.ids):width] = 1
-                ids[row, width + nw - len(new):] = torch.tensor(new, dtype=torch.long)
-                mask[row, width + nw - len(new):] = 1
-            settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
-                        "temperature": self.temperature, "top_p": self.top_p, "seed": None}
-            trie = self._action_trie([self.episodes[s].steps[-1].admissible_actions for s in slots],
-                                     ids.shape[1]) if self.constrained else None
-            if cache is None:
-                cache = self._episode_prefill_cache(ids, mask)
-            out = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache, trie)
-        except BaseException:  # the slots' caches went into the batch: rebuild every chat next time
+            for rows in padding_groups([len(x) for x in news], self.group_cost_tokens):
+                got = self._answer_group([slots[r] for r in rows], [states[r] for r in rows],
+                                         [news[r] for r in rows])
+                for r, toks in zip(rows, got, strict=True):
+                    answers[r] = toks
+        except BaseException:  # the slots' caches went into a batch: rebuild every chat next time
             self._chats = {}
             raise
         finally:
             self.model.train(was_training)
-        slot_caches = [None] * n if cache is None else split_slot_caches(
-            cache, [torch.nonzero(mask[row], as_tuple=False)[:, 0].to(self.device) for row in range(n)])
-        del cache
         texts = []
-        self._last_prompt_ids = []
-        for row, (chat, new) in enumerate(zip(states, news, strict=True)):
-            chat.ids = chat.ids + new
-            self._last_prompt_ids.append(chat.ids)
-            chat.cache = slot_caches[row]
-            chat.steps += 1
-            toks = out[row].tolist()
+        self._last_prompt_ids = [chat.ids for chat in states]
+        for toks in answers:
             stop = next((j for j, t in enumerate(toks) if t in self.stop_ids), None)
             k = len(toks) if stop is None else stop + 1
             self.stats["generated_tokens"] += k
             texts.append(self.tokenizer.decode(toks[:k], skip_special_tokens=True))
         release_freed_memory()  # the batch's buffers just went: keep RSS from creeping up with the chats
         return texts
+
+    def _answer_group(self, slots: Sequence[int], states: list[_Chat], news: list[list[int]]
+                      ) -> list[list[int]]:
+        """One ``generate`` over some slots' chats: their cached states stacked into one batch cache, the new
+        tokens left-padded to the longest, then each row's states split back into its chat (padding
+        dropped). Returns each row's generated tokens."""
+        from leap_gym.agents.kv_cache import split_slot_caches, stack_slot_caches
+
+        torch = self._torch
+        n = len(slots)
+        parts = [c.cache for c in states]
+        for chat in states:  # the batch cache takes them over (stack_slot_caches consumes them)
+            chat.cache = None
+        nw = max(len(x) for x in news)
+        cache, _ = stack_slot_caches(self.model.config, parts, nw + self.max_new_tokens)
+        del parts
+        width = max(len(c.ids) for c in states)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((n, width + nw), pad, dtype=torch.long)
+        mask = torch.zeros((n, width + nw), dtype=torch.long)
+        for row, (chat, new) in enumerate(zip(states, news, strict=True)):
+            if chat.ids:
+                ids[row, width - len(chat.ids):width] = torch.tensor(chat.ids, dtype=torch.long)
+                mask[row, width - len(chat.ids):width] = 1
+            ids[row, width + nw - len(new):] = torch.tensor(new, dtype=torch.long)
+            mask[row, width + nw - len(new):] = 1
+        settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                    "temperature": self.temperature, "top_p": self.top_p, "seed": None}
+        trie = self._action_trie([self.episodes[s].steps[-1].admissible_actions for s in slots],
+                                 ids.shape[1]) if self.constrained else None
+        if cache is None:
+            cache = self._episode_prefill_cache(ids, mask)
+        out = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache, trie)
+        slot_caches = [None] * n if cache is None else split_slot_caches(
+            cache, [torch.nonzero(mask[row], as_tuple=False)[:, 0].to(self.device) for row in range(n)])
+        del cache
+        for chat, new, slot_cache in zip(states, news, slot_caches, strict=True):
+            chat.ids = chat.ids + new
+            chat.cache = slot_cache
+            chat.steps += 1
+        return [row.tolist() for row in out]
 
     def _prefill_chat(self, ids: list[int]) -> SlotCache:
         """The KV states of one chat's tokens ``ids`` (batch 1, positions from 0): the slot cache a rebuilt
