@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from leap_gym.agents.conversation import DEFAULT_OBS_CHARS, ChatSegments, encode_turns, episode_messages  # noqa: E402
-from leap_gym.agents.student import HFStudent, padding_groups  # noqa: E402
+from leap_gym.agents.student import HFStudent  # noqa: E402
 from leap_gym.models import build_tiny_student  # noqa: E402
 
 torch.set_num_threads(1)
@@ -106,21 +106,17 @@ def test_no_privileged_state_or_candidate_list_in_episode_prompts(random_model):
         assert not any(SECRET in p or "CANDIDATE_only_in_info" in p for p in prompts)
 
 
-@pytest.mark.parametrize("which", ["random", "taught", "taught, one batch per new-turn length"])
+@pytest.mark.parametrize("which", ["random", "taught"])
 def test_cached_acting_equals_rebuilding_every_step(which, random_model, taught):
     model_tok = random_model if which == "random" else taught
     cached, rebuilt = _student(model_tok), _student(model_tok)
-    if "per new-turn length" in which:  # every row its own batch: the split round answers as one batch
-        cached.group_cost_tokens = 0
     steps: list[list[tuple[str, str, str]]] = [[], [], []]
     previous: list[list[int]] = []
     for step in range(5):
         obs, infos = _round(step)
         rebuilt._chats.clear()  # every chat rebuilt from the slot's episode (its reasons kept)
         before = (cached.stats["prompt_tokens"], rebuilt.stats["prompt_tokens"])
-        calls = cached._calls
         outs, again = cached.act_batch(obs, infos), rebuilt.act_batch(obs, infos)
-        assert cached._calls - calls == (3 if cached.group_cost_tokens == 0 else 1)
         assert [o.raw_text for o in outs] == [o.raw_text for o in again]
         assert cached._last_prompt_ids == rebuilt._last_prompt_ids
         for i in range(3):  # the bare model on the whole chat, unpadded and uncached, answers the same
@@ -138,14 +134,6 @@ def test_cached_acting_equals_rebuilding_every_step(which, random_model, taught)
         previous = cached._last_prompt_ids
     if which == "taught":  # the chats carried real reasons and actions
         assert sum(bool(r) for slot in steps for _, r, _ in slot) >= 6
-
-
-def test_padding_groups_split_only_where_it_saves_more_than_a_batch_costs():
-    lengths = [80, 20, 82, 21, 20]
-    assert padding_groups(lengths, 10) == [[1, 4, 3], [0, 2]]  # 63 + 164 + 20 against 410 + 10
-    assert padding_groups(lengths, 10_000) == [[1, 4, 3, 0, 2]]
-    assert padding_groups(lengths, 0) == [[1, 4], [3], [0], [2]]  # no padding at all
-    assert padding_groups([], 10) == [] and padding_groups([7], 10) == [[0]]
 
 
 def test_a_recorded_action_is_the_action_shown(taught):
