@@ -283,7 +283,7 @@ class HFStudent(TrajectoryAgent):
                     if chat.cache is None and len(news[row]) > 1:
                         chat.ids, news[row] = news[row][:-1], news[row][-1:]
                         chat.cache = self._prefill_chat(chat.ids)
-            answers = self._answer_group(slots, states, news)
+            answers = self._answer_round(slots, states, news)
         except BaseException:  # the slots' caches went into a batch: rebuild every chat next time
             self._chats = {}
             raise
@@ -299,9 +299,9 @@ class HFStudent(TrajectoryAgent):
         release_freed_memory()  # the batch's buffers just went: keep RSS from creeping up with the chats
         return texts
 
-    def _answer_group(self, slots: Sequence[int], states: list[_Chat], news: list[list[int]]
+    def _answer_round(self, slots: Sequence[int], states: list[_Chat], news: list[list[int]]
                       ) -> list[list[int]]:
-        """One ``generate`` over the slots' chats: their cached states stacked into one batch cache, the new
+        """One ``generate`` over the round's chats: their cached states stacked into one batch cache, the new
         tokens left-padded to the longest, then each row's states split back into its chat (padding
         dropped). Returns each row's generated tokens."""
         from leap_gym.agents.kv_cache import split_slot_caches, stack_slot_caches
