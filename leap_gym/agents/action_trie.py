@@ -44,11 +44,19 @@ class ActionTrie(LogitsProcessor):
         return nxt or None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for row in range(scores.shape[0]):
-            allowed = self.allowed(row, input_ids[row, self.start:].tolist())
+        rows = list(range(scores.shape[0]))
+        return self.constrain(scores, rows, [input_ids[row, self.start:].tolist() for row in rows])
+
+    def constrain(self, scores: torch.Tensor, rows: Sequence[int], generated: Sequence[list[int]]
+                  ) -> torch.Tensor:
+        """``scores`` (one line per batch row) with the disallowed tokens of each row at ``-inf``: batch row
+        ``b`` is candidate row ``rows[b]``, whose tokens so far are ``generated[rows[b]]`` (a decoding loop
+        that drops finished rows from its batch keeps the original rows this way)."""
+        for b, row in enumerate(rows):
+            allowed = self.allowed(row, generated[row])
             if allowed is not None:
                 keep = torch.tensor(sorted(allowed), dtype=torch.long, device=scores.device)
-                kept = scores[row, keep]
-                scores[row] = float("-inf")
-                scores[row, keep] = kept
+                kept = scores[b, keep]
+                scores[b] = float("-inf")
+                scores[b, keep] = kept
         return scores

@@ -39,13 +39,19 @@ class ReservedLayer(DynamicLayer):
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         n, m = self.keys.shape[-2], key_states.shape[-2]
         buf = self._keys_buf
-        if (self.keys.data_ptr() != buf.data_ptr() or self.keys.shape[0] != buf.shape[0]
-                or key_states.shape[0] != buf.shape[0] or n + m > buf.shape[-2]):
+        if not self.in_buffer() or key_states.shape[0] != buf.shape[0] or n + m > buf.shape[-2]:
             return super().update(key_states, value_states, *args, **kwargs)
         buf[:, :, n:n + m] = key_states
         self._values_buf[:, :, n:n + m] = value_states
         self.keys, self.values = buf[:, :, :n + m], self._values_buf[:, :, :n + m]
         return self.keys, self.values
+
+    def in_buffer(self) -> bool:
+        """Whether the states are still the buffers' leading positions (nothing swapped or outgrew them).
+        Storage pointers, not ``data_ptr``: an empty view's ``data_ptr`` is 0."""
+        return all(t.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+                   and t.data_ptr() in (0, b.data_ptr()) and t.shape[0] == b.shape[0]
+                   for t, b in ((self.keys, self._keys_buf), (self.values, self._values_buf)))
 
 
 def reservable(cache: Any) -> bool:

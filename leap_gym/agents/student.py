@@ -27,10 +27,11 @@ scoring 30 ALFWorld commands costs about five generations.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -301,10 +302,12 @@ class HFStudent(TrajectoryAgent):
 
     def _answer_round(self, slots: Sequence[int], states: list[_Chat], news: list[list[int]]
                       ) -> list[list[int]]:
-        """One ``generate`` over the round's chats: their cached states stacked into one batch cache, the new
-        tokens left-padded to the longest, then each row's states split back into its chat (padding
-        dropped). Returns each row's generated tokens."""
-        from leap_gym.agents.kv_cache import split_slot_caches, stack_slot_caches
+        """One decoding pass over the round's chats: their cached states stacked into one batch cache, the
+        new tokens left-padded to the longest, then the answers decoded by ``decode_releasing``, which
+        lets a row go (its chat's states copied back, padding dropped) once its answer has ended. Returns
+        each row's generated tokens."""
+        from leap_gym.agents.decoding import decode_releasing
+        from leap_gym.agents.kv_cache import stack_slot_caches
 
         torch = self._torch
         n = len(slots)
@@ -324,21 +327,57 @@ class HFStudent(TrajectoryAgent):
                 mask[row, width - len(chat.ids):width] = 1
             ids[row, width + nw - len(new):] = torch.tensor(new, dtype=torch.long)
             mask[row, width + nw - len(new):] = 1
-        settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
-                    "temperature": self.temperature, "top_p": self.top_p, "seed": None}
         trie = self._action_trie([self.episodes[s].steps[-1].admissible_actions for s in slots],
                                  ids.shape[1]) if self.constrained else None
         if cache is None:
             cache = self._episode_prefill_cache(ids, mask)
-        out = self._generate_chunk(ids.to(self.device), mask.to(self.device), settings, cache, trie)
-        slot_caches = [None] * n if cache is None else split_slot_caches(
-            cache, [torch.nonzero(mask[row], as_tuple=False)[:, 0].to(self.device) for row in range(n)])
+        keep = [torch.nonzero(mask[row], as_tuple=False)[:, 0].to(self.device) for row in range(n)]
+        settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                    "temperature": self.temperature, "top_p": self.top_p, "seed": None}
+        with self._seeded(settings), torch.inference_mode():
+            out, slot_caches = decode_releasing(
+                self._last_logits, cache, ids.to(self.device), mask.to(self.device), keep,
+                max_new_tokens=self.max_new_tokens, stop_ids=self.stop_ids,
+                choose=self._chooser(settings, trie))
         del cache
         for chat, new, slot_cache in zip(states, news, slot_caches, strict=True):
             chat.ids = chat.ids + new
             chat.cache = slot_cache
             chat.steps += 1
-        return [row.tolist() for row in out]
+        return out
+
+    def _last_logits(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+                     ) -> torch.Tensor:
+        """The logits of the last position after running ``ids`` on top of ``cache`` (updated in place)."""
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                         **{self._cache_kwarg(): cache}, **self._last_logits_only())
+        return out.logits[:, -1]
+
+    def _chooser(self, settings: dict[str, Any], trie: Any = None) -> Any:
+        """The next-token rule ``generate`` applies with ``settings``: greedy, or sampling after temperature
+        and top-p (transformers' own warpers, in float32 as there), each row first kept to its admissible
+        actions by ``trie`` once it has written the action marker."""
+        torch = self._torch
+        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+        warpers = []
+        if settings["do_sample"]:
+            if settings["temperature"] not in (None, 1.0):
+                warpers.append(TemperatureLogitsWarper(settings["temperature"]))
+            if settings["top_p"] is not None and settings["top_p"] < 1.0:
+                warpers.append(TopPLogitsWarper(settings["top_p"]))
+
+        def choose(logits: torch.Tensor, rows: list[int], generated: list[list[int]]) -> torch.Tensor:
+            scores = logits.float()
+            if trie is not None:
+                scores = trie.constrain(scores, rows, generated)
+            if not settings["do_sample"]:
+                return scores.argmax(-1)
+            for warp in warpers:
+                scores = warp(None, scores)
+            return torch.multinomial(scores.softmax(-1), 1)[:, 0]
+
+        return choose
 
     def _prefill_chat(self, ids: list[int]) -> SlotCache:
         """The KV states of one chat's tokens ``ids`` (batch 1, positions from 0): the slot cache a rebuilt
@@ -517,7 +556,7 @@ class HFStudent(TrajectoryAgent):
         return [self._action_ids[a] for a in actions]
 
     def _generate_chunk(self, ids: torch.Tensor, mask: torch.Tensor, settings: dict[str, Any],
-                        cache: Any = None, trie: Any = None) -> torch.Tensor:
+                        cache: Any = None) -> torch.Tensor:
         torch = self._torch
         kwargs: dict[str, Any] = {"max_new_tokens": settings["max_new_tokens"],
                                   "do_sample": settings["do_sample"], "eos_token_id": self.stop_ids,
@@ -525,23 +564,27 @@ class HFStudent(TrajectoryAgent):
                                   "use_cache": True}
         if cache is not None:
             kwargs[self._cache_kwarg()] = cache
-        if trie is not None:
-            from transformers import LogitsProcessorList
-
-            kwargs["logits_processor"] = LogitsProcessorList([trie])
         if settings["do_sample"]:
             kwargs.update(temperature=settings["temperature"], top_p=settings["top_p"], top_k=0)
         else:  # explicit, so a checkpoint's generation_config (do_sample=True, top_p=0.9) cannot override
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        self._calls += 1
-        devices = [ids.device] if ids.device.type == "cuda" else []
-        seed = settings["seed"] if settings["seed"] is not None else \
-            (None if self.seed is None else self.seed * 1_000_003 + self._calls)
-        with torch.random.fork_rng(devices=devices, enabled=seed is not None), torch.inference_mode():
-            if seed is not None:
-                torch.manual_seed(seed)
+        with self._seeded(settings), torch.inference_mode():
             out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         return out[:, ids.shape[1]:].cpu()
+
+    @contextlib.contextmanager
+    def _seeded(self, settings: dict[str, Any]) -> Iterator[None]:
+        """Sampling seeded per call (``settings["seed"]``, else from the student's seed and a call count), the
+        caller's RNG state restored after."""
+        torch = self._torch
+        self._calls += 1
+        devices = [self.device] if self.device.type == "cuda" else []
+        seed = settings["seed"] if settings["seed"] is not None else \
+            (None if self.seed is None else self.seed * 1_000_003 + self._calls)
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            yield
 
     def _forward_params(self) -> Mapping[str, Any]:
         """The model's ``forward`` parameters, looked up once per model (``inspect`` costs ~0.1 ms a call)."""

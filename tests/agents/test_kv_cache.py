@@ -44,3 +44,15 @@ def test_no_cache_yet_gives_none():
     cache, pads = stack_slot_caches(CONFIG, [None, None], room=4)
     assert cache is None and pads == [0, 0]
 
+
+
+def test_an_empty_reserved_layer_fills_its_buffer_in_place():
+    """A layer reserved with no states yet (a batch's first prefill) writes into its buffer: an empty view's
+    ``data_ptr`` is 0, which once sent every append of such a layer to the copying fallback."""
+    keys, values = torch.zeros(2, 3, 10, 4), torch.zeros(2, 3, 10, 4)
+    layer = ReservedLayer(keys, values, 0)
+    assert layer.in_buffer()
+    k, v = layer.update(torch.ones(2, 3, 4, 4), torch.ones(2, 3, 4, 4))
+    assert k.data_ptr() == keys.data_ptr() and layer.in_buffer() and float(keys[:, :, :4].sum()) == 96
+    layer.update(torch.ones(2, 3, 7, 4), torch.ones(2, 3, 7, 4))  # outgrows the room: copies, leaves it
+    assert layer.keys.shape[-2] == 11 and not layer.in_buffer()
