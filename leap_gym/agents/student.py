@@ -1,15 +1,16 @@
 """``HFStudent``: any Hugging Face causal LM (plus an optional LoRA adapter) acting in one env or a vector
 env.
 
-All envs of a vector env are answered with one left-padded ``generate`` call (KV cache on): the per-token
-decode overhead is paid once per batch instead of once per env. The system message, identical for every env,
-is prefilled once per call and its KV cache shared by all rows. The batch's KV cache is preallocated with room
-for the answer and a large batch is prefilled in chunks of similar-length prompts
-(``leap_gym.agents.kv_cache``). The student is a ``TrajectoryAgent``: each env slot keeps its own record of
-the episode (observations, its own reasons and actions, the action the env actually ran when the rollout
-snapped a near miss), and the prompt of a step is fitted from that record by the function training rows are
-fitted with (``fit_step_prompt``, ``fit_episode_prompt``), so it acts on exactly the prompts it was trained
-on.
+All envs of a vector env are answered in one left-padded batch (KV cache on): the per-token decode overhead is
+paid once per batch instead of once per env. The step format calls ``generate``; the episode format decodes
+with ``leap_gym.agents.decoding.decode_releasing``, which lets a row go once its answer has ended. The system
+message, identical for every env, is prefilled once per call and its KV cache shared by all rows. The batch's
+KV cache is preallocated with room for the answer and a large batch is prefilled in chunks of similar-length
+prompts (``leap_gym.agents.kv_cache``). The student is a ``TrajectoryAgent``: each env slot keeps its own
+record of the episode (observations, its own reasons and actions, the action the env actually ran when the
+rollout snapped a near miss), and the prompt of a step is fitted from that record by the function training
+rows are fitted with (``fit_step_prompt``, ``fit_episode_prompt``), so it acts on exactly the prompts it was
+trained on.
 
 The student reads only ``task`` and ``admissible_actions`` from ``info``, after dropping every privileged key,
 so even a caller that forgets ``StudentView`` cannot leak the teacher's state into a prompt.
