@@ -332,6 +332,10 @@ class HFStudent(TrajectoryAgent):
                                  ids.shape[1]) if self.constrained else None
         if cache is None:
             cache = self._episode_prefill_cache(ids, mask)
+        if cache is None:  # layers of their own kind (e.g. sliding windows): the model's cache, no releasing
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
         keep = [torch.nonzero(mask[row], as_tuple=False)[:, 0].to(self.device) for row in range(n)]
         settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
                     "temperature": self.temperature, "top_p": self.top_p, "seed": None}
@@ -391,7 +395,8 @@ class HFStudent(TrajectoryAgent):
         return [(layer.keys, layer.values) for layer in cache.layers]
 
     def _episode_prefill_cache(self, ids: torch.Tensor, mask: torch.Tensor) -> Any:
-        """An empty cache with room reserved for the whole batch (first steps): ``generate`` fills it."""
+        """An empty cache with room reserved for the whole batch (first steps), filled by the decoding;
+        ``None`` when the model's cache layers are not plain full-attention ones."""
         from transformers import DynamicCache
 
         from leap_gym.agents.kv_cache import ReservedLayer

@@ -264,3 +264,15 @@ def test_episode_sampling_is_seeded(random_model):
 
     first = run(5)
     assert run(5) == first and run(6) != first
+
+
+def test_a_model_cache_without_reservation_still_answers_the_same(taught, monkeypatch):
+    """Models whose cache layers cannot be reserved (sliding windows, say) decode in the model's own cache,
+    without releasing rows: the same answers."""
+    plain = _student(taught)
+    monkeypatch.setattr(plain, "_episode_prefill_cache", lambda ids, mask: None)
+    reserved = _student(taught)
+    for step in range(3):
+        obs, infos = _round(step)
+        assert [o.raw_text for o in plain.act_batch(obs, infos)] == \
+            [o.raw_text for o in reserved.act_batch(obs, infos)]
