@@ -2,11 +2,11 @@
 
 Why not ``generate``: it decodes every row of a batch until the longest answer ends, and on a CPU a decode
 step's cost grows with the rows' KV caches as well as with their number (the student's, SmolLM2-135M, bf16,
-2 threads, 40 rows: ~75 ms a token at 200 cached tokens, ~215 ms at 1,800, most of it reading the cache). An
-ALFWorld answer is ~35 tokens against ~45 for the longest of a round, so about a quarter of the rows decoded
-are finished ones. Here a row is dropped from the batch once it has ended, its chat's states (the positions
-the caller keeps) copied out first: the batch cache is compacted whenever a quarter of its rows are
-finished, since each compaction copies the remaining rows' states once.
+2 threads, 40 rows: ~75 ms a token at 200 cached tokens, ~220 ms at 1,800, most of the difference reading the
+cache). An ALFWorld answer is ~35 tokens against ~45 for the longest of a round, so about a quarter of the
+rows decoded are finished ones. Here, once a quarter of the batch's rows have ended, they are moved behind the
+live rows inside the batch's own ``ReservedLayer`` buffers and the batch becomes a view of the live rows
+(nothing allocated); every row's chat states are split out at the end, as ``split_slot_caches`` does.
 
 Token choice is the caller's (greedy, sampling, constraints): ``choose(logits, rows, generated)``.
 """

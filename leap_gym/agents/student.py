@@ -332,10 +332,6 @@ class HFStudent(TrajectoryAgent):
                                  ids.shape[1]) if self.constrained else None
         if cache is None:
             cache = self._episode_prefill_cache(ids, mask)
-        if cache is None:  # layers of their own kind (e.g. sliding windows): the model's cache, no releasing
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.model.config)
         keep = [torch.nonzero(mask[row], as_tuple=False)[:, 0].to(self.device) for row in range(n)]
         settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
                     "temperature": self.temperature, "top_p": self.top_p, "seed": None}
@@ -395,8 +391,9 @@ class HFStudent(TrajectoryAgent):
         return [(layer.keys, layer.values) for layer in cache.layers]
 
     def _episode_prefill_cache(self, ids: torch.Tensor, mask: torch.Tensor) -> Any:
-        """An empty cache with room reserved for the whole batch (first steps), filled by the decoding;
-        ``None`` when the model's cache layers are not plain full-attention ones."""
+        """An empty cache with room reserved for the whole batch (first steps), filled by the decoding; the
+        model's own empty cache when its layers are not plain full-attention ones (sliding windows, say),
+        which decodes without releasing rows."""
         from transformers import DynamicCache
 
         from leap_gym.agents.kv_cache import ReservedLayer
@@ -406,7 +403,7 @@ class HFStudent(TrajectoryAgent):
         dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         cache = DynamicCache(config=self.model.config)
         if not all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers):
-            return None
+            return cache
         dtype = next(self.model.parameters()).dtype
         room = ids.shape[1] + self.max_new_tokens
         layers = []

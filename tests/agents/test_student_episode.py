@@ -269,8 +269,11 @@ def test_episode_sampling_is_seeded(random_model):
 def test_a_model_cache_without_reservation_still_answers_the_same(taught, monkeypatch):
     """Models whose cache layers cannot be reserved (sliding windows, say) decode in the model's own cache,
     without releasing rows: the same answers."""
-    plain = _student(taught)
-    monkeypatch.setattr(plain, "_episode_prefill_cache", lambda ids, mask: None)
+    from transformers import DynamicCache
+
+    plain = _student(taught)  # what _episode_prefill_cache returns for such a model: its own empty cache
+    monkeypatch.setattr(plain, "_episode_prefill_cache",
+                        lambda ids, mask: DynamicCache(config=plain.model.config))
     reserved = _student(taught)
     for step in range(3):
         obs, infos = _round(step)
