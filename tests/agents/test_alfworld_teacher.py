@@ -187,10 +187,12 @@ def test_real_mistakes_are_corrected_and_only_they_count():
         assert corrections[1].metadata == {"kept": "optimal"} and not corrections[0].metadata
 
 
-def test_unprivileged_teacher_keeps_an_equally_likely_search_move():
+def test_an_equally_likely_search_move_is_corrected_only_at_full_privilege():
     """Without privilege the teacher searches in a common-sense order: for a cup (generated/train/0/3) it
     checks a countertop first, and any countertop is as good a guess as the one it names, while a garbage can
-    is not. The privileged teacher knows which countertop holds the cup and corrects the same move."""
+    is not. Which countertop holds the cup is hidden state: the privilege-0.5 teacher, which acts on it but
+    may not say it, keeps the move too (a correction there could not be learned from the student's view);
+    the full-privilege teacher corrects it. The garbage can is corrected at every level."""
     teacher = ALFWorldExpertTeacher(0.0)
     _, own = teacher.propose(student_run(["look"], index=3), 0)
     assert own == "go to countertop 1"
@@ -198,6 +200,18 @@ def test_unprivileged_teacher_keeps_an_equally_likely_search_move():
     kept = teacher.correct(traj)[0]
     assert not kept.was_corrected and kept.action == "go to countertop 2" and "countertop" in kept.reason
     assert traj.steps[0].info["privileged"]["expert_action"] == "go to countertop 3"
-    assert ALFWorldExpertTeacher(0.5).correct(traj)[0].was_corrected
-    fixed = teacher.correct(student_run(["go to garbagecan 1"], index=3))[0]
-    assert fixed.was_corrected and fixed.action == own
+    half = ALFWorldExpertTeacher(0.5).correct(traj)[0]
+    assert not half.was_corrected and half.action == "go to countertop 2"
+    assert ALFWorldExpertTeacher(1.0).correct(traj)[0].action == "go to countertop 3"
+    garbage = student_run(["go to garbagecan 1"], index=3)
+    assert teacher.correct(garbage)[0].action == own
+    assert ALFWorldExpertTeacher(0.5).correct(garbage)[0].action == "go to countertop 3"
+
+
+def test_once_the_goal_object_is_seen_the_half_privilege_teacher_corrects_search_moves_again():
+    """The search rule holds only while the student has not seen what the goal needs: with a cup in view the
+    privilege-0.5 teacher corrects a move on to another countertop (the cup here is on the student's plan)."""
+    traj = student_run(["go to countertop 3", "go to countertop 1"], index=3)
+    assert "cup" in traj.steps[1].observation
+    fixed = ALFWorldExpertTeacher(0.5).correct(traj)[1]
+    assert fixed.was_corrected and fixed.action.startswith("take cup ")

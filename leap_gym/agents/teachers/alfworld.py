@@ -19,7 +19,10 @@ what the teacher at its privilege level acts on: above 0 the recorded privileged
 ``leap_gym.envs.alfworld.simulate`` (the oracle's shortest plan, so the rule never needs the env again); at 0
 only the observations: the known state (what was seen, unvisited receptacles counted empty) once the goal's
 objects have been seen, and before that any unvisited receptacle its search order ranks as high as its own
-choice.
+choice. Below privilege 1 that search rule also keeps steps the oracle would change: while the student still
+has to search, which of several equally likely receptacles holds the object is hidden state, and a correction
+that only swaps one for another cannot be learned from the student's view (LEAP's realizability point; trained
+on, such swaps taught the demo's student to avoid whichever receptacle it tried first).
 
 ``privileged_only_facts(trajectory, t)`` lists what the student cannot know at step ``t``: unobserved target
 objects, their receptacles and ``"<object> is in <receptacle>"`` statements. Honest reasons name receptacles
@@ -388,7 +391,8 @@ class ALFWorldExpertTeacher(Teacher):
                 return None
             seen_together = [s.info.get("privileged", {}).get("agent_location", [])
                              for s in trajectory.steps[:t]]
-            if not keeps_optimal(privileged, action, seen_together):
+            if not keeps_optimal(privileged, action, seen_together) and not (
+                    self.privilege < 1 and _unrealizable_to_correct(trajectory, t, action)):
                 return None
         elif not _belief_keeps(trajectory, t, action):
             return None
@@ -432,7 +436,22 @@ def _belief_keeps(trajectory: Trajectory, t: int, action: str) -> bool:
     if before:
         after = remaining(apply(known, action), goal)
         return after is not None and after <= before - 1
-    student = _Student(goal, belief, list(trajectory.steps[t].admissible_actions or []))
+    return _searches_well(goal, belief, trajectory.steps[t].admissible_actions, action)
+
+
+def _unrealizable_to_correct(trajectory: Trajectory, t: int, action: str) -> bool:
+    """Below privilege 1: while the student still has to search (what the goal needs is unseen), which
+    unvisited receptacle holds it is hidden state. A search step the common-sense order ranks as high as its
+    own choice then differs from the oracle's only by that hidden fact, so a correction there could not be
+    learned from the student's view (LEAP's realizability point): it is kept."""
+    return _searches_well(parse_goal(trajectory, t), read_history(trajectory, t),
+                          trajectory.steps[t].admissible_actions, action)
+
+
+def _searches_well(goal: Goal, belief: Belief, admissible: list[str] | None, action: str) -> bool:
+    """The searcher (privilege 0) would search next, and ``action`` goes to an unvisited receptacle its
+    common-sense order ranks as high as its own choice."""
+    student = _Student(goal, belief, list(admissible or []))
     kind, own = student.act()
     if kind != "search" or not action.startswith("go to ") or action[6:] in belief.visited:
         return False
