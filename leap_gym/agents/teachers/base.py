@@ -46,8 +46,9 @@ class Teacher(ABC):
 
     def keep_reason(self, trajectory: Trajectory, t: int) -> str | None:
         """A reason for the student's own action at step ``t`` when it is as good as the teacher's (it keeps
-        an optimal solution reachable): rewriting it would teach an arbitrary preference, not a fix. ``None``:
-        judge the step by ``propose``. Teachers that can tell override this."""
+        an optimal solution reachable, or differs from it only by what the student cannot know): rewriting it
+        would teach an arbitrary preference, not a fix. ``None``: judge the step by ``propose``. Teachers that
+        can tell override this."""
         return None
 
     def correct(self, trajectory: Trajectory) -> list[Correction]:
