@@ -385,18 +385,20 @@ class ALFWorldExpertTeacher(Teacher):
         action = " ".join(step.action.split())
         if action not in (step.admissible_actions or ()):
             return None
+        goal, belief = parse_goal(trajectory, t), read_history(trajectory, t)
         if self.privilege > 0:
             privileged = step.info.get("privileged", {})
             if not privileged.get("expert_plan"):
                 return None
             seen_together = [s.info.get("privileged", {}).get("agent_location", [])
                              for s in trajectory.steps[:t]]
+            # below 1, a search move as likely as the common-sense order's own differs from the oracle's only
+            # by hidden state: not realizable as a correction (module docstring)
             if not keeps_optimal(privileged, action, seen_together) and not (
-                    self.privilege < 1 and _unrealizable_to_correct(trajectory, t, action)):
+                    self.privilege < 1 and _searches_well(goal, belief, step.admissible_actions, action)):
                 return None
-        elif not _belief_keeps(trajectory, t, action):
+        elif not _belief_keeps(goal, belief, step.admissible_actions, action):
             return None
-        goal, belief = parse_goal(trajectory, t), read_history(trajectory, t)
         rng = random.Random(f"{self.seed}/{trajectory.task_id}/{t}")
         shown = step.info.get("privileged", {}) if self.privilege >= 1 else {}
         return _explain("", action, goal, belief, rng, self.privilege, shown)
@@ -426,26 +428,16 @@ def _openable_classes() -> frozenset[str]:
     return frozenset(c.lower() for c in _tables()["openable"])
 
 
-def _belief_keeps(trajectory: Trajectory, t: int, action: str) -> bool:
+def _belief_keeps(goal: Goal, belief: Belief, admissible: list[str] | None, action: str) -> bool:
     """Privilege 0: optimal relative to what the student's observations show. With the goal's objects (and
     lamp) already seen, keep an action on a shortest plan over the known state; while still searching, keep a
     ``go to`` an unvisited receptacle that the teacher's search order ranks as high as its own choice."""
-    goal, belief = parse_goal(trajectory, t), read_history(trajectory, t)
     known = world_from_privileged(_known_state(goal, belief))
     before = remaining(known, goal)
     if before:
         after = remaining(apply(known, action), goal)
         return after is not None and after <= before - 1
-    return _searches_well(goal, belief, trajectory.steps[t].admissible_actions, action)
-
-
-def _unrealizable_to_correct(trajectory: Trajectory, t: int, action: str) -> bool:
-    """Below privilege 1: while the student still has to search (what the goal needs is unseen), which
-    unvisited receptacle holds it is hidden state. A search step the common-sense order ranks as high as its
-    own choice then differs from the oracle's only by that hidden fact, so a correction there could not be
-    learned from the student's view (LEAP's realizability point): it is kept."""
-    return _searches_well(parse_goal(trajectory, t), read_history(trajectory, t),
-                          trajectory.steps[t].admissible_actions, action)
+    return _searches_well(goal, belief, admissible, action)
 
 
 def _searches_well(goal: Goal, belief: Belief, admissible: list[str] | None, action: str) -> bool:
