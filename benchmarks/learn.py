@@ -65,6 +65,16 @@ def config_for(env: str, seed: int, root: Path, quick: bool) -> dict[str, Any]:
     return cfg
 
 
+def _die_with_parent() -> None:
+    """Linux: the seed's worker gets SIGTERM when this benchmark dies. Without it a benchmark stopped with
+    ``kill`` left its worker training on, holding the run directory (``RunInUse`` for the next try)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def run_seed(cfg: Any, verbose: bool) -> list[dict[str, Any]]:
     """One seed's run (``leap_gym.leap.run.run``) in a fresh interpreter; returns its metric rows.
 
@@ -75,7 +85,8 @@ def run_seed(cfg: Any, verbose: bool) -> list[dict[str, Any]]:
     from leap_gym.leap.run import run
 
     log = None if verbose else logging.getLogger("leap_gym.benchmarks.learn").debug
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_die_with_parent) as pool:
         return pool.submit(run, cfg, progress=verbose, log=log).result()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from leap_gym.leap.config import ConfigError, dump_config, load_config
 from leap_gym.leap.config_help import format_config_help, options_to_overrides
-from leap_gym.leap.layout import UNPRIVILEGED_TEACHER, RunLayout
+from leap_gym.leap.layout import UNPRIVILEGED_TEACHER, RunInUse, RunLayout
 from leap_gym.leap.presets import DEMO_CONFIG
 from leap_gym.leap.report import results_table
 from leap_gym.leap.run import StageError, evaluate_students, run
@@ -75,7 +75,7 @@ def _train(args: argparse.Namespace, base: dict[str, Any] | None) -> int:
               f"run dir {cfg.run_dir} (re-run to resume)", flush=True)
     try:
         return _run_and_print(cfg, args.quiet, args.verbose)
-    except ConfigError as e:  # e.g. a resumed run whose config changed
+    except (ConfigError, RunInUse) as e:  # a resumed run whose config changed; another process on the run
         return _error(e)
     except KeyboardInterrupt:
         print(f"interrupted: re-run the same command to resume {cfg.run_dir} from its last finished stage",

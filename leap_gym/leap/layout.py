@@ -16,6 +16,7 @@ Layout (every file written atomically; a stage is done when its output exists)::
     run_dir/stages.json                  wall time of every stage, written when the stage finishes
     run_dir/metrics.jsonl, learning_curve.png, loss_curves.png, report.html   rebuilt after every stage
     run_dir/leap.log                     everything the run logged; teacher_cache/, tensorboard/ when used
+    run_dir/.lock                        held (``flock``) by the one process running the loop here
 
 Every evaluation record ``<name>.json`` has its episodes beside it in ``<name>_trajectories.jsonl``. A stage's
 name (in ``stages.json``) is its output's path in the run directory without the suffix (``iter_1/train``).
@@ -23,10 +24,12 @@ name (in ``stages.json``) is its output's path in the run directory without the 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -203,6 +206,10 @@ class TrainOutput:
         return checkpoint / "trainer_state.json"
 
 
+class RunInUse(RuntimeError):
+    """Another process is running the loop in the same run directory."""
+
+
 # -- the run directory ---------------------------------------------------------------------------------------
 class RunLayout:
     """The paths of one run directory and the records in it (see the module doc)."""
@@ -218,6 +225,35 @@ class RunLayout:
     @property
     def log(self) -> Path:
         return self.root / "leap.log"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for this process, or raise ``RunInUse`` at once.
+
+        Why: two processes resuming one run (a second ``leap-gym train``, a benchmark's worker left running)
+        would redo the same stages into the same files, and each start deletes the temporaries it finds,
+        which would be the other's writes in progress. ``flock`` is released by the kernel when its holder
+        dies, so a killed run never leaves a stale lock; the holder's pid in the file is only for the
+        message."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                raise RunInUse(f"{self.root} is in use by another leap-gym process"
+                               f"{f' (pid {holder})' if holder.isdigit() else ''}: wait for it to finish or "
+                               "stop it, or use another run_dir") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     @property
     def metrics(self) -> Path:
@@ -357,7 +393,7 @@ class RunLayout:
         if self.config.exists():
             if self.config.read_text(encoding="utf-8").strip():
                 check_resume(self.load_config(), cfg)
-            elif any(p != self.config for p in self.root.iterdir()):
+            elif any(p not in (self.config, self.lock_file) for p in self.root.iterdir()):
                 raise ConfigError(f"{self.config} is empty, so the settings this run was made with are "
                                   f"unknown; restore it to resume, or use a new run_dir")
         self.root.mkdir(parents=True, exist_ok=True)

@@ -415,9 +415,10 @@ class Run:
         return rows
 
     def __call__(self) -> list[dict[str, Any]]:
-        self.setup()  # refuses a changed config before anything is written
-        with run_logging(self.layout.log, verbose=self.verbose, console=self._log is None):
-            return self._stages()
+        with self.layout.lock():  # one process per run directory (RunInUse otherwise)
+            self.setup()  # refuses a changed config before anything is written
+            with run_logging(self.layout.log, verbose=self.verbose, console=self._log is None):
+                return self._stages()
 
     def _stages(self) -> list[dict[str, Any]]:
         c = self.cfg

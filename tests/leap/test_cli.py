@@ -150,7 +150,33 @@ def test_changed_config_on_resume_is_one_line(tmp_path):
     path.write_text(yaml.safe_dump(toy_config(run_dir)))
     proc = cli("train", "--config", str(path), "training.max_steps=9", "--quiet")
     one_line_error(proc, "training.max_steps", "different config")
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]  # nothing written
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "config.yaml"]  # nothing else written
+
+
+def test_a_run_dir_in_use_is_refused_in_one_line_and_freed_when_its_holder_dies(tmp_path):
+    """A second process on a run directory (a second `leap-gym train`, a benchmark worker left running)
+    is refused before it writes or deletes anything; a holder killed with SIGKILL leaves no stale lock."""
+    run_dir = tmp_path / "run"
+    save_config(load_config(None, base=toy_config(run_dir)), run_dir / "config.yaml")
+    (run_dir / ".stages.json.0123456789abcdef.tmp").write_text("a live writer's temporary")
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(toy_config(run_dir)))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom leap_gym.leap.layout import RunLayout\n"
+         f"with RunLayout({str(run_dir)!r}).lock():\n    print('held', flush=True)\n    time.sleep(120)"],
+        cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        one_line_error(cli("train", "--config", str(path), "--quiet"),
+                       str(run_dir), f"in use by another leap-gym process (pid {holder.pid})")
+        assert (run_dir / ".stages.json.0123456789abcdef.tmp").exists()  # the holder's temporary: left alone
+    finally:
+        holder.kill()
+        holder.wait()
+    from leap_gym.leap.layout import RunLayout
+
+    with RunLayout(run_dir).lock():  # the kernel released the dead holder's lock
+        assert (run_dir / ".lock").read_text() == str(os.getpid())
 
 
 def test_eval_with_kwargs_the_env_does_not_take(tmp_path):
