@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from leap_gym.io import atomic_write_json, atomic_write_text  # noqa: E402
 from leap_gym.leap.layout import UNPRIVILEGED_TEACHER, RunLayout, iteration_key, key_iteration  # noqa: E402
 from leap_gym.leap.presets import DEMO_CONFIG  # noqa: E402
+from leap_gym.process import die_with_parent  # noqa: E402
 from leap_gym.specs import spec_for  # noqa: E402
 
 ZERO_SHOT = "leap_gym.leap.baselines:zero_shot_react"
@@ -65,16 +66,6 @@ def config_for(env: str, seed: int, root: Path, quick: bool) -> dict[str, Any]:
     return cfg
 
 
-def _die_with_parent() -> None:
-    """Linux: the seed's worker gets SIGTERM when this benchmark dies. Without it a benchmark stopped with
-    ``kill`` left its worker training on, holding the run directory (``RunInUse`` for the next try)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def run_seed(cfg: Any, verbose: bool) -> list[dict[str, Any]]:
     """One seed's run (``leap_gym.leap.run.run``) in a fresh interpreter; returns its metric rows.
 
@@ -86,7 +77,7 @@ def run_seed(cfg: Any, verbose: bool) -> list[dict[str, Any]]:
 
     log = None if verbose else logging.getLogger("leap_gym.benchmarks.learn").debug
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_die_with_parent) as pool:
+                             initializer=die_with_parent) as pool:
         return pool.submit(run, cfg, progress=verbose, log=log).result()
 
 
