@@ -52,6 +52,10 @@ from leap_gym.models import MODEL_SIZES, build_model, build_tokenizer, env_text_
 from leap_gym.models.pretrained import resolve_model
 from leap_gym.records import Correction, Trajectory, read_trajectories, write_jsonl
 
+# An iteration's training that goes over its rows more often than this is reported: on WebShop (the learning
+# benchmark's seed 2) one corrected row cut the equal-share aggregate to 2 rows, each then seen 60 times.
+MAX_PASSES_WITHOUT_WARNING = 10
+
 
 class StageError(RuntimeError):
     """A stage that could not produce trustworthy output; it is not marked done, so a re-run retries it."""
@@ -332,6 +336,14 @@ class Run:
             else:
                 rows = aggregate(rows_per_iter, c.training.aggregate, seed=c.seed + i)
             self.log(f"iter {i} train: {plan.method} on {len(rows)} rows, {plan.max_steps} steps")
+            passes = plan.max_steps * plan.settings.batch_size * plan.settings.grad_accum / max(len(rows), 1)
+            if i > 0 and rows and passes > MAX_PASSES_WITHOUT_WARNING:
+                # equal shares cut every iteration's rows to the smallest one's: an iteration whose rollouts
+                # gave one or two rows (few failures) shrinks the whole training set to a handful
+                self.log(f"iter {i} train: warning: {plan.max_steps} steps go over each of the {len(rows)} "
+                         f"rows ~{passes:.0f} times (training.aggregate={c.training.aggregate}: "
+                         f"{', '.join(str(len(r)) for r in rows_per_iter)} rows per iteration); expect it to "
+                         "overfit them", logging.WARNING)
             res = train(rows, model_dir, out.path, plan.settings, method=plan.method, adapter_dir=adapter_dir,
                         max_steps=plan.max_steps, progress=self.progress)
             self.stage_done(out.path, started)

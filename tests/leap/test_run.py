@@ -238,3 +238,15 @@ def test_cli_train_and_eval(tmp_path):
                           "training.x=1"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "training.x" in bad.stderr
+
+
+def test_an_iteration_that_shrinks_the_equal_share_aggregate_to_a_few_rows_is_reported(tmp_path):
+    """Equal shares cut every iteration's rows to the smallest one's: one rollout (at most 3 corrected steps)
+    leaves at most 6 rows for 20 steps of 4, which the run reports instead of overfitting them silently."""
+    cfg = toy_config(tmp_path / "run", max_steps=20)
+    cfg["iterations"] = 1
+    cfg["rollout"] = {"tasks_per_iteration": 1}
+    run(cfg, progress=False)
+    log = (tmp_path / "run" / "leap.log").read_text()
+    assert "iter 1 train: warning: 20 steps go over each of the" in log
+    assert "iter 0 train: warning" not in log  # behaviour cloning is not an aggregate
