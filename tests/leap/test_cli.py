@@ -18,6 +18,7 @@ import yaml
 
 from leap_gym.leap.config import LeapConfig, load_config, save_config, to_dict
 from leap_gym.leap.config_help import config_fields, field_docs, options_to_overrides
+from leap_gym.leap.layout import RunLayout
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples" / "configs").glob("*.yaml"))
@@ -173,8 +174,6 @@ def test_a_run_dir_in_use_is_refused_in_one_line_and_freed_when_its_holder_dies(
     finally:
         holder.kill()
         holder.wait()
-    from leap_gym.leap.layout import RunLayout
-
     with RunLayout(run_dir).lock():  # the kernel released the dead holder's lock
         assert (run_dir / ".lock").read_text() == str(os.getpid())
 
