@@ -350,11 +350,17 @@ def resume_checkpoint(partial: Path, inputs: dict[str, Any]) -> str | None:
 
 
 def _release_memory_callback() -> Any:
-    """A ``TrainerCallback`` handing the step's freed memory back after every optimizer step
-    (``leap_gym.memory``): rows of varying lengths leave freed activation blocks that glibc would keep."""
+    """A ``TrainerCallback`` handing freed memory back after every row's backward pass, each gradient
+    accumulation substep included (``leap_gym.memory``): rows of varying lengths leave freed activation blocks
+    that glibc would keep. Trimming only after the optimizer step let a step's substeps pile them up: the
+    demo's BC rows (<= 1,081 tokens, 10 steps x 4) peaked at 4.7 GB that way and at 3.8 GB trimmed every
+    substep, in the same time."""
     from transformers import TrainerCallback
 
     class ReleaseFreedMemory(TrainerCallback):
+        def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            release_freed_memory()
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             release_freed_memory()
 

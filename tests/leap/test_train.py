@@ -146,6 +146,26 @@ def test_sft_phase_merges_and_continues(tiny, tmp_path):
     assert log["plan"]["quantize"] is False and log["log_history"]
 
 
+def test_freed_memory_is_handed_back_after_every_rows_backward_pass(tiny, tmp_path, monkeypatch):
+    """Not only after each optimizer step: a step's accumulated rows would pile up freed activation blocks."""
+    import importlib
+
+    train_module = importlib.import_module("leap_gym.leap.train")  # the package exports a `train` function
+
+    calls = []
+    real = train_module.release_freed_memory
+
+    def counted() -> None:
+        calls.append(1)
+        real()
+
+    monkeypatch.setattr(train_module, "release_freed_memory", counted)
+    path, tok = tiny
+    cfg = TrainingConfig(max_steps=2, batch_size=1, grad_accum=3, warmup_steps=0, checkpoint_steps=0)
+    train_module.train(_rows(tok), path, tmp_path / "it0", cfg, from_scratch=True, progress=False)
+    assert len(calls) == 2 * 3
+
+
 def test_stack_mode_keeps_training_one_adapter(tiny, tmp_path):
     from leap_gym.leap.train import train
 
