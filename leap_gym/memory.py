@@ -1,4 +1,4 @@
-"""Handing freed heap memory back to the OS.
+"""Handing freed heap memory back to the OS, and measuring each stage's peak.
 
 Why: acting frees a batch's KV buffers every step and allocates slightly larger ones, and training frees and
 reallocates activations of rows of varying lengths; glibc keeps freed heap blocks, so a long run's resident
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
+import threading
 from collections.abc import Callable
 
 
@@ -26,3 +28,58 @@ def release_freed_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+class PeakRSS:
+    """The process's peak resident memory between marks, sampled by a daemon thread (Linux ``/proc``).
+
+    Why: a run's memory is set by one stage (training's activations, acting's KV caches) and by what earlier
+    stages left in the heap; the whole process's peak (``/usr/bin/time -v``) does not say which. Each stage of
+    a run records ``take()`` when it ends: the peak since the previous stage ended. Sampling every
+    ``interval_s`` misses spikes shorter than that; elsewhere than Linux it records nothing.
+    """
+
+    def __init__(self, interval_s: float = 0.25):
+        self.interval_s = interval_s
+        self._peak = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def current_mib() -> float | None:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            now = self.current_mib()
+            if now is not None:
+                with self._lock:
+                    self._peak = max(self._peak, now)
+
+    def __enter__(self) -> PeakRSS:
+        if self.current_mib() is not None:
+            self._peak = self.current_mib() or 0.0
+            self._thread = threading.Thread(target=self._sample, name="leap-gym-peak-rss", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def take(self) -> float | None:
+        """The peak (MiB) since the last ``take`` (or the start), then start a new interval from now; None
+        outside the ``with`` block."""
+        if self._thread is None:
+            return None
+        now = self.current_mib() or 0.0
+        with self._lock:
+            peak, self._peak = max(self._peak, now), now
+        return round(peak)

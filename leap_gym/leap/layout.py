@@ -13,7 +13,7 @@ Layout (every file written atomically; a stage is done when its output exists)::
     run_dir/iter_<i>/train/              model/ (merged weights), adapter/, train_log.json
     run_dir/iter_<i>/eval.json           held-out evaluation of the iteration's student (+ its episodes)
     run_dir/evals/<name>/iter_<i>.json   a later held-out evaluation (``leap-gym eval --name``; + episodes)
-    run_dir/stages.json                  wall time of every stage, written when the stage finishes
+    run_dir/stages.json                  wall time and peak resident memory of every stage, written when it finishes
     run_dir/metrics.jsonl, learning_curve.png, loss_curves.png, report.html   rebuilt after every stage
     run_dir/leap.log                     everything the run logged; teacher_cache/, tensorboard/ when used
     run_dir/.lock                        held (``flock``) by the one process running the loop here
@@ -416,13 +416,17 @@ class RunLayout:
             return i, tail
         return (0 if head == "base" else None), head
 
-    def record_stage(self, name: str, started: float, wall_s: float) -> None:
-        """Add (or replace, when a killed stage was redone) a finished stage's time in ``stages.json``.
+    def record_stage(self, name: str, started: float, wall_s: float,
+                     peak_rss_mib: float | None = None) -> None:
+        """Add (or replace, when a killed stage was redone) a finished stage's time, and its peak resident
+        memory when measured, in ``stages.json``.
 
         Written after the stage's output, so a resumed run keeps the times of the stages it skips."""
         stages = self.load_stages()
         stages[name] = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
                         "wall_s": round(wall_s, 2)}
+        if peak_rss_mib is not None:
+            stages[name]["peak_rss_mib"] = peak_rss_mib
         atomic_write_json(self.stages, stages)
 
     def load_stages(self) -> dict[str, dict[str, Any]]:

@@ -48,6 +48,7 @@ from leap_gym.leap.report import iteration_name, write_learning_curve, write_los
 from leap_gym.leap.rollout import make_env, rollout
 from leap_gym.leap.trackers import RunTrackers
 from leap_gym.leap.train import native_bf16, set_threads, train
+from leap_gym.memory import PeakRSS
 from leap_gym.models import MODEL_SIZES, build_model, build_tokenizer, env_text_corpus
 from leap_gym.models.pretrained import resolve_model
 from leap_gym.records import Correction, Trajectory, read_trajectories, write_jsonl
@@ -165,6 +166,7 @@ class Run:
         self._log = log
         self.t0 = time.monotonic()
         self._trackers = None
+        self._rss: PeakRSS | None = None  # set by __call__; records nothing once the run is over
 
     def log(self, msg: str, level: int = logging.INFO) -> None:
         """A line of the run's own: to ``log`` when given, else to the console and ``run_dir/leap.log``."""
@@ -174,9 +176,10 @@ class Run:
         logging.getLogger(__name__).log(level, line)
 
     def stage_done(self, output: Path, started: float) -> None:
-        """Record the wall time of the stage that wrote ``output`` (``started``: its ``time.time()``) for the
-        report; a stage that a resume skips keeps the time recorded when it ran."""
-        self.layout.record_stage(self.layout.stage_name(output), started, time.time() - started)
+        """Record the wall time and peak resident memory of the stage that wrote ``output`` (``started``: its
+        ``time.time()``) for the report; a stage that a resume skips keeps what was recorded when it ran."""
+        peak = self._rss.take() if self._rss is not None else None
+        self.layout.record_stage(self.layout.stage_name(output), started, time.time() - started, peak)
 
     # -- tasks -----------------------------------------------------------------------------------------------
     def train_tasks(self) -> list[int]:
@@ -429,7 +432,8 @@ class Run:
     def __call__(self) -> list[dict[str, Any]]:
         with self.layout.lock():  # one process per run directory (RunInUse otherwise)
             self.setup()  # refuses a changed config before anything is written
-            with run_logging(self.layout.log, verbose=self.verbose, console=self._log is None):
+            with run_logging(self.layout.log, verbose=self.verbose, console=self._log is None), \
+                    PeakRSS() as self._rss:
                 return self._stages()
 
     def _stages(self) -> list[dict[str, Any]]:

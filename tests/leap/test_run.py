@@ -68,6 +68,8 @@ def test_sft_run_writes_everything_and_resumes_without_recomputing(tmp_path):
     assert {"base", "iter_0/demos", "iter_0/train", "iter_0/eval", "iter_1/rollout", "iter_1/corrections",
             "iter_2/train", "teachers/teacher_privileged"} <= set(stages)
     assert all(s["wall_s"] >= 0 for s in stages.values())
+    if sys.platform == "linux":  # each stage's own peak resident memory (sampled from /proc)
+        assert all(s["peak_rss_mib"] > 100 for s in stages.values())
     metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["key"] for m in metrics] == keys and metrics[3]["train"]["global_steps"] == 2
     assert metrics[2]["train"]["learning_rate"] == metrics[3]["train"]["learning_rate"] == 2e-3
