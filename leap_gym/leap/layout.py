@@ -13,7 +13,7 @@ Layout (every file written atomically; a stage is done when its output exists)::
     run_dir/iter_<i>/train/              model/ (merged weights), adapter/, train_log.json
     run_dir/iter_<i>/eval.json           held-out evaluation of the iteration's student (+ its episodes)
     run_dir/evals/<name>/iter_<i>.json   a later held-out evaluation (``leap-gym eval --name``; + episodes)
-    run_dir/stages.json                  wall time and peak resident memory of every stage, written when it finishes
+    run_dir/stages.json                  wall time and peak resident memory of every stage, written at its end
     run_dir/metrics.jsonl, learning_curve.png, loss_curves.png, report.html   rebuilt after every stage
     run_dir/leap.log                     everything the run logged; teacher_cache/, tensorboard/ when used
     run_dir/.lock                        held (``flock``) by the one process running the loop here
