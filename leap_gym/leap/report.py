@@ -288,16 +288,19 @@ def _stages_html(stages: dict[str, dict[str, Any]]) -> str:
         return "<p>No stage times recorded.</p>"
     # rows (iterations, then others) in the order they first started
     grid: dict[int | str, dict[str, float]] = {}
+    peaks: dict[int | str, float] = {}  # the row's highest stage peak (stages.json has it since 2026-12)
     for name, s in sorted(stages.items(), key=lambda kv: kv[1]["started"]):
         i, kind = RunLayout.stage_kind(name)
         row = kind if i is None else i
         grid.setdefault(row, {})
         grid[row][kind] = grid[row].get(kind, 0.0) + float(s["wall_s"])
+        if "peak_rss_mib" in s:
+            peaks[row] = max(peaks.get(row, 0.0), float(s["peak_rss_mib"]))
     kinds = [k for k in STAGE_KINDS if any(k in v for v in grid.values())]
     kinds += sorted({k for v in grid.values() for k in v} - set(kinds))
     total = sum(sum(v.values()) for v in grid.values()) or 1.0
     out = ["<table id=stages><tr><th></th>" + "".join(f"<th>{_esc(k)}</th>" for k in kinds)
-           + "<th>total</th><th></th></tr>"]
+           + "<th>total</th><th></th>" + ("<th>peak memory</th>" if peaks else "") + "</tr>"]
     for row, v in grid.items():
         label = row.replace("_", " ") if isinstance(row,
                                                     str) else "BC (iter 0)" if row == 0 else f"iter {row}"
@@ -305,10 +308,12 @@ def _stages_html(stages: dict[str, dict[str, Any]]) -> str:
         share = sum(v.values()) / total
         out.append(f"<tr><td>{_esc(label)}</td>{cells}<td class=num>{_duration(sum(v.values()))}</td>"
                    f"<td><span class=bar style='width:{200 * share:.0f}px'></span> {100 * share:.0f}%</td>"
-                   "</tr>")
+                   + (f"<td class=num>{peaks[row] / 1024:.1f} GB</td>" if row in peaks else
+                      "<td></td>" if peaks else "") + "</tr>")
     first = min(s["started"] for s in stages.values())
     out.append(f"</table><p class=meta>{_duration(total)} in recorded stages (first started {_esc(first)}); "
-               "a resumed run keeps the times of the stages it skipped.</p>")
+               "a resumed run keeps the times of the stages it skipped"
+               + ("; peak memory: the highest resident set of the row's stages" if peaks else "") + ".</p>")
     return "".join(out)
 
 

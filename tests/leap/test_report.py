@@ -87,7 +87,8 @@ def write_run(run_dir: Path) -> None:
                       for t, s in enumerate(tr.steps)] for tr in trajs]
             write_corrections(d / "corrections.jsonl", trajs, fixes)
         for k, kind in enumerate(("rollout", "corrections", "dataset", "train", "eval")):
-            layout.record_stage(f"iter_{i}/{kind}", t0 + 100 * (i + 1) + k, 30.0 * (k + 1))
+            layout.record_stage(f"iter_{i}/{kind}", t0 + 100 * (i + 1) + k, 30.0 * (k + 1),
+                                peak_rss_mib=1024.0 * (i + k + 1))
 
 
 def _chromium() -> str | None:
@@ -107,7 +108,8 @@ def test_report_has_tables_curves_and_episodes_and_renders_readably_at_1400px(tm
                    "<th>heat_then_place</th>", "<img src='learning_curve.png'", "<img src='loss_curves.png'",
                    "95% Wilson score interval", "<dt>oracle agreement</dt>", "<dt>format errors</dt>",
                    "The student's own held-out episodes", "Iteration 2: teacher corrections",
-                   "model output: REASON: I need the mug"):
+                   "model output: REASON: I need the mug", "<th>peak memory</th>",
+                   "<td class=num>5.0 GB</td>"):  # BC's highest stage: its eval (k=4), 1024 x 5 MiB
         assert needle in page, needle
     assert "<b>0.63</b> <span class=ci>[0.46, 0.78]</span>" in page  # iter 2: 19/30 with its Wilson interval
     for png in ("learning_curve.png", "loss_curves.png"):
