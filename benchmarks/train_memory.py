@@ -28,14 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
-
-
 def measure(run_dir: Path, rows: int, steps: int) -> dict:
     from leap_gym.leap.config import TrainingConfig
     from leap_gym.leap.train import set_threads, train
+    from leap_gym.memory import PeakRSS
     from leap_gym.models.pretrained import resolve_model
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -49,7 +45,7 @@ def measure(run_dir: Path, rows: int, steps: int) -> dict:
 
     def sample() -> None:
         while not done.is_set():
-            samples.append(_rss_mib())
+            samples.append(PeakRSS.current_mib() or 0.0)
             time.sleep(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)

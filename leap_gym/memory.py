@@ -48,6 +48,7 @@ class PeakRSS:
 
     @staticmethod
     def current_mib() -> float | None:
+        """This process's resident memory now (MiB); None where ``/proc`` does not say."""
         try:
             with open("/proc/self/statm") as f:
                 return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -62,8 +63,10 @@ class PeakRSS:
                     self._peak = max(self._peak, now)
 
     def __enter__(self) -> PeakRSS:
-        if self.current_mib() is not None:
-            self._peak = self.current_mib() or 0.0
+        now = self.current_mib()
+        if now is not None:
+            self._peak = now
+            self._stop.clear()
             self._thread = threading.Thread(target=self._sample, name="leap-gym-peak-rss", daemon=True)
             self._thread.start()
         return self
