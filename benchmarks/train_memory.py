@@ -19,9 +19,8 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
-
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -29,17 +28,16 @@ import common  # noqa: E402
 
 
 def measure(run_dir: Path, rows: int, steps: int) -> dict:
-    from leap_gym.leap.config import TrainingConfig
+    from leap_gym.leap.layout import RunLayout, read_rows
     from leap_gym.leap.train import set_threads, train
     from leap_gym.memory import PeakRSS
     from leap_gym.models.pretrained import resolve_model
 
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    data = [json.loads(line) for line in (run_dir / "iter_0" / "dataset.jsonl").read_text().splitlines()]
-    data.sort(key=lambda r: -int(r.get("meta", {}).get("tokens", 0)))
-    data = data[:rows]
-    cfg = TrainingConfig(**{**config["training"], "checkpoint_steps": 0})
-    set_threads(config["student"].get("num_threads") or 2)
+    layout = RunLayout(run_dir)
+    config = layout.load_config()
+    data = sorted(read_rows(layout.dataset(0)), key=lambda r: -int(r.get("meta", {}).get("tokens", 0)))[:rows]
+    cfg = replace(config.training, checkpoint_steps=0)
+    set_threads(config.student.num_threads, tiny=config.student.model == "tiny")
     samples: list[float] = []
     done = threading.Event()
 
@@ -52,7 +50,7 @@ def measure(run_dir: Path, rows: int, steps: int) -> dict:
     sampler.start()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        train(data, resolve_model(config["student"]["model"]), out, cfg, max_steps=steps, progress=False)
+        train(data, resolve_model(config.student.model), out, cfg, max_steps=steps, progress=False)
     wall = time.perf_counter() - t0
     done.set()
     sampler.join()
