@@ -1,4 +1,5 @@
-"""``die_with_parent``: a spawned worker ends when the process that started it is killed."""
+"""``die_with_parent``: a spawned worker ends when the process that started it is killed.
+``in_fresh_process``: a function runs in another process, and its answer, exception or death comes back."""
 
 import os
 import subprocess
@@ -51,3 +52,19 @@ def test_a_worker_dies_with_its_killed_parent(tmp_path):
     if alive:
         os.kill(worker, 9)
     assert not alive
+
+
+def test_in_fresh_process_runs_the_function_elsewhere_and_returns_its_answer_or_exception():
+    from leap_gym.process import in_fresh_process
+
+    assert in_fresh_process(os.getpid) != os.getpid()
+    assert in_fresh_process(divmod, 7, 2) == (3, 1)
+    with pytest.raises(ValueError, match="invalid literal"):
+        in_fresh_process(int, "seven")
+
+
+def test_a_fresh_process_that_dies_without_an_answer_is_one_clear_error():
+    from leap_gym.process import ProcessDied, in_fresh_process
+
+    with pytest.raises(ProcessDied, match="process running _exit died without an answer"):
+        in_fresh_process(os._exit, 3)

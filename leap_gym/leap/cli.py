@@ -22,6 +22,7 @@ from leap_gym.leap.layout import UNPRIVILEGED_TEACHER, RunInUse, RunLayout
 from leap_gym.leap.presets import DEMO_CONFIG
 from leap_gym.leap.report import results_table
 from leap_gym.leap.run import StageError, evaluate_students, run
+from leap_gym.process import ProcessDied
 
 
 def _quiet_threads() -> None:
@@ -111,7 +112,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         rows = evaluate_students(args.run_dir, args.overrides, name=args.name, num_tasks=args.num_tasks,
                                   iterations=args.iteration, quiet=args.quiet, verbose=args.verbose,
                                   first_task=args.first_task)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, FileNotFoundError, ValueError, ProcessDied) as e:
         return _error(e)
     first, n = rows[0]["first_task"], rows[0]["n"]
     print(f"{args.run_dir}: {rows[0]['env_kwargs']}, {n} tasks ({first}..{first + n - 1}):")

@@ -48,7 +48,7 @@ from leap_gym.records import (
 
 # Keys a resumed run may change: they do not alter finished stages.
 RESUMABLE_CHANGES = ("iterations", "run_dir", "evaluation.every_iteration", "training.report_to",
-                     "student.num_threads", "training.checkpoint_steps")
+                     "student.num_threads", "student.stage_processes", "training.checkpoint_steps")
 
 # The teachers' evaluations: file stems in teachers/, and the ``key`` of their metric rows.
 PRIVILEGED_TEACHER = "teacher_privileged"

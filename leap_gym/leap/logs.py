@@ -54,7 +54,9 @@ def run_logging(log_path: str | Path, *, verbose: bool = False, console: bool = 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     file_handler = logging.FileHandler(log_path, encoding="utf-8")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # the process id: a pretrained student's training, rollouts and evaluations run in processes of their own
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: "
+                                                "%(message)s"))
     handlers: list[logging.Handler] = [file_handler]
     if console:
         console_handler = logging.StreamHandler(sys.stderr)

@@ -5,11 +5,14 @@ Re-running with the same config skips every finished stage; a kill mid-stage los
 (training resumes from its last checkpoint). A stage output that cannot be read back (a truncated file) is
 redone with a one-line warning; temporaries left by a writer killed mid-write are removed at start. A
 correction stage where the teacher mostly failed raises ``StageError`` and is not marked done, so a re-run
-retries it.
+retries it. The stages that load a pretrained student (training, rollouts, evaluations) each run in a fresh
+process (``student.stage_processes``), so each starts from an empty heap and one stage's fragments do not
+raise the next one's peak.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -51,6 +54,7 @@ from leap_gym.leap.train import native_bf16, set_threads, train
 from leap_gym.memory import PeakRSS
 from leap_gym.models import MODEL_SIZES, build_model, build_tokenizer, env_text_corpus
 from leap_gym.models.pretrained import resolve_model
+from leap_gym.process import ProcessDied, in_fresh_process
 from leap_gym.records import Correction, Trajectory, read_trajectories, write_jsonl
 
 # An iteration's training that goes over its rows more often than this is reported: on WebShop (the learning
@@ -102,6 +106,12 @@ def make_student(cfg: LeapConfig, model_dir: str, adapter_dir: str | None = None
 def is_built(cfg: LeapConfig) -> bool:
     """Whether the student is one of the tiny models built here from random weights."""
     return cfg.student.model in MODEL_SIZES
+
+
+def own_processes(cfg: LeapConfig) -> bool:
+    """Whether the stages that load the student run each in a fresh process (``student.stage_processes``)."""
+    mode = cfg.student.stage_processes
+    return mode == "always" or (mode == "auto" and not is_built(cfg))
 
 
 def prompt_format(cfg: LeapConfig) -> str:
@@ -413,6 +423,24 @@ class Run:
                                             self.test_tasks(), progress=self.progress)
         return self._record_evaluation(out, iteration_name(i), metrics, trajs, started)
 
+    def student_stage(self, stage: str, i: int, *args: Any) -> Any:
+        """``getattr(self, stage)(i, *args)``: iteration ``i``'s ``train``, ``student_rollout`` or
+        ``evaluate_student``, the stages that load the student. When ``own_processes`` says so and the stage
+        is not done, its work runs first in a fresh process (``_run_stage``), which writes the stage's outputs
+        and records its wall time and peak memory; this call then reads them back."""
+        outputs = {"train": self.layout.train(i).log, "student_rollout": self.layout.rollout(i),
+                   "evaluate_student": self.layout.evaluation(i)}
+        if own_processes(self.cfg) and not outputs[stage].exists():
+            try:
+                lines = in_fresh_process(_run_stage, self.cfg, self.layout.root, stage, i, args,
+                                         time.monotonic() - self.t0, self.progress, self.verbose,
+                                         self._log is not None)
+            except ProcessDied as e:
+                raise StageError(f"{self.layout.stage_name(outputs[stage])}: {e}; re-run to resume") from None
+            for line in lines:  # the lines of a caller that collects them (``log``), in order
+                self._log(line)
+        return getattr(self, stage)(i, *args)
+
     # -- outputs ---------------------------------------------------------------------------------------------
     def refresh_outputs(self) -> list[dict[str, Any]]:
         rows = self.layout.collect_metrics()
@@ -445,25 +473,40 @@ class Run:
         demos = self.demos()
         base_dir = self.base(demos)
         rows = [self.dataset(0, demos, None, base_dir)]
-        model_dir, adapter_dir = self.train(0, rows, base_dir, None)
+        model_dir, adapter_dir = self.student_stage("train", 0, rows, base_dir, None)
         if c.evaluation.every_iteration or c.iterations == 0:
-            self.evaluate_student(0, model_dir, adapter_dir)
+            self.student_stage("evaluate_student", 0, model_dir, adapter_dir)
         self.refresh_outputs()
         for i in range(1, c.iterations + 1):
-            trajs = self.student_rollout(i, model_dir, adapter_dir)
+            trajs = self.student_stage("student_rollout", i, model_dir, adapter_dir)
             kept, corrections = self.corrections(i, trajs)
             rows.append(self.dataset(i, kept, corrections, model_dir))
             if c.training.for_iteration(i).method == "dpo" and not rows[-1]:
                 self.log(f"iter {i}: no preference pairs (nothing corrected); keeping the previous student")
             else:
-                model_dir, adapter_dir = self.train(i, rows, model_dir, adapter_dir)
+                model_dir, adapter_dir = self.student_stage("train", i, rows, model_dir, adapter_dir)
             if c.evaluation.every_iteration or i == c.iterations:
-                self.evaluate_student(i, model_dir, adapter_dir)
+                self.student_stage("evaluate_student", i, model_dir, adapter_dir)
             self.refresh_outputs()
         self.log(f"done: {self.layout.root}")
         rows = self.refresh_outputs()
         self._trackers.close()
         return rows
+
+
+def _run_stage(cfg: LeapConfig, root: Path, stage: str, i: int, args: tuple[Any, ...], elapsed_s: float,
+               progress: bool, verbose: bool, collect: bool) -> list[str]:
+    """The fresh process's side of ``Run.student_stage``: the stage, its lines in the run's ``leap.log`` and
+    on the console (returned instead when the parent ``collect``s them), its peak memory in ``stages.json``.
+    ``root``: the run directory as the parent opened it."""
+    lines: list[str] = []
+    run = Run(dataclasses.replace(cfg, run_dir=str(root)), progress=progress,
+              log=lines.append if collect else None, verbose=verbose)
+    run.t0 -= elapsed_s  # the run's clock, not this process's
+    set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
+    with run_logging(run.layout.log, verbose=verbose, console=not collect), PeakRSS() as run._rss:
+        getattr(run, stage)(i, *args)
+    return lines
 
 
 def run(config: LeapConfig | dict[str, Any] | str | os.PathLike, overrides: list[str] | None = None, *,
@@ -509,7 +552,7 @@ def evaluate_students(run_dir: str | os.PathLike, overrides: list[str] | None = 
         raise ValueError(f"tasks {first_task}..{first_task + len(tasks) - 1}: the test split has "
                          f"{total} tasks (0..{(total or 0) - 1})")
     with run_logging(layout.log, verbose=verbose):
-        return _evaluate_students(layout, cfg, name, tasks, iterations, quiet)
+        return _evaluate_students(layout, cfg, name, tasks, iterations, quiet, verbose)
 
 
 def check_env_kwargs(cfg: LeapConfig) -> Any:
@@ -526,24 +569,37 @@ def check_env_kwargs(cfg: LeapConfig) -> Any:
 
 
 def _evaluate_students(layout: RunLayout, cfg: LeapConfig, name: str, tasks: list[int],
-                       iterations: list[int] | None, quiet: bool) -> list[dict[str, Any]]:
-    kwargs = cfg.env.kwargs_for("test")
-    set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
+                       iterations: list[int] | None, quiet: bool, verbose: bool) -> list[dict[str, Any]]:
     iters = [i for i in layout.trained_iterations() if iterations is None or i in iterations]
     if not iters:
         raise FileNotFoundError(f"no trained iteration found in {layout.root}")
     notice = max_new_tokens_notice(cfg, layout.longest_answer_tokens(max(iters)))
     if notice:
         logging.getLogger(__name__).warning(notice)
-    rows = []
-    for i in iters:
-        metrics, trajs = evaluate_iteration(cfg, layout, i, layout.student_weights(i), tasks,
-                                            progress=not quiet)
-        m = {"name": iteration_name(i), "agent": "student", "key": iteration_key(i), "iteration": i,
-             "env_kwargs": kwargs, "first_task": tasks[0], **metrics}
-        write_evaluation(layout.named_evaluation(name, i), m, trajs)
-        rows.append(m)
-    return rows
+    if not own_processes(cfg):
+        set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
+        return [_evaluate_named(cfg, layout, name, i, tasks, quiet) for i in iters]
+    return [in_fresh_process(_evaluate_named_alone, cfg, layout.root, name, i, tasks, quiet, verbose)
+            for i in iters]
+
+
+def _evaluate_named_alone(cfg: LeapConfig, root: Path, name: str, i: int, tasks: list[int], quiet: bool,
+                          verbose: bool) -> dict[str, Any]:
+    """``_evaluate_named`` in a fresh process: the run's logging and threads set up first."""
+    layout = RunLayout(root)
+    set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
+    with run_logging(layout.log, verbose=verbose):
+        return _evaluate_named(cfg, layout, name, i, tasks, quiet)
+
+
+def _evaluate_named(cfg: LeapConfig, layout: RunLayout, name: str, i: int, tasks: list[int],
+                    quiet: bool) -> dict[str, Any]:
+    """Iteration ``i``'s student on ``tasks``, written to ``evals/<name>/``."""
+    metrics, trajs = evaluate_iteration(cfg, layout, i, layout.student_weights(i), tasks, progress=not quiet)
+    m = {"name": iteration_name(i), "agent": "student", "key": iteration_key(i), "iteration": i,
+         "env_kwargs": cfg.env.kwargs_for("test"), "first_task": tasks[0], **metrics}
+    write_evaluation(layout.named_evaluation(name, i), m, trajs)
+    return m
 
 
 __all__ = ["Run", "StageError", "evaluate_iteration", "evaluate_students", "run"]

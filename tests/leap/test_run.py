@@ -208,11 +208,50 @@ def test_sigkill_mid_training_then_resume(tmp_path, capfd):
 
 
 @pytest.mark.slow
+def test_the_stages_that_load_the_student_give_the_same_run_in_their_own_processes(tmp_path):
+    """``student.stage_processes=always``: training, rollouts and evaluations each in a fresh process, their
+    lines still reach a caller's ``log`` in order, each records its own peak memory, and the run's answers are
+    those of the run in one process."""
+    runs = {}
+    for mode in ("never", "always"):
+        cfg = toy_config(tmp_path / mode)
+        cfg["iterations"] = 1
+        cfg["student"]["stage_processes"] = mode
+        lines: list[str] = []
+        runs[mode] = (run(cfg, progress=False, log=lines.append), lines, tmp_path / mode)
+    (one, _, one_dir), (own, lines, own_dir) = runs["never"], runs["always"]
+    assert [(r["key"], r["success"], r["score"]) for r in own] == [(r["key"], r["success"], r["score"])
+                                                                   for r in one]
+    actions = [[[s.action for s in t.steps] for t in read_trajectories(d / "iter_1" / "rollout.jsonl")]
+               for d in (one_dir, own_dir)]
+    assert actions[0] == actions[1]
+    text = "\n".join(lines)
+    for line in ("iter 0 train: loss", "eval BC: success", "iter 1 rollout:", "iter 1 corrections:",
+                 "iter 1 train: loss", "eval LEAP iter 1: success", "done:"):
+        assert line in text, line
+    order = [text.index(what) for what in ("iter 1 rollout:", "iter 1 corrections:", "iter 1 train: loss")]
+    assert order == sorted(order)
+    pids = {}  # leap.log names each line's process: the stages' lines come from others than the run's
+    for line in (own_dir / "leap.log").read_text().splitlines():
+        for what in ("] run ", "] iter 0 train: loss", "] eval BC:", "] iter 1 rollout:",
+                     "] iter 1 corrections:"):
+            if what in line:
+                pids[what] = line.split()[2]
+    assert len(pids) == 5 and len(set(pids.values())) == 4, pids
+    assert pids["] run "] == pids["] iter 1 corrections:"]
+    stages = json.loads((own_dir / "stages.json").read_text())
+    for name in ("iter_0/train", "iter_0/eval", "iter_1/rollout", "iter_1/train", "iter_1/eval"):
+        assert name in stages, name
+        if sys.platform.startswith("linux"):
+            assert stages[name]["peak_rss_mib"] > 100, name
+
+
 def test_cli_train_and_eval(tmp_path):
     import yaml
 
     cfg = toy_config(tmp_path / "cli")
     cfg["iterations"] = 1
+    cfg["student"]["stage_processes"] = "always"  # and the CLI's own processes, as a pretrained student's
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
