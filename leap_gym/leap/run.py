@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -109,9 +110,11 @@ def is_built(cfg: LeapConfig) -> bool:
 
 
 def own_processes(cfg: LeapConfig) -> bool:
-    """Whether the stages that load the student run each in a fresh process (``student.stage_processes``)."""
+    """Whether the stages that load the student run each in a fresh process (``student.stage_processes``).
+    ``auto`` keeps them in this process in a notebook: a child's output reaches the kernel's terminal, not the
+    notebook's cells."""
     mode = cfg.student.stage_processes
-    return mode == "always" or (mode == "auto" and not is_built(cfg))
+    return mode == "always" or (mode == "auto" and not is_built(cfg) and "ipykernel" not in sys.modules)
 
 
 def prompt_format(cfg: LeapConfig) -> str:
