@@ -20,11 +20,9 @@ import argparse
 import copy
 import json
 import logging
-import multiprocessing
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from leap_gym.io import atomic_write_json, atomic_write_text  # noqa: E402
 from leap_gym.leap.layout import UNPRIVILEGED_TEACHER, RunLayout, iteration_key, key_iteration  # noqa: E402
 from leap_gym.leap.presets import DEMO_CONFIG  # noqa: E402
-from leap_gym.process import die_with_parent  # noqa: E402
+from leap_gym.process import in_fresh_process  # noqa: E402
 from leap_gym.specs import spec_for  # noqa: E402
 
 ZERO_SHOT = "leap_gym.leap.baselines:zero_shot_react"
@@ -76,9 +74,7 @@ def run_seed(cfg: Any, verbose: bool) -> list[dict[str, Any]]:
     from leap_gym.leap.run import run
 
     log = None if verbose else logging.getLogger("leap_gym.benchmarks.learn").debug
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=die_with_parent) as pool:
-        return pool.submit(run, cfg, progress=verbose, log=log).result()
+    return in_fresh_process(run, cfg, progress=verbose, log=log)
 
 
 def _mean_sd(xs: list[float]) -> tuple[float, float]:

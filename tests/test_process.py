@@ -59,6 +59,7 @@ def test_in_fresh_process_runs_the_function_elsewhere_and_returns_its_answer_or_
 
     assert in_fresh_process(os.getpid) != os.getpid()
     assert in_fresh_process(divmod, 7, 2) == (3, 1)
+    assert in_fresh_process(int, "ff", base=16) == 255
     with pytest.raises(ValueError, match="invalid literal"):
         in_fresh_process(int, "seven")
 

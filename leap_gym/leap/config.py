@@ -87,9 +87,8 @@ class StudentConfig:
     num_threads: int = 0
     # run the stages that load the student (its training, rollouts and evaluations) each in a fresh process:
     # "auto" (for pretrained students, outside notebooks, where a child's output would not reach the cells;
-    # the tiny built ones' stages take seconds), "always" or "never". Why:
-    # glibc keeps the heap fragments of each stage's activations and KV caches, so in one process the demo's
-    # last evaluation peaked at 7.2 GB where the same evaluation alone peaks at 4.1 GB.
+    # the tiny built ones' stages take seconds), "always" or "never". Why: glibc keeps the heap fragments of
+    # each stage's activations and KV caches, so in one process the demo peaked at 7.2 GB, 5.5 GB with this.
     stage_processes: str = "auto"
 
 
