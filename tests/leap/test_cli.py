@@ -217,12 +217,16 @@ def test_quiet_run_to_a_pipe_stays_small_and_readable(tmp_path):
     assert "\r" not in log
 
 
-def test_ctrl_c_during_training_is_one_line_and_exit_130(tmp_path):
+@pytest.mark.parametrize("stage_processes", ["never", "always"])
+def test_ctrl_c_during_training_is_one_line_and_exit_130(tmp_path, stage_processes):
+    """SIGINT to the run's process alone (``kill -INT``): with the training in a process of its own, that
+    process is ended too, not waited for."""
     import signal
     import time
 
     cfg = toy_config(tmp_path / "run")
     cfg["training"]["bc_max_steps"] = 1000  # long enough to be interrupted mid-stage
+    cfg["student"]["stage_processes"] = stage_processes
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen([sys.executable, "-m", "leap_gym.cli", "train", "--config", str(path)], cwd=REPO,
@@ -244,3 +248,10 @@ def test_ctrl_c_during_training_is_one_line_and_exit_130(tmp_path):
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("interrupted: re-run the same command to resume")
+    log = (tmp_path / "run" / "leap.log").read_text().splitlines()
+    trainer_pid = int(next(line for line in log if "iter 0 train: sft" in line).split()[2])
+    assert (trainer_pid == proc.pid) == (stage_processes == "never")
+    deadline = time.monotonic() + 10  # the trainer's process ends
+    while Path(f"/proc/{trainer_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{trainer_pid}").exists()
