@@ -29,7 +29,8 @@ import common  # noqa: E402
 
 def measure(run_dir: Path, rows: int, steps: int) -> dict:
     from leap_gym.leap.layout import RunLayout, read_rows
-    from leap_gym.leap.train import set_threads, train
+    from leap_gym.leap.run import set_student_threads
+    from leap_gym.leap.train import train
     from leap_gym.memory import PeakRSS
     from leap_gym.models.pretrained import resolve_model
 
@@ -37,7 +38,7 @@ def measure(run_dir: Path, rows: int, steps: int) -> dict:
     config = layout.load_config()
     data = sorted(read_rows(layout.dataset(0)), key=lambda r: -int(r.get("meta", {}).get("tokens", 0)))[:rows]
     cfg = replace(config.training, checkpoint_steps=0)
-    set_threads(config.student.num_threads, tiny=config.student.model == "tiny")
+    set_student_threads(config)
     samples: list[float] = []
     done = threading.Event()
 

@@ -16,6 +16,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from leap_gym.memory import rss_mib  # noqa: E402
 
 
 def _children() -> dict[int, list[int]]:
@@ -31,20 +36,12 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
-def _rss_mib(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
 def tree_rss(root: int) -> list[float]:
     """The resident memory (MiB) of ``root`` and of each of its descendants now."""
     kids, todo, out = _children(), [root], []
     while todo:
         pid = todo.pop()
-        out.append(_rss_mib(pid))
+        out.append(rss_mib(pid) or 0.0)  # 0: ended meanwhile
         todo += kids.get(pid, [])
     return out
 

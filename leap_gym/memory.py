@@ -30,6 +30,16 @@ def release_freed_memory() -> None:
         trim(0)
 
 
+def rss_mib(pid: int | str) -> float | None:
+    """Resident memory (MiB) of process ``pid`` (``"self"``: this one) now; None where ``/proc`` does not say
+    (not Linux, or the process has ended)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class PeakRSS:
     """The process's peak resident memory between marks, sampled by a daemon thread (Linux ``/proc``).
 
@@ -49,11 +59,7 @@ class PeakRSS:
     @staticmethod
     def current_mib() -> float | None:
         """This process's resident memory now (MiB); None where ``/proc`` does not say."""
-        try:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        except (OSError, ValueError, IndexError):
-            return None
+        return rss_mib("self")
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -12,7 +12,6 @@ raise the next one's peak.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
@@ -117,6 +116,12 @@ def own_processes(cfg: LeapConfig) -> bool:
     return mode == "always" or (mode == "auto" and not is_built(cfg) and "ipykernel" not in sys.modules)
 
 
+def set_student_threads(cfg: LeapConfig) -> None:
+    """torch threads for the stages that run the student (``student.num_threads``; the tiny built models'
+    automatic count is 1)."""
+    set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
+
+
 def prompt_format(cfg: LeapConfig) -> str:
     """``student.prompt_format`` with ``auto`` resolved: the step format for the tiny built models (designed
     for it: a candidate list to copy from), the episode format for pretrained chat models."""
@@ -214,7 +219,7 @@ class Run:
         stale = self.layout.resume(self.cfg)  # refuses a changed config before anything is written
         if stale:
             self.log(f"removed {len(stale)} temporary file(s) left by a run killed mid-write")
-        set_threads(self.cfg.student.num_threads, tiny=self.cfg.student.model == "tiny")
+        set_student_threads(self.cfg)
 
     def _rollout(self, agent: Any, tasks: list[int], privileged: bool, desc: str,
                  seed: int) -> list[Trajectory]:
@@ -435,9 +440,8 @@ class Run:
                    "evaluate_student": self.layout.evaluation(i)}
         if own_processes(self.cfg) and not outputs[stage].exists():
             try:
-                lines = in_fresh_process(_run_stage, self.cfg, self.layout.root, stage, i, args,
-                                         time.monotonic() - self.t0, self.progress, self.verbose,
-                                         self._log is not None)
+                lines = in_fresh_process(_run_stage, self.cfg, stage, i, args, time.monotonic() - self.t0,
+                                         self.progress, self.verbose, self._log is not None)
             except ProcessDied as e:
                 raise StageError(f"{self.layout.stage_name(outputs[stage])}: {e}; re-run to resume") from None
             for line in lines:  # the lines of a caller that collects them (``log``), in order
@@ -497,16 +501,15 @@ class Run:
         return rows
 
 
-def _run_stage(cfg: LeapConfig, root: Path, stage: str, i: int, args: tuple[Any, ...], elapsed_s: float,
-               progress: bool, verbose: bool, collect: bool) -> list[str]:
+def _run_stage(cfg: LeapConfig, stage: str, i: int, args: tuple[Any, ...], elapsed_s: float, progress: bool,
+               verbose: bool, collect: bool) -> list[str]:
     """The fresh process's side of ``Run.student_stage``: the stage, its lines in the run's ``leap.log`` and
-    on the console (returned instead when the parent ``collect``s them), its peak memory in ``stages.json``.
-    ``root``: the run directory as the parent opened it."""
+    on the console (returned instead when the parent ``collect``s them), its peak memory in
+    ``stages.json``."""
     lines: list[str] = []
-    run = Run(dataclasses.replace(cfg, run_dir=str(root)), progress=progress,
-              log=lines.append if collect else None, verbose=verbose)
+    run = Run(cfg, progress=progress, log=lines.append if collect else None, verbose=verbose)
     run.t0 -= elapsed_s  # the run's clock, not this process's
-    set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
+    set_student_threads(cfg)
     with run_logging(run.layout.log, verbose=verbose, console=not collect), PeakRSS() as run._rss:
         getattr(run, stage)(i, *args)
     return lines
@@ -580,7 +583,7 @@ def _evaluate_students(layout: RunLayout, cfg: LeapConfig, name: str, tasks: lis
     if notice:
         logging.getLogger(__name__).warning(notice)
     if not own_processes(cfg):
-        set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
+        set_student_threads(cfg)
         return [_evaluate_named(cfg, layout, name, i, tasks, quiet) for i in iters]
     return [in_fresh_process(_evaluate_named_alone, cfg, layout.root, name, i, tasks, quiet, verbose)
             for i in iters]
@@ -590,7 +593,7 @@ def _evaluate_named_alone(cfg: LeapConfig, root: Path, name: str, i: int, tasks:
                           verbose: bool) -> dict[str, Any]:
     """``_evaluate_named`` in a fresh process: the run's logging and threads set up first."""
     layout = RunLayout(root)
-    set_threads(cfg.student.num_threads, tiny=cfg.student.model == "tiny")
+    set_student_threads(cfg)
     with run_logging(layout.log, verbose=verbose):
         return _evaluate_named(cfg, layout, name, i, tasks, quiet)
 
