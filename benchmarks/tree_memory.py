@@ -56,7 +56,10 @@ def main() -> int:
     if not command:
         ap.error("no command given (put it after --)")
     t0 = time.monotonic()
-    proc = subprocess.Popen(command)
+    try:
+        proc = subprocess.Popen(command)
+    except OSError as e:
+        ap.error(f"cannot run {command[0]}: {e.strerror}")
     peak_sum = peak_one = 0.0
     while proc.poll() is None:
         sizes = tree_rss(proc.pid)

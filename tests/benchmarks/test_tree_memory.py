@@ -30,3 +30,11 @@ def test_the_peak_is_the_sum_of_the_processes_alive_together(tmp_path):
     assert result["peak_single_process_mib"] >= 300
     assert result["peak_sum_mib"] >= 500 + 5  # both, and the interpreters around them
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == result
+
+
+def test_a_command_that_cannot_run_is_one_line():
+    proc = subprocess.run([sys.executable, str(TREE_MEMORY), "--", "/nonexistent/command"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == "tree_memory.py: error: cannot run /nonexistent/command: No such file or directory"
